@@ -1,0 +1,1 @@
+"""Shared plumbing for the Kaseum services (one copy, used by all)."""

@@ -1,0 +1,178 @@
+"""Caller identity: who is calling, carried in gRPC metadata and checked by the callee.
+
+People carry the session token identity issued (`authorization: Bearer …`,
+EdDSA, verified against identity's JWKS). Services and the operator CLI carry a
+short-lived HS256 token signed with KASEUM_SERVICE_SECRET (`x-kaseum-service`).
+No service trusts that the gateway already checked.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from .errors import PermissionDenied, Unauthenticated
+
+USER_AUDIENCE = "kaseum"
+SERVICE_AUDIENCE = "kaseum-internal"
+ISSUER = "kaseum-identity"
+SERVICE_HEADER = "x-kaseum-service"
+
+STAFF_ROLES = frozenset({"agent", "reseller", "dpo", "analyst", "admin"})
+ROLES = STAFF_ROLES | {"customer"}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request speaks for. `kind` is "person" or "service"."""
+
+    kind: str
+    subject_id: str
+    role: str
+    region: str = ""
+    session_id: str = ""
+
+    @property
+    def is_service(self) -> bool:
+        return self.kind == "service"
+
+
+_current: ContextVar[Principal | None] = ContextVar("kaseum_principal", default=None)
+
+
+def current() -> Principal | None:
+    return _current.get()
+
+
+def set_current(principal: Principal | None) -> object:
+    return _current.set(principal)
+
+
+def reset_current(token: object) -> None:
+    _current.reset(token)  # type: ignore[arg-type]
+
+
+def require_person(*roles: str) -> Principal:
+    """The calling person, who must hold one of `roles` (any role if none given)."""
+    principal = _current.get()
+    if principal is None:
+        raise Unauthenticated("sign-in required")
+    if principal.is_service or (roles and principal.role not in roles):
+        raise PermissionDenied("not allowed for this role")
+    return principal
+
+
+def require_service(*names: str) -> Principal:
+    """A calling service (or the operator CLI), optionally one of `names`."""
+    principal = _current.get()
+    if principal is None:
+        raise Unauthenticated("service credentials required")
+    if not principal.is_service or (names and principal.subject_id not in names):
+        raise PermissionDenied("not allowed for this caller")
+    return principal
+
+
+def require_any() -> Principal:
+    principal = _current.get()
+    if principal is None:
+        raise Unauthenticated("sign-in required")
+    return principal
+
+
+def mint_service_token(secret: bytes, service: str, ttl: int = 120) -> str:
+    now = int(time.time())
+    claims = {"sub": service, "aud": SERVICE_AUDIENCE, "iat": now, "exp": now + ttl}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+class ServiceCredentials:
+    """Mints and caches this process's service token (re-minted before it expires)."""
+
+    def __init__(self, secret: bytes, service: str) -> None:
+        self._secret = secret
+        self._service = service
+        self._token = ""
+        self._expires = 0.0
+        self._lock = threading.Lock()
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        with self._lock:
+            if time.time() > self._expires - 30:
+                self._token = mint_service_token(self._secret, self._service)
+                self._expires = time.time() + 120
+            return ((SERVICE_HEADER, self._token),)
+
+
+JwksSource = Callable[[], dict[str, Any]]
+
+
+class TokenVerifier:
+    """Verifies person and service tokens; person keys come from identity's JWKS."""
+
+    def __init__(self, jwks_source: JwksSource, service_secret: bytes) -> None:
+        self._jwks_source = jwks_source
+        self._service_secret = service_secret
+        self._keys: dict[str, Any] = {}
+        self._last_fetch = 0.0
+        self._lock = threading.Lock()
+
+    def _key(self, kid: str) -> Any:
+        with self._lock:
+            # Refetch on an unknown kid (key rotation), at most every 5 s.
+            if kid not in self._keys and time.monotonic() - self._last_fetch > 5:
+                self._last_fetch = time.monotonic()
+                jwks = self._jwks_source()
+                self._keys = {
+                    k["kid"]: jwt.PyJWK.from_dict(k).key for k in jwks.get("keys", []) if "kid" in k
+                }
+            return self._keys.get(kid)
+
+    def verify_person(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+            key = self._key(str(header.get("kid", "")))
+            if key is None:
+                raise Unauthenticated("invalid token")
+            claims = jwt.decode(
+                token, key, algorithms=["EdDSA"], audience=USER_AUDIENCE, issuer=ISSUER,
+                options={"require": ["exp", "sub", "sid", "role", "region"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("invalid or expired token") from exc
+        return Principal("person", str(claims["sub"]), str(claims["role"]), str(claims["region"]),
+                         str(claims["sid"]))
+
+    def verify_service(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(token, self._service_secret, algorithms=["HS256"],
+                                audience=SERVICE_AUDIENCE, options={"require": ["exp", "sub"]})
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("invalid service credentials") from exc
+        return Principal("service", str(claims["sub"]), "service")
+
+    def from_metadata(self, metadata: dict[str, str]) -> Principal | None:
+        if SERVICE_HEADER in metadata:
+            return self.verify_service(metadata[SERVICE_HEADER])
+        auth = metadata.get("authorization", "")
+        if auth:
+            scheme, _, token = auth.partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                raise Unauthenticated("malformed authorization")
+            return self.verify_person(token)
+        return None
+
+
+def person_metadata(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+def jwks_from_json(text: str) -> dict[str, Any]:
+    data = json.loads(text)
+    return data if isinstance(data, dict) else {}

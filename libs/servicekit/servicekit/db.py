@@ -1,0 +1,105 @@
+"""SQLAlchemy 2 engine, sessions and the unit of work (SQLite by default, PostgreSQL in production)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from .outbox import OutboxWriter
+
+
+def new_id() -> str:
+    """Opaque, unguessable id (no sequence that leaks counts)."""
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            # WAL lets replicas read while one writes; secure_delete overwrites
+            # freed pages so erased rows do not linger in the file.
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA secure_delete=ON")
+            cur.close()
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+R = TypeVar("R")
+
+
+class UnitOfWork(Generic[R]):
+    """One transaction: rolls back unless `commit()` is called.
+
+    `repo` is the service's repository (its models.py) bound to the session;
+    `events` writes outbox rows into the same transaction.
+    """
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        repo_factory: Callable[[Session], R],
+        outbox: OutboxWriter,
+    ) -> None:
+        self._session_factory = session_factory
+        self._repo_factory = repo_factory
+        self._outbox = outbox
+        self.committed = False
+
+    def __enter__(self) -> "UnitOfWork[R]":
+        self.session = self._session_factory()
+        self.repo = self._repo_factory(self.session)
+        self.events = self._outbox.bind(self.session)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        # close() rolls back an uncommitted transaction and detaches the objects
+        # without expiring them, so results stay readable after the block.
+        self.session.close()
+
+    def commit(self) -> None:
+        self.session.commit()
+        self.committed = True
+        self._outbox.notify()
+
+
+class UnitOfWorkFactory(Generic[R]):
+    """Makes a fresh UnitOfWork per use; passed into the service's rules."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        repo_factory: Callable[[Session], R],
+        outbox: OutboxWriter,
+    ) -> None:
+        self.session_factory = session_factory
+        self.repo_factory = repo_factory
+        self.outbox = outbox
+
+    def __call__(self) -> UnitOfWork[R]:
+        return UnitOfWork(self.session_factory, self.repo_factory, self.outbox)

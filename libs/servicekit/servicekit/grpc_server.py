@@ -1,0 +1,179 @@
+"""gRPC server bootstrap: caller identity, error translation, tracing, health, reflection, graceful stop."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterable
+from concurrent import futures
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import server_interceptor
+
+from . import caller
+from .errors import (
+    Conflict,
+    DomainError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Throttled,
+    Unauthenticated,
+    WrongRegion,
+)
+from .logs import get_logger
+
+log = get_logger(__name__)
+
+ERROR_CODE_KEY = "kaseum-error-code"
+
+_STATUS: list[tuple[type[DomainError], grpc.StatusCode]] = [
+    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (Conflict, grpc.StatusCode.ALREADY_EXISTS),
+    (WrongRegion, grpc.StatusCode.FAILED_PRECONDITION),
+    (Throttled, grpc.StatusCode.RESOURCE_EXHAUSTED),
+]
+
+
+def status_of(error: DomainError) -> grpc.StatusCode:
+    for cls, code in _STATUS:
+        if isinstance(error, cls):
+            return code
+    return grpc.StatusCode.FAILED_PRECONDITION
+
+
+class CallerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Authenticates every call (deny by default) and turns domain errors into statuses."""
+
+    def __init__(self, verifier: caller.TokenVerifier, public_methods: Iterable[str]) -> None:
+        self._verifier = verifier
+        self._public = frozenset(public_methods)
+
+    def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
+        handler = continuation(details)
+        method: str = details.method
+        if handler is None or handler.unary_unary is None or method.startswith("/grpc."):
+            return handler
+        behaviour = handler.unary_unary
+        public = method in self._public
+
+        def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
+            failure: tuple[grpc.StatusCode, str, str] | None = None
+            token = None
+            try:
+                metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+                principal = self._verifier.from_metadata(metadata)
+                if principal is None and not public:
+                    raise Unauthenticated("credentials required")
+                token = caller.set_current(principal)
+                return behaviour(request, context)
+            except DomainError as exc:
+                failure = (status_of(exc), exc.code, exc.message)
+            except Exception:  # noqa: BLE001 - never a traceback to the caller
+                log.exception("unhandled error", method=method)
+                failure = (grpc.StatusCode.INTERNAL, "internal", "internal error")
+            finally:
+                if token is not None:
+                    caller.reset_current(token)
+            code, machine, message = failure
+            context.set_trailing_metadata(((ERROR_CODE_KEY, machine),))
+            context.abort(code, message)
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class HealthReporter:
+    """Reports SERVING only while every dependency answers (checked every `interval` s)."""
+
+    def __init__(self, servicer: health.HealthServicer, names: list[str],
+                 checks: dict[str, Callable[[], bool]], interval: float = 1.0) -> None:
+        self._servicer = servicer
+        self._names = names
+        self._checks = checks
+        self._interval = interval
+        self._stop = threading.Event()
+
+    def check_once(self) -> bool:
+        ok = True
+        for name, check in self._checks.items():
+            try:
+                healthy = check()
+            except Exception:  # noqa: BLE001 - a failing check means NOT_SERVING
+                healthy = False
+            if not healthy:
+                log.warning("dependency unhealthy", dependency=name)
+                ok = False
+        status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ["", *self._names]:
+            self._servicer.set(name, status)
+        return ok
+
+    def run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.check_once()
+
+    def start(self) -> None:
+        self.check_once()
+        threading.Thread(target=self.run, name="health", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._servicer.enter_graceful_shutdown()
+
+
+class GrpcServer:
+    """A gRPC server with our interceptors, health and reflection."""
+
+    def __init__(self, bind: str, verifier: caller.TokenVerifier, public_methods: Iterable[str],
+                 workers: int = 16) -> None:
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+            interceptors=[server_interceptor(), CallerInterceptor(verifier, public_methods)],
+            options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+        )
+        self.health = health.HealthServicer(experimental_non_blocking=True)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self._service_names: list[str] = []
+        self.port = self.server.add_insecure_port(bind)
+        if self.port == 0:
+            raise RuntimeError(f"cannot bind gRPC server to {bind}")
+        self.reporter: HealthReporter | None = None
+
+    def add(self, register: Callable[[Any, grpc.Server], None], servicer: Any, full_name: str) -> None:
+        register(servicer, self.server)
+        self._service_names.append(full_name)
+
+    def start(self, checks: dict[str, Callable[[], bool]]) -> None:
+        names = [*self._service_names, reflection.SERVICE_NAME, health.SERVICE_NAME]
+        reflection.enable_server_reflection(names, self.server)
+        self.reporter = HealthReporter(self.health, self._service_names, checks)
+        self.reporter.start()
+        self.server.start()
+
+    def stop(self, grace: float = 5.0) -> None:
+        if self.reporter:
+            self.reporter.stop()
+        self.server.stop(grace).wait()
+
+
+def wait_for_termination(stop: Callable[[], None]) -> None:
+    """Block until SIGTERM or SIGINT, then run `stop` once (graceful shutdown)."""
+    done = threading.Event()
+
+    def _handler(_signum: int, _frame: Any) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, _handler)
+    signal.signal(signal.SIGINT, _handler)
+    done.wait()
+    stop()

@@ -1,0 +1,114 @@
+"""One bootstrap per service process: settings → database, outbox, bus, verifier, gRPC server."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from kaseum.identity.v1 import identity_pb2, identity_pb2_grpc
+
+from . import caller, clients, migrations, telemetry
+from .bus import Bus, Subscription
+from .db import UnitOfWorkFactory, make_engine
+from .grpc_server import GrpcServer, wait_for_termination
+from .logs import get_logger, setup_logging
+from .outbox import InboxMixin, OutboxMixin, OutboxWriter
+from .settings import ServiceSettings
+
+log = get_logger(__name__)
+R = TypeVar("R")
+
+
+def identity_jwks_source(settings: ServiceSettings, credentials: caller.ServiceCredentials
+                         ) -> caller.JwksSource:
+    """Fetches identity's public keys over gRPC (used by every service but identity)."""
+    stub = identity_pb2_grpc.IdentityStub(
+        clients.channel(settings.identity_addr, "kaseum.identity.v1.Identity", ["GetJwks"], deadline=3)
+    )
+
+    def fetch() -> dict[str, Any]:
+        response = stub.GetJwks(identity_pb2.GetJwksRequest(), metadata=credentials.metadata())
+        return caller.jwks_from_json(response.jwks_json)
+
+    return fetch
+
+
+@dataclass
+class ServiceRuntime(Generic[R]):
+    """Everything one service process wires together; built once in bootstrap()."""
+
+    settings: ServiceSettings
+    outbox_model: type[OutboxMixin]
+    inbox_model: type[InboxMixin]
+    repo_factory: Callable[[Session], R]
+    jwks_source: caller.JwksSource | None = None
+    subscriptions: list[Subscription] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.engine = make_engine(s.database_url)
+        SQLAlchemyInstrumentor().instrument(engine=self.engine, enable_commenter=False)
+        self.session_factory: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+        self.outbox = OutboxWriter(self.outbox_model, s.region)
+        self.uow: UnitOfWorkFactory[R] = UnitOfWorkFactory(self.session_factory, self.repo_factory, self.outbox)
+        self.credentials = caller.ServiceCredentials(s.service_secret(), s.service_name)
+        source = self.jwks_source or identity_jwks_source(s, self.credentials)
+        self.verifier = caller.TokenVerifier(source, s.service_secret())
+        self.bus = Bus(s.nats_url, s.region, s.service_name)
+        self.outbox.on_commit(self.bus.wake)
+        self.bus.relay(self.session_factory, self.outbox_model)
+
+    def subscribe(self, durable: str, subjects: list[str], handlers: dict[str, Any]) -> Subscription:
+        sub = Subscription(durable=durable, subjects=subjects, handlers=handlers,
+                           uow_factory=self.uow, inbox_model=self.inbox_model,
+                           max_deliver=self.settings.max_deliver)
+        self.subscriptions.append(sub)
+        self.bus.consume(sub)
+        return sub
+
+    def database_ok(self) -> bool:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+
+    def serve(self, servicers: Iterable[tuple[Callable[[Any, Any], None], Any, str]],
+              public_methods: Iterable[str] = ()) -> None:
+        server = GrpcServer(self.settings.grpc_bind, self.verifier, public_methods,
+                            self.settings.grpc_workers)
+        for register, servicer, name in servicers:
+            server.add(register, servicer, name)
+        self.bus.start()
+        server.start({"database": self.database_ok, "nats": lambda: self.bus.connected})
+        log.info("serving", bind=self.settings.grpc_bind, region=self.settings.region)
+
+        def stop() -> None:
+            log.info("stopping")
+            server.stop(5)
+            self.bus.stop()
+            telemetry.shutdown_tracing()
+            self.engine.dispose()
+
+        wait_for_termination(stop)
+
+
+def main_entry(name: str, migrations_dir: Path, serve: Callable[[ServiceSettings], None]) -> None:
+    """`python -m <service> [serve|migrate]`."""
+    settings = ServiceSettings.for_service(name)
+    setup_logging(name, settings.log_level)
+    command = sys.argv[1] if len(sys.argv) > 1 else "serve"
+    if command == "migrate":
+        migrations.upgrade(migrations_dir, settings.database_url)
+        print(json.dumps({"service": name, "migrated": True}))
+        return
+    if command != "serve":
+        raise SystemExit(f"usage: python -m {name} [serve|migrate]")
+    telemetry.setup_tracing(name, settings.otel_exporter_otlp_endpoint)
+    serve(settings)

@@ -1,0 +1,63 @@
+"""Typed settings read once from the environment and passed into bootstrap()."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES = ("identity", "tickets", "consent", "rights", "analytics")
+DEFAULT_PORTS = {name: 50051 + i for i, name in enumerate(SERVICES)}
+
+
+class CommonSettings(BaseSettings):
+    """What every process needs. Service-specific settings subclass this."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    region: str = Field(default="uk", pattern=r"^[a-z]{2,8}$")
+    nats_url: str = "nats://127.0.0.1:4222"
+    # Signs short-lived service-to-service tokens (HS256). From the environment only.
+    kaseum_service_secret: SecretStr = SecretStr("")
+    identity_addr: str = f"127.0.0.1:{DEFAULT_PORTS['identity']}"
+    tickets_addr: str = f"127.0.0.1:{DEFAULT_PORTS['tickets']}"
+    consent_addr: str = f"127.0.0.1:{DEFAULT_PORTS['consent']}"
+    rights_addr: str = f"127.0.0.1:{DEFAULT_PORTS['rights']}"
+    analytics_addr: str = f"127.0.0.1:{DEFAULT_PORTS['analytics']}"
+    otel_exporter_otlp_endpoint: str = ""
+    log_level: str = "INFO"
+
+    def addr_of(self, service: str) -> str:
+        return str(getattr(self, f"{service}_addr"))
+
+    def service_secret(self) -> bytes:
+        secret = self.kaseum_service_secret.get_secret_value()
+        if len(secret) < 32:
+            raise RuntimeError(
+                "KASEUM_SERVICE_SECRET must be set to at least 32 characters "
+                "(`make run` generates one into var/kaseum.env)"
+            )
+        return secret.encode()
+
+
+class ServiceSettings(CommonSettings):
+    """Settings of one gRPC service; `database_url` comes from DATABASE_URL_<SERVICE>."""
+
+    service_name: str = ""
+    database_url: str = ""
+    grpc_bind: str = ""
+    grpc_workers: int = 16
+    # Bounded redelivery before a message goes to the dead-letter stream.
+    max_deliver: int = 5
+
+    @classmethod
+    def for_service(cls, name: str, **overrides: object) -> "ServiceSettings":
+        import os
+
+        url = os.environ.get(f"DATABASE_URL_{name.upper()}", f"sqlite:///var/{name}.db")
+        values: dict[str, object] = {"service_name": name, "database_url": url}
+        values.update(overrides)
+        settings = cls(**values)  # type: ignore[arg-type]
+        if not settings.grpc_bind:
+            port = settings.addr_of(name).rsplit(":", 1)[1]
+            settings.grpc_bind = f"127.0.0.1:{port}" if "127.0.0.1" in settings.addr_of(name) else f"0.0.0.0:{port}"
+        return settings

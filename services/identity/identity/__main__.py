@@ -1,0 +1,45 @@
+"""`python -m identity [serve|migrate]`: bootstrap wires settings, database, bus and gRPC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kaseum.identity.v1 import identity_pb2_grpc
+from kaseum.privacy.v1 import personal_data_pb2_grpc
+from servicekit.runtime import ServiceRuntime, main_entry
+from servicekit.settings import ServiceSettings
+
+from .config import IdentitySettings
+from .grpc_api import PUBLIC_METHODS, SERVICE, IdentityApi, IdentityPersonalData
+from .models import Inbox, Outbox, Repository
+from .passwords import Passwords
+from .service import IdentityService
+from .tokens import TokenSigner
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], IdentityService]:
+    settings = IdentitySettings(**base.model_dump())
+    signer = TokenSigner(settings.identity_signing_key.get_secret_value(), settings.token_ttl_seconds)
+    runtime = ServiceRuntime(settings, Outbox, Inbox, Repository, jwks_source=signer.jwks)
+    passwords = Passwords(settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism)
+    service = IdentityService(runtime.uow, passwords, signer, runtime.verifier, settings.region,
+                              settings.notice_version)
+    return runtime, service
+
+
+def serve(base: ServiceSettings) -> None:
+    runtime, service = bootstrap(base)
+    runtime.serve(
+        [
+            (identity_pb2_grpc.add_IdentityServicer_to_server, IdentityApi(service), SERVICE),
+            (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, IdentityPersonalData(service),
+             "kaseum.privacy.v1.PersonalData"),
+        ],
+        PUBLIC_METHODS,
+    )
+
+
+if __name__ == "__main__":
+    main_entry("identity", MIGRATIONS, serve)

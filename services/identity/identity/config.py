@@ -1,0 +1,18 @@
+"""Identity's settings: the common ones plus the token signing key and hashing cost."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from servicekit.settings import ServiceSettings
+
+
+class IdentitySettings(ServiceSettings):
+    # Ed25519 private key (PEM) that signs session tokens; from the environment only.
+    identity_signing_key: SecretStr = SecretStr("")
+    token_ttl_seconds: int = 3600
+    notice_version: str = "2024-01"
+    # argon2id cost; at or above OWASP's recommendation (m=19 MiB, t=2, p=1).
+    argon2_memory_kib: int = 19456
+    argon2_time_cost: int = 2
+    argon2_parallelism: int = 1

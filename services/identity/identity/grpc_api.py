@@ -1,0 +1,124 @@
+"""gRPC translation for identity: requests in, rules called, messages out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from kaseum.identity.v1 import identity_pb2 as pb
+from kaseum.identity.v1 import identity_pb2_grpc
+from kaseum.privacy.v1 import personal_data_pb2 as pd
+from kaseum.privacy.v1 import personal_data_pb2_grpc
+from servicekit import caller
+from servicekit.errors import PermissionDenied
+from servicekit.personal_data import erase_response, export_response, require_rights_caller
+
+from .models import Account
+from .service import IdentityService, NewStaff, SignUp
+
+SERVICE = "kaseum.identity.v1.Identity"
+PUBLIC_METHODS = {f"/{SERVICE}/{m}" for m in ("SignUp", "Login", "Authenticate", "GetJwks")}
+
+
+def _ts(value: Any) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def account_message(a: Account) -> pb.Account:
+    return pb.Account(
+        id=a.id, username=a.username, email=a.email, first_name=a.first_name, last_name=a.last_name,
+        company=a.company, job_title=a.job_title, phone=a.phone, country=a.country, region=a.region,
+        role=a.role, created_at=_ts(a.created_at),
+    )
+
+
+class IdentityApi(identity_pb2_grpc.IdentityServicer):
+    def __init__(self, service: IdentityService) -> None:
+        self.service = service
+
+    def SignUp(self, request: pb.SignUpRequest, context: Any) -> pb.SignUpResponse:
+        account = self.service.sign_up(SignUp(
+            username=request.username, email=request.email, password=request.password,
+            first_name=request.first_name, last_name=request.last_name, company=request.company,
+            job_title=request.job_title, phone=request.phone, country=request.country,
+            marketing_email=request.marketing_email, marketing_telephone=request.marketing_telephone,
+            third_party_marketing=request.third_party_marketing,
+        ))
+        return pb.SignUpResponse(id=account.id, username=account.username, region=account.region)
+
+    def Login(self, request: pb.LoginRequest, context: Any) -> pb.LoginResponse:
+        token, expires_at = self.service.login(request.login, request.password, request.ip_address,
+                                               request.user_agent)
+        return pb.LoginResponse(token=token, expires_at=_ts(expires_at))
+
+    def Authenticate(self, request: pb.AuthenticateRequest, context: Any) -> pb.AuthenticateResponse:
+        p = self.service.authenticate(request.token)
+        return pb.AuthenticateResponse(principal=pb.Principal(
+            subject_id=p.subject_id, role=p.role, region=p.region, session_id=p.session_id))
+
+    def Logout(self, request: pb.LogoutRequest, context: Any) -> pb.LogoutResponse:
+        self.service.logout(caller.require_person())
+        return pb.LogoutResponse()
+
+    def GetMe(self, request: pb.GetMeRequest, context: Any) -> pb.Account:
+        return account_message(self.service.get_me(caller.require_person()))
+
+    def UpdateMe(self, request: pb.UpdateMeRequest, context: Any) -> pb.Account:
+        principal = caller.require_person()
+        changes = {f: getattr(request, f) for f in
+                   ("email", "first_name", "last_name", "company", "job_title", "phone")
+                   if request.HasField(f)}
+        return account_message(self.service.update_me(principal, changes))
+
+    def GetJwks(self, request: pb.GetJwksRequest, context: Any) -> pb.GetJwksResponse:
+        return pb.GetJwksResponse(jwks_json=json.dumps(self.service.signer.jwks()))
+
+    def CreateUser(self, request: pb.CreateUserRequest, context: Any) -> pb.CreateUserResponse:
+        principal = caller.require_any()
+        allowed = (principal.is_service and principal.subject_id == "cli") or (
+            not principal.is_service and principal.role == "admin")
+        if not allowed:
+            raise PermissionDenied("only an administrator may create users")
+        account = self.service.create_user(NewStaff(
+            role=request.role, username=request.username, email=request.email,
+            password=request.password, organisation=request.organisation, country=request.country))
+        return pb.CreateUserResponse(id=account.id, username=account.username, role=account.role)
+
+    def GetContact(self, request: pb.GetContactRequest, context: Any) -> pb.GetContactResponse:
+        caller.require_service("consent", "rights")
+        account = self.service.get_contact(request.subject_id)
+        return pb.GetContactResponse(email=account.email, phone=account.phone,
+                                     restricted=account.restricted)
+
+
+class IdentityPersonalData(personal_data_pb2_grpc.PersonalDataServicer):
+    def __init__(self, service: IdentityService) -> None:
+        self.service = service
+
+    def Export(self, request: pd.ExportRequest, context: Any) -> pd.ExportResponse:
+        require_rights_caller()
+        return export_response("identity", self.service.export(request.subject_id))
+
+    def Erase(self, request: pd.EraseRequest, context: Any) -> pd.EraseResponse:
+        require_rights_caller()
+        return erase_response("identity", self.service.erase(request.subject_id))
+
+    def Rectify(self, request: pd.RectifyRequest, context: Any) -> pd.RectifyResponse:
+        require_rights_caller()
+        applied, rejected = self.service.rectify(request.subject_id, dict(request.corrections))
+        return pd.RectifyResponse(service="identity", applied=applied,
+                                  rejected=[pd.Rejected(field=f, reason=r) for f, r in rejected])
+
+    def Restrict(self, request: pd.RestrictRequest, context: Any) -> pd.RestrictResponse:
+        require_rights_caller()
+        return pd.RestrictResponse(service="identity",
+                                   restricted=self.service.set_restricted(request.subject_id, True))
+
+    def LiftRestriction(self, request: pd.LiftRestrictionRequest, context: Any) -> pd.LiftRestrictionResponse:
+        require_rights_caller()
+        return pd.LiftRestrictionResponse(
+            service="identity", restricted=self.service.set_restricted(request.subject_id, False))

@@ -1,0 +1,154 @@
+"""Identity's tables and the repository: the only module that knows them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, delete, or_, select, update
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from servicekit.outbox import InboxMixin, OutboxMixin
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Outbox(OutboxMixin, Base):
+    pass
+
+
+class Inbox(InboxMixin, Base):
+    pass
+
+
+class Organisation(Base):
+    """A customer company or a reseller (section 5.1.1)."""
+
+    __tablename__ = "organisations"
+    __table_args__ = {"info": {"category": "identity"}}
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))  # customer | reseller
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Account(Base):
+    """Identity, Contact and Profile data of one person (sections 3.2.1, 3.2.2, 3.2.4)."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), info={"category": "identity"})
+    username_key: Mapped[str] = mapped_column(String(64), unique=True, info={"category": "identity"})
+    email: Mapped[str] = mapped_column(String(320), info={"category": "contact"})
+    email_key: Mapped[str] = mapped_column(String(320), unique=True, info={"category": "contact"})
+    password_hash: Mapped[str] = mapped_column(String(200), info={"category": "profile"})
+    first_name: Mapped[str] = mapped_column(String(100), info={"category": "identity"})
+    last_name: Mapped[str] = mapped_column(String(100), info={"category": "identity"})
+    company: Mapped[str] = mapped_column(String(100), info={"category": "identity"})
+    job_title: Mapped[str] = mapped_column(String(100), info={"category": "identity"})
+    phone: Mapped[str] = mapped_column(String(20), default="", info={"category": "contact"})
+    country: Mapped[str] = mapped_column(String(2), info={"category": "identity"})
+    region: Mapped[str] = mapped_column(String(8))
+    role: Mapped[str] = mapped_column(String(20))
+    organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"), nullable=True)
+    restricted: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SessionRecord(Base):
+    """A server-side session, so that logout and revocation take effect at once."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    browser: Mapped[str] = mapped_column(String(100), default="", info={"category": "technical"})
+    os: Mapped[str] = mapped_column(String(100), default="", info={"category": "technical"})
+
+
+class SignIn(Base):
+    """Technical data captured at each sign-in (section 3.2.3)."""
+
+    __tablename__ = "sign_ins"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[str] = mapped_column(String(32))
+    ip_address: Mapped[str] = mapped_column(String(45), info={"category": "technical"})
+    user_agent: Mapped[str] = mapped_column(Text, info={"category": "technical"})
+    browser: Mapped[str] = mapped_column(String(100), info={"category": "technical"})
+    os: Mapped[str] = mapped_column(String(100), info={"category": "technical"})
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+EXPORTED = (Account, SessionRecord, SignIn)
+
+
+class Repository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, row: Base) -> None:
+        self.session.add(row)
+
+    def flush(self) -> None:
+        self.session.flush()
+
+    def account(self, account_id: str) -> Account | None:
+        return self.session.get(Account, account_id)
+
+    def account_by_login(self, login_key: str) -> Account | None:
+        return self.session.scalars(
+            select(Account).where(or_(Account.username_key == login_key, Account.email_key == login_key))
+        ).first()
+
+    def username_taken(self, key: str) -> bool:
+        return self.session.scalar(select(Account.id).where(Account.username_key == key)) is not None
+
+    def email_taken(self, key: str, except_id: str = "") -> bool:
+        found = self.session.scalar(select(Account.id).where(Account.email_key == key))
+        return found is not None and found != except_id
+
+    def organisation_named(self, name_key: str, kind: str) -> Organisation | None:
+        return self.session.scalars(
+            select(Organisation).where(Organisation.name_key == name_key, Organisation.kind == kind)
+        ).first()
+
+    def session_record(self, session_id: str) -> SessionRecord | None:
+        return self.session.get(SessionRecord, session_id)
+
+    def revoke_sessions(self, account_id: str, when: datetime) -> None:
+        self.session.execute(
+            update(SessionRecord)
+            .where(SessionRecord.account_id == account_id, SessionRecord.revoked_at.is_(None))
+            .values(revoked_at=when)
+        )
+
+    def rows_of(self, account_id: str) -> list[tuple[str, str, list[str], list[list[str]]]]:
+        """(table, category, columns, rows) for an export; the hash is never exported."""
+        out: list[tuple[str, str, list[str], list[list[str]]]] = []
+        for model in EXPORTED:
+            columns = [c.name for c in model.__table__.columns if c.name != "password_hash"]
+            key = model.id if model is Account else model.account_id  # type: ignore[attr-defined]
+            rows = self.session.scalars(select(model).where(key == account_id)).all()
+            values = [["" if getattr(r, c) is None else str(getattr(r, c)) for c in columns] for r in rows]
+            category = "identity" if model is Account else "technical"
+            out.append((str(model.__tablename__), category, columns, values))
+        return out
+
+    def erase(self, account_id: str) -> int:
+        count = 0
+        for model in (SignIn, SessionRecord):
+            result = self.session.execute(delete(model).where(model.account_id == account_id))
+            count += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        result = self.session.execute(delete(Account).where(Account.id == account_id))
+        return count + int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,282 @@
+"""Identity's rules. Knows nothing of gRPC, NATS or SQL: it works through a unit of work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ua_parser import parse as parse_user_agent
+
+from kaseum.events.v1 import identity_events_pb2 as ev
+from servicekit.caller import ROLES, Principal, TokenVerifier
+from servicekit.db import UnitOfWorkFactory, new_id, utcnow
+from servicekit.errors import Conflict, InvalidArgument, NotFound, Unauthenticated
+from servicekit.region import RegionGuard, home_region
+
+from . import validation as v
+from .models import Account, Organisation, Repository, SessionRecord, SignIn
+from .passwords import Passwords
+from .tokens import TokenSigner
+
+BAD_LOGIN = "login or password is incorrect"
+EDITABLE = ("email", "first_name", "last_name", "company", "job_title", "phone")
+
+
+@dataclass(frozen=True)
+class SignUp:
+    username: str
+    email: str
+    password: str
+    first_name: str
+    last_name: str
+    company: str
+    job_title: str
+    phone: str
+    country: str
+    marketing_email: bool = False
+    marketing_telephone: bool = False
+    third_party_marketing: bool = False
+
+
+@dataclass(frozen=True)
+class NewStaff:
+    role: str
+    username: str
+    email: str
+    password: str
+    organisation: str = ""
+    country: str = ""
+
+
+class IdentityService:
+    def __init__(self, uow: UnitOfWorkFactory[Repository], passwords: Passwords, signer: TokenSigner,
+                 verifier: TokenVerifier, region: str, notice_version: str) -> None:
+        self.uow = uow
+        self.passwords = passwords
+        self.signer = signer
+        self.verifier = verifier
+        self.guard = RegionGuard(region)
+        self.region = region
+        self.notice_version = notice_version
+
+    # --- accounts ------------------------------------------------------------
+    def sign_up(self, cmd: SignUp) -> Account:
+        country = v.country(cmd.country)
+        region = home_region(country)
+        self.guard.check(region)
+        account = self._new_account(
+            role="customer", username=cmd.username, email=cmd.email, password=cmd.password,
+            first_name=cmd.first_name, last_name=cmd.last_name, company=cmd.company,
+            job_title=cmd.job_title, phone=cmd.phone, country=country, region=region,
+        )
+        event = ev.AccountCreated(
+            account_id=account.id, role="customer", home_region=region,
+            marketing_email=cmd.marketing_email, marketing_telephone=cmd.marketing_telephone,
+            third_party_marketing=cmd.third_party_marketing, notice_version=self.notice_version,
+        )
+        return self._store(account, cmd.company, "customer", event)
+
+    def create_user(self, cmd: NewStaff) -> Account:
+        if cmd.role not in ROLES:
+            raise InvalidArgument(f"role must be one of {', '.join(sorted(ROLES))}", "invalid_role")
+        if cmd.role == "reseller" and not cmd.organisation.strip():
+            raise InvalidArgument("a reseller needs an organisation", "missing_field")
+        country = v.country(cmd.country) if cmd.country else ""
+        region = home_region(country) if country else self.region
+        self.guard.check(region)
+        account = self._new_account(
+            role=cmd.role, username=cmd.username, email=cmd.email, password=cmd.password,
+            first_name="", last_name="", company=cmd.organisation, job_title="", phone="",
+            country=country, region=region, names_required=False,
+        )
+        event = ev.AccountCreated(account_id=account.id, role=cmd.role, home_region=region,
+                                  notice_version=self.notice_version)
+        kind = "reseller" if cmd.role == "reseller" else "customer"
+        return self._store(account, cmd.organisation, kind, event)
+
+    def _new_account(self, *, role: str, username: str, email: str, password: str, first_name: str,
+                     last_name: str, company: str, job_title: str, phone: str, country: str,
+                     region: str, names_required: bool = True) -> Account:
+        now = utcnow()
+        name = v.username(username)
+        address = v.email(email)
+        return Account(
+            id=new_id(), username=name, username_key=v.username_key(name), email=address,
+            email_key=v.email_key(address), password_hash=self.passwords.hash(v.password(password)),
+            first_name=v.text("first_name", first_name, names_required),
+            last_name=v.text("last_name", last_name, names_required),
+            company=v.text("company", company, names_required),
+            job_title=v.text("job_title", job_title, names_required),
+            phone=v.phone(phone, country), country=country, region=region, role=role,
+            restricted=False, created_at=now, updated_at=now,
+        )
+
+    def _store(self, account: Account, org_name: str, kind: str, event: ev.AccountCreated) -> Account:
+        with self.uow() as uow:
+            if uow.repo.username_taken(account.username_key) or uow.repo.email_taken(account.email_key):
+                # One message for both, so sign-up does not tell which one exists.
+                raise Conflict("username or e-mail address is already registered", "account_exists")
+            if org_name.strip():
+                account.organisation_id = self._organisation(uow.repo, org_name, kind).id
+            uow.repo.add(account)
+            uow.events.publish("identity.account.created", account.id, event)
+            uow.commit()
+        return account
+
+    @staticmethod
+    def _organisation(repo: Repository, name: str, kind: str) -> Organisation:
+        key = name.strip().casefold()
+        org = repo.organisation_named(key, kind)
+        if org is None:
+            org = Organisation(id=new_id(), name=name.strip(), name_key=key, kind=kind, created_at=utcnow())
+            repo.add(org)
+            repo.flush()
+        return org
+
+    # --- sessions --------------------------------------------------------------
+    def login(self, login: str, password: str, ip_address: str, user_agent: str) -> tuple[str, datetime]:
+        key = login.strip().casefold()
+        with self.uow() as uow:
+            account = uow.repo.account_by_login(key) if key else None
+            ok = self.passwords.verify(account.password_hash if account else None, password)
+            if account is None or not ok:
+                raise Unauthenticated(BAD_LOGIN, "bad_credentials")
+            self.guard.check(account.region)
+            if self.passwords.needs_rehash(account.password_hash):
+                account.password_hash = self.passwords.hash(password)
+            now = utcnow()
+            agent = parse_user_agent(user_agent or "")
+            browser = agent.user_agent.family if agent and agent.user_agent else ""
+            system = agent.os.family if agent and agent.os else ""
+            session = SessionRecord(
+                id=new_id(), account_id=account.id, created_at=now, last_seen_at=now,
+                expires_at=now + timedelta(seconds=self.signer.ttl), revoked_at=None,
+                browser=browser[:100], os=system[:100],
+            )
+            uow.repo.add(session)
+            uow.repo.add(SignIn(id=new_id(), account_id=account.id, session_id=session.id,
+                                ip_address=ip_address[:45], user_agent=user_agent[:1000],
+                                browser=browser[:100], os=system[:100], created_at=now))
+            uow.events.publish("identity.session.started", account.id,
+                               ev.SessionStarted(account_id=account.id, session_id=session.id))
+            token, expires_at = self.signer.sign(account.id, account.role, account.region, session.id)
+            uow.commit()
+        return token, expires_at
+
+    def authenticate(self, token: str) -> Principal:
+        principal = self.verifier.verify_person(token)
+        with self.uow() as uow:
+            session = uow.repo.session_record(principal.session_id)
+            if session is None or session.revoked_at is not None or session.account_id != principal.subject_id:
+                raise Unauthenticated("session has ended", "session_revoked")
+            now = utcnow()
+            # Record last-seen at most once a minute: a write per request would cost more than the check.
+            if now - _aware(session.last_seen_at) > timedelta(minutes=1):
+                session.last_seen_at = now
+                uow.commit()
+        return principal
+
+    def logout(self, principal: Principal) -> None:
+        with self.uow() as uow:
+            session = uow.repo.session_record(principal.session_id)
+            if session is not None and session.revoked_at is None:
+                session.revoked_at = utcnow()
+                uow.commit()
+
+    # --- the caller's own account ------------------------------------------------
+    def get_me(self, principal: Principal) -> Account:
+        with self.uow() as uow:
+            account = uow.repo.account(principal.subject_id)
+            if account is None:
+                raise NotFound("account not found")
+            return account
+
+    def update_me(self, principal: Principal, changes: dict[str, str]) -> Account:
+        with self.uow() as uow:
+            account = uow.repo.account(principal.subject_id)
+            if account is None:
+                raise NotFound("account not found")
+            self.guard.check(account.region)
+            changed = self._apply(uow.repo, account, changes)
+            if changed:
+                account.updated_at = utcnow()
+                uow.events.publish("identity.account.rectified", account.id,
+                                   ev.AccountRectified(account_id=account.id, fields=changed))
+            uow.commit()
+            return account
+
+    def _apply(self, repo: Repository, account: Account, changes: dict[str, str]) -> list[str]:
+        changed: list[str] = []
+        for field, raw in changes.items():
+            if field not in EDITABLE:
+                raise InvalidArgument(f"{field} cannot be changed here", "not_editable")
+            if field == "email":
+                value = v.email(raw)
+                if repo.email_taken(v.email_key(value), except_id=account.id):
+                    raise Conflict("that e-mail address is already registered", "account_exists")
+                account.email_key = v.email_key(value)
+            elif field == "phone":
+                value = v.phone(raw, account.country)
+            else:
+                value = v.text(field, raw, required=account.role == "customer")
+            if getattr(account, field) != value:
+                setattr(account, field, value)
+                changed.append(field)
+        return changed
+
+    def get_contact(self, subject_id: str) -> Account:
+        with self.uow() as uow:
+            account = uow.repo.account(subject_id)
+            if account is None:
+                raise NotFound("subject not found")
+            self.guard.check(account.region)
+            return account
+
+    # --- the personal-data contract ------------------------------------------------
+    def export(self, subject_id: str) -> list[tuple[str, str, list[str], list[list[str]]]]:
+        with self.uow() as uow:
+            return uow.repo.rows_of(subject_id)
+
+    def erase(self, subject_id: str) -> int:
+        with self.uow() as uow:
+            erased = uow.repo.erase(subject_id)
+            if erased:
+                uow.events.publish("identity.account.erased", subject_id,
+                                   ev.AccountErased(account_id=subject_id))
+            uow.commit()
+            return erased
+
+    def rectify(self, subject_id: str, corrections: dict[str, str]) -> tuple[list[str], list[tuple[str, str]]]:
+        applied: list[str] = []
+        rejected: list[tuple[str, str]] = []
+        with self.uow() as uow:
+            account = uow.repo.account(subject_id)
+            if account is None:
+                raise NotFound("subject not found")
+            for field, value in corrections.items():
+                try:
+                    applied += self._apply(uow.repo, account, {field: value})
+                except (InvalidArgument, Conflict) as exc:
+                    rejected.append((field, exc.message))
+            if applied:
+                account.updated_at = utcnow()
+                uow.events.publish("identity.account.rectified", subject_id,
+                                   ev.AccountRectified(account_id=subject_id, fields=applied))
+            uow.commit()
+        return applied, rejected
+
+    def set_restricted(self, subject_id: str, restricted: bool) -> bool:
+        with self.uow() as uow:
+            account = uow.repo.account(subject_id)
+            if account is None:
+                raise NotFound("subject not found")
+            account.restricted = restricted
+            uow.commit()
+            return restricted
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite returns naive datetimes; they were stored as UTC.
+    from datetime import UTC
+
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,1 @@
+"""Developer tooling for the Kaseum Customer Portal (not shipped with any service)."""
