@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 from opentelemetry.instrumentation.grpc import client_interceptor
+from opentelemetry.instrumentation.grpc.grpcext import intercept_channel as traced
 
 DEFAULT_DEADLINE = 5.0
 
@@ -62,4 +63,4 @@ def channel(addr: str, service: str = "", idempotent_methods: Iterable[str] = ()
         ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ]
     raw = grpc.insecure_channel(addr, options=options)
-    return grpc.intercept_channel(raw, client_interceptor(), DefaultDeadline(deadline))
+    return traced(grpc.intercept_channel(raw, DefaultDeadline(deadline)), client_interceptor())  # type: ignore[no-any-return]

@@ -33,3 +33,12 @@ def export_response(service: str, tables: Iterable[TableRows], note: str = "") -
 def erase_response(service: str, erased: int, kept: Iterable[tuple[str, str]] = ()) -> pd.EraseResponse:
     return pd.EraseResponse(service=service, erased_rows=erased,
                             kept=[pd.Kept(what=w, reason=r) for w, r in kept])
+
+
+def table_of(name: str, category: str, model: type, rows: Iterable[object],
+             exclude: Iterable[str] = ()) -> TableRows:
+    """An ORM model's rows as (name, category, columns, values) for an export."""
+    skip = set(exclude)
+    columns = [c.name for c in model.__table__.columns if c.name not in skip]  # type: ignore[attr-defined]
+    values = [["" if getattr(r, c) is None else str(getattr(r, c)) for c in columns] for r in rows]
+    return name, category, columns, values

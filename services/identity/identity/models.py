@@ -8,6 +8,7 @@ from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, delete, or_,
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from servicekit.outbox import InboxMixin, OutboxMixin
+from servicekit.personal_data import TableRows, table_of
 
 
 class Base(DeclarativeBase):
@@ -90,8 +91,6 @@ class SignIn(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
-EXPORTED = (Account, SessionRecord, SignIn)
-
 
 class Repository:
     def __init__(self, session: Session) -> None:
@@ -133,17 +132,16 @@ class Repository:
             .values(revoked_at=when)
         )
 
-    def rows_of(self, account_id: str) -> list[tuple[str, str, list[str], list[list[str]]]]:
-        """(table, category, columns, rows) for an export; the hash is never exported."""
-        out: list[tuple[str, str, list[str], list[list[str]]]] = []
-        for model in EXPORTED:
-            columns = [c.name for c in model.__table__.columns if c.name != "password_hash"]
-            key = model.id if model is Account else model.account_id  # type: ignore[attr-defined]
-            rows = self.session.scalars(select(model).where(key == account_id)).all()
-            values = [["" if getattr(r, c) is None else str(getattr(r, c)) for c in columns] for r in rows]
-            category = "identity" if model is Account else "technical"
-            out.append((str(model.__tablename__), category, columns, values))
-        return out
+    def rows_of(self, account_id: str) -> list[TableRows]:
+        """The subject's rows for an export; the password hash is never exported."""
+        account = self.session.scalars(select(Account).where(Account.id == account_id)).all()
+        sessions = self.session.scalars(select(SessionRecord).where(SessionRecord.account_id == account_id)).all()
+        sign_ins = self.session.scalars(select(SignIn).where(SignIn.account_id == account_id)).all()
+        return [
+            table_of("accounts", "identity", Account, account, exclude=("password_hash", "username_key", "email_key")),
+            table_of("sessions", "technical", SessionRecord, sessions),
+            table_of("sign_ins", "technical", SignIn, sign_ins),
+        ]
 
     def erase(self, account_id: str) -> int:
         count = 0

@@ -10,6 +10,7 @@ from ua_parser import parse as parse_user_agent
 from kaseum.events.v1 import identity_events_pb2 as ev
 from servicekit.caller import ROLES, Principal, TokenVerifier
 from servicekit.db import UnitOfWorkFactory, new_id, utcnow
+from servicekit.personal_data import TableRows
 from servicekit.errors import Conflict, InvalidArgument, NotFound, Unauthenticated
 from servicekit.region import RegionGuard, home_region
 
@@ -233,7 +234,7 @@ class IdentityService:
             return account
 
     # --- the personal-data contract ------------------------------------------------
-    def export(self, subject_id: str) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    def export(self, subject_id: str) -> list[TableRows]:
         with self.uow() as uow:
             return uow.repo.rows_of(subject_id)
 

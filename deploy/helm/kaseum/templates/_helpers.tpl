@@ -19,8 +19,8 @@ identity tickets consent rights analytics
 {{/* The region, checked: every name and subject is built from it. */}}
 {{- define "kaseum.region" -}}
 {{- $region := required "region is required: one release serves exactly one region (e.g. --set region=uk)" .Values.region -}}
-{{- if not (regexMatch "^[a-z][a-z0-9-]{0,15}$" $region) -}}
-{{- fail (printf "region %q must be lower-case letters, digits and dashes" $region) -}}
+{{- if not (regexMatch "^[a-z]{2,8}$" $region) -}}
+{{- fail (printf "region %q must be 2 to 8 lower-case letters (the services refuse anything else)" $region) -}}
 {{- end -}}
 {{- $region -}}
 {{- end }}
@@ -114,6 +114,8 @@ kaseum.io/region: {{ include "kaseum.region" .root }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ $root.Values.otel.endpoint | quote }}
 {{- end }}
+- name: LOG_LEVEL
+  value: {{ $root.Values.logLevel | default "INFO" | quote }}
 - name: OTEL_SERVICE_NAME
   value: {{ printf "kaseum-%s" .name | quote }}
 - name: PYTHONUNBUFFERED

@@ -1,0 +1,1 @@
+"""The `kaseum` operator command line."""

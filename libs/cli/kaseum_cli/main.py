@@ -1,0 +1,86 @@
+"""`kaseum`: operator commands that talk to the running services over gRPC.
+
+Credentials: the deployment's KASEUM_SERVICE_SECRET, from the environment or
+from the env file `make run` writes (var/kaseum.env, or KASEUM_ENV_FILE).
+Passwords are read from standard input, never from an argument.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import grpc
+import typer
+from pydantic_settings import SettingsConfigDict
+
+from kaseum.identity.v1 import identity_pb2, identity_pb2_grpc
+from servicekit import caller, clients
+from servicekit.grpc_server import ERROR_CODE_KEY
+from servicekit.settings import CommonSettings
+
+app = typer.Typer(help="Kaseum Customer Portal operator commands.", no_args_is_help=True)
+users = typer.Typer(help="Staff and customer accounts.", no_args_is_help=True)
+app.add_typer(users, name="users")
+
+ROLES = ("admin", "agent", "reseller", "dpo", "analyst")
+
+
+def settings() -> CommonSettings:
+    env_file = Path(os.environ.get("KASEUM_ENV_FILE", "var/kaseum.env"))
+
+    class CliSettings(CommonSettings):
+        model_config = SettingsConfigDict(env_file=env_file if env_file.exists() else None, extra="ignore")
+
+    return CliSettings()
+
+
+def fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def describe(error: grpc.RpcError) -> str:
+    if not isinstance(error, grpc.Call):
+        return "the call failed"
+    code = next((v for k, v in error.trailing_metadata() or () if k == ERROR_CODE_KEY), "")
+    if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return "the identity service is not reachable; is the system running (`make run`)?"
+    return f"{error.details()} ({code or error.code().name.lower()})"
+
+
+@users.command("create")
+def create_user(
+    role: str = typer.Option(..., help=f"One of: {', '.join(ROLES)}."),
+    username: str = typer.Option(..., help="Login name."),
+    email: str = typer.Option(..., help="Business e-mail address."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
+    organisation: str = typer.Option("", help="Organisation (required for resellers)."),
+    country: str = typer.Option("", help="ISO 3166-1 alpha-2 country (default: the deployment's region)."),
+) -> None:
+    """Create a staff account (the first administrator comes from here)."""
+    if role not in ROLES:
+        fail(f"--role must be one of {', '.join(ROLES)}")
+    if not password_stdin:
+        fail("give the password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        fail("no password on standard input")
+    config = settings()
+    try:
+        credentials = caller.ServiceCredentials(config.service_secret(), "cli")
+    except RuntimeError as exc:
+        fail(str(exc))
+    stub = identity_pb2_grpc.IdentityStub(clients.channel(config.identity_addr, deadline=10))
+    try:
+        created = stub.CreateUser(identity_pb2.CreateUserRequest(
+            role=role, username=username, email=email, password=password,
+            organisation=organisation, country=country), metadata=credentials.metadata())
+    except grpc.RpcError as exc:
+        fail(describe(exc))
+    typer.echo(f"created {created.role} {created.username} ({created.id})")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""The consent service: marketing preferences, cookie choices, the consent ledger, communications."""

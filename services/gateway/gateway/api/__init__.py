@@ -1,0 +1,1 @@
+"""Blueprints of the public JSON API (API.md)."""

@@ -1,0 +1,67 @@
+"""The caller's own account and preferences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+from spectree import Response as Resp
+
+from kaseum.consent.v1 import consent_pb2
+from kaseum.identity.v1 import identity_pb2
+
+from .. import convert
+from ..auth import backends, require_caller, require_role
+from ..openapi import spec
+from ..schemas import ErrorOut, Me, MePatch, PreferencesBody, PreferencesOut
+
+bp = Blueprint("me", __name__)
+
+
+@bp.get("/api/v1/me")
+@spec.validate(resp=Resp(HTTP_200=Me, HTTP_401=ErrorOut), tags=["me"], security={"bearer": []})
+def get_me() -> dict[str, Any]:
+    caller = require_caller()
+    return convert.account(backends().identity.GetMe(identity_pb2.GetMeRequest(), metadata=caller.metadata))
+
+
+@bp.patch("/api/v1/me")
+@spec.validate(json=MePatch, resp=Resp(HTTP_200=Me, HTTP_401=ErrorOut, HTTP_409=ErrorOut, HTTP_422=ErrorOut),
+               tags=["me"], security={"bearer": []})
+def patch_me(json: MePatch) -> dict[str, Any]:
+    caller = require_caller()
+    changes = json.model_dump(exclude_none=True)
+    account = backends().identity.UpdateMe(identity_pb2.UpdateMeRequest(**changes), metadata=caller.metadata)
+    return convert.account(account)
+
+
+@bp.get("/api/v1/me/preferences")
+@spec.validate(resp=Resp(HTTP_200=PreferencesOut, HTTP_401=ErrorOut, HTTP_409=ErrorOut), tags=["me"],
+               security={"bearer": []})
+def get_preferences() -> dict[str, Any]:
+    caller = require_role("customer")
+    prefs = backends().consent.GetPreferences(consent_pb2.GetPreferencesRequest(), metadata=caller.metadata)
+    return convert.preferences(prefs)
+
+
+@bp.put("/api/v1/me/preferences")
+@spec.validate(json=PreferencesBody, resp=Resp(HTTP_200=PreferencesOut, HTTP_401=ErrorOut, HTTP_422=ErrorOut),
+               tags=["me"], security={"bearer": []})
+def put_preferences(json: PreferencesBody) -> dict[str, Any]:
+    caller = require_role("customer")
+    changes: dict[str, bool] = {}
+    if json.marketing is not None:
+        for channel in ("email", "telephone"):
+            value = getattr(json.marketing, channel)
+            if value is not None:
+                changes[f"marketing_{channel}"] = value
+    if json.third_party_marketing is not None:
+        changes["third_party_marketing"] = json.third_party_marketing
+    if json.cookies is not None:
+        for kind in ("analytics", "marketing"):
+            value = getattr(json.cookies, kind)
+            if value is not None:
+                changes[f"cookies_{kind}"] = value
+    prefs = backends().consent.UpdatePreferences(
+        consent_pb2.UpdatePreferencesRequest(source="preference_page", **changes), metadata=caller.metadata)
+    return convert.preferences(prefs)

@@ -1,0 +1,61 @@
+"""The Flask app factory: `gunicorn 'gateway.app:create_app()'`."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Flask, request
+from opentelemetry.instrumentation.flask import FlaskInstrumentor
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from servicekit import telemetry
+from servicekit.logs import setup_logging
+
+from . import errors
+from .api import accounts, admin, analytics, me, rights, tickets
+from .backends import Backends, connect
+from .config import GatewaySettings
+from .errors import error_response
+from .health import bp as health_bp
+from . import openapi
+
+WRITE_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def create_app(settings: GatewaySettings | None = None, backends: Backends | None = None) -> Flask:
+    settings = settings or GatewaySettings()
+    setup_logging("gateway", settings.log_level)
+    telemetry.setup_tracing("gateway", settings.otel_exporter_otlp_endpoint)
+    app = Flask(__name__)
+    # First, so its request hooks wrap ours (a span exists even for early error answers).
+    FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
+    app.extensions["kaseum_backends"] = backends or connect(settings)
+    app.extensions["kaseum_settings"] = settings
+    errors.register(app)
+
+    @app.before_request
+    def _require_json_object() -> object:
+        """Malformed JSON is 400 (API.md); a valid body of the wrong shape is left to the models (422)."""
+        if request.method not in WRITE_METHODS or not request.path.startswith("/api/"):
+            return None
+        if request.content_length is not None and request.content_length > settings.max_body_bytes:
+            return error_response(413, "too_large", f"request body exceeds {settings.max_body_bytes} bytes")
+        raw = request.get_data(cache=True)
+        if not raw:
+            return error_response(400, "malformed", "a JSON body is required")
+        if request.mimetype != "application/json":
+            return error_response(400, "malformed", "send the body as application/json")
+        try:
+            json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return error_response(400, "malformed", "the body is not valid JSON")
+        return None
+
+    for blueprint in (health_bp, accounts.bp, me.bp, tickets.bp, rights.bp, admin.bp, analytics.bp):
+        app.register_blueprint(blueprint)
+    openapi.register(app)
+    return app

@@ -1,0 +1,55 @@
+"""Who is calling: the bearer token, checked by identity (signature, expiry, live session)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app, g, request
+
+from kaseum.identity.v1 import identity_pb2
+from servicekit.caller import person_metadata
+
+from .backends import Backends
+from .errors import fail
+
+
+@dataclass(frozen=True)
+class Caller:
+    subject_id: str
+    role: str
+    region: str
+    session_id: str
+    token: str
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        # Services verify this token themselves; the gateway's check is not trusted downstream.
+        return person_metadata(self.token)
+
+
+def backends() -> Backends:
+    return current_app.extensions["kaseum_backends"]  # type: ignore[no-any-return]
+
+
+def bearer_token() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header or scheme.lower() != "bearer" or not token.strip():
+        fail(401, "unauthenticated", "sign-in required: send Authorization: Bearer <token>")
+    return token.strip()
+
+
+def require_caller() -> Caller:
+    if "caller" not in g:
+        token = bearer_token()
+        response = backends().identity.Authenticate(identity_pb2.AuthenticateRequest(token=token))
+        p = response.principal
+        g.caller = Caller(p.subject_id, p.role, p.region, p.session_id, token)
+    return g.caller  # type: ignore[no-any-return]
+
+
+def require_role(*roles: str) -> Caller:
+    caller = require_caller()
+    if caller.role not in roles:
+        fail(403, "forbidden", "not allowed for your role")
+    return caller

@@ -1,0 +1,59 @@
+"""gRPC stubs for every service, built once per process in create_app()."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from grpc_health.v1 import health_pb2_grpc
+
+from kaseum.analytics.v1 import analytics_pb2_grpc
+from kaseum.consent.v1 import consent_pb2_grpc
+from kaseum.identity.v1 import identity_pb2_grpc
+from kaseum.rights.v1 import rights_pb2_grpc
+from kaseum.tickets.v1 import tickets_pb2_grpc
+from servicekit import clients
+from servicekit.settings import SERVICES
+
+from .config import GatewaySettings
+
+# Reads that are safe to retry when a replica is briefly unavailable.
+IDEMPOTENT = {
+    "identity": ("Authenticate", "GetMe", "GetJwks"),
+    "tickets": ("ListTickets", "GetTicket"),
+    "consent": ("GetPreferences",),
+    "rights": ("ListRequests", "GetRequest"),
+    "analytics": ("FeatureUsage",),
+}
+FULL_NAMES = {
+    "identity": "kaseum.identity.v1.Identity",
+    "tickets": "kaseum.tickets.v1.Tickets",
+    "consent": "kaseum.consent.v1.Consent",
+    "rights": "kaseum.rights.v1.Rights",
+    "analytics": "kaseum.analytics.v1.Analytics",
+}
+
+
+@dataclass
+class Backends:
+    identity: identity_pb2_grpc.IdentityStub
+    tickets: tickets_pb2_grpc.TicketsStub
+    consent: consent_pb2_grpc.ConsentStub
+    rights: rights_pb2_grpc.RightsStub
+    analytics: analytics_pb2_grpc.AnalyticsStub
+    health: dict[str, health_pb2_grpc.HealthStub]
+
+
+def connect(settings: GatewaySettings) -> Backends:
+    channels = {
+        name: clients.channel(settings.addr_of(name), FULL_NAMES[name], IDEMPOTENT[name],
+                              deadline=settings.upstream_deadline)
+        for name in SERVICES
+    }
+    return Backends(
+        identity=identity_pb2_grpc.IdentityStub(channels["identity"]),
+        tickets=tickets_pb2_grpc.TicketsStub(channels["tickets"]),
+        consent=consent_pb2_grpc.ConsentStub(channels["consent"]),
+        rights=rights_pb2_grpc.RightsStub(channels["rights"]),
+        analytics=analytics_pb2_grpc.AnalyticsStub(channels["analytics"]),
+        health={name: health_pb2_grpc.HealthStub(ch) for name, ch in channels.items()},
+    )

@@ -1,0 +1,56 @@
+"""Protobuf messages to the JSON shapes API.md promises."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from kaseum.consent.v1 import consent_pb2
+from kaseum.identity.v1 import identity_pb2
+from kaseum.rights.v1 import rights_pb2
+from kaseum.tickets.v1 import tickets_pb2
+
+
+def rfc3339(ts: Timestamp) -> str:
+    return ts.ToDatetime(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+def account(a: identity_pb2.Account) -> dict[str, Any]:
+    return {"id": a.id, "username": a.username, "email": a.email, "first_name": a.first_name,
+            "last_name": a.last_name, "company": a.company, "job_title": a.job_title,
+            "phone": a.phone, "country": a.country, "region": a.region, "role": a.role,
+            "created_at": rfc3339(a.created_at)}
+
+
+def reply(r: tickets_pb2.Reply) -> dict[str, Any]:
+    return {"id": r.id, "author_id": r.author_id, "body": r.body, "internal": r.internal,
+            "created_at": rfc3339(r.created_at)}
+
+
+def ticket(t: tickets_pb2.Ticket, with_replies: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": t.id, "status": t.status, "subject": t.subject, "body": t.body, "product": t.product,
+        "requester_id": t.requester_id, "created_at": rfc3339(t.created_at),
+        "updated_at": rfc3339(t.updated_at),
+    }
+    if with_replies:
+        out["replies"] = [reply(r) for r in t.replies]
+    return out
+
+
+def preferences(p: consent_pb2.Preferences) -> dict[str, Any]:
+    return {
+        "marketing": {"email": p.marketing.email, "telephone": p.marketing.telephone},
+        "third_party_marketing": p.third_party_marketing,
+        "cookies": {"analytics": p.cookies.analytics, "marketing": p.cookies.marketing},
+        "notice_version": p.notice_version,
+    }
+
+
+def rights_request(r: rights_pb2.RightsRequest) -> dict[str, Any]:
+    return {"id": r.id, "kind": r.kind, "status": r.status, "received_at": rfc3339(r.received_at),
+            "due_at": rfc3339(r.due_at),
+            "steps": [{"service": s.service, "operation": s.operation, "status": s.status,
+                       "attempts": s.attempts} for s in r.steps]}

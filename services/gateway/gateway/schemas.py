@@ -1,0 +1,204 @@
+"""Request and response bodies: one pydantic model is the validator, the 422 text and the documentation."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+
+class Body(BaseModel):
+    # Strict: "true" is not a boolean and 5 is not a string; unknown fields are refused.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class MarketingChoice(Body):
+    email: StrictBool = False
+    telephone: StrictBool = False
+
+
+class SignUpBody(Body):
+    username: str = Field(min_length=1, max_length=64)
+    email: str = Field(min_length=3, max_length=320)
+    password: str = Field(min_length=1, max_length=1024)
+    first_name: str = Field(min_length=1, max_length=100)
+    last_name: str = Field(min_length=1, max_length=100)
+    company: str = Field(min_length=1, max_length=100)
+    job_title: str = Field(min_length=1, max_length=100)
+    phone: str = Field(default="", max_length=40)
+    country: str = Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
+    marketing: MarketingChoice = MarketingChoice()
+    third_party_marketing: StrictBool = False
+
+
+class SignUpResult(BaseModel):
+    id: str
+    username: str
+    region: str
+
+
+class LoginBody(Body):
+    login: str = Field(min_length=1, max_length=320, description="username or e-mail")
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class LoginResult(BaseModel):
+    token: str
+    expires_at: str
+
+
+class Me(BaseModel):
+    id: str
+    username: str
+    email: str
+    first_name: str
+    last_name: str
+    company: str
+    job_title: str
+    phone: str
+    country: str
+    region: str
+    role: str
+    created_at: str
+
+
+class MePatch(Body):
+    email: str | None = Field(default=None, max_length=320)
+    first_name: str | None = Field(default=None, max_length=100)
+    last_name: str | None = Field(default=None, max_length=100)
+    company: str | None = Field(default=None, max_length=100)
+    job_title: str | None = Field(default=None, max_length=100)
+    phone: str | None = Field(default=None, max_length=40)
+
+
+class TicketBody(Body):
+    subject: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=20000)
+    product: str = Field(default="", max_length=100)
+
+
+class ReplyBody(Body):
+    body: str = Field(min_length=1, max_length=20000)
+    internal: StrictBool = False
+
+
+class ReplyOut(BaseModel):
+    id: str
+    author_id: str
+    body: str
+    internal: bool
+    created_at: str
+
+
+class TicketOut(BaseModel):
+    id: str
+    status: str
+    subject: str
+    body: str
+    product: str
+    requester_id: str
+    created_at: str
+    updated_at: str
+    replies: list[ReplyOut] | None = None
+
+
+class TicketPage(BaseModel):
+    items: list[TicketOut]
+    next_cursor: str | None
+
+
+class TicketQuery(Body):
+    model_config = ConfigDict(extra="forbid", strict=False)
+    status: str = ""
+    cursor: str = ""
+
+
+class Cookies(Body):
+    analytics: StrictBool | None = None
+    marketing: StrictBool | None = None
+
+
+class MarketingPatch(Body):
+    email: StrictBool | None = None
+    telephone: StrictBool | None = None
+
+
+class PreferencesBody(Body):
+    marketing: MarketingPatch | None = None
+    third_party_marketing: StrictBool | None = None
+    cookies: Cookies | None = None
+
+
+class PreferencesOut(BaseModel):
+    marketing: dict[str, bool]
+    third_party_marketing: bool
+    cookies: dict[str, bool]
+    notice_version: str
+
+
+class RightsBody(Body):
+    kind: str = Field(description="access, rectification, erasure, objection, restriction, "
+                                  "portability or withdraw_consent")
+    details: str = Field(default="", max_length=5000)
+
+
+class RightsQuery(Body):
+    model_config = ConfigDict(extra="forbid", strict=False)
+    status: str = ""
+    overdue: bool = False
+    cursor: str = ""
+
+
+class StepOut(BaseModel):
+    service: str
+    operation: str
+    status: str
+    attempts: int
+
+
+class RightsOut(BaseModel):
+    id: str
+    kind: str
+    status: str
+    received_at: str
+    due_at: str
+    steps: list[StepOut]
+
+
+class RightsPage(BaseModel):
+    items: list[RightsOut]
+    next_cursor: str | None
+
+
+class StaffBody(Body):
+    role: str
+    username: str = Field(min_length=1, max_length=64)
+    email: str = Field(min_length=3, max_length=320)
+    password: str = Field(min_length=1, max_length=1024)
+    organisation: str = Field(default="", max_length=100)
+    country: str = Field(default="", max_length=2)
+
+
+class StaffOut(BaseModel):
+    id: str
+    username: str
+    role: str
+
+
+class UsageQuery(Body):
+    model_config = ConfigDict(extra="forbid", strict=False)
+    feature: str = Field(min_length=1, max_length=100)
+    from_: str = Field(alias="from", min_length=10, max_length=10)
+    to: str = Field(min_length=10, max_length=10)
+    granularity: str = "day"
+
+
+class UsageOut(BaseModel):
+    series: list[dict[str, object]]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail

@@ -1,0 +1,1 @@
+"""The tickets service: tickets, replies, internal notes and need-to-know access."""

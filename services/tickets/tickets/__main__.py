@@ -1,0 +1,36 @@
+"""`python -m tickets [serve|migrate]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kaseum.privacy.v1 import personal_data_pb2_grpc
+from kaseum.tickets.v1 import tickets_pb2_grpc
+from servicekit.runtime import ServiceRuntime, main_entry
+from servicekit.settings import ServiceSettings
+
+from .config import TicketsSettings
+from .grpc_api import SERVICE, TicketsApi, TicketsPersonalData
+from .models import Inbox, Outbox, Repository
+from .service import TicketsService
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], TicketsService]:
+    settings = TicketsSettings(**base.model_dump())
+    runtime = ServiceRuntime(settings, Outbox, Inbox, Repository)
+    return runtime, TicketsService(runtime.uow, settings.region, settings.page_size_default)
+
+
+def serve(base: ServiceSettings) -> None:
+    runtime, service = bootstrap(base)
+    runtime.serve([
+        (tickets_pb2_grpc.add_TicketsServicer_to_server, TicketsApi(service), SERVICE),
+        (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, TicketsPersonalData(service),
+         "kaseum.privacy.v1.PersonalData"),
+    ])
+
+
+if __name__ == "__main__":
+    main_entry("tickets", MIGRATIONS, serve)

@@ -1,0 +1,87 @@
+"""gRPC translation for tickets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from kaseum.privacy.v1 import personal_data_pb2 as pd
+from kaseum.privacy.v1 import personal_data_pb2_grpc
+from kaseum.tickets.v1 import tickets_pb2 as pb
+from kaseum.tickets.v1 import tickets_pb2_grpc
+from servicekit import caller
+from servicekit.personal_data import erase_response, export_response, require_rights_caller
+
+from .models import Reply, Ticket
+from .service import TicketsService
+
+SERVICE = "kaseum.tickets.v1.Tickets"
+
+
+def _ts(value: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value if value.tzinfo else value.replace(tzinfo=UTC))
+    return ts
+
+
+def reply_message(r: Reply) -> pb.Reply:
+    return pb.Reply(id=r.id, author_id=r.author_id, body=r.body, internal=r.internal,
+                    created_at=_ts(r.created_at))
+
+
+def ticket_message(t: Ticket, replies: list[Reply] | None = None) -> pb.Ticket:
+    return pb.Ticket(id=t.id, requester_id=t.requester_id, subject=t.subject, body=t.body,
+                     product=t.product, status=t.status, created_at=_ts(t.created_at),
+                     updated_at=_ts(t.updated_at), replies=[reply_message(r) for r in replies or []])
+
+
+class TicketsApi(tickets_pb2_grpc.TicketsServicer):
+    def __init__(self, service: TicketsService) -> None:
+        self.service = service
+
+    def OpenTicket(self, request: pb.OpenTicketRequest, context: Any) -> pb.Ticket:
+        return ticket_message(self.service.open(caller.require_person(), request.subject, request.body,
+                                                request.product))
+
+    def ListTickets(self, request: pb.ListTicketsRequest, context: Any) -> pb.ListTicketsResponse:
+        page = self.service.list(caller.require_person(), request.status, request.cursor, request.page_size)
+        return pb.ListTicketsResponse(items=[ticket_message(t) for t in page.items],
+                                      next_cursor=page.next_cursor)
+
+    def GetTicket(self, request: pb.GetTicketRequest, context: Any) -> pb.Ticket:
+        ticket, replies = self.service.get(caller.require_person(), request.id)
+        return ticket_message(ticket, replies)
+
+    def AddReply(self, request: pb.AddReplyRequest, context: Any) -> pb.Reply:
+        return reply_message(self.service.reply(caller.require_person(), request.ticket_id, request.body,
+                                                request.internal))
+
+
+class TicketsPersonalData(personal_data_pb2_grpc.PersonalDataServicer):
+    def __init__(self, service: TicketsService) -> None:
+        self.service = service
+
+    def Export(self, request: pd.ExportRequest, context: Any) -> pd.ExportResponse:
+        require_rights_caller()
+        return export_response("tickets", self.service.export(request.subject_id))
+
+    def Erase(self, request: pd.EraseRequest, context: Any) -> pd.EraseResponse:
+        require_rights_caller()
+        return erase_response("tickets", self.service.erase(request.subject_id))
+
+    def Rectify(self, request: pd.RectifyRequest, context: Any) -> pd.RectifyResponse:
+        require_rights_caller()
+        # Tickets hold no Identity or Contact fields; what a customer wrote is corrected by a reply.
+        return pd.RectifyResponse(service="tickets")
+
+    def Restrict(self, request: pd.RestrictRequest, context: Any) -> pd.RestrictResponse:
+        require_rights_caller()
+        return pd.RestrictResponse(service="tickets",
+                                   restricted=self.service.set_restricted(request.subject_id, True))
+
+    def LiftRestriction(self, request: pd.LiftRestrictionRequest, context: Any) -> pd.LiftRestrictionResponse:
+        require_rights_caller()
+        return pd.LiftRestrictionResponse(
+            service="tickets", restricted=self.service.set_restricted(request.subject_id, False))

@@ -1,0 +1,136 @@
+"""Tickets' rules: customers reach their own tickets; agents the region's queue; deny otherwise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kaseum.events.v1 import tickets_events_pb2 as ev
+from servicekit.caller import Principal
+from servicekit.db import UnitOfWork, UnitOfWorkFactory, new_id, utcnow
+from servicekit.errors import InvalidArgument, NotFound, PermissionDenied
+from servicekit.personal_data import TableRows, table_of
+from servicekit.region import RegionGuard
+
+from . import cursors
+from .models import Reply, Repository, Ticket
+
+STATUSES = ("open", "pending", "resolved", "closed")
+STAFF_READERS = ("agent",)
+MAX_SUBJECT = 200
+MAX_BODY = 20_000
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Ticket]
+    next_cursor: str
+
+
+def _text(field: str, value: str, limit: int) -> str:
+    cleaned = value.strip()
+    if not cleaned:
+        raise InvalidArgument(f"{field} is required", "missing_field")
+    if len(cleaned) > limit:
+        raise InvalidArgument(f"{field} must be at most {limit} characters", "too_long")
+    return cleaned
+
+
+class TicketsService:
+    def __init__(self, uow: UnitOfWorkFactory[Repository], region: str, page_size: int = 20) -> None:
+        self.uow = uow
+        self.region = region
+        self.guard = RegionGuard(region)
+        self.page_size = page_size
+
+    def open(self, principal: Principal, subject: str, body: str, product: str) -> Ticket:
+        if principal.role != "customer":
+            raise PermissionDenied("only customers open tickets")
+        self.guard.check(principal.region)
+        now = utcnow()
+        ticket = Ticket(id=new_id(), requester_id=principal.subject_id,
+                        subject=_text("subject", subject, MAX_SUBJECT), body=_text("body", body, MAX_BODY),
+                        product=product.strip()[:100], status="open", region=self.region,
+                        created_at=now, updated_at=now)
+        with self.uow() as uow:
+            uow.repo.add(ticket)
+            uow.events.publish("tickets.ticket.opened", principal.subject_id, ev.TicketOpened(
+                ticket_id=ticket.id, requester_id=principal.subject_id, product=ticket.product))
+            uow.commit()
+        return ticket
+
+    def list(self, principal: Principal, status: str, cursor: str, page_size: int) -> Page:
+        self.guard.check(principal.region)
+        if status and status not in STATUSES:
+            raise InvalidArgument(f"status must be one of {', '.join(STATUSES)}", "invalid_status")
+        if principal.role == "customer":
+            requester: str | None = principal.subject_id
+        elif principal.role in STAFF_READERS:
+            requester = None
+        else:
+            raise PermissionDenied("not allowed to list tickets")
+        size = page_size or self.page_size
+        if not 1 <= size <= 100:
+            raise InvalidArgument("page_size must be between 1 and 100", "invalid_page_size")
+        with self.uow() as uow:
+            items = uow.repo.page(requester_id=requester, region=self.region, status=status,
+                                  after=cursors.decode(cursor), limit=size + 1)
+        more = len(items) > size
+        items = items[:size]
+        next_cursor = cursors.encode(items[-1].created_at, items[-1].id) if more else ""
+        return Page(items, next_cursor)
+
+    def _visible(self, uow: UnitOfWork[Repository], principal: Principal, ticket_id: str) -> Ticket:
+        self.guard.check(principal.region)
+        ticket = uow.repo.ticket(ticket_id) if ticket_id else None
+        # Absent and not-yours answer the same, so existence never leaks.
+        if ticket is None or ticket.region != self.region:
+            raise NotFound("ticket not found")
+        if principal.role == "customer" and ticket.requester_id == principal.subject_id:
+            return ticket
+        if principal.role in STAFF_READERS:
+            return ticket
+        raise NotFound("ticket not found")
+
+    def get(self, principal: Principal, ticket_id: str) -> tuple[Ticket, list[Reply]]:
+        with self.uow() as uow:
+            ticket = self._visible(uow, principal, ticket_id)
+            replies = uow.repo.replies(ticket.id, include_internal=principal.role in STAFF_READERS)
+            return ticket, replies
+
+    def reply(self, principal: Principal, ticket_id: str, body: str, internal: bool) -> Reply:
+        if internal and principal.role not in STAFF_READERS:
+            raise PermissionDenied("only staff write internal notes")
+        with self.uow() as uow:
+            ticket = self._visible(uow, principal, ticket_id)
+            if principal.role in STAFF_READERS and uow.repo.restricted(ticket.requester_id):
+                raise PermissionDenied("processing of this customer's data is restricted")
+            now = utcnow()
+            reply = Reply(id=new_id(), ticket_id=ticket.id, author_id=principal.subject_id,
+                          body=_text("body", body, MAX_BODY), internal=internal, created_at=now)
+            uow.repo.add(reply)
+            ticket.updated_at = now
+            uow.events.publish("tickets.ticket.replied", ticket.requester_id, ev.TicketReplied(
+                ticket_id=ticket.id, reply_id=reply.id, author_id=principal.subject_id,
+                internal=internal, requester_id=ticket.requester_id))
+            uow.commit()
+            return reply
+
+    # --- the personal-data contract ---------------------------------------------------
+    def export(self, subject_id: str) -> list[TableRows]:
+        with self.uow() as uow:
+            return [
+                table_of("tickets", "ticket_content", Ticket, uow.repo.tickets_of(subject_id)),
+                table_of("replies", "ticket_content", Reply, uow.repo.replies_for_export(subject_id)),
+            ]
+
+    def erase(self, subject_id: str) -> int:
+        with self.uow() as uow:
+            count = uow.repo.erase(subject_id)
+            uow.commit()
+            return count
+
+    def set_restricted(self, subject_id: str, restricted: bool) -> bool:
+        with self.uow() as uow:
+            uow.repo.set_restricted(subject_id, restricted)
+            uow.commit()
+            return restricted
