@@ -141,15 +141,15 @@ class Bus:
         await self._connect()
         running = [asyncio.ensure_future(factory()) for factory in self._tasks]
         while not self._stopping:
-            await asyncio.sleep(0.2)
-        for task in running:
+            await asyncio.sleep(0.1)
+        # Drain: the loops stop taking new work and finish what they hold (each
+        # message is acked only after its commit, so anything cut short is redelivered).
+        _, pending = await asyncio.wait(running, timeout=5)
+        for task in pending:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
         if self.nc is not None and not self.nc.is_closed:
-            try:
-                await asyncio.wait_for(self.nc.drain(), 5)
-            except Exception:  # noqa: BLE001 - shutting down anyway
-                pass
+            await self.nc.close()
 
     async def _connect(self) -> None:
         # The service starts even when NATS is down: the outbox keeps events.
@@ -195,7 +195,7 @@ class Bus:
               batch: int = 200, poll: float = 0.5) -> None:
         async def run() -> None:
             assert self._wake is not None
-            while True:
+            while not self._stopping:
                 try:
                     sent = await self._relay_once(session_factory, outbox_model, batch)
                 except asyncio.CancelledError:
@@ -249,7 +249,7 @@ class Bus:
     def consume(self, sub: Subscription, batch: int = 50) -> None:
         async def run() -> None:
             psub = None
-            while True:
+            while not self._stopping:
                 try:
                     if psub is None:
                         psub = await self._bind(sub)
@@ -314,6 +314,7 @@ class Bus:
                 return
         sub.handled += 1
         await msg.ack()
+        log.info("event handled", event_type=env.type, event_id=env.id, consumer=sub.durable)
 
     async def _dead_letter(self, sub: Subscription, msg: Msg, reason: str) -> None:
         assert self.js is not None

@@ -93,29 +93,40 @@ class CallerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
 
 class HealthReporter:
-    """Reports SERVING only while every dependency answers (checked every `interval` s)."""
+    """Health from real dependencies, checked every `interval` s.
+
+    The service itself ("" and its full names) is SERVING while its critical
+    dependencies (the database) answer. Others (NATS) are reported under
+    `kaseum.dependency.<name>` only: with the outbox, a service keeps serving
+    requests while NATS is away, and its events follow when NATS returns.
+    """
 
     def __init__(self, servicer: health.HealthServicer, names: list[str],
-                 checks: dict[str, Callable[[], bool]], interval: float = 1.0) -> None:
+                 checks: dict[str, Callable[[], bool]], critical: Iterable[str] = ("database",),
+                 interval: float = 1.0) -> None:
         self._servicer = servicer
         self._names = names
         self._checks = checks
+        self._critical = set(critical)
         self._interval = interval
         self._stop = threading.Event()
+        self._last: dict[str, bool] = {}
 
     def check_once(self) -> bool:
         ok = True
         for name, check in self._checks.items():
             try:
-                healthy = check()
+                healthy = bool(check())
             except Exception:  # noqa: BLE001 - a failing check means NOT_SERVING
                 healthy = False
-            if not healthy:
-                log.warning("dependency unhealthy", dependency=name)
+            if self._last.get(name) != healthy:
+                log.info("dependency state", dependency=name, healthy=healthy)
+                self._last[name] = healthy
+            self._servicer.set(f"kaseum.dependency.{name}", _status(healthy))
+            if name in self._critical and not healthy:
                 ok = False
-        status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ["", *self._names]:
-            self._servicer.set(name, status)
+            self._servicer.set(name, _status(ok))
         return ok
 
     def run(self) -> None:
@@ -129,6 +140,10 @@ class HealthReporter:
     def stop(self) -> None:
         self._stop.set()
         self._servicer.enter_graceful_shutdown()
+
+
+def _status(ok: bool) -> Any:
+    return health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 class GrpcServer:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from kaseum.events.v1 import consent_events_pb2 as ev
 from servicekit.caller import Principal
-from servicekit.db import UnitOfWork, UnitOfWorkFactory, new_id, utcnow
+from servicekit.db import UnitOfWork, UnitOfWorkFactory, as_utc, new_id, utcnow
 from servicekit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
 from servicekit.personal_data import TableRows, table_of
 from servicekit.region import RegionGuard
@@ -37,7 +37,7 @@ def entry_hash(prev_hash: str, entry: LedgerEntry) -> str:
     """Hash of an entry's facts and its predecessor's hash: editing any row breaks the chain."""
     facts = json.dumps([prev_hash, entry.subject_id, entry.seq, entry.purpose, entry.channel,
                         entry.granted, entry.source, entry.notice_version,
-                        entry.created_at.isoformat()], separators=(",", ":"))
+                        as_utc(entry.created_at).isoformat()], separators=(",", ":"))
     return hashlib.sha256(facts.encode()).hexdigest()
 
 

@@ -9,7 +9,7 @@ from ua_parser import parse as parse_user_agent
 
 from kaseum.events.v1 import identity_events_pb2 as ev
 from servicekit.caller import ROLES, Principal, TokenVerifier
-from servicekit.db import UnitOfWorkFactory, new_id, utcnow
+from servicekit.db import UnitOfWorkFactory, as_utc, new_id, utcnow
 from servicekit.personal_data import TableRows
 from servicekit.errors import Conflict, InvalidArgument, NotFound, Unauthenticated
 from servicekit.region import RegionGuard, home_region
@@ -172,7 +172,7 @@ class IdentityService:
                 raise Unauthenticated("session has ended", "session_revoked")
             now = utcnow()
             # Record last-seen at most once a minute: a write per request would cost more than the check.
-            if now - _aware(session.last_seen_at) > timedelta(minutes=1):
+            if now - as_utc(session.last_seen_at) > timedelta(minutes=1):
                 session.last_seen_at = now
                 uow.commit()
         return principal
@@ -275,9 +275,3 @@ class IdentityService:
             uow.commit()
             return restricted
 
-
-def _aware(value: datetime) -> datetime:
-    # SQLite returns naive datetimes; they were stored as UTC.
-    from datetime import UTC
-
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

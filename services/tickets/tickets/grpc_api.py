@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -12,6 +12,7 @@ from kaseum.privacy.v1 import personal_data_pb2_grpc
 from kaseum.tickets.v1 import tickets_pb2 as pb
 from kaseum.tickets.v1 import tickets_pb2_grpc
 from servicekit import caller
+from servicekit.db import as_utc
 from servicekit.personal_data import erase_response, export_response, require_rights_caller
 
 from .models import Reply, Ticket
@@ -22,7 +23,7 @@ SERVICE = "kaseum.tickets.v1.Tickets"
 
 def _ts(value: datetime) -> Timestamp:
     ts = Timestamp()
-    ts.FromDatetime(value if value.tzinfo else value.replace(tzinfo=UTC))
+    ts.FromDatetime(as_utc(value))
     return ts
 
 

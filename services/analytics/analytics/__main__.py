@@ -1,0 +1,61 @@
+"""`python -m analytics [serve|migrate]`: bootstrap wires settings, database, bus and gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from kaseum.analytics.v1 import analytics_pb2_grpc
+from kaseum.privacy.v1 import personal_data_pb2_grpc
+from servicekit.logs import get_logger
+from servicekit.runtime import ServiceRuntime, main_entry
+from servicekit.settings import ServiceSettings
+
+from .config import AnalyticsSettings
+from .events import HANDLERS, SUBJECTS
+from .grpc_api import SERVICE, AnalyticsApi, AnalyticsPersonalData
+from .models import Inbox, Outbox, Repository
+from .service import AnalyticsService
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = get_logger(__name__)
+
+
+def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], AnalyticsService]:
+    settings = AnalyticsSettings(**base.model_dump())
+    runtime = ServiceRuntime(settings, Outbox, Inbox, Repository)
+    service = AnalyticsService(runtime.uow, settings.region, settings.min_group_size)
+    runtime.subscribe("analytics", [s.format(region=settings.region) for s in SUBJECTS], HANDLERS)
+    runtime.bus.add_task(rollup_loop(service, settings.rollup_interval_seconds))
+    return runtime, service
+
+
+def rollup_loop(service: AnalyticsService, interval: float) -> Callable[[], Awaitable[None]]:
+    """Rolls up finished days on the bus's loop, so it stops with the bus on SIGTERM."""
+    async def run() -> None:
+        while True:
+            try:
+                await asyncio.to_thread(service.rollup_finished_days)
+            except Exception:  # database down: the events wait for the next round
+                log.warning("rollup failed, will retry")
+            await asyncio.sleep(interval)
+
+    return run
+
+
+def serve(base: ServiceSettings) -> None:
+    runtime, service = bootstrap(base)
+    runtime.serve(
+        [
+            (analytics_pb2_grpc.add_AnalyticsServicer_to_server, AnalyticsApi(service), SERVICE),
+            (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, AnalyticsPersonalData(service),
+             "kaseum.privacy.v1.PersonalData"),
+        ],
+        # No public method: every call carries a signed-in person or a service token.
+        public_methods=(),
+    )
+
+
+if __name__ == "__main__":
+    main_entry("analytics", MIGRATIONS, serve)

@@ -1,0 +1,43 @@
+"""Calendar periods of a series (day, ISO week from Monday, month). Pure functions only."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+GRANULARITIES = ("day", "week", "month")
+
+
+def _calendar_start(day: date, granularity: str) -> date:
+    if granularity == "week":
+        return day - timedelta(days=day.weekday())
+    if granularity == "month":
+        return day.replace(day=1)
+    return day
+
+
+def _next_start(day: date, granularity: str) -> date:
+    if granularity == "week":
+        return _calendar_start(day, "week") + timedelta(days=7)
+    if granularity == "month":
+        return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return day + timedelta(days=1)
+
+
+def period_of(day: date, granularity: str, first: date) -> date:
+    """The start of `day`'s period, clipped to `first`.
+
+    A range that begins mid-week or mid-month starts its first period on `first`: the label then
+    says which days the figure really covers.
+    """
+    return max(_calendar_start(day, granularity), first)
+
+
+def period_starts(first: date, last: date, granularity: str) -> list[date]:
+    """Every period from `first` to `last` inclusive, so an empty period shows as suppressed
+    rather than missing (a gap would itself say "fewer than the threshold")."""
+    starts: list[date] = []
+    current = first
+    while current <= last:
+        starts.append(current)
+        current = _next_start(current, granularity)
+    return starts

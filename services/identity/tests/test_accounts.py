@@ -1,0 +1,114 @@
+"""Identity's rules against a real, migrated database (SQLite here; the system tests use PostgreSQL in CI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from identity.__main__ import MIGRATIONS
+from identity.models import Outbox, Repository
+from identity.passwords import Passwords
+from identity.service import IdentityService, NewStaff, SignUp
+from identity.tokens import TokenSigner, generate_private_pem
+from servicekit.caller import TokenVerifier
+from servicekit.errors import Conflict, Unauthenticated, WrongRegion
+from servicekit.testing import migrated_uow
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> IdentityService:
+    uow = migrated_uow(MIGRATIONS, f"sqlite:///{tmp_path}/identity.db", Outbox, Repository)
+    signer = TokenSigner(generate_private_pem(), 600)
+    verifier = TokenVerifier(signer.jwks, b"s" * 40)
+    # Cheap hashing parameters keep the unit tests fast; production uses OWASP's.
+    return IdentityService(uow, Passwords(1024, 1, 1), signer, verifier, "uk", "2024-01")
+
+
+def signup(**overrides: str) -> SignUp:
+    values = dict(username="ada", email="ada@example.com", password="correct horse battery", first_name="Ada",
+                  last_name="Lovelace", company="Engines", job_title="Analyst", phone="", country="GB")
+    values.update(overrides)
+    return SignUp(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.notice("4.1.1")
+@pytest.mark.rule("R-SEC-2")
+def test_sign_up_hashes_with_argon2id_and_writes_the_event_in_the_same_transaction(service: IdentityService) -> None:
+    account = service.sign_up(signup())
+    assert account.password_hash.startswith("$argon2id$")
+    assert "correct horse battery" not in account.password_hash
+    with service.uow() as uow:
+        rows = uow.session.scalars(select(Outbox)).all()
+        assert [r.subject for r in rows] == ["uk.identity.account.created"]
+        assert b"ada@example.com" not in rows[0].data and b"Lovelace" not in rows[0].data  # ids, not copies
+
+
+def test_username_and_email_are_unique_case_insensitively(service: IdentityService) -> None:
+    service.sign_up(signup())
+    with pytest.raises(Conflict):
+        service.sign_up(signup(username="ADA", email="other@example.com"))
+    with pytest.raises(Conflict):
+        service.sign_up(signup(username="ada2", email="ADA@EXAMPLE.COM"))
+
+
+@pytest.mark.rule("R-XFER-2")
+def test_subjects_of_another_region_are_refused(service: IdentityService) -> None:
+    with pytest.raises(WrongRegion):
+        service.sign_up(signup(country="DE"))
+
+
+def test_login_by_username_or_email_and_logout_revokes(service: IdentityService) -> None:
+    service.sign_up(signup())
+    token, _ = service.login("ADA@example.com", "correct horse battery", "203.0.113.9", "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0")
+    principal = service.authenticate(token)
+    assert principal.role == "customer" and principal.region == "uk"
+    service.logout(principal)
+    with pytest.raises(Unauthenticated):
+        service.authenticate(token)
+
+
+def test_bad_login_is_the_same_error_whether_or_not_the_account_exists(service: IdentityService) -> None:
+    service.sign_up(signup())
+    with pytest.raises(Unauthenticated) as wrong:
+        service.login("ada", "wrong password!!", "", "")
+    with pytest.raises(Unauthenticated) as unknown:
+        service.login("nobody", "wrong password!!", "", "")
+    assert (wrong.value.code, wrong.value.message) == (unknown.value.code, unknown.value.message)
+
+
+@pytest.mark.notice("3.2.3")
+def test_sign_in_records_technical_data_in_the_export(service: IdentityService) -> None:
+    account = service.sign_up(signup())
+    service.login("ada", "correct horse battery", "203.0.113.9",
+                  "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                  "Chrome/120.0.0.0 Safari/537.36")
+    tables = {name: (cols, rows) for name, _, cols, rows in service.export(account.id)}
+    cols, rows = tables["sign_ins"]
+    row = dict(zip(cols, rows[0], strict=True))
+    assert row["ip_address"] == "203.0.113.9" and row["browser"] == "Chrome" and row["os"] == "Windows"
+    assert "password_hash" not in tables["accounts"][0]
+
+
+@pytest.mark.notice("13.1.3")
+@pytest.mark.rule("R-ERASE-1")
+def test_erase_removes_the_account_sessions_and_technical_data(service: IdentityService) -> None:
+    account = service.sign_up(signup())
+    service.login("ada", "correct horse battery", "203.0.113.9", "curl/8")
+    assert service.erase(account.id) == 3  # account, session, sign-in
+    assert all(not rows for _, _, _, rows in service.export(account.id))
+
+
+@pytest.mark.notice("13.1.2")
+@pytest.mark.rule("R-RECT-1")
+def test_rectify_applies_valid_corrections_and_reports_invalid_ones(service: IdentityService) -> None:
+    account = service.sign_up(signup())
+    applied, rejected = service.rectify(account.id, {"last_name": "Byron", "email": "not-an-address"})
+    assert applied == ["last_name"] and [f for f, _ in rejected] == ["email"]
+
+
+def test_staff_need_a_known_role(service: IdentityService) -> None:
+    staff = service.create_user(NewStaff(role="agent", username="agent1", email="a1@kaseum.example",
+                                         password="correct horse battery"))
+    assert staff.role == "agent" and staff.region == "uk"

@@ -1,0 +1,40 @@
+"""`python -m rights [serve|migrate]`: bootstrap wires settings, database, bus and gRPC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kaseum.privacy.v1 import personal_data_pb2_grpc
+from kaseum.rights.v1 import rights_pb2_grpc
+from servicekit.runtime import ServiceRuntime, main_entry
+from servicekit.settings import ServiceSettings
+
+from .config import RightsSettings
+from .grpc_api import SERVICE, RightsApi, RightsPersonalData
+from .models import Inbox, Outbox, Repository
+from .service import RightsService
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], RightsService]:
+    settings = RightsSettings(**base.model_dump())
+    runtime = ServiceRuntime(settings, Outbox, Inbox, Repository)
+    return runtime, RightsService(runtime.uow, settings.region, settings.page_size_default)
+
+
+def serve(base: ServiceSettings) -> None:
+    runtime, service = bootstrap(base)
+    runtime.serve(
+        [
+            (rights_pb2_grpc.add_RightsServicer_to_server, RightsApi(service), SERVICE),
+            (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, RightsPersonalData(service),
+             "kaseum.privacy.v1.PersonalData"),
+        ],
+        # No public method: every call carries a signed-in person or a service token.
+        public_methods=(),
+    )
+
+
+if __name__ == "__main__":
+    main_entry("rights", MIGRATIONS, serve)

@@ -1,0 +1,11 @@
+"""Rights' settings: the common ones plus the default page size of a listing."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from servicekit.settings import ServiceSettings
+
+
+class RightsSettings(ServiceSettings):
+    # Used when a ListRequests call leaves page_size at 0 (the proto's documented default).
+    page_size_default: int = Field(default=20, ge=1, le=100)

@@ -1,0 +1,133 @@
+"""Rights' tables and the repository: the only module that knows them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from servicekit.outbox import InboxMixin, OutboxMixin
+from servicekit.personal_data import TableRows, table_of
+from servicekit.restrictions import RestrictionMixin, is_restricted, set_restricted
+from sqlalchemy import DateTime, Dialect, Index, String, Text, TypeDecorator, and_, or_, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+# Statuses that end a request. Declared here because the unique index below needs them as SQL.
+CLOSED_STATUSES = ("completed", "refused")
+_OPEN = text("status NOT IN ('completed', 'refused')")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp read back as aware UTC on every database (SQLite returns naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Outbox(OutboxMixin, Base):
+    pass
+
+
+class Inbox(InboxMixin, Base):
+    pass
+
+
+class Restriction(RestrictionMixin, Base):
+    """Subjects who asked for restriction (Art. 18); their requests still proceed."""
+
+
+class RightsRequest(Base):
+    """One request to exercise a right of section 13.1; kept as evidence after completion."""
+
+    __tablename__ = "rights_requests"
+    __table_args__ = (
+        # The DPO's queue and its keyset pages walk (due_at, id).
+        Index("ix_rights_requests_due", "due_at", "id"),
+        # A customer's own list walks the same order within one subject.
+        Index("ix_rights_requests_subject_due", "subject_id", "due_at", "id"),
+        # At most one open request per subject and kind, even when two filings race.
+        Index("uq_rights_requests_open_kind", "subject_id", "kind", unique=True,
+              sqlite_where=_OPEN, postgresql_where=_OPEN),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(20))
+    details: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    region: Mapped[str] = mapped_column(String(8))
+
+
+class Repository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, row: Base) -> None:
+        self.session.add(row)
+
+    def insert_unless_duplicate(self, row: RightsRequest) -> bool:
+        """Add and flush; False (and the transaction rolled back) if an open twin already exists."""
+        self.session.add(row)
+        try:
+            self.session.flush()
+        except IntegrityError:
+            self.session.rollback()
+            return False
+        return True
+
+    def request(self, request_id: str) -> RightsRequest | None:
+        return self.session.get(RightsRequest, request_id)
+
+    def open_request(self, subject_id: str, kind: str) -> RightsRequest | None:
+        return self.session.scalars(
+            select(RightsRequest).where(
+                RightsRequest.subject_id == subject_id, RightsRequest.kind == kind,
+                RightsRequest.status.not_in(CLOSED_STATUSES),
+            )
+        ).first()
+
+    def page(self, *, subject_id: str | None, status: str, overdue_at: datetime | None,
+             after: tuple[datetime, str] | None, limit: int) -> list[RightsRequest]:
+        """Requests in (due_at, id) order after the cursor position (keyset: no OFFSET)."""
+        query = select(RightsRequest)
+        if subject_id is not None:
+            query = query.where(RightsRequest.subject_id == subject_id)
+        if status:
+            query = query.where(RightsRequest.status == status)
+        if overdue_at is not None:
+            query = query.where(RightsRequest.due_at < overdue_at,
+                                RightsRequest.status.not_in(CLOSED_STATUSES))
+        if after is not None:
+            due, last_id = after
+            query = query.where(or_(RightsRequest.due_at > due,
+                                    and_(RightsRequest.due_at == due, RightsRequest.id > last_id)))
+        query = query.order_by(RightsRequest.due_at, RightsRequest.id).limit(limit)
+        return list(self.session.scalars(query).all())
+
+    def rows_of(self, subject_id: str) -> list[TableRows]:
+        requests = self.session.scalars(
+            select(RightsRequest).where(RightsRequest.subject_id == subject_id)
+            .order_by(RightsRequest.received_at, RightsRequest.id)
+        ).all()
+        restriction = self.session.scalars(select(Restriction).where(Restriction.subject_id == subject_id)).all()
+        return [
+            table_of("rights_requests", "rights", RightsRequest, requests),
+            table_of("restrictions", "rights", Restriction, restriction),
+        ]
+
+    def set_restricted(self, subject_id: str, restricted: bool) -> bool:
+        return set_restricted(self.session, Restriction, subject_id, restricted)
+
+    def is_restricted(self, subject_id: str) -> bool:
+        return is_restricted(self.session, Restriction, subject_id)

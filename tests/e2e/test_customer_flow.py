@@ -1,0 +1,111 @@
+"""The foundation's user journey through the real system: gateway → gRPC → databases → JetStream."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.api import Api, sign_up_and_log_in
+from tests.support.waiting import eventually
+from tools.stack import Stack
+
+
+@pytest.fixture(scope="module")
+def api(system: Stack) -> Api:
+    return Api(system.gateway_url)
+
+
+def preferences_when_ready(user: Api) -> dict[str, object]:
+    def probe() -> dict[str, object] | None:
+        response = user.call("GET", "/api/v1/me/preferences")
+        if response.status_code == 409:  # consent has not handled account.created yet
+            return None
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    return eventually(probe, what="preferences from the account.created event")
+
+
+@pytest.mark.notice("1.2", "3.2.1", "3.2.2", "3.2.4", "4.1.1")
+@pytest.mark.rule("R-DATA-1")
+def test_sign_up_log_in_and_read_own_account(api: Api) -> None:
+    user, created, body = sign_up_and_log_in(api)
+    assert created["region"] == "uk" and created["username"] == body["username"]
+    me = user.call("GET", "/api/v1/me")
+    assert me.status_code == 200
+    data = me.json()
+    for field in ("username", "email", "first_name", "last_name", "company", "job_title", "country"):
+        assert data[field] == body[field]
+    assert data["phone"] == "+442079460018"  # stored in E.164
+    assert "password" not in data and "password_hash" not in data and not any("hash" in k for k in data)
+
+
+@pytest.mark.notice("1.2")
+def test_open_list_read_and_reply_to_a_ticket(api: Api) -> None:
+    user, _, _ = sign_up_and_log_in(api)
+    opened = user.call("POST", "/api/v1/tickets", json={"subject": "Licence key", "body": "It says expired."})
+    assert opened.status_code == 201, opened.text
+    ticket = opened.json()
+    assert ticket["status"] == "open" and ticket["subject"] == "Licence key" and ticket["created_at"].endswith("Z")
+    listed = user.call("GET", "/api/v1/tickets")
+    assert listed.status_code == 200
+    assert [t["id"] for t in listed.json()["items"]] == [ticket["id"]]
+    assert listed.json()["next_cursor"] is None
+    reply = user.call("POST", f"/api/v1/tickets/{ticket['id']}/replies", json={"body": "Any news?"})
+    assert reply.status_code == 201, reply.text
+    read = user.call("GET", f"/api/v1/tickets/{ticket['id']}")
+    assert read.status_code == 200
+    assert [r["body"] for r in read.json()["replies"]] == ["Any news?"]
+
+
+@pytest.mark.notice("6.1", "7")
+@pytest.mark.rule("R-MKT-1", "R-MKT-3")
+def test_default_preferences_come_from_the_account_created_event(api: Api) -> None:
+    user, _, _ = sign_up_and_log_in(api)
+    prefs = preferences_when_ready(user)
+    assert prefs["marketing"] == {"email": False, "telephone": False}
+    assert prefs["third_party_marketing"] is False
+    assert prefs["cookies"] == {"analytics": False, "marketing": False}
+    assert prefs["notice_version"]
+
+
+@pytest.mark.notice("6.1")
+@pytest.mark.rule("R-MKT-1")
+def test_sign_up_choices_travel_to_consent_over_jetstream(api: Api) -> None:
+    # Identity never calls consent: the only way these choices reach it is the event.
+    user, _, _ = sign_up_and_log_in(api, marketing={"email": True, "telephone": False})
+    prefs = preferences_when_ready(user)
+    assert prefs["marketing"] == {"email": True, "telephone": False}
+    assert prefs["third_party_marketing"] is False
+
+
+@pytest.mark.notice("8.1")
+@pytest.mark.rule("R-MKT-4", "R-WITHDRAW-1")
+def test_preferences_can_be_changed_and_withdrawn(api: Api) -> None:
+    user, _, _ = sign_up_and_log_in(api, marketing={"email": True, "telephone": False})
+    preferences_when_ready(user)
+    changed = user.call("PUT", "/api/v1/me/preferences", json={"marketing": {"email": False}})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["marketing"] == {"email": False, "telephone": False}
+    assert user.call("GET", "/api/v1/me/preferences").json()["marketing"]["email"] is False
+
+
+@pytest.mark.rule("R-SEC-2")
+def test_logout_revokes_the_session_on_the_next_request(api: Api) -> None:
+    user, _, _ = sign_up_and_log_in(api)
+    assert user.call("GET", "/api/v1/me").status_code == 200
+    assert user.call("DELETE", "/api/v1/sessions/current").status_code == 204
+    after = user.call("GET", "/api/v1/me")
+    assert after.status_code == 401
+    assert after.json()["error"]["code"] == "session_revoked"
+
+
+def test_health_readiness_and_openapi(api: Api) -> None:
+    assert api.call("GET", "/healthz").status_code == 200
+    ready = api.call("GET", "/readyz")
+    assert ready.status_code == 200 and set(ready.json()["services"]) == {
+        "identity", "tickets", "consent", "rights", "analytics"}
+    doc = api.call("GET", "/api/openapi.json").json()
+    for path in ("/api/v1/accounts", "/api/v1/sessions", "/api/v1/sessions/current", "/api/v1/me",
+                 "/api/v1/tickets", "/api/v1/tickets/{ticket_id}", "/api/v1/tickets/{ticket_id}/replies",
+                 "/api/v1/me/preferences", "/api/v1/rights-requests", "/api/v1/admin/users"):
+        assert path in doc["paths"], path

@@ -1,0 +1,56 @@
+"""A dependency down mid-request gets a defined answer, never a traceback."""
+
+from __future__ import annotations
+
+from tests.support.api import Api, sign_up_and_log_in
+from tests.support.waiting import eventually
+from tools.stack import Stack
+
+
+def test_a_service_down_is_503_with_retry_after_and_ready_says_so(make_stack) -> None:  # type: ignore[no-untyped-def]
+    stack: Stack = make_stack()
+    stack.start()
+    api = Api(stack.gateway_url)
+    user, _, _ = sign_up_and_log_in(api)
+    stack.stop_process("tickets")
+    response = user.call("GET", "/api/v1/tickets")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert response.json()["error"]["code"] == "service_unavailable"
+    assert "Traceback" not in response.text
+    ready = api.call("GET", "/readyz")
+    assert ready.status_code == 503 and ready.json()["services"]["tickets"] == "UNREACHABLE"
+    stack.start_service("tickets")
+    eventually(lambda: user.call("GET", "/api/v1/tickets").status_code == 200, what="tickets back")
+
+
+def test_identity_down_means_no_one_is_let_in(make_stack) -> None:  # type: ignore[no-untyped-def]
+    stack: Stack = make_stack()
+    stack.start()
+    api = Api(stack.gateway_url)
+    user, _, _ = sign_up_and_log_in(api)
+    stack.stop_process("identity")
+    response = user.call("GET", "/api/v1/tickets")
+    assert response.status_code == 503  # deny: the session cannot be checked
+
+
+def test_nats_down_requests_still_work_and_health_names_the_dependency(make_stack) -> None:  # type: ignore[no-untyped-def]
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    stack: Stack = make_stack()
+    stack.start()
+    api = Api(stack.gateway_url)
+    stack.stop_nats()
+
+    def nats_reported_down() -> bool:
+        with grpc.insecure_channel(stack.grpc_addr("tickets")) as channel:
+            answer = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="kaseum.dependency.nats"), timeout=2)
+            return answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+    eventually(nats_reported_down, what="the NATS dependency to be reported down")
+    # The outbox keeps events, so the system still serves: ready, and writes succeed.
+    assert api.call("GET", "/readyz").status_code == 200
+    user, _, _ = sign_up_and_log_in(api)
+    assert user.call("POST", "/api/v1/tickets", json={"subject": "s", "body": "b"}).status_code == 201

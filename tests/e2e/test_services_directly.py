@@ -1,0 +1,108 @@
+"""Services over real gRPC: the region guard, caller identity, health and reflection."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import grpc
+import jwt
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from kaseum.identity.v1 import identity_pb2, identity_pb2_grpc
+from kaseum.privacy.v1 import personal_data_pb2, personal_data_pb2_grpc
+from kaseum.tickets.v1 import tickets_pb2, tickets_pb2_grpc
+from servicekit import caller
+from tests.support.api import Api, sign_up_and_log_in
+from tools.stack import SERVICES, Stack, generate_secrets
+
+
+@pytest.fixture(scope="module")
+def stack(system: Stack) -> Iterator[Stack]:
+    yield system
+
+
+def person_token(stack: Stack, region: str, role: str = "customer") -> str:
+    """A token signed with the deployment's real key, for a subject of `region`."""
+    from cryptography.hazmat.primitives import serialization
+
+    from identity.tokens import TokenSigner
+
+    pem = generate_secrets(stack.var / "kaseum.env")["IDENTITY_SIGNING_KEY"]
+    signer = TokenSigner(pem, 300)
+    _ = serialization
+    token, _ = signer.sign("f" * 32, role, region, "e" * 32)
+    return token
+
+
+@pytest.mark.rule("R-XFER-2")
+def test_a_uk_service_refuses_a_subject_homed_in_the_eu(stack: Stack) -> None:
+    with grpc.insecure_channel(stack.grpc_addr("tickets")) as channel:
+        stub = tickets_pb2_grpc.TicketsStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.OpenTicket(tickets_pb2.OpenTicketRequest(subject="s", body="b"),
+                            metadata=caller.person_metadata(person_token(stack, "eu")), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "region" in (refused.value.details() or "")
+    with grpc.insecure_channel(stack.grpc_addr("identity")) as channel:
+        with pytest.raises(grpc.RpcError) as signup:
+            identity_pb2_grpc.IdentityStub(channel).SignUp(identity_pb2.SignUpRequest(
+                username="eu_person", email="eu@example.com", password="x" * 16, first_name="A",
+                last_name="B", company="C", job_title="D", country="FR"), timeout=5)
+    assert signup.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+@pytest.mark.rule("R-SEC-1")
+def test_services_check_the_caller_themselves(stack: Stack) -> None:
+    with grpc.insecure_channel(stack.grpc_addr("tickets")) as channel:
+        stub = tickets_pb2_grpc.TicketsStub(channel)
+        with pytest.raises(grpc.RpcError) as anonymous:
+            stub.ListTickets(tickets_pb2.ListTicketsRequest(), timeout=5)
+        assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        forged = jwt.encode({"sub": "x", "role": "agent", "region": "uk", "sid": "s", "exp": time.time() + 60,
+                             "iss": caller.ISSUER, "aud": caller.USER_AUDIENCE}, "not-the-deployment-key-but-long-enough-1234", algorithm="HS256")
+        with pytest.raises(grpc.RpcError) as bad:
+            stub.ListTickets(tickets_pb2.ListTicketsRequest(), metadata=caller.person_metadata(forged), timeout=5)
+        assert bad.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        wrong_secret = caller.mint_service_token(b"x" * 40, "rights")
+        with pytest.raises(grpc.RpcError) as service:
+            personal_data_pb2_grpc.PersonalDataStub(channel).Export(
+                personal_data_pb2.ExportRequest(subject_id="s"),
+                metadata=((caller.SERVICE_HEADER, wrong_secret),), timeout=5)
+        assert service.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.notice("13.1.1")
+def test_only_the_rights_service_drives_the_personal_data_contract(stack: Stack) -> None:
+    api = Api(stack.gateway_url)
+    user, created, body = sign_up_and_log_in(api)
+    secret = generate_secrets(stack.var / "kaseum.env")["KASEUM_SERVICE_SECRET"].encode()
+    with grpc.insecure_channel(stack.grpc_addr("identity")) as channel:
+        stub = personal_data_pb2_grpc.PersonalDataStub(channel)
+        with pytest.raises(grpc.RpcError) as person:
+            stub.Export(personal_data_pb2.ExportRequest(subject_id=created["id"]),
+                        metadata=caller.person_metadata(user.token), timeout=5)
+        assert person.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        exported = stub.Export(personal_data_pb2.ExportRequest(subject_id=created["id"]),
+                               metadata=((caller.SERVICE_HEADER, caller.mint_service_token(secret, "rights")),),
+                               timeout=5)
+    accounts = next(t for t in exported.tables if t.name == "accounts")
+    assert "password_hash" not in accounts.columns
+    row = dict(zip(accounts.columns, accounts.rows[0].values, strict=True))
+    assert row["email"] == body["email"] and row["first_name"] == body["first_name"]
+    assert any(t.name == "sign_ins" and t.rows for t in exported.tables)  # technical data of the login
+
+
+def test_every_service_has_health_and_reflection(stack: Stack) -> None:
+    for name in SERVICES:
+        with grpc.insecure_channel(stack.grpc_addr(name)) as channel:
+            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status
+            assert status == health_pb2.HealthCheckResponse.SERVING, name
+            reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+            [answer] = list(reflection.ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5))
+            names = {s.name for s in answer.list_services_response.service}
+            assert "grpc.health.v1.Health" in names, name
+            assert any(n.startswith(f"kaseum.{name}.v1.") for n in names), (name, names)
