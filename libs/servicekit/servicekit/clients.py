@@ -24,15 +24,17 @@ class _Details(
 
 
 class DefaultDeadline(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
-    """Gives every call a deadline unless the caller chose one."""
+    """Gives every call a deadline unless the caller chose one, and lets it wait for the
+    connection within that deadline (a restarting replica is then a delay, not an error)."""
 
     def __init__(self, seconds: float) -> None:
         self._seconds = seconds
 
     def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
         if details.timeout is None:
+            wait = True if details.wait_for_ready is None else details.wait_for_ready
             details = _Details(details.method, self._seconds, details.metadata, details.credentials,
-                               details.wait_for_ready, details.compression)
+                               wait, details.compression)
         return continuation(details, request)
 
 
@@ -61,6 +63,11 @@ def channel(addr: str, service: str = "", idempotent_methods: Iterable[str] = ()
         ("grpc.enable_retries", 1),
         ("grpc.service_config", retry_config(service, idempotent_methods)),
         ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+        # Reconnect quickly after a service restarts: the default back-off grows to
+        # two minutes, during which every call would fail fast with UNAVAILABLE.
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 1000),
     ]
     raw = grpc.insecure_channel(addr, options=options)
     return traced(grpc.intercept_channel(raw, DefaultDeadline(deadline)), client_interceptor())  # type: ignore[no-any-return]
