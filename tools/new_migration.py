@@ -11,7 +11,6 @@ import tempfile
 from pathlib import Path
 
 from alembic import command
-
 from servicekit.migrations import alembic_config
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 SERVICES = ("identity", "tickets", "consent", "rights", "analytics")
 BIN = Path(sys.executable).parent
+# Gunicorn access lines as JSON, without the client address or query string (no personal data).
+ACCESS_LOG = '{"event": "request", "status": %(s)s, "method": "%(m)s", "path": "%(U)s", "ms": %(M)s}'
 
 
 def free_port() -> int:
@@ -67,7 +69,7 @@ class Stack:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @classmethod
-    def on_free_ports(cls, var: Path, **kwargs: object) -> "Stack":
+    def on_free_ports(cls, var: Path, **kwargs: object) -> Stack:
         return cls(var=var, gateway_port=free_port(), nats_port=free_port(),
                    grpc_ports={n: free_port() for n in SERVICES}, **kwargs)  # type: ignore[arg-type]
 
@@ -167,7 +169,7 @@ class Stack:
         self._spawn("gateway", [
             str(BIN / "gunicorn"), "--threads", "8", "--workers", "2", "--bind",
             f"127.0.0.1:{self.gateway_port}", "--graceful-timeout", "5", "--access-logfile", "-",
-            "--access-logformat", '{"event": "request", "status": %(s)s, "method": "%(m)s", "path": "%(U)s", "ms": %(M)s}',
+            "--access-logformat", ACCESS_LOG,
             "gateway.app:create_app()",
         ])
 

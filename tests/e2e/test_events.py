@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import func, select, text
-
 from consent.models import Inbox, Preferences
 from kaseum.events.v1 import identity_events_pb2 as ev
 from servicekit.db import make_engine
+from sqlalchemy import func, select, text
+
 from tests.support import jetstream
 from tests.support.api import Api, sign_up_and_log_in, signup_body
 from tests.support.waiting import eventually

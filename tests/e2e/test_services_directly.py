@@ -10,11 +10,11 @@ import jwt
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-
 from kaseum.identity.v1 import identity_pb2, identity_pb2_grpc
 from kaseum.privacy.v1 import personal_data_pb2, personal_data_pb2_grpc
 from kaseum.tickets.v1 import tickets_pb2, tickets_pb2_grpc
 from servicekit import caller
+
 from tests.support.api import Api, sign_up_and_log_in
 from tools.stack import SERVICES, Stack, generate_secrets
 
@@ -27,7 +27,6 @@ def stack(system: Stack) -> Iterator[Stack]:
 def person_token(stack: Stack, region: str, role: str = "customer") -> str:
     """A token signed with the deployment's real key, for a subject of `region`."""
     from cryptography.hazmat.primitives import serialization
-
     from identity.tokens import TokenSigner
 
     pem = generate_secrets(stack.var / "kaseum.env")["IDENTITY_SIGNING_KEY"]
@@ -46,11 +45,10 @@ def test_a_uk_service_refuses_a_subject_homed_in_the_eu(stack: Stack) -> None:
                             metadata=caller.person_metadata(person_token(stack, "eu")), timeout=5)
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "region" in (refused.value.details() or "")
-    with grpc.insecure_channel(stack.grpc_addr("identity")) as channel:
-        with pytest.raises(grpc.RpcError) as signup:
-            identity_pb2_grpc.IdentityStub(channel).SignUp(identity_pb2.SignUpRequest(
-                username="eu_person", email="eu@example.com", password="x" * 16, first_name="A",
-                last_name="B", company="C", job_title="D", country="FR"), timeout=5)
+    with grpc.insecure_channel(stack.grpc_addr("identity")) as channel, pytest.raises(grpc.RpcError) as signup:
+        identity_pb2_grpc.IdentityStub(channel).SignUp(identity_pb2.SignUpRequest(
+            username="eu_person", email="eu@example.com", password="x" * 16, first_name="A",
+            last_name="B", company="C", job_title="D", country="FR"), timeout=5)
     assert signup.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
@@ -62,7 +60,8 @@ def test_services_check_the_caller_themselves(stack: Stack) -> None:
             stub.ListTickets(tickets_pb2.ListTicketsRequest(), timeout=5)
         assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
         forged = jwt.encode({"sub": "x", "role": "agent", "region": "uk", "sid": "s", "exp": time.time() + 60,
-                             "iss": caller.ISSUER, "aud": caller.USER_AUDIENCE}, "not-the-deployment-key-but-long-enough-1234", algorithm="HS256")
+                             "iss": caller.ISSUER, "aud": caller.USER_AUDIENCE},
+                            "not-the-deployment-key-but-long-enough-1234", algorithm="HS256")
         with pytest.raises(grpc.RpcError) as bad:
             stub.ListTickets(tickets_pb2.ListTicketsRequest(), metadata=caller.person_metadata(forged), timeout=5)
         assert bad.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -21,7 +21,7 @@ class Api:
             headers["Authorization"] = f"Bearer {self.token}"
         return requests.request(method, self.base + path, headers=headers, timeout=15, **kwargs)
 
-    def as_user(self, token: str) -> "Api":
+    def as_user(self, token: str) -> Api:
         return Api(self.base, token)
 
 

@@ -8,7 +8,6 @@ from collections.abc import Iterable
 
 import nats
 from google.protobuf.message import Message
-
 from servicekit.outbox import envelope
 
 

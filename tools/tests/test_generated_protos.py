@@ -22,7 +22,8 @@ def test_every_proto_field_is_documented() -> None:
         lines = proto.read_text().splitlines()
         for number, line in enumerate(lines):
             stripped = line.strip()
-            is_field = stripped.endswith(";") and "=" in stripped and not stripped.startswith(("option", "//", "syntax", "package", "import"))
+            keyword = stripped.startswith(("option", "//", "syntax", "package", "import"))
+            is_field = stripped.endswith(";") and "=" in stripped and not keyword
             if is_field and not lines[number - 1].strip().startswith("//"):
                 missing.append(f"{proto.relative_to(ROOT)}:{number + 1}: {stripped}")
     assert not missing, "\n".join(missing)

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import grpc
 import typer
-from pydantic_settings import SettingsConfigDict
-
 from kaseum.identity.v1 import identity_pb2, identity_pb2_grpc
+from pydantic_settings import SettingsConfigDict
 from servicekit import caller, clients
 from servicekit.grpc_server import ERROR_CODE_KEY
 from servicekit.settings import CommonSettings

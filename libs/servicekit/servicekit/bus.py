@@ -11,6 +11,7 @@ the database commit, nak with back-off on a passing failure, and after
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import nats
+from kaseum.events.v1 import envelope_pb2
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
@@ -29,8 +31,6 @@ from opentelemetry import trace
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
-
-from kaseum.events.v1 import envelope_pb2
 
 from . import telemetry
 from .logs import get_logger
@@ -65,7 +65,7 @@ async def ensure_streams(js: JetStreamContext, region: str) -> None:
         )
         try:
             await js.add_stream(config)
-        except Exception:  # noqa: BLE001 - exists with other settings: update it
+        except Exception:
             await js.update_stream(config)
 
 
@@ -163,7 +163,7 @@ class Bus:
                 self.js = self.nc.jetstream(timeout=5)
                 await ensure_streams(self.js, self.region)
                 return
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.warning("nats unavailable, retrying")
                 if self.nc is not None:
                     await self.nc.close()
@@ -200,16 +200,14 @@ class Bus:
                     sent = await self._relay_once(session_factory, outbox_model, batch)
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # noqa: BLE001 - NATS or DB down: try again shortly
+                except Exception:
                     log.warning("outbox relay failed, will retry")
                     sent = 0
                     await asyncio.sleep(poll)
                 if sent < batch:
                     self._wake.clear()
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), poll)
-                    except TimeoutError:
-                        pass
 
         self.add_task(run)
 
@@ -264,7 +262,7 @@ class Bus:
                 except NotFoundError:
                     psub = None
                     await asyncio.sleep(0.5)
-                except Exception:  # noqa: BLE001 - NATS down or not yet connected
+                except Exception:
                     await asyncio.sleep(0.5)
 
         self.add_task(run)
@@ -281,17 +279,15 @@ class Bus:
         try:
             await self.js.consumer_info(stream, sub.durable)
         except NotFoundError:
-            try:
+            with contextlib.suppress(Exception):
                 await self.js.add_consumer(stream, config)
-            except Exception:  # noqa: BLE001 - another replica created it first
-                pass
         return await self.js.pull_subscribe_bind(durable=sub.durable, stream=stream)
 
     async def _handle(self, sub: Subscription, msg: Msg) -> None:
         env = envelope_pb2.Envelope()
         try:
             env.ParseFromString(msg.data)
-        except Exception:  # noqa: BLE001 - unparseable: straight to the dead letters
+        except Exception:
             await self._dead_letter(sub, msg, "unparseable envelope")
             return
         with telemetry.continued_from(msg.headers), _tracer.start_as_current_span(
@@ -303,7 +299,7 @@ class Bus:
                 if env.region != self.region:
                     raise ValueError("event from another region")
                 await asyncio.to_thread(apply_once, sub, env)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 attempts = msg.metadata.num_delivered if msg.metadata else 1
                 log.warning("event handler failed", event_type=env.type, event_id=env.id,
                             attempt=attempts, error=type(exc).__name__)

@@ -70,4 +70,4 @@ def channel(addr: str, service: str = "", idempotent_methods: Iterable[str] = ()
         ("grpc.max_reconnect_backoff_ms", 1000),
     ]
     raw = grpc.insecure_channel(addr, options=options)
-    return traced(grpc.intercept_channel(raw, DefaultDeadline(deadline)), client_interceptor())  # type: ignore[no-any-return]
+    return traced(grpc.intercept_channel(raw, DefaultDeadline(deadline)), client_interceptor())  # type: ignore[no-any-return,no-untyped-call]

@@ -74,7 +74,7 @@ class UnitOfWork(Generic[R]):
         self._outbox = outbox
         self.committed = False
 
-    def __enter__(self) -> "UnitOfWork[R]":
+    def __enter__(self) -> UnitOfWork[R]:
         self.session = self._session_factory()
         self.repo = self._repo_factory(self.session)
         self.events = self._outbox.bind(self.session)

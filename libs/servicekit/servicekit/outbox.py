@@ -15,10 +15,9 @@ from datetime import UTC, datetime
 from google.protobuf.any_pb2 import Any as AnyPb
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+from kaseum.events.v1 import envelope_pb2
 from sqlalchemy import DateTime, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
-
-from kaseum.events.v1 import envelope_pb2
 
 from . import telemetry
 

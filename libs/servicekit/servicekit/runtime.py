@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from kaseum.identity.v1 import identity_pb2, identity_pb2_grpc
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
-
-from kaseum.identity.v1 import identity_pb2, identity_pb2_grpc
 
 from . import caller, clients, migrations, telemetry
 from .bus import Bus, Subscription

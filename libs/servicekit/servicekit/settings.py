@@ -50,7 +50,7 @@ class ServiceSettings(CommonSettings):
     max_deliver: int = 5
 
     @classmethod
-    def for_service(cls, name: str, **overrides: object) -> "ServiceSettings":
+    def for_service(cls, name: str, **overrides: object) -> ServiceSettings:
         import os
 
         url = os.environ.get(f"DATABASE_URL_{name.upper()}", f"sqlite:///var/{name}.db")

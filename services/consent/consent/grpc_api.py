@@ -43,7 +43,7 @@ class ConsentApi(consent_pb2_grpc.ConsentServicer):
 
     def UpdatePreferences(self, request: pb.UpdatePreferencesRequest, context: Any) -> pb.Preferences:
         principal = caller.require_person()
-        changes = {channel: bool(getattr(request, f)) for f, channel in FIELDS.items() if request.HasField(f)}
+        changes = {channel: bool(getattr(request, f)) for f, channel in FIELDS.items() if request.HasField(f)}  # type: ignore[arg-type]
         return preferences_message(self.service.update(principal, changes, request.source))
 
     def CanContact(self, request: pb.CanContactRequest, context: Any) -> pb.CanContactResponse:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
-
 from consent.__main__ import MIGRATIONS
 from consent.models import LedgerEntry, Outbox, Repository
 from consent.service import ConsentService
 from servicekit.errors import Conflict, WrongRegion
 from servicekit.testing import migrated_uow, person
+from sqlalchemy import update
 
 SUBJECT = "a" * 32
 NO = {"email": False, "telephone": False, "third_party": False}

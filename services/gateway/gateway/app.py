@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import json
 
-from flask import Flask, request
+from flask import Flask, Response, request
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
-from werkzeug.middleware.proxy_fix import ProxyFix
-
 from servicekit import telemetry
 from servicekit.logs import setup_logging
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import errors
+from . import errors, openapi
 from .api import accounts, admin, analytics, me, rights, tickets
 from .backends import Backends, connect
 from .config import GatewaySettings
 from .errors import error_response
 from .health import bp as health_bp
-from . import openapi
 
 WRITE_METHODS = {"POST", "PUT", "PATCH"}
 
@@ -28,7 +26,7 @@ def create_app(settings: GatewaySettings | None = None, backends: Backends | Non
     telemetry.setup_tracing("gateway", settings.otel_exporter_otlp_endpoint)
     app = Flask(__name__)
     # First, so its request hooks wrap ours (a span exists even for early error answers).
-    FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz")
+    FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz")  # type: ignore[no-untyped-call]
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if settings.trusted_proxies:
@@ -38,7 +36,7 @@ def create_app(settings: GatewaySettings | None = None, backends: Backends | Non
     errors.register(app)
 
     @app.before_request
-    def _require_json_object() -> object:
+    def _require_json_object() -> Response | None:
         """Malformed JSON is 400 (API.md); a valid body of the wrong shape is left to the models (422)."""
         if request.method not in WRITE_METHODS or not request.path.startswith("/api/"):
             return None

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import current_app, g, request
-
 from kaseum.identity.v1 import identity_pb2
 from servicekit.caller import person_metadata
 

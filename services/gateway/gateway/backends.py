@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from grpc_health.v1 import health_pb2_grpc
-
 from kaseum.analytics.v1 import analytics_pb2_grpc
 from kaseum.consent.v1 import consent_pb2_grpc
 from kaseum.identity.v1 import identity_pb2_grpc

@@ -6,7 +6,6 @@ from datetime import UTC
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
-
 from kaseum.consent.v1 import consent_pb2
 from kaseum.identity.v1 import identity_pb2
 from kaseum.rights.v1 import rights_pb2

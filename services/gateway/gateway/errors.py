@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import NoReturn, cast
 
 import grpc
 from flask import Flask, Response, jsonify
-from werkzeug.exceptions import HTTPException
-
 from servicekit.grpc_server import ERROR_CODE_KEY
 from servicekit.logs import get_logger
+from werkzeug.exceptions import HTTPException
 
 log = get_logger(__name__)
 
@@ -79,7 +78,7 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         if exc.response is not None and exc.response.is_json:
-            return exc.response  # already in our shape (spectree hook)
+            return cast(Response, exc.response)  # already in our shape (spectree hook)
         status = exc.code or 500
         return error_response(status, _NAMES.get(status, "error"), exc.description or exc.name)
 

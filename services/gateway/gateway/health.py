@@ -6,7 +6,6 @@ from typing import Any
 
 import grpc
 from flask import Blueprint
-
 from grpc_health.v1 import health_pb2
 
 from .auth import backends

@@ -10,6 +10,9 @@ from spectree.models import SecureType
 
 from .errors import error_response
 
+# Security requirement of routes that need a signed-in caller.
+BEARER: dict[str, list[str]] = {"bearer": []}
+
 
 def _before(_req: Any, _resp: Any, error: Any, _instance: Any, *_rest: Any) -> None:
     """Turn spectree's validation failure into our error shape (422), naming fields, not values."""

@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
-
 from kaseum.identity.v1 import identity_pb2 as pb
 from kaseum.identity.v1 import identity_pb2_grpc
 from kaseum.privacy.v1 import personal_data_pb2 as pd

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, delete, or_, select, update
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-
 from servicekit.outbox import InboxMixin, OutboxMixin
 from servicekit.personal_data import TableRows, table_of
+from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, delete, or_, select, update
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 
 class Base(DeclarativeBase):

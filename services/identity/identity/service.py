@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ua_parser import parse as parse_user_agent
-
 from kaseum.events.v1 import identity_events_pb2 as ev
 from servicekit.caller import ROLES, Principal, TokenVerifier
 from servicekit.db import UnitOfWorkFactory, as_utc, new_id, utcnow
-from servicekit.personal_data import TableRows
 from servicekit.errors import Conflict, InvalidArgument, NotFound, Unauthenticated
+from servicekit.personal_data import TableRows
 from servicekit.region import RegionGuard, home_region
+from ua_parser import parse as parse_user_agent
 
 from . import validation as v
 from .models import Account, Organisation, Repository, SessionRecord, SignIn

@@ -11,7 +11,6 @@ import unicodedata
 import phonenumbers
 import pycountry
 from email_validator import EmailNotValidError, validate_email
-
 from servicekit.errors import InvalidArgument
 
 USERNAME_RE = re.compile(r"^[\w.\-]{3,64}$")

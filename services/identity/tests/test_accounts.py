@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
-
 from identity.__main__ import MIGRATIONS
 from identity.models import Outbox, Repository
 from identity.passwords import Passwords
@@ -15,6 +13,7 @@ from identity.tokens import TokenSigner, generate_private_pem
 from servicekit.caller import TokenVerifier
 from servicekit.errors import Conflict, Unauthenticated, WrongRegion
 from servicekit.testing import migrated_uow
+from sqlalchemy import select
 
 
 @pytest.fixture
@@ -61,7 +60,8 @@ def test_subjects_of_another_region_are_refused(service: IdentityService) -> Non
 
 def test_login_by_username_or_email_and_logout_revokes(service: IdentityService) -> None:
     service.sign_up(signup())
-    token, _ = service.login("ADA@example.com", "correct horse battery", "203.0.113.9", "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0")
+    token, _ = service.login("ADA@example.com", "correct horse battery", "203.0.113.9",
+                             "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0")
     principal = service.authenticate(token)
     assert principal.role == "customer" and principal.region == "uk"
     service.logout(principal)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from identity import validation as v
 from servicekit.errors import InvalidArgument
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from servicekit.errors import InvalidArgument, NotFound, PermissionDenied, WrongRegion
 from servicekit.testing import migrated_uow, person
 from tickets.__main__ import MIGRATIONS
@@ -24,7 +23,7 @@ def service(tmp_path: Path) -> TicketsService:
 def test_customers_see_only_their_own_tickets(service: TicketsService) -> None:
     mine = service.open(person(ALICE), "Mine", "text", "")
     service.open(person(BOB), "Bob's", "text", "")
-    assert [t.id for t in service.list(person(ALICE), "", "", 0).items] == [mine.id]
+    assert [t.id for t in service.page(person(ALICE), "", "", 0).items] == [mine.id]
     with pytest.raises(NotFound):
         service.get(person(BOB), mine.id)
     with pytest.raises(NotFound):
@@ -36,7 +35,7 @@ def test_customers_see_only_their_own_tickets(service: TicketsService) -> None:
 def test_roles_without_a_need_to_know_are_denied(service: TicketsService, role: str) -> None:
     ticket = service.open(person(ALICE), "Mine", "text", "")
     with pytest.raises(PermissionDenied):
-        service.list(person(AGENT, role), "", "", 0)
+        service.page(person(AGENT, role), "", "", 0)
     with pytest.raises(NotFound):
         service.get(person(AGENT, role), ticket.id)
 
@@ -67,7 +66,7 @@ def test_pages_follow_a_keyset_cursor_without_gaps_or_repeats(service: TicketsSe
     seen: list[str] = []
     cursor = ""
     while True:
-        page = service.list(person(ALICE), "", cursor, 3)
+        page = service.page(person(ALICE), "", cursor, 3)
         seen += [t.id for t in page.items]
         service.open(person(ALICE), "inserted meanwhile", "b", "")  # newer: must not shift later pages
         if not page.next_cursor:
@@ -80,9 +79,9 @@ def test_bad_arguments_are_refused(service: TicketsService) -> None:
     with pytest.raises(InvalidArgument):
         service.open(person(ALICE), "", "b", "")
     with pytest.raises(InvalidArgument):
-        service.list(person(ALICE), "lost", "", 0)
+        service.page(person(ALICE), "lost", "", 0)
     with pytest.raises(InvalidArgument):
-        service.list(person(ALICE), "", "!!", 0)
+        service.page(person(ALICE), "", "!!", 0)
     with pytest.raises(WrongRegion):
         service.open(person(ALICE, region="eu"), "s", "b", "")
 

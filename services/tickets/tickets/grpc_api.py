@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
-
 from kaseum.privacy.v1 import personal_data_pb2 as pd
 from kaseum.privacy.v1 import personal_data_pb2_grpc
 from kaseum.tickets.v1 import tickets_pb2 as pb
@@ -47,7 +46,7 @@ class TicketsApi(tickets_pb2_grpc.TicketsServicer):
                                                 request.product))
 
     def ListTickets(self, request: pb.ListTicketsRequest, context: Any) -> pb.ListTicketsResponse:
-        page = self.service.list(caller.require_person(), request.status, request.cursor, request.page_size)
+        page = self.service.page(caller.require_person(), request.status, request.cursor, request.page_size)
         return pb.ListTicketsResponse(items=[ticket_message(t) for t in page.items],
                                       next_cursor=page.next_cursor)
 

@@ -58,7 +58,7 @@ class TicketsService:
             uow.commit()
         return ticket
 
-    def list(self, principal: Principal, status: str, cursor: str, page_size: int) -> Page:
+    def page(self, principal: Principal, status: str, cursor: str, page_size: int) -> Page:
         self.guard.check(principal.region)
         if status and status not in STATUSES:
             raise InvalidArgument(f"status must be one of {', '.join(STATUSES)}", "invalid_status")

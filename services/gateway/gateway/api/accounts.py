@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, request
-from spectree import Response as Resp
-
 from kaseum.identity.v1 import identity_pb2
+from spectree import Response as Resp
 
 from ..auth import backends, require_caller
 from ..convert import rfc3339
-from ..openapi import spec
+from ..openapi import BEARER, spec
 from ..schemas import ErrorOut, LoginBody, LoginResult, SignUpBody, SignUpResult
 
 bp = Blueprint("accounts", __name__)
@@ -39,7 +38,7 @@ def log_in(json: LoginBody) -> dict[str, str]:
 
 
 @bp.delete("/api/v1/sessions/current")
-@spec.validate(resp=Resp("HTTP_204", HTTP_401=ErrorOut), tags=["sessions"], security={"bearer": []})
+@spec.validate(resp=Resp("HTTP_204", HTTP_401=ErrorOut), tags=["sessions"], security=BEARER)
 def log_out() -> Response:
     caller = require_caller()
     backends().identity.Logout(identity_pb2.LogoutRequest(), metadata=caller.metadata)

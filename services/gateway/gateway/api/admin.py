@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from flask import Blueprint
+from kaseum.identity.v1 import identity_pb2
 from spectree import Response as Resp
 
-from kaseum.identity.v1 import identity_pb2
-
 from ..auth import backends, require_role
-from ..openapi import spec
+from ..openapi import BEARER, spec
 from ..schemas import ErrorOut, StaffBody, StaffOut
 
 bp = Blueprint("admin", __name__)
@@ -17,7 +16,7 @@ bp = Blueprint("admin", __name__)
 @bp.post("/api/v1/admin/users")
 @spec.validate(json=StaffBody, resp=Resp(HTTP_201=StaffOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut,
                                          HTTP_409=ErrorOut, HTTP_422=ErrorOut),
-               tags=["admin"], security={"bearer": []})
+               tags=["admin"], security=BEARER)
 def create_user(json: StaffBody) -> tuple[dict[str, str], int]:
     caller = require_role("admin")
     # Identity checks the role again from the token: it does not trust this check.

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint
+from kaseum.analytics.v1 import analytics_pb2
 from spectree import Response as Resp
 
-from kaseum.analytics.v1 import analytics_pb2
-
 from ..auth import backends, require_caller
-from ..openapi import spec
+from ..openapi import BEARER, spec
 from ..schemas import ErrorOut, UsageOut, UsageQuery
 
 bp = Blueprint("analytics", __name__)
@@ -18,7 +17,7 @@ bp = Blueprint("analytics", __name__)
 
 @bp.get("/api/v1/analytics/feature-usage")
 @spec.validate(query=UsageQuery, resp=Resp(HTTP_200=UsageOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut,
-                                           HTTP_422=ErrorOut), tags=["analytics"], security={"bearer": []})
+                                           HTTP_422=ErrorOut), tags=["analytics"], security=BEARER)
 def feature_usage(query: UsageQuery) -> dict[str, Any]:
     caller = require_caller()
     result = backends().analytics.FeatureUsage(analytics_pb2.FeatureUsageRequest(

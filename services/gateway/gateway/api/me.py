@@ -5,21 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint
-from spectree import Response as Resp
-
 from kaseum.consent.v1 import consent_pb2
 from kaseum.identity.v1 import identity_pb2
+from spectree import Response as Resp
 
 from .. import convert
 from ..auth import backends, require_caller, require_role
-from ..openapi import spec
+from ..openapi import BEARER, spec
 from ..schemas import ErrorOut, Me, MePatch, PreferencesBody, PreferencesOut
 
 bp = Blueprint("me", __name__)
 
 
 @bp.get("/api/v1/me")
-@spec.validate(resp=Resp(HTTP_200=Me, HTTP_401=ErrorOut), tags=["me"], security={"bearer": []})
+@spec.validate(resp=Resp(HTTP_200=Me, HTTP_401=ErrorOut), tags=["me"], security=BEARER)
 def get_me() -> dict[str, Any]:
     caller = require_caller()
     return convert.account(backends().identity.GetMe(identity_pb2.GetMeRequest(), metadata=caller.metadata))
@@ -27,7 +26,7 @@ def get_me() -> dict[str, Any]:
 
 @bp.patch("/api/v1/me")
 @spec.validate(json=MePatch, resp=Resp(HTTP_200=Me, HTTP_401=ErrorOut, HTTP_409=ErrorOut, HTTP_422=ErrorOut),
-               tags=["me"], security={"bearer": []})
+               tags=["me"], security=BEARER)
 def patch_me(json: MePatch) -> dict[str, Any]:
     caller = require_caller()
     changes = json.model_dump(exclude_none=True)
@@ -37,7 +36,7 @@ def patch_me(json: MePatch) -> dict[str, Any]:
 
 @bp.get("/api/v1/me/preferences")
 @spec.validate(resp=Resp(HTTP_200=PreferencesOut, HTTP_401=ErrorOut, HTTP_409=ErrorOut), tags=["me"],
-               security={"bearer": []})
+               security=BEARER)
 def get_preferences() -> dict[str, Any]:
     caller = require_role("customer")
     prefs = backends().consent.GetPreferences(consent_pb2.GetPreferencesRequest(), metadata=caller.metadata)
@@ -46,7 +45,7 @@ def get_preferences() -> dict[str, Any]:
 
 @bp.put("/api/v1/me/preferences")
 @spec.validate(json=PreferencesBody, resp=Resp(HTTP_200=PreferencesOut, HTTP_401=ErrorOut, HTTP_422=ErrorOut),
-               tags=["me"], security={"bearer": []})
+               tags=["me"], security=BEARER)
 def put_preferences(json: PreferencesBody) -> dict[str, Any]:
     caller = require_role("customer")
     changes: dict[str, bool] = {}

@@ -5,22 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint
-from spectree import Response as Resp
-
 from kaseum.rights.v1 import rights_pb2
+from spectree import Response as Resp
 
 from .. import convert
 from ..auth import backends, require_caller
-from ..openapi import spec
+from ..openapi import BEARER, spec
 from ..schemas import ErrorOut, RightsBody, RightsOut, RightsPage, RightsQuery
 
 bp = Blueprint("rights", __name__)
-SECURED = {"bearer": []}
 
 
 @bp.post("/api/v1/rights-requests")
 @spec.validate(json=RightsBody, resp=Resp(HTTP_202=RightsOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut,
-                                          HTTP_422=ErrorOut), tags=["rights"], security=SECURED)
+                                          HTTP_422=ErrorOut), tags=["rights"], security=BEARER)
 def file_request(json: RightsBody) -> tuple[dict[str, Any], int]:
     caller = require_caller()
     created = backends().rights.FileRequest(
@@ -30,7 +28,7 @@ def file_request(json: RightsBody) -> tuple[dict[str, Any], int]:
 
 @bp.get("/api/v1/rights-requests")
 @spec.validate(query=RightsQuery, resp=Resp(HTTP_200=RightsPage, HTTP_401=ErrorOut, HTTP_403=ErrorOut),
-               tags=["rights"], security=SECURED)
+               tags=["rights"], security=BEARER)
 def list_requests(query: RightsQuery) -> dict[str, Any]:
     caller = require_caller()
     page = backends().rights.ListRequests(
@@ -41,7 +39,7 @@ def list_requests(query: RightsQuery) -> dict[str, Any]:
 
 @bp.get("/api/v1/rights-requests/<request_id>")
 @spec.validate(resp=Resp(HTTP_200=RightsOut, HTTP_401=ErrorOut, HTTP_404=ErrorOut), tags=["rights"],
-               security=SECURED)
+               security=BEARER)
 def get_request(request_id: str) -> dict[str, Any]:
     caller = require_caller()
     found = backends().rights.GetRequest(rights_pb2.GetRequestRequest(id=request_id), metadata=caller.metadata)

@@ -1,6 +1,6 @@
 """Alembic environment for tickets (run by `python -m tickets migrate`)."""
 
-from tickets.models import Base
 from servicekit.migrations import run_env
+from tickets.models import Base
 
 run_env(Base.metadata)
