@@ -1,38 +1,19 @@
-"""Translation helpers for the kaseum.privacy.v1.PersonalData contract, shared by every service."""
+"""The kaseum.privacy.v1.PersonalData servicer, one for every service, and export helpers."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from kaseum.privacy.v1 import personal_data_pb2 as pd
+from kaseum.privacy.v1 import personal_data_pb2_grpc
 
 from . import caller
+from .subject_data import SubjectDataRules, TableRows
 
-TableRows = tuple[str, str, list[str], list[list[str]]]
-
+FULL_NAME = "kaseum.privacy.v1.PersonalData"
 # Only the rights service drives the contract; the operator CLI may too.
 CALLERS = ("rights", "cli")
-
-
-def require_rights_caller() -> None:
-    caller.require_service(*CALLERS)
-
-
-def export_response(service: str, tables: Iterable[TableRows], note: str = "") -> pd.ExportResponse:
-    return pd.ExportResponse(
-        service=service,
-        note=note,
-        tables=[
-            pd.Table(name=name, category=category, columns=columns,
-                     rows=[pd.Row(values=row) for row in rows])
-            for name, category, columns, rows in tables
-        ],
-    )
-
-
-def erase_response(service: str, erased: int, kept: Iterable[tuple[str, str]] = ()) -> pd.EraseResponse:
-    return pd.EraseResponse(service=service, erased_rows=erased,
-                            kept=[pd.Kept(what=w, reason=r) for w, r in kept])
 
 
 def table_of(name: str, category: str, model: type, rows: Iterable[object],
@@ -42,3 +23,45 @@ def table_of(name: str, category: str, model: type, rows: Iterable[object],
     columns = [c.name for c in model.__table__.columns if c.name not in skip]  # type: ignore[attr-defined]
     values = [["" if getattr(r, c) is None else str(getattr(r, c)) for c in columns] for r in rows]
     return name, category, columns, values
+
+
+class PersonalDataApi(personal_data_pb2_grpc.PersonalDataServicer):
+    """Translates the contract for `rules`; callable only by the rights service (or the CLI)."""
+
+    def __init__(self, service: str, rules: SubjectDataRules) -> None:
+        self.service = service
+        self.rules = rules
+
+    def register(self, server: Any) -> None:
+        personal_data_pb2_grpc.add_PersonalDataServicer_to_server(self, server)
+
+    def Export(self, request: pd.ExportRequest, context: Any) -> pd.ExportResponse:
+        caller.require_service(*CALLERS)
+        export = self.rules.export(request.subject_id)
+        return pd.ExportResponse(
+            service=self.service, note=export.note,
+            tables=[pd.Table(name=name, category=category, columns=columns,
+                             rows=[pd.Row(values=row) for row in rows])
+                    for name, category, columns, rows in export.tables])
+
+    def Erase(self, request: pd.EraseRequest, context: Any) -> pd.EraseResponse:
+        caller.require_service(*CALLERS)
+        erasure = self.rules.erase(request.subject_id)
+        return pd.EraseResponse(service=self.service, erased_rows=erasure.erased,
+                                kept=[pd.Kept(what=w, reason=r) for w, r in erasure.kept])
+
+    def Rectify(self, request: pd.RectifyRequest, context: Any) -> pd.RectifyResponse:
+        caller.require_service(*CALLERS)
+        result = self.rules.rectify(request.subject_id, dict(request.corrections))
+        return pd.RectifyResponse(service=self.service, applied=result.applied,
+                                  rejected=[pd.Rejected(field=f, reason=r) for f, r in result.rejected])
+
+    def Restrict(self, request: pd.RestrictRequest, context: Any) -> pd.RestrictResponse:
+        caller.require_service(*CALLERS)
+        return pd.RestrictResponse(service=self.service,
+                                   restricted=self.rules.set_restricted(request.subject_id, True))
+
+    def LiftRestriction(self, request: pd.LiftRestrictionRequest, context: Any) -> pd.LiftRestrictionResponse:
+        caller.require_service(*CALLERS)
+        return pd.LiftRestrictionResponse(service=self.service,
+                                          restricted=self.rules.set_restricted(request.subject_id, False))

@@ -9,12 +9,14 @@ from pathlib import Path
 from kaseum.analytics.v1 import analytics_pb2_grpc
 from kaseum.privacy.v1 import personal_data_pb2_grpc
 from servicekit.logs import get_logger
+from servicekit.personal_data import FULL_NAME as PERSONAL_DATA
+from servicekit.personal_data import PersonalDataApi
 from servicekit.runtime import ServiceRuntime, main_entry
 from servicekit.settings import ServiceSettings
 
 from .config import AnalyticsSettings
 from .events import HANDLERS, SUBJECTS
-from .grpc_api import SERVICE, AnalyticsApi, AnalyticsPersonalData
+from .grpc_api import SERVICE, AnalyticsApi
 from .models import Inbox, Outbox, Repository
 from .service import AnalyticsService
 
@@ -49,8 +51,8 @@ def serve(base: ServiceSettings) -> None:
     runtime.serve(
         [
             (analytics_pb2_grpc.add_AnalyticsServicer_to_server, AnalyticsApi(service), SERVICE),
-            (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, AnalyticsPersonalData(service),
-             "kaseum.privacy.v1.PersonalData"),
+            (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi("analytics", service),
+             PERSONAL_DATA),
         ],
         # No public method: every call carries a signed-in person or a service token.
         public_methods=(),

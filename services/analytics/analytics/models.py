@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import date
 
 from servicekit.outbox import InboxMixin, OutboxMixin
-from servicekit.personal_data import TableRows, table_of
+from servicekit.personal_data import table_of
 from servicekit.restrictions import RestrictionMixin, is_restricted, set_restricted
+from servicekit.subject_data import TableRows
 from sqlalchemy import Date, Index, Integer, String, delete, distinct, func, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 

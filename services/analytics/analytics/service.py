@@ -13,7 +13,7 @@ from datetime import date, datetime
 from servicekit.caller import Principal
 from servicekit.db import UnitOfWorkFactory, new_id, utcnow
 from servicekit.errors import InvalidArgument, PermissionDenied
-from servicekit.personal_data import TableRows
+from servicekit.subject_data import Erasure, Export, SubjectDataRules
 
 from .models import FeatureUsageDaily, Repository, UsageEvent
 from .periods import GRANULARITIES, period_of, period_starts
@@ -56,7 +56,7 @@ def record_usage(repo: Repository, feature: str, pseudonym: str, day: date, regi
     repo.add(UsageEvent(id=new_id(), feature=feature, pseudonym=pseudonym, day=day, region=region))
 
 
-class AnalyticsService:
+class AnalyticsService(SubjectDataRules):
     def __init__(self, uow: UnitOfWorkFactory[Repository], region: str, min_group_size: int = 10,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.uow = uow
@@ -125,15 +125,15 @@ class AnalyticsService:
                 for p in period_starts(first, last, granularity)]
 
     # --- the personal-data contract -------------------------------------------------------
-    def export(self, subject_id: str) -> tuple[list[TableRows], str]:
+    def export(self, subject_id: str) -> Export:
         """No usage tables: nothing here links to the subject. Only a restriction they asked for."""
         with self.uow() as uow:
             tables = uow.repo.restriction_rows(subject_id)
-        return tables, NO_PERSONAL_DATA + (RESTRICTION_NOTE if tables else "")
+        return Export(tables, NO_PERSONAL_DATA + (RESTRICTION_NOTE if tables else ""))
 
-    def erase(self, subject_id: str) -> tuple[int, list[tuple[str, str]]]:
+    def erase(self, subject_id: str) -> Erasure:
         # Nothing to delete and nothing kept: see NO_PERSONAL_DATA.
-        return 0, []
+        return Erasure(0)
 
     def set_restricted(self, subject_id: str, restricted: bool) -> bool:
         with self.uow() as uow:

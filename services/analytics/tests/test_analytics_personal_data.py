@@ -7,13 +7,14 @@ from datetime import date
 from typing import Any
 
 import pytest
-from analytics.grpc_api import AnalyticsApi, AnalyticsPersonalData
+from analytics.grpc_api import AnalyticsApi
 from analytics.service import NO_PERSONAL_DATA, AnalyticsService
 from kaseum.analytics.v1 import analytics_pb2 as pb
 from kaseum.privacy.v1 import personal_data_pb2 as pd
 from servicekit import caller
 from servicekit.caller import Principal
 from servicekit.errors import PermissionDenied
+from servicekit.personal_data import PersonalDataApi
 
 RIGHTS = Principal("service", "rights", "service")
 
@@ -30,7 +31,7 @@ def as_caller() -> Iterator[Any]:
 @pytest.mark.notice("3.3", "13.1.1")
 def test_export_has_no_tables_and_says_why(service: AnalyticsService, as_caller: Any) -> None:
     as_caller(RIGHTS)
-    response = AnalyticsPersonalData(service).Export(pd.ExportRequest(subject_id="s1"), None)
+    response = PersonalDataApi("analytics", service).Export(pd.ExportRequest(subject_id="s1"), None)
     assert (response.service, list(response.tables), response.note) == ("analytics", [], NO_PERSONAL_DATA)
     assert NO_PERSONAL_DATA == (
         "Analytics keeps no personal data: usage is held under a daily-rotated pseudonym until it is rolled up "
@@ -41,7 +42,7 @@ def test_export_has_no_tables_and_says_why(service: AnalyticsService, as_caller:
 @pytest.mark.notice("13.1.3")
 def test_erase_has_nothing_to_erase_and_keeps_nothing(service: AnalyticsService, as_caller: Any) -> None:
     as_caller(RIGHTS)
-    response = AnalyticsPersonalData(service).Erase(pd.EraseRequest(subject_id="s1"), None)
+    response = PersonalDataApi("analytics", service).Erase(pd.EraseRequest(subject_id="s1"), None)
     assert (response.erased_rows, list(response.kept)) == (0, [])
 
 
@@ -49,7 +50,7 @@ def test_erase_has_nothing_to_erase_and_keeps_nothing(service: AnalyticsService,
 @pytest.mark.notice("13.1.5")
 def test_restriction_is_recorded_lifted_and_shown_in_an_export(service: AnalyticsService, as_caller: Any) -> None:
     as_caller(RIGHTS)
-    api = AnalyticsPersonalData(service)
+    api = PersonalDataApi("analytics", service)
     assert api.Restrict(pd.RestrictRequest(subject_id="s1"), None).restricted is True
     with service.uow() as u:
         assert u.repo.is_restricted("s1") and not u.repo.is_restricted("s2")
@@ -67,7 +68,7 @@ def test_only_the_rights_service_or_cli_may_call_the_contract(service: Analytics
                                                               principal: Principal) -> None:
     as_caller(principal)
     with pytest.raises(PermissionDenied):
-        AnalyticsPersonalData(service).Erase(pd.EraseRequest(subject_id="s1"), None)
+        PersonalDataApi("analytics", service).Erase(pd.EraseRequest(subject_id="s1"), None)
 
 
 @pytest.mark.rule("R-DATA-3")

@@ -6,12 +6,14 @@ from pathlib import Path
 
 from kaseum.consent.v1 import consent_pb2_grpc
 from kaseum.privacy.v1 import personal_data_pb2_grpc
+from servicekit.personal_data import FULL_NAME as PERSONAL_DATA
+from servicekit.personal_data import PersonalDataApi
 from servicekit.runtime import ServiceRuntime, main_entry
 from servicekit.settings import ServiceSettings
 
 from . import events
 from .config import ConsentSettings
-from .grpc_api import SERVICE, ConsentApi, ConsentPersonalData
+from .grpc_api import SERVICE, ConsentApi
 from .models import Inbox, Outbox, Repository
 from .service import ConsentService
 
@@ -31,8 +33,8 @@ def serve(base: ServiceSettings) -> None:
     runtime, service = bootstrap(base)
     runtime.serve([
         (consent_pb2_grpc.add_ConsentServicer_to_server, ConsentApi(service), SERVICE),
-        (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, ConsentPersonalData(service),
-         "kaseum.privacy.v1.PersonalData"),
+        (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi("consent", service),
+             PERSONAL_DATA),
     ])
 
 

@@ -6,10 +6,7 @@ from typing import Any
 
 from kaseum.consent.v1 import consent_pb2 as pb
 from kaseum.consent.v1 import consent_pb2_grpc
-from kaseum.privacy.v1 import personal_data_pb2 as pd
-from kaseum.privacy.v1 import personal_data_pb2_grpc
 from servicekit import caller
-from servicekit.personal_data import erase_response, export_response, require_rights_caller
 
 from .models import Preferences
 from .service import ConsentService
@@ -50,31 +47,3 @@ class ConsentApi(consent_pb2_grpc.ConsentServicer):
         caller.require_service()
         decision = self.service.can_contact(request.subject_id, request.channel, request.purpose)
         return pb.CanContactResponse(allowed=decision.allowed, reason=decision.reason)
-
-
-class ConsentPersonalData(personal_data_pb2_grpc.PersonalDataServicer):
-    def __init__(self, service: ConsentService) -> None:
-        self.service = service
-
-    def Export(self, request: pd.ExportRequest, context: Any) -> pd.ExportResponse:
-        require_rights_caller()
-        return export_response("consent", self.service.export(request.subject_id))
-
-    def Erase(self, request: pd.EraseRequest, context: Any) -> pd.EraseResponse:
-        require_rights_caller()
-        return erase_response("consent", self.service.erase(request.subject_id))
-
-    def Rectify(self, request: pd.RectifyRequest, context: Any) -> pd.RectifyResponse:
-        require_rights_caller()
-        # Consent holds choices, not contact fields: corrections go through the preference calls.
-        return pd.RectifyResponse(service="consent")
-
-    def Restrict(self, request: pd.RestrictRequest, context: Any) -> pd.RestrictResponse:
-        require_rights_caller()
-        return pd.RestrictResponse(service="consent",
-                                   restricted=self.service.set_restricted(request.subject_id, True))
-
-    def LiftRestriction(self, request: pd.LiftRestrictionRequest, context: Any) -> pd.LiftRestrictionResponse:
-        require_rights_caller()
-        return pd.LiftRestrictionResponse(
-            service="consent", restricted=self.service.set_restricted(request.subject_id, False))

@@ -10,8 +10,9 @@ from kaseum.events.v1 import consent_events_pb2 as ev
 from servicekit.caller import Principal
 from servicekit.db import UnitOfWork, UnitOfWorkFactory, as_utc, new_id, utcnow
 from servicekit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
-from servicekit.personal_data import TableRows, table_of
+from servicekit.personal_data import table_of
 from servicekit.region import RegionGuard
+from servicekit.subject_data import Erasure, Export, SubjectDataRules
 
 from .models import LedgerEntry, Preferences, Repository
 
@@ -41,7 +42,7 @@ def entry_hash(prev_hash: str, entry: LedgerEntry) -> str:
     return hashlib.sha256(facts.encode()).hexdigest()
 
 
-class ConsentService:
+class ConsentService(SubjectDataRules):
     def __init__(self, uow: UnitOfWorkFactory[Repository], region: str, notice_version: str) -> None:
         self.uow = uow
         self.guard = RegionGuard(region)
@@ -157,19 +158,19 @@ class ConsentService:
         return None
 
     # --- the personal-data contract ---------------------------------------------------
-    def export(self, subject_id: str) -> list[TableRows]:
+    def export(self, subject_id: str) -> Export:
         with self.uow() as uow:
             prefs = uow.repo.preferences(subject_id)
-            return [
+            return Export([
                 table_of("preferences", "marketing", Preferences, [prefs] if prefs else []),
                 table_of("consent_ledger", "marketing", LedgerEntry, uow.repo.ledger(subject_id)),
-            ]
+            ])
 
-    def erase(self, subject_id: str) -> int:
+    def erase(self, subject_id: str) -> Erasure:
         with self.uow() as uow:
             count = uow.repo.erase(subject_id)
             uow.commit()
-            return count
+            return Erasure(count)
 
     def set_restricted(self, subject_id: str, restricted: bool) -> bool:
         with self.uow() as uow:

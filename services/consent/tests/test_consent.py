@@ -102,5 +102,5 @@ def test_the_ledger_hash_chain_detects_an_edited_row(service: ConsentService) ->
 @pytest.mark.notice("13.1.3")
 def test_erase_removes_preferences_and_ledger(service: ConsentService) -> None:
     new_subject(service)
-    assert service.erase(SUBJECT) > 0
-    assert all(not rows for _, _, _, rows in service.export(SUBJECT))
+    assert service.erase(SUBJECT).erased > 0
+    assert all(not rows for _, _, _, rows in service.export(SUBJECT).tables)

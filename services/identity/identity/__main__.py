@@ -6,11 +6,13 @@ from pathlib import Path
 
 from kaseum.identity.v1 import identity_pb2_grpc
 from kaseum.privacy.v1 import personal_data_pb2_grpc
+from servicekit.personal_data import FULL_NAME as PERSONAL_DATA
+from servicekit.personal_data import PersonalDataApi
 from servicekit.runtime import ServiceRuntime, main_entry
 from servicekit.settings import ServiceSettings
 
 from .config import IdentitySettings
-from .grpc_api import PUBLIC_METHODS, SERVICE, IdentityApi, IdentityPersonalData
+from .grpc_api import PUBLIC_METHODS, SERVICE, IdentityApi
 from .models import Inbox, Outbox, Repository
 from .passwords import Passwords
 from .service import IdentityService
@@ -34,8 +36,8 @@ def serve(base: ServiceSettings) -> None:
     runtime.serve(
         [
             (identity_pb2_grpc.add_IdentityServicer_to_server, IdentityApi(service), SERVICE),
-            (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, IdentityPersonalData(service),
-             "kaseum.privacy.v1.PersonalData"),
+            (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi("identity", service),
+             PERSONAL_DATA),
         ],
         PUBLIC_METHODS,
     )

@@ -8,11 +8,8 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 from kaseum.identity.v1 import identity_pb2 as pb
 from kaseum.identity.v1 import identity_pb2_grpc
-from kaseum.privacy.v1 import personal_data_pb2 as pd
-from kaseum.privacy.v1 import personal_data_pb2_grpc
 from servicekit import caller
 from servicekit.errors import PermissionDenied
-from servicekit.personal_data import erase_response, export_response, require_rights_caller
 
 from .models import Account
 from .service import IdentityService, NewStaff, SignUp
@@ -92,32 +89,3 @@ class IdentityApi(identity_pb2_grpc.IdentityServicer):
         account = self.service.get_contact(request.subject_id)
         return pb.GetContactResponse(email=account.email, phone=account.phone,
                                      restricted=account.restricted)
-
-
-class IdentityPersonalData(personal_data_pb2_grpc.PersonalDataServicer):
-    def __init__(self, service: IdentityService) -> None:
-        self.service = service
-
-    def Export(self, request: pd.ExportRequest, context: Any) -> pd.ExportResponse:
-        require_rights_caller()
-        return export_response("identity", self.service.export(request.subject_id))
-
-    def Erase(self, request: pd.EraseRequest, context: Any) -> pd.EraseResponse:
-        require_rights_caller()
-        return erase_response("identity", self.service.erase(request.subject_id))
-
-    def Rectify(self, request: pd.RectifyRequest, context: Any) -> pd.RectifyResponse:
-        require_rights_caller()
-        applied, rejected = self.service.rectify(request.subject_id, dict(request.corrections))
-        return pd.RectifyResponse(service="identity", applied=applied,
-                                  rejected=[pd.Rejected(field=f, reason=r) for f, r in rejected])
-
-    def Restrict(self, request: pd.RestrictRequest, context: Any) -> pd.RestrictResponse:
-        require_rights_caller()
-        return pd.RestrictResponse(service="identity",
-                                   restricted=self.service.set_restricted(request.subject_id, True))
-
-    def LiftRestriction(self, request: pd.LiftRestrictionRequest, context: Any) -> pd.LiftRestrictionResponse:
-        require_rights_caller()
-        return pd.LiftRestrictionResponse(
-            service="identity", restricted=self.service.set_restricted(request.subject_id, False))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from servicekit.outbox import InboxMixin, OutboxMixin
-from servicekit.personal_data import TableRows, table_of
+from servicekit.personal_data import table_of
+from servicekit.subject_data import TableRows
 from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, delete, or_, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 

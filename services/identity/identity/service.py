@@ -9,8 +9,8 @@ from kaseum.events.v1 import identity_events_pb2 as ev
 from servicekit.caller import ROLES, Principal, TokenVerifier
 from servicekit.db import UnitOfWorkFactory, as_utc, new_id, utcnow
 from servicekit.errors import Conflict, InvalidArgument, NotFound, Unauthenticated
-from servicekit.personal_data import TableRows
 from servicekit.region import RegionGuard, home_region
+from servicekit.subject_data import Erasure, Export, Rectification, SubjectDataRules
 from ua_parser import parse as parse_user_agent
 
 from . import validation as v
@@ -48,7 +48,7 @@ class NewStaff:
     country: str = ""
 
 
-class IdentityService:
+class IdentityService(SubjectDataRules):
     def __init__(self, uow: UnitOfWorkFactory[Repository], passwords: Passwords, signer: TokenSigner,
                  verifier: TokenVerifier, region: str, notice_version: str) -> None:
         self.uow = uow
@@ -233,20 +233,20 @@ class IdentityService:
             return account
 
     # --- the personal-data contract ------------------------------------------------
-    def export(self, subject_id: str) -> list[TableRows]:
+    def export(self, subject_id: str) -> Export:
         with self.uow() as uow:
-            return uow.repo.rows_of(subject_id)
+            return Export(uow.repo.rows_of(subject_id))
 
-    def erase(self, subject_id: str) -> int:
+    def erase(self, subject_id: str) -> Erasure:
         with self.uow() as uow:
             erased = uow.repo.erase(subject_id)
             if erased:
                 uow.events.publish("identity.account.erased", subject_id,
                                    ev.AccountErased(account_id=subject_id))
             uow.commit()
-            return erased
+            return Erasure(erased)
 
-    def rectify(self, subject_id: str, corrections: dict[str, str]) -> tuple[list[str], list[tuple[str, str]]]:
+    def rectify(self, subject_id: str, corrections: dict[str, str]) -> Rectification:
         applied: list[str] = []
         rejected: list[tuple[str, str]] = []
         with self.uow() as uow:
@@ -263,7 +263,7 @@ class IdentityService:
                 uow.events.publish("identity.account.rectified", subject_id,
                                    ev.AccountRectified(account_id=subject_id, fields=applied))
             uow.commit()
-        return applied, rejected
+        return Rectification(applied, rejected)
 
     def set_restricted(self, subject_id: str, restricted: bool) -> bool:
         with self.uow() as uow:

@@ -84,7 +84,7 @@ def test_sign_in_records_technical_data_in_the_export(service: IdentityService) 
     service.login("ada", "correct horse battery", "203.0.113.9",
                   "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
                   "Chrome/120.0.0.0 Safari/537.36")
-    tables = {name: (cols, rows) for name, _, cols, rows in service.export(account.id)}
+    tables = {name: (cols, rows) for name, _, cols, rows in service.export(account.id).tables}
     cols, rows = tables["sign_ins"]
     row = dict(zip(cols, rows[0], strict=True))
     assert row["ip_address"] == "203.0.113.9" and row["browser"] == "Chrome" and row["os"] == "Windows"
@@ -96,16 +96,16 @@ def test_sign_in_records_technical_data_in_the_export(service: IdentityService) 
 def test_erase_removes_the_account_sessions_and_technical_data(service: IdentityService) -> None:
     account = service.sign_up(signup())
     service.login("ada", "correct horse battery", "203.0.113.9", "curl/8")
-    assert service.erase(account.id) == 3  # account, session, sign-in
-    assert all(not rows for _, _, _, rows in service.export(account.id))
+    assert service.erase(account.id).erased == 3  # account, session, sign-in
+    assert all(not rows for _, _, _, rows in service.export(account.id).tables)
 
 
 @pytest.mark.notice("13.1.2")
 @pytest.mark.rule("R-RECT-1")
 def test_rectify_applies_valid_corrections_and_reports_invalid_ones(service: IdentityService) -> None:
     account = service.sign_up(signup())
-    applied, rejected = service.rectify(account.id, {"last_name": "Byron", "email": "not-an-address"})
-    assert applied == ["last_name"] and [f for f, _ in rejected] == ["email"]
+    result = service.rectify(account.id, {"last_name": "Byron", "email": "not-an-address"})
+    assert result.applied == ["last_name"] and [f for f, _ in result.rejected] == ["email"]
 
 
 def test_staff_need_a_known_role(service: IdentityService) -> None:

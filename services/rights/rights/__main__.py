@@ -6,11 +6,13 @@ from pathlib import Path
 
 from kaseum.privacy.v1 import personal_data_pb2_grpc
 from kaseum.rights.v1 import rights_pb2_grpc
+from servicekit.personal_data import FULL_NAME as PERSONAL_DATA
+from servicekit.personal_data import PersonalDataApi
 from servicekit.runtime import ServiceRuntime, main_entry
 from servicekit.settings import ServiceSettings
 
 from .config import RightsSettings
-from .grpc_api import SERVICE, RightsApi, RightsPersonalData
+from .grpc_api import SERVICE, RightsApi
 from .models import Inbox, Outbox, Repository
 from .service import RightsService
 
@@ -28,8 +30,8 @@ def serve(base: ServiceSettings) -> None:
     runtime.serve(
         [
             (rights_pb2_grpc.add_RightsServicer_to_server, RightsApi(service), SERVICE),
-            (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, RightsPersonalData(service),
-             "kaseum.privacy.v1.PersonalData"),
+            (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi("rights", service),
+             PERSONAL_DATA),
         ],
         # No public method: every call carries a signed-in person or a service token.
         public_methods=(),

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from servicekit.outbox import InboxMixin, OutboxMixin
-from servicekit.personal_data import TableRows, table_of
+from servicekit.personal_data import table_of
 from servicekit.restrictions import RestrictionMixin, is_restricted, set_restricted
+from servicekit.subject_data import TableRows
 from sqlalchemy import DateTime, Dialect, Index, String, Text, TypeDecorator, and_, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from kaseum.events.v1 import rights_events_pb2 as ev
+from servicekit import cursors
 from servicekit.caller import Principal
 from servicekit.db import UnitOfWorkFactory, new_id, utcnow
 from servicekit.errors import InvalidArgument, NotFound, PermissionDenied
-from servicekit.personal_data import TableRows
 from servicekit.region import RegionGuard
+from servicekit.subject_data import Erasure, Export, SubjectDataRules
 
-from . import cursors
 from .deadlines import due_date
 from .models import Repository, RightsRequest
 
@@ -36,7 +36,7 @@ class Page:
     next_cursor: str
 
 
-class RightsService:
+class RightsService(SubjectDataRules):
     def __init__(self, uow: UnitOfWorkFactory[Repository], region: str, page_size_default: int = 20,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.uow = uow
@@ -108,13 +108,13 @@ class RightsService:
         self.guard.check(principal.region)
 
     # --- the personal-data contract ----------------------------------------------
-    def export(self, subject_id: str) -> list[TableRows]:
+    def export(self, subject_id: str) -> Export:
         with self.uow() as uow:
-            return uow.repo.rows_of(subject_id)
+            return Export(uow.repo.rows_of(subject_id))
 
-    def erase(self, subject_id: str) -> tuple[int, list[tuple[str, str]]]:
+    def erase(self, subject_id: str) -> Erasure:
         """Nothing is deleted: every row rights holds is evidence of how a request was handled."""
-        return 0, [KEPT_AS_EVIDENCE]
+        return Erasure(0, [KEPT_AS_EVIDENCE])
 
     def set_restricted(self, subject_id: str, restricted: bool) -> bool:
         # Recorded only: a restricted subject keeps their rights, so requests still proceed.

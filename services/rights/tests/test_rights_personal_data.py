@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from kaseum.privacy.v1 import personal_data_pb2 as pd
 from kaseum.rights.v1 import rights_pb2 as pb
-from rights.grpc_api import RightsApi, RightsPersonalData
+from rights.grpc_api import RightsApi
 from rights.service import RightsService
 from servicekit import caller
 from servicekit.caller import Principal
 from servicekit.errors import NotFound, PermissionDenied
+from servicekit.personal_data import PersonalDataApi
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def test_export_returns_the_subjects_requests(person: Any, service: RightsServic
     filed = service.file_request(customer, "access", "everything please")
     service.file_request(person(), "access", "someone else")
     as_caller(rights_service_principal())
-    response = RightsPersonalData(service).Export(pd.ExportRequest(subject_id=customer.subject_id), None)
+    response = PersonalDataApi("rights", service).Export(pd.ExportRequest(subject_id=customer.subject_id), None)
     tables = {t.name: t for t in response.tables}
     requests = tables["rights_requests"]
     rows = [dict(zip(requests.columns, row.values, strict=True)) for row in requests.rows]
@@ -53,7 +54,7 @@ def test_erase_keeps_requests_as_evidence(person: Any, service: RightsService, a
     customer = person()
     filed = service.file_request(customer, "erasure", "")
     as_caller(rights_service_principal("cli"))
-    response = RightsPersonalData(service).Erase(pd.EraseRequest(subject_id=customer.subject_id), None)
+    response = PersonalDataApi("rights", service).Erase(pd.EraseRequest(subject_id=customer.subject_id), None)
     assert response.erased_rows == 0
     assert [(k.what, k.reason) for k in response.kept] == [
         ("rights_requests", "kept as evidence for 6 years after completion (legal obligation, UK GDPR Art. 17(3)(b))")]
@@ -65,7 +66,7 @@ def test_erase_keeps_requests_as_evidence(person: Any, service: RightsService, a
 def test_restriction_is_recorded_and_requests_still_proceed(
         person: Any, service: RightsService, as_caller: Any) -> None:
     customer = person()
-    api = RightsPersonalData(service)
+    api = PersonalDataApi("rights", service)
     as_caller(rights_service_principal())
     assert api.Restrict(pd.RestrictRequest(subject_id=customer.subject_id), None).restricted is True
     assert api.Restrict(pd.RestrictRequest(subject_id=customer.subject_id), None).restricted is True  # idempotent
@@ -86,7 +87,7 @@ def test_only_the_rights_service_or_cli_may_call_the_contract(service: RightsSer
                                                               principal: Principal) -> None:
     as_caller(principal)
     with pytest.raises(PermissionDenied):
-        RightsPersonalData(service).Export(pd.ExportRequest(subject_id="x"), None)
+        PersonalDataApi("rights", service).Export(pd.ExportRequest(subject_id="x"), None)
 
 
 def test_grpc_api_files_lists_and_gets_for_the_calling_person(

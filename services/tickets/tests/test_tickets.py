@@ -48,7 +48,7 @@ def test_internal_notes_are_for_staff_only(service: TicketsService) -> None:
     service.reply(person(AGENT, "agent"), ticket.id, "public", False)
     assert [r.body for r in service.get(person(ALICE), ticket.id)[1]] == ["public"]
     assert [r.body for r in service.get(person(AGENT, "agent"), ticket.id)[1]] == ["internal", "public"]
-    exported = {name: rows for name, _, _, rows in service.export(ALICE)}
+    exported = {name: rows for name, _, _, rows in service.export(ALICE).tables}
     assert all("internal" not in row for row in exported["replies"])
 
 
@@ -92,7 +92,7 @@ def test_erase_removes_the_subjects_tickets_and_replies(service: TicketsService)
     ticket = service.open(person(ALICE), "Help", "text", "")
     service.reply(person(AGENT, "agent"), ticket.id, "answer", False)
     other = service.open(person(BOB), "Other", "text", "")
-    assert service.erase(ALICE) == 2
+    assert service.erase(ALICE).erased == 2
     with pytest.raises(NotFound):
         service.get(person(ALICE), ticket.id)
     assert service.get(person(BOB), other.id)

@@ -6,11 +6,13 @@ from pathlib import Path
 
 from kaseum.privacy.v1 import personal_data_pb2_grpc
 from kaseum.tickets.v1 import tickets_pb2_grpc
+from servicekit.personal_data import FULL_NAME as PERSONAL_DATA
+from servicekit.personal_data import PersonalDataApi
 from servicekit.runtime import ServiceRuntime, main_entry
 from servicekit.settings import ServiceSettings
 
 from .config import TicketsSettings
-from .grpc_api import SERVICE, TicketsApi, TicketsPersonalData
+from .grpc_api import SERVICE, TicketsApi
 from .models import Inbox, Outbox, Repository
 from .service import TicketsService
 
@@ -27,8 +29,8 @@ def serve(base: ServiceSettings) -> None:
     runtime, service = bootstrap(base)
     runtime.serve([
         (tickets_pb2_grpc.add_TicketsServicer_to_server, TicketsApi(service), SERVICE),
-        (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, TicketsPersonalData(service),
-         "kaseum.privacy.v1.PersonalData"),
+        (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi("tickets", service),
+             PERSONAL_DATA),
     ])
 
 

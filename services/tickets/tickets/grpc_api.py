@@ -6,13 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from kaseum.privacy.v1 import personal_data_pb2 as pd
-from kaseum.privacy.v1 import personal_data_pb2_grpc
 from kaseum.tickets.v1 import tickets_pb2 as pb
 from kaseum.tickets.v1 import tickets_pb2_grpc
 from servicekit import caller
 from servicekit.db import as_utc
-from servicekit.personal_data import erase_response, export_response, require_rights_caller
 
 from .models import Reply, Ticket
 from .service import TicketsService
@@ -57,31 +54,3 @@ class TicketsApi(tickets_pb2_grpc.TicketsServicer):
     def AddReply(self, request: pb.AddReplyRequest, context: Any) -> pb.Reply:
         return reply_message(self.service.reply(caller.require_person(), request.ticket_id, request.body,
                                                 request.internal))
-
-
-class TicketsPersonalData(personal_data_pb2_grpc.PersonalDataServicer):
-    def __init__(self, service: TicketsService) -> None:
-        self.service = service
-
-    def Export(self, request: pd.ExportRequest, context: Any) -> pd.ExportResponse:
-        require_rights_caller()
-        return export_response("tickets", self.service.export(request.subject_id))
-
-    def Erase(self, request: pd.EraseRequest, context: Any) -> pd.EraseResponse:
-        require_rights_caller()
-        return erase_response("tickets", self.service.erase(request.subject_id))
-
-    def Rectify(self, request: pd.RectifyRequest, context: Any) -> pd.RectifyResponse:
-        require_rights_caller()
-        # Tickets hold no Identity or Contact fields; what a customer wrote is corrected by a reply.
-        return pd.RectifyResponse(service="tickets")
-
-    def Restrict(self, request: pd.RestrictRequest, context: Any) -> pd.RestrictResponse:
-        require_rights_caller()
-        return pd.RestrictResponse(service="tickets",
-                                   restricted=self.service.set_restricted(request.subject_id, True))
-
-    def LiftRestriction(self, request: pd.LiftRestrictionRequest, context: Any) -> pd.LiftRestrictionResponse:
-        require_rights_caller()
-        return pd.LiftRestrictionResponse(
-            service="tickets", restricted=self.service.set_restricted(request.subject_id, False))

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kaseum.events.v1 import tickets_events_pb2 as ev
+from servicekit import cursors
 from servicekit.caller import Principal
 from servicekit.db import UnitOfWork, UnitOfWorkFactory, new_id, utcnow
 from servicekit.errors import InvalidArgument, NotFound, PermissionDenied
-from servicekit.personal_data import TableRows, table_of
+from servicekit.personal_data import table_of
 from servicekit.region import RegionGuard
+from servicekit.subject_data import Erasure, Export, SubjectDataRules
 
-from . import cursors
 from .models import Reply, Repository, Ticket
 
 STATUSES = ("open", "pending", "resolved", "closed")
@@ -35,7 +36,7 @@ def _text(field: str, value: str, limit: int) -> str:
     return cleaned
 
 
-class TicketsService:
+class TicketsService(SubjectDataRules):
     def __init__(self, uow: UnitOfWorkFactory[Repository], region: str, page_size: int = 20) -> None:
         self.uow = uow
         self.region = region
@@ -116,18 +117,18 @@ class TicketsService:
             return reply
 
     # --- the personal-data contract ---------------------------------------------------
-    def export(self, subject_id: str) -> list[TableRows]:
+    def export(self, subject_id: str) -> Export:
         with self.uow() as uow:
-            return [
+            return Export([
                 table_of("tickets", "ticket_content", Ticket, uow.repo.tickets_of(subject_id)),
                 table_of("replies", "ticket_content", Reply, uow.repo.replies_for_export(subject_id)),
-            ]
+            ])
 
-    def erase(self, subject_id: str) -> int:
+    def erase(self, subject_id: str) -> Erasure:
         with self.uow() as uow:
             count = uow.repo.erase(subject_id)
             uow.commit()
-            return count
+            return Erasure(count)
 
     def set_restricted(self, subject_id: str, restricted: bool) -> bool:
         with self.uow() as uow:

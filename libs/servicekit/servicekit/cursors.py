@@ -1,17 +1,18 @@
-"""Opaque keyset cursors for listings: (due_at, id) of the last request of a page."""
+"""Opaque keyset cursors for listings: (time, id) of the last item of a page. No OFFSET anywhere."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 
-from servicekit.errors import InvalidArgument
+from .db import as_utc
+from .errors import InvalidArgument
 
 
-def encode(due_at: datetime, request_id: str) -> str:
-    raw = json.dumps([due_at.isoformat(), request_id]).encode()
+def encode(when: datetime, item_id: str) -> str:
+    raw = json.dumps([as_utc(when).isoformat(), item_id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -21,10 +22,10 @@ def decode(cursor: str) -> tuple[datetime, str] | None:
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        due, request_id = json.loads(raw)
-        when = datetime.fromisoformat(due)
+        when_text, item_id = json.loads(raw)
+        when = datetime.fromisoformat(when_text)
     except (ValueError, TypeError, binascii.Error) as exc:
         raise InvalidArgument("cursor is not valid", "invalid_cursor") from exc
-    if not isinstance(request_id, str):
+    if not isinstance(item_id, str):
         raise InvalidArgument("cursor is not valid", "invalid_cursor")
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)), request_id
+    return as_utc(when), item_id

@@ -1,0 +1,49 @@
+"""What a service's rules answer for the personal-data contract (no gRPC here).
+
+Each service's rules class derives from `SubjectDataRules`; one generic gRPC
+servicer (personal_data.py) translates for all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# (table name, category of notice §3.2, column names, rows of text values)
+TableRows = tuple[str, str, list[str], list[list[str]]]
+
+
+@dataclass(frozen=True)
+class Export:
+    tables: list[TableRows]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Erasure:
+    erased: int
+    # (what was kept, why): legal holds and legal obligations.
+    kept: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Rectification:
+    applied: list[str] = field(default_factory=list)
+    # (field, why refused) — never the value.
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+
+class SubjectDataRules:
+    """The contract's rules for one service; override what the service holds."""
+
+    def export(self, subject_id: str) -> Export:
+        raise NotImplementedError
+
+    def erase(self, subject_id: str) -> Erasure:
+        raise NotImplementedError
+
+    def rectify(self, subject_id: str, corrections: dict[str, str]) -> Rectification:
+        # Most services hold no Identity or Contact fields: identity owns them.
+        return Rectification()
+
+    def set_restricted(self, subject_id: str, restricted: bool) -> bool:
+        raise NotImplementedError
