@@ -23,8 +23,6 @@ from pathlib import Path
 
 SERVICES = ("identity", "tickets", "consent", "rights", "analytics")
 BIN = Path(sys.executable).parent
-# Gunicorn access lines as JSON, without the client address or query string (no personal data).
-ACCESS_LOG = '{"event": "request", "status": %(s)s, "method": "%(m)s", "path": "%(U)s", "ms": %(M)s}'
 
 
 def free_port() -> int:
@@ -166,12 +164,8 @@ class Stack:
             self._spawn(label, argv)
 
     def start_gateway(self) -> None:
-        self._spawn("gateway", [
-            str(BIN / "gunicorn"), "--threads", "8", "--workers", "2", "--bind",
-            f"127.0.0.1:{self.gateway_port}", "--graceful-timeout", "5", "--access-logfile", "-",
-            "--access-logformat", ACCESS_LOG,
-            "gateway.app:create_app()",
-        ])
+        self._spawn("gateway", [sys.executable, "-m", "gateway"],
+                    {"GATEWAY_BIND": f"127.0.0.1:{self.gateway_port}"})
 
     def start(self, wait: float = 60) -> None:
         self.var.mkdir(parents=True, exist_ok=True)
