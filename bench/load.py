@@ -11,7 +11,8 @@ With `--rate R` the load is open-loop: request i is due at start + i/R and laten
 that due time, so any queueing behind busy connections counts (no coordinated omission).
 
 Prints one JSON object: count, ok, errors, statuses, seconds, throughput (ok/s), p50_ms, p99_ms,
-max_ms, mean_ms, rate.
+max_ms, mean_ms, rate,
+cpu_s (this process's own CPU time).
 """
 
 from __future__ import annotations
@@ -204,6 +205,7 @@ async def run(target: Target, requests: list[bytes], total: int, concurrency: in
         "mean_ms": round((sum(lat) / ok if ok else 0.0) * 1000, 3),
         "concurrency": concurrency,
         "rate": rate,
+        "cpu_s": round(time.process_time(), 3),
     }
 
 

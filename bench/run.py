@@ -39,7 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tools.stack import ACCESS_LOG, BIN, Stack, free_port  # noqa: E402
+from tools.stack import Stack, free_port  # noqa: E402
 
 LOAD = ROOT / "bench" / "load.py"
 STREAM = "KASEUM_UK"
@@ -60,6 +60,39 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "NOT MET"
 
 
+# --- CPU accounting (the machine may be shared: say how much CPU went elsewhere) ------------------------
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has spent busy (steal included), from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (values + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / TICK
+
+
+def process_cpu_s(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    wall_s: float
+    servers_s: float
+    load_s: float
+    others_s: float
+
+    def line(self) -> str:
+        cpus = os.cpu_count() or 1
+        return (f"CPU over {self.wall_s:.1f} s × {cpus} CPUs: servers {self.servers_s:.1f} s, "
+                f"load generator {self.load_s:.1f} s, everything else {max(self.others_s, 0):.1f} s")
+
+
 # --- load -------------------------------------------------------------------------------------------
 
 
@@ -75,25 +108,29 @@ class LoadResult:
     p99_ms: float
     max_ms: float
     rate: float
+    cpu: CpuUse
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> LoadResult:
+    def from_json(cls, data: dict[str, Any], cpu: CpuUse) -> LoadResult:
         return cls(count=int(data["count"]), ok=int(data["ok"]), errors=int(data["errors"]),
                    statuses={str(k): int(v) for k, v in data["statuses"].items()},
                    seconds=float(data["seconds"]), throughput=float(data["throughput"]),
                    p50_ms=float(data["p50_ms"]), p99_ms=float(data["p99_ms"]), max_ms=float(data["max_ms"]),
-                   rate=float(data["rate"]))
+                   rate=float(data["rate"]), cpu=cpu)
 
     def line(self) -> str:
         statuses = ", ".join(f"{k}×{v}" for k, v in self.statuses.items())
         return (f"{self.ok}/{self.count} ok in {self.seconds:.2f} s → {self.throughput:.1f}/s, "
                 f"p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms, max {self.max_ms:.1f} ms, "
-                f"errors {self.errors} [{statuses}]")
+                f"errors {self.errors} [{statuses}]\n              {self.cpu.line()}")
 
 
-def run_load(url: str, requests: int, concurrency: int, tokens_file: Path | None = None,
+def run_load(url: str, requests: int, concurrency: int, servers: list[int], tokens_file: Path | None = None,
              rate: float = 0.0) -> LoadResult:
-    """bench/load.py in its own process; its JSON answer."""
+    """bench/load.py in its own process; its JSON answer, and where the CPU went meanwhile.
+
+    `servers` are the pids of the processes under test: they and their descendants are the servers' CPU.
+    """
     argv = [sys.executable, str(LOAD), "--url", url, "--requests", str(requests),
             "--concurrency", str(concurrency), "--expect", "201"]
     if tokens_file is not None:
@@ -102,11 +139,19 @@ def run_load(url: str, requests: int, concurrency: int, tokens_file: Path | None
         argv += ["--rate", f"{rate:.3f}"]
     # Generous: even at 10 requests/s the run finishes; subprocess.run kills the child on any exception.
     limit = 120 + requests / 10 + (requests / rate if rate > 0 else 0)
+    tree = _children()
+    pids = {p for root in servers for p in descendants(root, tree)}
+    before = {p: process_cpu_s(p) for p in pids}
+    busy, wall = machine_busy_s(), time.monotonic()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=limit, check=False)
+    busy, wall = machine_busy_s() - busy, time.monotonic() - wall
+    servers_s = sum(process_cpu_s(p) - before[p] for p in pids)
     if done.returncode != 0:
         sys.stderr.write(done.stderr[-4000:])
         raise RuntimeError(f"the load generator failed with exit status {done.returncode}")
-    return LoadResult.from_json(json.loads(done.stdout.strip().splitlines()[-1]))
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    load_s = float(data.get("cpu_s", 0.0))
+    return LoadResult.from_json(data, CpuUse(wall, servers_s, load_s, busy - servers_s - load_s))
 
 
 # --- HTTP set-up calls --------------------------------------------------------------------------------
@@ -235,19 +280,52 @@ def memory_of(procs: dict[str, subprocess.Popen[bytes]]) -> list[Memory]:
 # --- the two systems under test ------------------------------------------------------------------------
 
 
-@dataclass
-class BareResult:
-    load: LoadResult
+def cmdline(pid: int) -> list[str]:
+    try:
+        return [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+    except OSError:
+        return []
 
 
-def bench_bare(var: Path, requests: int, concurrency: int, warmup: int) -> BareResult:
-    """The bare Flask app under gunicorn, started exactly like the gateway (tools/stack.py)."""
+def gunicorn_argv(gateway_pid: int) -> list[str]:
+    """The gateway's gunicorn master command line (the process itself, or the first descendant running it)."""
+    for pid in descendants(gateway_pid, _children()):
+        argv = cmdline(pid)
+        if any(Path(a).name == "gunicorn" for a in argv[:2]) and argv[-1].endswith("create_app()"):
+            return argv
+    raise RuntimeError("could not find the gateway's gunicorn command line in /proc")
+
+
+def bare_argv(gateway: list[str], port: int) -> list[str]:
+    """The gateway's gunicorn command with another address and app: the bare app is served the same way."""
+    out: list[str] = []
+    skip = False
+    for arg in gateway[:-1]:
+        if skip:
+            skip = False
+        elif arg in ("--bind", "-b"):
+            skip = True
+        elif not arg.startswith("--bind="):
+            out.append(arg)
+    return [*out, "--bind", f"127.0.0.1:{port}", "--pythonpath", str(ROOT / "bench"), "bare_app:create_app()"]
+
+
+def option(argv: list[str], name: str) -> str:
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return "(default)"
+
+
+def bench_bare(var: Path, gateway: list[str], requests: int, concurrency: int, warmup: int) -> LoadResult:
+    """The bare Flask app under the gateway's own gunicorn command line."""
     port = free_port()
     log_path = var / "log" / "bare.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    argv = [str(BIN / "gunicorn"), "--threads", "8", "--workers", "2", "--bind", f"127.0.0.1:{port}",
-            "--graceful-timeout", "5", "--access-logfile", "-", "--access-logformat", ACCESS_LOG,
-            "--pythonpath", str(ROOT / "bench"), "bare_app:create_app()"]
+    argv = bare_argv(gateway, port)
+    say(f"  command: {shlex.join(os.path.relpath(a, ROOT) if a.startswith(str(ROOT)) else a for a in argv)}")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -255,8 +333,8 @@ def bench_bare(var: Path, requests: int, concurrency: int, warmup: int) -> BareR
         base = f"http://127.0.0.1:{port}"
         wait_http_ok(base + "/healthz", proc, log_path)
         if warmup:
-            run_load(base + TICKETS_PATH, warmup, concurrency)
-        return BareResult(run_load(base + TICKETS_PATH, requests, concurrency))
+            run_load(base + TICKETS_PATH, warmup, concurrency, [proc.pid])
+        return run_load(base + TICKETS_PATH, requests, concurrency, [proc.pid])
     finally:
         stop_process(proc)
 
@@ -282,6 +360,7 @@ class StackResult:
     events_waited_s: float
     events_final: int
     memory: list[Memory]
+    gunicorn: list[str]
 
 
 def bench_stack(var: Path, requests: int, concurrency: int, warmup: int, accounts: int,
@@ -291,7 +370,10 @@ def bench_stack(var: Path, requests: int, concurrency: int, warmup: int, account
         t = time.monotonic()
         stack.start()
         db = stack.database_url("tickets").split(":", 1)[0]
-        say(f"  stack up in {time.monotonic() - t:.1f} s at {stack.gateway_url} (tickets database: {db})")
+        gunicorn = gunicorn_argv(stack.procs["gateway"].pid)
+        say(f"  stack up in {time.monotonic() - t:.1f} s at {stack.gateway_url} (tickets database: {db}); "
+            f"gateway: gunicorn --workers {option(gunicorn, '--workers')} --threads {option(gunicorn, '--threads')}")
+        servers = [p.pid for p in stack.procs.values()]
         t = time.monotonic()
         with ThreadPoolExecutor(4) as pool:
             tokens = list(pool.map(lambda _: customer_token(stack.gateway_url), range(accounts)))
@@ -302,10 +384,10 @@ def bench_stack(var: Path, requests: int, concurrency: int, warmup: int, account
         url = stack.gateway_url + TICKETS_PATH
         created = 0
         if warmup:
-            warm = run_load(url, warmup, concurrency, tokens_file)
+            warm = run_load(url, warmup, concurrency, servers, tokens_file)
             created += warm.ok
             say(f"  warm-up:    {warm.line()}")
-        saturation = run_load(url, requests, concurrency, tokens_file)
+        saturation = run_load(url, requests, concurrency, servers, tokens_file)
         created += saturation.ok
         say(f"  saturation: {saturation.line()}")
         events, waited = events_in_jetstream(stack.nats_url, created)
@@ -313,14 +395,15 @@ def bench_stack(var: Path, requests: int, concurrency: int, warmup: int, account
             f"(201s, warm-up included; waited {waited:.1f} s)")
         created_before_half = created
         rate = max(saturation.throughput / 2, 1.0)
-        half = run_load(url, requests, concurrency, tokens_file, rate=rate)
+        half = run_load(url, requests, concurrency, servers, tokens_file, rate=rate)
         created += half.ok
         say(f"  half rate ({rate:.1f}/s, open loop): {half.line()}")
         events_final, _ = events_in_jetstream(stack.nats_url, created)
         say(f"  idling {idle:.0f} s before reading memory…")
         time.sleep(idle)
         memory = memory_of(stack.procs)
-        return StackResult(saturation, half, created, created_before_half, events, waited, events_final, memory)
+        return StackResult(saturation, half, created, created_before_half, events, waited, events_final, memory,
+                           gunicorn)
     finally:
         t = time.monotonic()
         stack.stop()
@@ -330,8 +413,8 @@ def bench_stack(var: Path, requests: int, concurrency: int, warmup: int, account
 # --- report -------------------------------------------------------------------------------------------
 
 
-def report(stack: StackResult, bare: BareResult, command: str) -> None:
-    ratio = stack.saturation.throughput / bare.load.throughput if bare.load.throughput else 0.0
+def report(stack: StackResult, bare: LoadResult, command: str) -> None:
+    ratio = stack.saturation.throughput / bare.throughput if bare.throughput else 0.0
     total_rss = sum(m.rss_mib for m in stack.memory)
     total_pss = sum(m.pss_mib for m in stack.memory)
     say()
@@ -344,7 +427,7 @@ def report(stack: StackResult, bare: BareResult, command: str) -> None:
     say()
     rows = [
         ("stack, saturation", stack.saturation),
-        ("bare Flask, saturation", bare.load),
+        ("bare Flask, saturation", bare),
         (f"stack, open loop {stack.half.rate:.0f}/s", stack.half),
     ]
     say(f"{'run':<28} {'requests':>8} {'201s':>6} {'errors':>6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
@@ -392,11 +475,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         say(f"Kaseum bench: {requests} requests per run, {args.concurrency} connections, {args.accounts} "
             f"customers, warm-up {warmup}; {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; folder {var}")
-        say("bare Flask app (gunicorn --threads 8 --workers 2):")
-        bare = bench_bare(var, requests, args.concurrency, warmup)
-        say(f"  saturation: {bare.load.line()}")
-        say("whole stack (NATS, five services, gateway under gunicorn --threads 8 --workers 2):")
+        say("whole stack (NATS, five services, the gateway under gunicorn):")
         stack = bench_stack(var, requests, args.concurrency, warmup, args.accounts, args.idle)
+        say("bare Flask app, served by the gateway's gunicorn command line:")
+        bare = bench_bare(var, stack.gunicorn, requests, args.concurrency, warmup)
+        say(f"  saturation: {bare.line()}")
         report(stack, bare, f"cd {shlex.quote(str(ROOT))} && {command}")
         failed = False
         return 0

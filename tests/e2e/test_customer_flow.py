@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from tests.support.api import Api, sign_up_and_log_in
@@ -109,3 +111,18 @@ def test_health_readiness_and_openapi(api: Api) -> None:
                  "/api/v1/tickets", "/api/v1/tickets/{ticket_id}", "/api/v1/tickets/{ticket_id}/replies",
                  "/api/v1/me/preferences", "/api/v1/rights-requests", "/api/v1/admin/users"):
         assert path in doc["paths"], path
+
+
+@pytest.mark.notice("11")
+@pytest.mark.rule("R-SEC-2")
+def test_no_personal_data_in_any_log_line(system: Stack, api: Api) -> None:
+    user, _, body = sign_up_and_log_in(api, username=f"zq_{uuid.uuid4().hex[:8]}")
+    user.call("POST", "/api/v1/tickets", json={"subject": "Secret subject line", "body": "My secret body"})
+    user.call("GET", "/api/v1/me")
+    api.call("POST", "/api/v1/sessions", json={"login": body["username"], "password": "wrong password!"})
+    eventually(lambda: preferences_when_ready(user), what="the event to be consumed")
+    logs = "\n".join(p.read_text(errors="replace") for p in (system.var / "log").glob("*.log"))
+    assert '"event handled"' in logs  # the logs were written and read
+    for value in (body["email"], body["username"], body["password"], "+442079460018", body["last_name"],
+                  "Secret subject line", "My secret body", user.token):
+        assert value not in logs, value
