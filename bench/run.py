@@ -6,11 +6,14 @@ In one run on this machine, with the load coming from a separate process (bench/
 
 1. saturation: POST /api/v1/tickets through the whole system (gateway → gRPC → database → outbox →
    JetStream), closed loop; then every `uk.tickets.ticket.opened` event is looked up in JetStream;
-2. the same load against a bare Flask handler returning a constant (bench/bare_app.py), served the same
-   way (gunicorn --threads 8 --workers 2, the same Python): the ratio stack/bare throughput, target ≥ 0.40;
-3. the stack again, open loop at half of its saturation throughput: p99, target < 50 ms;
-4. idle memory of every process started (RSS, gunicorn workers included), target < 1024 MiB.
+2. the stack again, open loop at half of its saturation throughput: p99, target < 50 ms;
+3. idle memory of every process started (RSS, gunicorn workers included), target < 1024 MiB;
+4. the same load against a bare Flask handler returning a constant (bench/bare_app.py), served the same
+   way: the gateway's own gunicorn command line (read from /proc, so --workers/--threads/access log match)
+   with only the address and the app swapped: the ratio stack/bare throughput, target ≥ 0.40.
 
+Each load run also says where the CPU went (the servers, per process; the load generator; everything
+else on the machine), since a shared machine makes throughput figures move.
 Everything started is stopped on the way out, on an error or Ctrl-C too.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shlex
@@ -46,6 +50,9 @@ STREAM = "KASEUM_UK"
 SUBJECT = "uk.tickets.ticket.opened"
 PASSWORD = "correct horse battery staple"
 TICKETS_PATH = "/api/v1/tickets"
+
+# Every server process started, so a last resort can kill what a stop interrupted by Ctrl-C left behind.
+STARTED: list[subprocess.Popen[bytes]] = []
 
 RATIO_TARGET = 0.40
 P99_TARGET_MS = 50.0
@@ -80,17 +87,29 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
+def servers_cpu_s(servers: dict[str, int]) -> float:
+    tree = _children()
+    return sum(process_cpu_s(p) for root in servers.values() for p in descendants(root, tree))
+
+
 @dataclass(frozen=True)
 class CpuUse:
     wall_s: float
     servers_s: float
     load_s: float
     others_s: float
+    by_server: dict[str, float]  # name → CPU seconds (the process and its descendants)
 
     def line(self) -> str:
         cpus = os.cpu_count() or 1
         return (f"CPU over {self.wall_s:.1f} s × {cpus} CPUs: servers {self.servers_s:.1f} s, "
-                f"load generator {self.load_s:.1f} s, everything else {max(self.others_s, 0):.1f} s")
+                f"load generator {self.load_s:.1f} s, everything else on the machine {max(self.others_s, 0):.1f} s")
+
+    def per_request(self, requests: int) -> str:
+        per = 1000 / max(requests, 1)
+        parts = [f"{name} {seconds * per:.1f}" for name, seconds in self.by_server.items()]
+        total = f"total {self.servers_s * per:.1f}" if len(parts) > 1 else ""
+        return "server CPU ms per request: " + ", ".join([*parts, total] if total else parts)
 
 
 # --- load -------------------------------------------------------------------------------------------
@@ -125,11 +144,11 @@ class LoadResult:
                 f"errors {self.errors} [{statuses}]\n              {self.cpu.line()}")
 
 
-def run_load(url: str, requests: int, concurrency: int, servers: list[int], tokens_file: Path | None = None,
+def run_load(url: str, requests: int, concurrency: int, servers: dict[str, int], tokens_file: Path | None = None,
              rate: float = 0.0) -> LoadResult:
     """bench/load.py in its own process; its JSON answer, and where the CPU went meanwhile.
 
-    `servers` are the pids of the processes under test: they and their descendants are the servers' CPU.
+    `servers` names the pids of the processes under test: they and their descendants are the servers' CPU.
     """
     argv = [sys.executable, str(LOAD), "--url", url, "--requests", str(requests),
             "--concurrency", str(concurrency), "--expect", "201"]
@@ -140,18 +159,19 @@ def run_load(url: str, requests: int, concurrency: int, servers: list[int], toke
     # Generous: even at 10 requests/s the run finishes; subprocess.run kills the child on any exception.
     limit = 120 + requests / 10 + (requests / rate if rate > 0 else 0)
     tree = _children()
-    pids = {p for root in servers for p in descendants(root, tree)}
-    before = {p: process_cpu_s(p) for p in pids}
+    groups = {name: descendants(root, tree) for name, root in servers.items()}
+    before = {p: process_cpu_s(p) for pids in groups.values() for p in pids}
     busy, wall = machine_busy_s(), time.monotonic()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=limit, check=False)
     busy, wall = machine_busy_s() - busy, time.monotonic() - wall
-    servers_s = sum(process_cpu_s(p) - before[p] for p in pids)
+    by_server = {name: sum(process_cpu_s(p) - before[p] for p in pids) for name, pids in groups.items()}
+    servers_s = sum(by_server.values())
     if done.returncode != 0:
         sys.stderr.write(done.stderr[-4000:])
         raise RuntimeError(f"the load generator failed with exit status {done.returncode}")
     data = json.loads(done.stdout.strip().splitlines()[-1])
     load_s = float(data.get("cpu_s", 0.0))
-    return LoadResult.from_json(data, CpuUse(wall, servers_s, load_s, busy - servers_s - load_s))
+    return LoadResult.from_json(data, CpuUse(wall, servers_s, load_s, busy - servers_s - load_s, by_server))
 
 
 # --- HTTP set-up calls --------------------------------------------------------------------------------
@@ -329,14 +349,27 @@ def bench_bare(var: Path, gateway: list[str], requests: int, concurrency: int, w
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    STARTED.append(proc)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_http_ok(base + "/healthz", proc, log_path)
         if warmup:
-            run_load(base + TICKETS_PATH, warmup, concurrency, [proc.pid])
-        return run_load(base + TICKETS_PATH, requests, concurrency, [proc.pid])
+            run_load(base + TICKETS_PATH, warmup, concurrency, {"bare": proc.pid})
+        return run_load(base + TICKETS_PATH, requests, concurrency, {"bare": proc.pid})
     finally:
         stop_process(proc)
+
+
+def kill_leftovers() -> None:
+    """SIGKILL whatever started process (and its descendants) is still alive; normally nothing."""
+    tree = _children()
+    for proc in STARTED:
+        if proc.poll() is None:
+            for pid in reversed(descendants(proc.pid, tree)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            proc.wait(5)
+            say(f"killed leftover process {proc.pid} and its descendants")
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 8) -> None:
@@ -361,6 +394,7 @@ class StackResult:
     events_final: int
     memory: list[Memory]
     gunicorn: list[str]
+    idle_cpu: float  # CPUs' worth the idle stack kept busy
 
 
 def bench_stack(var: Path, requests: int, concurrency: int, warmup: int, accounts: int,
@@ -373,7 +407,7 @@ def bench_stack(var: Path, requests: int, concurrency: int, warmup: int, account
         gunicorn = gunicorn_argv(stack.procs["gateway"].pid)
         say(f"  stack up in {time.monotonic() - t:.1f} s at {stack.gateway_url} (tickets database: {db}); "
             f"gateway: gunicorn --workers {option(gunicorn, '--workers')} --threads {option(gunicorn, '--threads')}")
-        servers = [p.pid for p in stack.procs.values()]
+        servers = {name: p.pid for name, p in stack.procs.items()}
         t = time.monotonic()
         with ThreadPoolExecutor(4) as pool:
             tokens = list(pool.map(lambda _: customer_token(stack.gateway_url), range(accounts)))
@@ -390,6 +424,7 @@ def bench_stack(var: Path, requests: int, concurrency: int, warmup: int, account
         saturation = run_load(url, requests, concurrency, servers, tokens_file)
         created += saturation.ok
         say(f"  saturation: {saturation.line()}")
+        say(f"              {saturation.cpu.per_request(saturation.count)}")
         events, waited = events_in_jetstream(stack.nats_url, created)
         say(f"  JetStream {STREAM} {SUBJECT}: {events} events for {created} tickets created "
             f"(201s, warm-up included; waited {waited:.1f} s)")
@@ -398,13 +433,17 @@ def bench_stack(var: Path, requests: int, concurrency: int, warmup: int, account
         half = run_load(url, requests, concurrency, servers, tokens_file, rate=rate)
         created += half.ok
         say(f"  half rate ({rate:.1f}/s, open loop): {half.line()}")
+        say(f"              {half.cpu.per_request(half.count)}")
         events_final, _ = events_in_jetstream(stack.nats_url, created)
         say(f"  idling {idle:.0f} s before reading memory…")
+        busy = servers_cpu_s(servers)
         time.sleep(idle)
+        idle_cpu = (servers_cpu_s(servers) - busy) / idle
         memory = memory_of(stack.procs)
         return StackResult(saturation, half, created, created_before_half, events, waited, events_final, memory,
-                           gunicorn)
+                           gunicorn, idle_cpu)
     finally:
+        STARTED.extend(stack.procs.values())
         t = time.monotonic()
         stack.stop()
         say(f"  stack stopped in {time.monotonic() - t:.1f} s")
@@ -423,17 +462,20 @@ def report(stack: StackResult, bare: LoadResult, command: str) -> None:
         say(f"  {m.name:<10} {len(m.pids)} process{'es' if len(m.pids) > 1 else '  '}  "
             f"RSS {m.rss_mib:7.1f} MiB   PSS {m.pss_mib:7.1f} MiB")
     say(f"  {'total':<10} {sum(len(m.pids) for m in stack.memory):>2} processes  "
-        f"RSS {total_rss:7.1f} MiB   PSS {total_pss:7.1f} MiB")
+        f"RSS {total_rss:7.1f} MiB   PSS {total_pss:7.1f} MiB   (idle CPU: {stack.idle_cpu * 100:.1f} % of one CPU)")
     say()
     rows = [
         ("stack, saturation", stack.saturation),
         ("bare Flask, saturation", bare),
         (f"stack, open loop {stack.half.rate:.0f}/s", stack.half),
     ]
-    say(f"{'run':<28} {'requests':>8} {'201s':>6} {'errors':>6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    cpus = os.cpu_count() or 1
+    say(f"{'run':<28} {'requests':>8} {'201s':>6} {'errors':>6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'server CPU ms/req':>18} {'CPU used elsewhere':>19}")
     for label, r in rows:
+        elsewhere = max(r.cpu.others_s, 0) / (r.cpu.wall_s * cpus) * 100
         say(f"{label:<28} {r.count:>8} {r.ok:>6} {r.errors:>6} {r.throughput:>9.1f} {r.p50_ms:>8.1f} "
-            f"{r.p99_ms:>8.1f}")
+            f"{r.p99_ms:>8.1f} {r.cpu.servers_s * 1000 / max(r.count, 1):>18.1f} {elsewhere:>18.0f}%")
     say()
     ok_events = stack.events_after_saturation == stack.created_before_half
     say(f"JetStream {SUBJECT}: {stack.events_after_saturation} events / {stack.created_before_half} tickets "
@@ -480,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         say("bare Flask app, served by the gateway's gunicorn command line:")
         bare = bench_bare(var, stack.gunicorn, requests, args.concurrency, warmup)
         say(f"  saturation: {bare.line()}")
+        say(f"              {bare.cpu.per_request(bare.count)}")
         report(stack, bare, f"cd {shlex.quote(str(ROOT))} && {command}")
         failed = False
         return 0
@@ -490,6 +533,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
+        kill_leftovers()
         if args.keep or failed:
             say(f"run folder kept: {var} (logs in {var / 'log'})")
         else:

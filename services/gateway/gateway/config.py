@@ -10,6 +10,6 @@ class GatewaySettings(CommonSettings):
     # Largest request body accepted (bytes); larger gets 413.
     max_body_bytes: int = 1024 * 1024
     # Deadline for each call to a service (seconds).
-    upstream_deadline: float = 5.0
+    upstream_deadline: float = 10.0
     # How many reverse proxies in front set X-Forwarded-For (0 in `make run`).
     trusted_proxies: int = 0
