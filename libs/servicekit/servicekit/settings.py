@@ -45,7 +45,8 @@ class ServiceSettings(CommonSettings):
     service_name: str = ""
     database_url: str = ""
     grpc_bind: str = ""
-    grpc_workers: int = 16
+    # Threads serving gRPC calls; more only queue behind the GIL and the database's write lock.
+    grpc_workers: int = 8
     # Bounded redelivery before a message goes to the dead-letter stream.
     max_deliver: int = 5
 

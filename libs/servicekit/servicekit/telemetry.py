@@ -29,6 +29,10 @@ def setup_tracing(service_name: str, otlp_endpoint: str = "", exporter: SpanExpo
         if exporter is not None:
             _provider.add_span_processor(SimpleSpanProcessor(exporter))
         return
+    if not otlp_endpoint and exporter is None:
+        # Nowhere to send spans: keep OpenTelemetry's no-op tracer, which still carries an
+        # incoming trace context along, instead of building spans that would be dropped.
+        return
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
