@@ -182,6 +182,16 @@ class Bus:
             self._thread.join(10)
 
     @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep, but wake within 0.1 s of a stop."""
+        end = self.loop.time() + seconds
+        while not self._stopping and self.loop.time() < end:
+            await asyncio.sleep(min(0.1, end - self.loop.time()))
+
+    @property
     def connected(self) -> bool:
         return self.nc is not None and self.nc.is_connected
 

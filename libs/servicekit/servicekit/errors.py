@@ -46,4 +46,10 @@ class WrongRegion(DomainError):
 
 
 class Throttled(DomainError):
+    """Too many attempts; `retry_after` says in how many seconds to try again."""
+
     code = "throttled"
+
+    def __init__(self, message: str, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code)
+        self.retry_after = max(1, retry_after)

@@ -29,6 +29,7 @@ from .logs import get_logger
 log = get_logger(__name__)
 
 ERROR_CODE_KEY = "kaseum-error-code"
+RETRY_AFTER_KEY = "kaseum-retry-after"
 
 _STATUS: list[tuple[type[DomainError], grpc.StatusCode]] = [
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
@@ -65,6 +66,7 @@ class CallerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
         def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
             failure: tuple[grpc.StatusCode, str, str] | None = None
+            trailers: list[tuple[str, str]] = []
             token = None
             try:
                 metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
@@ -75,6 +77,8 @@ class CallerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 return behaviour(request, context)
             except DomainError as exc:
                 failure = (status_of(exc), exc.code, exc.message)
+                if isinstance(exc, Throttled):
+                    trailers.append((RETRY_AFTER_KEY, str(exc.retry_after)))
             except Exception:
                 log.exception("unhandled error", method=method)
                 failure = (grpc.StatusCode.INTERNAL, "internal", "internal error")
@@ -82,7 +86,7 @@ class CallerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 if token is not None:
                     caller.reset_current(token)
             code, machine, message = failure
-            context.set_trailing_metadata(((ERROR_CODE_KEY, machine),))
+            context.set_trailing_metadata(((ERROR_CODE_KEY, machine), *trailers))
             context.abort(code, message)
 
         return grpc.unary_unary_rpc_method_handler(

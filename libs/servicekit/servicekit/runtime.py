@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Callable, Iterable
@@ -72,6 +73,21 @@ class ServiceRuntime(Generic[R]):
         self.subscriptions.append(sub)
         self.bus.consume(sub)
         return sub
+
+    def every(self, seconds: float, job: Callable[[], object]) -> None:
+        """Run `job` in a worker thread every `seconds`, off the request path (e.g. a purge).
+
+        Every replica runs it; jobs are idempotent batches of deletes, so that is safe.
+        """
+        async def loop() -> None:
+            while not self.bus.stopping:
+                try:
+                    await asyncio.to_thread(job)
+                except Exception:
+                    log.exception("periodic job failed", job=getattr(job, "__name__", "job"))
+                await self.bus.sleep(seconds)
+
+        self.bus.add_task(loop)
 
     def database_ok(self) -> bool:
         with self.engine.connect() as conn:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from kaseum.analytics.v1 import analytics_pb2_grpc
 from kaseum.privacy.v1 import personal_data_pb2_grpc
-from servicekit.logs import get_logger
 from servicekit.personal_data import FULL_NAME as PERSONAL_DATA
 from servicekit.personal_data import PersonalDataApi
 from servicekit.runtime import ServiceRuntime, main_entry
@@ -21,7 +18,6 @@ from .models import Inbox, Outbox, Repository
 from .service import AnalyticsService
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-log = get_logger(__name__)
 
 
 def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], AnalyticsService]:
@@ -29,21 +25,8 @@ def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], Analyt
     runtime = ServiceRuntime(settings, Outbox, Inbox, Repository)
     service = AnalyticsService(runtime.uow, settings.region, settings.min_group_size)
     runtime.subscribe("analytics", [s.format(region=settings.region) for s in SUBJECTS], HANDLERS)
-    runtime.bus.add_task(rollup_loop(service, settings.rollup_interval_seconds))
+    runtime.every(settings.rollup_interval_seconds, service.rollup_finished_days)
     return runtime, service
-
-
-def rollup_loop(service: AnalyticsService, interval: float) -> Callable[[], Awaitable[None]]:
-    """Rolls up finished days on the bus's loop, so it stops with the bus on SIGTERM."""
-    async def run() -> None:
-        while True:
-            try:
-                await asyncio.to_thread(service.rollup_finished_days)
-            except Exception:  # database down: the events wait for the next round
-                log.warning("rollup failed, will retry")
-            await asyncio.sleep(interval)
-
-    return run
 
 
 def serve(base: ServiceSettings) -> None:

@@ -23,6 +23,11 @@ def account(a: identity_pb2.Account) -> dict[str, Any]:
             "created_at": rfc3339(a.created_at)}
 
 
+def session(s: identity_pb2.SessionInfo) -> dict[str, Any]:
+    return {"id": s.id, "created_at": rfc3339(s.created_at), "last_seen_at": rfc3339(s.last_seen_at),
+            "browser": s.browser, "os": s.os, "current": s.current}
+
+
 def reply(r: tickets_pb2.Reply) -> dict[str, Any]:
     return {"id": r.id, "author_id": r.author_id, "body": r.body, "internal": r.internal,
             "created_at": rfc3339(r.created_at)}

@@ -6,7 +6,7 @@ from typing import NoReturn, cast
 
 import grpc
 from flask import Flask, Response, jsonify
-from servicekit.grpc_server import ERROR_CODE_KEY
+from servicekit.grpc_server import ERROR_CODE_KEY, RETRY_AFTER_KEY
 from servicekit.logs import get_logger
 from werkzeug.exceptions import HTTPException
 
@@ -51,10 +51,13 @@ def from_rpc(error: grpc.RpcError) -> ApiError:
     code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
     status, default = _HTTP.get(code, (502, "upstream_error"))
     machine = default
+    retry_after: int | None = None
     trailing = error.trailing_metadata() if isinstance(error, grpc.Call) else None
     for key, value in trailing or ():
         if key == ERROR_CODE_KEY and isinstance(value, str):
             machine = value
+        elif key == RETRY_AFTER_KEY and isinstance(value, str) and value.isdigit():
+            retry_after = int(value)
     if status >= 500:
         log.warning("upstream failure", grpc_status=code.name if code else "")
         message = ("a service is temporarily unavailable; try again shortly" if status == 503
@@ -62,7 +65,7 @@ def from_rpc(error: grpc.RpcError) -> ApiError:
         return ApiError(status, machine if status != 502 else "upstream_error", message,
                         retry_after=1 if status == 503 else None)
     details = error.details() if isinstance(error, grpc.Call) else ""
-    return ApiError(status, machine, details or machine)
+    return ApiError(status, machine, details or machine, retry_after=retry_after)
 
 
 def register(app: Flask) -> None:

@@ -69,6 +69,24 @@ class MePatch(Body):
     phone: str | None = Field(default=None, max_length=40)
 
 
+class SessionOut(BaseModel):
+    id: str
+    created_at: str
+    last_seen_at: str
+    browser: str
+    os: str
+    current: bool
+
+
+class SessionList(BaseModel):
+    items: list[SessionOut]
+
+
+class PasswordBody(Body):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
 class TicketBody(Body):
     subject: str = Field(min_length=1, max_length=200)
     body: str = Field(min_length=1, max_length=20000)

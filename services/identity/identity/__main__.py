@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from kaseum.identity.v1 import identity_pb2_grpc
@@ -27,7 +28,9 @@ def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], Identi
     runtime = ServiceRuntime(settings, Outbox, Inbox, Repository, jwks_source=signer.jwks)
     passwords = Passwords(settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism)
     service = IdentityService(runtime.uow, passwords, signer, runtime.verifier, settings.region,
-                              settings.notice_version)
+                              settings.notice_version, throttle_key=settings.service_secret(),
+                              technical_retention=timedelta(days=settings.technical_retention_days))
+    runtime.every(settings.purge_interval_seconds, service.purge_technical_data)
     return runtime, service
 
 

@@ -15,3 +15,6 @@ class IdentitySettings(ServiceSettings):
     argon2_memory_kib: int = 19456
     argon2_time_cost: int = 2
     argon2_parallelism: int = 1
+    # Technical Data (section 3.2.3) is kept this long, then purged.
+    technical_retention_days: int = 90
+    purge_interval_seconds: float = 3600

@@ -84,6 +84,20 @@ class IdentityApi(identity_pb2_grpc.IdentityServicer):
             password=request.password, organisation=request.organisation, country=request.country))
         return pb.CreateUserResponse(id=account.id, username=account.username, role=account.role)
 
+    def ListSessions(self, request: pb.ListSessionsRequest, context: Any) -> pb.ListSessionsResponse:
+        principal = caller.require_person()
+        return pb.ListSessionsResponse(items=[
+            pb.SessionInfo(id=s.id, created_at=_ts(s.created_at), last_seen_at=_ts(s.last_seen_at),
+                           browser=s.browser, os=s.os, current=s.id == principal.session_id)
+            for s in self.service.list_sessions(principal)])
+
+    def RevokeSessions(self, request: pb.RevokeSessionsRequest, context: Any) -> pb.RevokeSessionsResponse:
+        return pb.RevokeSessionsResponse(revoked=self.service.revoke_sessions(caller.require_person()))
+
+    def ChangePassword(self, request: pb.ChangePasswordRequest, context: Any) -> pb.ChangePasswordResponse:
+        self.service.change_password(caller.require_person(), request.current_password, request.new_password)
+        return pb.ChangePasswordResponse()
+
     def GetContact(self, request: pb.GetContactRequest, context: Any) -> pb.GetContactResponse:
         caller.require_service("consent", "rights")
         account = self.service.get_contact(request.subject_id)

@@ -92,6 +92,17 @@ class SignIn(Base):
 
 
 
+class LoginThrottle(Base):
+    """Failed sign-ins per login name and per client address (keyed hashes, never the values)."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class Repository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -125,12 +136,35 @@ class Repository:
     def session_record(self, session_id: str) -> SessionRecord | None:
         return self.session.get(SessionRecord, session_id)
 
-    def revoke_sessions(self, account_id: str, when: datetime) -> None:
-        self.session.execute(
-            update(SessionRecord)
-            .where(SessionRecord.account_id == account_id, SessionRecord.revoked_at.is_(None))
-            .values(revoked_at=when)
-        )
+    def live_sessions(self, account_id: str, now: datetime) -> list[SessionRecord]:
+        return list(self.session.scalars(
+            select(SessionRecord)
+            .where(SessionRecord.account_id == account_id, SessionRecord.revoked_at.is_(None),
+                   SessionRecord.expires_at > now)
+            .order_by(SessionRecord.created_at.desc())))
+
+    def revoke_sessions(self, account_id: str, when: datetime, keep: str = "") -> list[str]:
+        """Revoke the account's live sessions except `keep`; returns the ids revoked."""
+        ids = list(self.session.scalars(
+            select(SessionRecord.id).where(SessionRecord.account_id == account_id,
+                                           SessionRecord.revoked_at.is_(None), SessionRecord.id != keep)))
+        if ids:
+            self.session.execute(update(SessionRecord).where(SessionRecord.id.in_(ids)).values(revoked_at=when))
+        return ids
+
+    def throttle(self, key: str) -> LoginThrottle | None:
+        return self.session.get(LoginThrottle, key)
+
+    def purge_technical(self, before: datetime, batch: int) -> int:
+        """Delete up to `batch` sign-in records, and ended sessions, older than `before`."""
+        old = select(SignIn.id).where(SignIn.created_at < before).limit(batch)
+        count = int(self.session.execute(delete(SignIn).where(SignIn.id.in_(old))).rowcount or 0)  # type: ignore[attr-defined]
+        ended = select(SessionRecord.id).where(SessionRecord.expires_at < before).limit(batch)
+        count += int(self.session.execute(  # type: ignore[attr-defined]
+            delete(SessionRecord).where(SessionRecord.id.in_(ended))).rowcount or 0)
+        stale = select(LoginThrottle.key).where(LoginThrottle.updated_at < before).limit(batch)
+        self.session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(stale)))
+        return count
 
     def rows_of(self, account_id: str) -> list[TableRows]:
         """The subject's rows for an export; the password hash is never exported."""

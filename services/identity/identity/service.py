@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from kaseum.events.v1 import identity_events_pb2 as ev
 from servicekit.caller import ROLES, Principal, TokenVerifier
-from servicekit.db import UnitOfWorkFactory, as_utc, new_id, utcnow
-from servicekit.errors import Conflict, InvalidArgument, NotFound, Unauthenticated
+from servicekit.db import UnitOfWork, UnitOfWorkFactory, as_utc, new_id, utcnow
+from servicekit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, Throttled, Unauthenticated
 from servicekit.region import RegionGuard, home_region
 from servicekit.subject_data import Erasure, Export, Rectification, SubjectDataRules
 from ua_parser import parse as parse_user_agent
 
 from . import validation as v
-from .models import Account, Organisation, Repository, SessionRecord, SignIn
+from .models import Account, LoginThrottle, Organisation, Repository, SessionRecord, SignIn
 from .passwords import Passwords
 from .tokens import TokenSigner
 
 BAD_LOGIN = "login or password is incorrect"
+# Failed sign-ins allowed before back-off starts (per login name; per client address, where
+# many people may share one office NAT), and the longest wait back-off imposes.
+FREE_FAILURES = {"login": 5, "ip": 30}
+MAX_BACKOFF_SECONDS = 900
 EDITABLE = ("email", "first_name", "last_name", "company", "job_title", "phone")
 
 
@@ -50,7 +56,10 @@ class NewStaff:
 
 class IdentityService(SubjectDataRules):
     def __init__(self, uow: UnitOfWorkFactory[Repository], passwords: Passwords, signer: TokenSigner,
-                 verifier: TokenVerifier, region: str, notice_version: str) -> None:
+                 verifier: TokenVerifier, region: str, notice_version: str, throttle_key: bytes = b"",
+                 technical_retention: timedelta = timedelta(days=90)) -> None:
+        self.throttle_key = throttle_key
+        self.technical_retention = technical_retention
         self.uow = uow
         self.passwords = passwords
         self.signer = signer
@@ -102,7 +111,8 @@ class IdentityService(SubjectDataRules):
         address = v.email(email)
         return Account(
             id=new_id(), username=name, username_key=v.username_key(name), email=address,
-            email_key=v.email_key(address), password_hash=self.passwords.hash(v.password(password)),
+            email_key=v.email_key(address),
+            password_hash=self.passwords.hash(v.password(password, (name, address, first_name, last_name, company))),
             first_name=v.text("first_name", first_name, names_required),
             last_name=v.text("last_name", last_name, names_required),
             company=v.text("company", company, names_required),
@@ -133,18 +143,55 @@ class IdentityService(SubjectDataRules):
             repo.flush()
         return org
 
-    # --- sessions --------------------------------------------------------------
+    # --- sessions ---------------------------------------------------------------
+    def _throttle_keys(self, login_key: str, ip_address: str) -> list[str]:
+        """Keyed hashes: the table never holds a login name or an address."""
+        def keyed(kind: str, value: str) -> str:
+            return kind + ":" + hmac.new(self.throttle_key, value.encode(), hashlib.sha256).hexdigest()[:64]
+
+        return [keyed("login", login_key)] + ([keyed("ip", ip_address)] if ip_address else [])
+
+    @staticmethod
+    def _check_throttle(repo: Repository, keys: list[str], now: datetime) -> None:
+        for key in keys:
+            row = repo.throttle(key)
+            if row is not None and row.blocked_until is not None and as_utc(row.blocked_until) > now:
+                wait = int((as_utc(row.blocked_until) - now).total_seconds()) + 1
+                raise Throttled(f"too many failed sign-ins; try again in {wait} s", wait)
+
+    @staticmethod
+    def _record_failure(repo: Repository, keys: list[str], now: datetime) -> None:
+        # Exponential back-off after a few failures; never a permanent lock a stranger could trigger.
+        for key in keys:
+            row = repo.throttle(key)
+            if row is None:
+                row = LoginThrottle(key=key, failures=0, blocked_until=None, updated_at=now)
+                repo.add(row)
+            row.failures += 1
+            row.updated_at = now
+            free = FREE_FAILURES[key.split(":", 1)[0]]
+            if row.failures >= free:
+                delay = min(2 ** (row.failures - free), MAX_BACKOFF_SECONDS)
+                row.blocked_until = now + timedelta(seconds=delay)
+
     def login(self, login: str, password: str, ip_address: str, user_agent: str) -> tuple[str, datetime]:
         key = login.strip().casefold()
+        keys = self._throttle_keys(key, ip_address)
+        now = utcnow()
         with self.uow() as uow:
+            self._check_throttle(uow.repo, keys, now)
             account = uow.repo.account_by_login(key) if key else None
             ok = self.passwords.verify(account.password_hash if account else None, password)
             if account is None or not ok:
+                self._record_failure(uow.repo, keys, now)
+                uow.commit()
                 raise Unauthenticated(BAD_LOGIN, "bad_credentials")
             self.guard.check(account.region)
+            login_row = uow.repo.throttle(keys[0])
+            if login_row is not None:
+                login_row.failures, login_row.blocked_until = 0, None
             if self.passwords.needs_rehash(account.password_hash):
                 account.password_hash = self.passwords.hash(password)
-            now = utcnow()
             agent = parse_user_agent(user_agent or "")
             browser = agent.user_agent.family if agent and agent.user_agent else ""
             system = agent.os.family if agent and agent.os else ""
@@ -162,6 +209,54 @@ class IdentityService(SubjectDataRules):
             token, expires_at = self.signer.sign(account.id, account.role, account.region, session.id)
             uow.commit()
         return token, expires_at
+
+    def list_sessions(self, principal: Principal) -> list[SessionRecord]:
+        with self.uow() as uow:
+            return uow.repo.live_sessions(principal.subject_id, utcnow())
+
+    def revoke_sessions(self, principal: Principal, keep_current: bool = False) -> int:
+        with self.uow() as uow:
+            ids = uow.repo.revoke_sessions(principal.subject_id, utcnow(),
+                                           keep=principal.session_id if keep_current else "")
+            self._revoked(uow, principal.subject_id, ids)
+            uow.commit()
+            return len(ids)
+
+    @staticmethod
+    def _revoked(uow: UnitOfWork[Repository], account_id: str, ids: list[str]) -> None:
+        if ids:
+            uow.events.publish("identity.session.revoked", account_id,
+                               ev.SessionsRevoked(account_id=account_id, session_ids=ids))
+
+    def change_password(self, principal: Principal, current: str, new: str) -> None:
+        keys = self._throttle_keys("account:" + principal.subject_id, "")  # a "login" key
+        now = utcnow()
+        with self.uow() as uow:
+            self._check_throttle(uow.repo, keys, now)
+            account = uow.repo.account(principal.subject_id)
+            if account is None:
+                raise NotFound("account not found")
+            if not self.passwords.verify(account.password_hash, current):
+                self._record_failure(uow.repo, keys, now)
+                uow.commit()
+                raise PermissionDenied("current password is incorrect", "bad_credentials")
+            account.password_hash = self.passwords.hash(
+                v.password(new, (account.username, account.email, account.first_name, account.last_name)))
+            account.updated_at = now
+            self._revoked(uow, account.id, uow.repo.revoke_sessions(account.id, now, keep=principal.session_id))
+            uow.commit()
+
+    def purge_technical_data(self, now: datetime | None = None, batch: int = 1000) -> int:
+        """Delete Technical Data past its retention period (section 12), in batches."""
+        cutoff = (now or utcnow()) - self.technical_retention
+        total = 0
+        while True:
+            with self.uow() as uow:
+                count = uow.repo.purge_technical(cutoff, batch)
+                uow.commit()
+            total += count
+            if count < batch:
+                return total
 
     def authenticate(self, token: str) -> Principal:
         principal = self.verifier.verify_person(token)
@@ -181,6 +276,7 @@ class IdentityService(SubjectDataRules):
             session = uow.repo.session_record(principal.session_id)
             if session is not None and session.revoked_at is None:
                 session.revoked_at = utcnow()
+                self._revoked(uow, principal.subject_id, [session.id])
                 uow.commit()
 
     # --- the caller's own account ------------------------------------------------
@@ -270,7 +366,11 @@ class IdentityService(SubjectDataRules):
             account = uow.repo.account(subject_id)
             if account is None:
                 raise NotFound("subject not found")
-            account.restricted = restricted
+            if account.restricted != restricted:
+                account.restricted = restricted
+                # Other services stop (or resume) processing on this fact.
+                uow.events.publish("identity.account.restricted", subject_id,
+                                   ev.AccountRestricted(account_id=subject_id, restricted=restricted))
             uow.commit()
             return restricted
 

@@ -12,11 +12,17 @@ import phonenumbers
 import pycountry
 from email_validator import EmailNotValidError, validate_email
 from servicekit.errors import InvalidArgument
+from zxcvbn import zxcvbn
+from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
 USERNAME_RE = re.compile(r"^[\w.\-]{3,64}$")
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024
 MAX_TEXT = 100
+# The 30,000 most common passwords, shipped with zxcvbn.
+COMMON_PASSWORDS = frozenset(FREQUENCY_LISTS["passwords"])
+# zxcvbn's score: 3 means "safely unguessable" against an online attack with throttling.
+MIN_SCORE = 3
 
 
 def username(value: str) -> str:
@@ -73,9 +79,15 @@ def text(field: str, value: str, required: bool = True) -> str:
     return cleaned
 
 
-def password(value: str) -> str:
+def password(value: str, user_inputs: tuple[str, ...] = ()) -> str:
+    """At least 12 characters, not a common password, not easy to guess from the person's own details."""
     if len(value) < MIN_PASSWORD:
         raise InvalidArgument(f"password must be at least {MIN_PASSWORD} characters", "weak_password")
     if len(value) > MAX_PASSWORD:
         raise InvalidArgument("password is too long", "invalid_password")
+    if value.lower() in COMMON_PASSWORDS:
+        raise InvalidArgument("password is one of the most common passwords", "weak_password")
+    # zxcvbn is slow on very long input; past 100 characters length alone is strength enough.
+    if len(value) <= 100 and zxcvbn(value, user_inputs=[u for u in user_inputs if u])["score"] < MIN_SCORE:
+        raise InvalidArgument("password is too easy to guess; try a longer passphrase", "weak_password")
     return value

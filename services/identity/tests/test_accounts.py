@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from identity.__main__ import MIGRATIONS
-from identity.models import Outbox, Repository
+from identity.models import LoginThrottle, Outbox, Repository
 from identity.passwords import Passwords
 from identity.service import IdentityService, NewStaff, SignUp
 from identity.tokens import TokenSigner, generate_private_pem
 from servicekit.caller import TokenVerifier
-from servicekit.errors import Conflict, Unauthenticated, WrongRegion
+from servicekit.db import utcnow
+from servicekit.errors import Conflict, InvalidArgument, PermissionDenied, Throttled, Unauthenticated, WrongRegion
 from servicekit.testing import migrated_uow
 from sqlalchemy import select
 
@@ -112,3 +114,105 @@ def test_staff_need_a_known_role(service: IdentityService) -> None:
     staff = service.create_user(NewStaff(role="agent", username="agent1", email="a1@kaseum.example",
                                          password="correct horse battery"))
     assert staff.role == "agent" and staff.region == "uk"
+
+
+@pytest.mark.rule("R-SEC-2")
+@pytest.mark.parametrize("weak", ["password1234", "qwertyuiop123", "Lovelace2024", "aaaaaaaaaaaa"])
+def test_common_or_guessable_passwords_are_refused(service: IdentityService, weak: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        service.sign_up(signup(password=weak))
+    assert refused.value.code == "weak_password" and weak not in refused.value.message
+
+
+def test_failed_logins_back_off_exponentially_and_never_lock_for_good(service: IdentityService) -> None:
+    service.sign_up(signup())
+    for _ in range(5):
+        with pytest.raises(Unauthenticated):
+            service.login("ada", "wrong password!!", "198.51.100.7", "")
+    with pytest.raises(Throttled) as throttled:
+        service.login("ada", "correct horse battery", "198.51.100.7", "")
+    assert 1 <= throttled.value.retry_after <= 2
+    # Back-off ends by itself: move the clock past it and the right password works again.
+    with service.uow() as uow:
+        for row in uow.session.scalars(select(LoginThrottle)):
+            row.blocked_until = row.updated_at
+        uow.commit()
+    token, _ = service.login("ada", "correct horse battery", "198.51.100.7", "")
+    assert token
+
+
+def test_an_unknown_login_is_throttled_exactly_like_a_known_one(service: IdentityService) -> None:
+    service.sign_up(signup())
+    outcomes = []
+    for login in ("ada", "nobody"):
+        for _ in range(5):
+            with pytest.raises(Unauthenticated):
+                service.login(login, "wrong password!!", "", "")
+        with pytest.raises(Throttled) as throttled:
+            service.login(login, "wrong password!!", "", "")
+        outcomes.append((throttled.value.code, throttled.value.retry_after))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_the_throttle_table_holds_no_login_or_address(service: IdentityService) -> None:
+    with pytest.raises(Unauthenticated):
+        service.login("ada@example.com", "wrong password!!", "198.51.100.7", "")
+    with service.uow() as uow:
+        keys = [row.key for row in uow.session.scalars(select(LoginThrottle))]
+    assert len(keys) == 2 and not any("ada" in k or "198.51" in k for k in keys)
+
+
+def test_sessions_are_listed_and_signed_out_everywhere(service: IdentityService) -> None:
+    service.sign_up(signup())
+    first, _ = service.login("ada", "correct horse battery", "", "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0")
+    second, _ = service.login("ada", "correct horse battery", "", "curl/8")
+    me = service.authenticate(second)
+    sessions = service.list_sessions(me)
+    assert len(sessions) == 2 and {s.browser for s in sessions} == {"Firefox", "curl"}
+    assert service.revoke_sessions(me) == 2
+    for token in (first, second):
+        with pytest.raises(Unauthenticated):
+            service.authenticate(token)
+
+
+def test_changing_the_password_revokes_every_other_session(service: IdentityService) -> None:
+    service.sign_up(signup())
+    other, _ = service.login("ada", "correct horse battery", "", "")
+    current, _ = service.login("ada", "correct horse battery", "", "")
+    me = service.authenticate(current)
+    with pytest.raises(PermissionDenied):
+        service.change_password(me, "not my password", "an entirely new passphrase")
+    with pytest.raises(InvalidArgument):
+        service.change_password(me, "correct horse battery", "password1234")
+    service.change_password(me, "correct horse battery", "an entirely new passphrase")
+    assert service.authenticate(current).session_id == me.session_id
+    with pytest.raises(Unauthenticated):
+        service.authenticate(other)
+    with pytest.raises(Unauthenticated):
+        service.login("ada", "correct horse battery", "", "")
+    assert service.login("ada", "an entirely new passphrase", "", "")
+
+
+@pytest.mark.notice("3.2.3", "12.1")
+@pytest.mark.rule("R-RET-1")
+def test_technical_data_is_purged_after_its_retention_period(service: IdentityService) -> None:
+    account = service.sign_up(signup())
+    service.login("ada", "correct horse battery", "203.0.113.9", "curl/8")
+    assert service.purge_technical_data(now=utcnow() + timedelta(days=89)) == 0
+    tables = {name: rows for name, _, _, rows in service.export(account.id).tables}
+    assert tables["sign_ins"]
+    assert service.purge_technical_data(now=utcnow() + timedelta(days=91), batch=1) == 2  # sign-in and session
+    tables = {name: rows for name, _, _, rows in service.export(account.id).tables}
+    assert not tables["sign_ins"] and not tables["sessions"] and tables["accounts"]
+
+
+@pytest.mark.notice("13.1.5")
+@pytest.mark.rule("R-RESTRICT-1")
+def test_restriction_is_published_for_other_services(service: IdentityService) -> None:
+    account = service.sign_up(signup())
+    service.set_restricted(account.id, True)
+    service.set_restricted(account.id, True)  # no second event for no change
+    service.set_restricted(account.id, False)
+    with service.uow() as uow:
+        subjects = [r.subject for r in uow.session.scalars(select(Outbox).order_by(Outbox.created_at))]
+    assert subjects.count("uk.identity.account.restricted") == 2

@@ -49,10 +49,16 @@ def test_usernames_are_unicode_normalised_and_case_insensitive() -> None:
 
 @pytest.mark.notice("3.2.4")
 @pytest.mark.rule("R-SEC-2")
-def test_passwords_need_twelve_characters() -> None:
-    assert v.password("x" * 12)
+def test_passwords_need_twelve_characters_and_must_not_be_common() -> None:
+    assert v.password("tulip orbit gravel")
     with pytest.raises(InvalidArgument):
-        v.password("x" * 11)
+        v.password("tulip orbit")  # 11 characters
+    with pytest.raises(InvalidArgument):
+        v.password("x" * 12)  # long enough, trivially guessable
+    with pytest.raises(InvalidArgument):
+        v.password("Password1234")  # among the most common
+    with pytest.raises(InvalidArgument):
+        v.password("Lovelace2024", ("ada", "Lovelace"))  # built from the person's own name
 
 
 def test_text_fields_are_limited_and_refuse_control_characters() -> None:

@@ -28,7 +28,8 @@ def sign_up(json: SignUpBody) -> tuple[dict[str, str], int]:
 
 
 @bp.post("/api/v1/sessions")
-@spec.validate(json=LoginBody, resp=Resp(HTTP_200=LoginResult, HTTP_401=ErrorOut), tags=["sessions"])
+@spec.validate(json=LoginBody, resp=Resp(HTTP_200=LoginResult, HTTP_401=ErrorOut, HTTP_429=ErrorOut),
+               tags=["sessions"])
 def log_in(json: LoginBody) -> dict[str, str]:
     result = backends().identity.Login(identity_pb2.LoginRequest(
         login=json.login, password=json.password, ip_address=request.remote_addr or "",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, Response
 from kaseum.consent.v1 import consent_pb2
 from kaseum.identity.v1 import identity_pb2
 from spectree import Response as Resp
@@ -12,7 +12,7 @@ from spectree import Response as Resp
 from .. import convert
 from ..auth import backends, require_caller, require_role
 from ..openapi import BEARER, spec
-from ..schemas import ErrorOut, Me, MePatch, PreferencesBody, PreferencesOut
+from ..schemas import ErrorOut, Me, MePatch, PasswordBody, PreferencesBody, PreferencesOut, SessionList
 
 bp = Blueprint("me", __name__)
 
@@ -32,6 +32,32 @@ def patch_me(json: MePatch) -> dict[str, Any]:
     changes = json.model_dump(exclude_none=True)
     account = backends().identity.UpdateMe(identity_pb2.UpdateMeRequest(**changes), metadata=caller.metadata)
     return convert.account(account)
+
+
+@bp.get("/api/v1/me/sessions")
+@spec.validate(resp=Resp(HTTP_200=SessionList, HTTP_401=ErrorOut), tags=["me"], security=BEARER)
+def list_sessions() -> dict[str, Any]:
+    caller = require_caller()
+    found = backends().identity.ListSessions(identity_pb2.ListSessionsRequest(), metadata=caller.metadata)
+    return {"items": [convert.session(s) for s in found.items]}
+
+
+@bp.delete("/api/v1/me/sessions")
+@spec.validate(resp=Resp("HTTP_204", HTTP_401=ErrorOut), tags=["me"], security=BEARER)
+def sign_out_everywhere() -> Response:
+    caller = require_caller()
+    backends().identity.RevokeSessions(identity_pb2.RevokeSessionsRequest(), metadata=caller.metadata)
+    return Response(status=204)
+
+
+@bp.post("/api/v1/me/password")
+@spec.validate(json=PasswordBody, resp=Resp("HTTP_204", HTTP_401=ErrorOut, HTTP_403=ErrorOut, HTTP_422=ErrorOut,
+                                             HTTP_429=ErrorOut), tags=["me"], security=BEARER)
+def change_password(json: PasswordBody) -> Response:
+    caller = require_caller()
+    backends().identity.ChangePassword(identity_pb2.ChangePasswordRequest(
+        current_password=json.current_password, new_password=json.new_password), metadata=caller.metadata)
+    return Response(status=204)
 
 
 @bp.get("/api/v1/me/preferences")

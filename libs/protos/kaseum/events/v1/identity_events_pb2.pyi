@@ -139,3 +139,61 @@ class SessionStarted(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SessionStarted: _TypeAlias = SessionStarted  # noqa: Y015
+
+@_typing.final
+class AccountRestricted(_message.Message):
+    """identity.account.restricted: processing of the account's data is restricted
+    (Art. 18) or no longer restricted; other services stop or resume processing.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    RESTRICTED_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    """Opaque account id."""
+    restricted: _builtins.bool
+    """True while restricted; false when the restriction is lifted."""
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        restricted: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "restricted", b"restricted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountRestricted: _TypeAlias = AccountRestricted  # noqa: Y015
+
+@_typing.final
+class SessionsRevoked(_message.Message):
+    """identity.session.revoked: sessions ended before their expiry (logout,
+    sign out everywhere, password change, erasure).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_IDS_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    """Opaque account id."""
+    @_builtins.property
+    def session_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Opaque ids of the sessions revoked."""
+
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        session_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "session_ids", b"session_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SessionsRevoked: _TypeAlias = SessionsRevoked  # noqa: Y015

@@ -79,6 +79,21 @@ class IdentityStub:
                 request_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactRequest.SerializeToString,
                 response_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactResponse.FromString,
                 _registered_method=True)
+        self.ListSessions = channel.unary_unary(
+                '/kaseum.identity.v1.Identity/ListSessions',
+                request_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ListSessionsRequest.SerializeToString,
+                response_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ListSessionsResponse.FromString,
+                _registered_method=True)
+        self.RevokeSessions = channel.unary_unary(
+                '/kaseum.identity.v1.Identity/RevokeSessions',
+                request_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.RevokeSessionsRequest.SerializeToString,
+                response_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.RevokeSessionsResponse.FromString,
+                _registered_method=True)
+        self.ChangePassword = channel.unary_unary(
+                '/kaseum.identity.v1.Identity/ChangePassword',
+                request_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordRequest.SerializeToString,
+                response_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServicer:
@@ -147,6 +162,27 @@ class IdentityServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSessions(self, request, context):
+        """The caller's live sessions, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeSessions(self, request, context):
+        """Revoke every session of the caller, the current one included ("sign out everywhere").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangePassword(self, request, context):
+        """Change the caller's password; every other session is revoked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -194,6 +230,21 @@ def add_IdentityServicer_to_server(servicer, server):
                     servicer.GetContact,
                     request_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactRequest.FromString,
                     response_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactResponse.SerializeToString,
+            ),
+            'ListSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessions,
+                    request_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ListSessionsRequest.FromString,
+                    response_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ListSessionsResponse.SerializeToString,
+            ),
+            'RevokeSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeSessions,
+                    request_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.RevokeSessionsRequest.FromString,
+                    response_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.RevokeSessionsResponse.SerializeToString,
+            ),
+            'ChangePassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangePassword,
+                    request_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordRequest.FromString,
+                    response_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -439,6 +490,87 @@ class Identity:
             '/kaseum.identity.v1.Identity/GetContact',
             kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactRequest.SerializeToString,
             kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.identity.v1.Identity/ListSessions',
+            kaseum_dot_identity_dot_v1_dot_identity__pb2.ListSessionsRequest.SerializeToString,
+            kaseum_dot_identity_dot_v1_dot_identity__pb2.ListSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.identity.v1.Identity/RevokeSessions',
+            kaseum_dot_identity_dot_v1_dot_identity__pb2.RevokeSessionsRequest.SerializeToString,
+            kaseum_dot_identity_dot_v1_dot_identity__pb2.RevokeSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangePassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.identity.v1.Identity/ChangePassword',
+            kaseum_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordRequest.SerializeToString,
+            kaseum_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -55,6 +55,12 @@ class IdentityStub:
     """Create a staff account (admin or the operator CLI only)."""
     GetContact: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetContactRequest, _identity_pb2.GetContactResponse]
     """A subject's contact address at send time (services only; never copied)."""
+    ListSessions: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListSessionsRequest, _identity_pb2.ListSessionsResponse]
+    """The caller's live sessions, newest first."""
+    RevokeSessions: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RevokeSessionsRequest, _identity_pb2.RevokeSessionsResponse]
+    """Revoke every session of the caller, the current one included ("sign out everywhere")."""
+    ChangePassword: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ChangePasswordRequest, _identity_pb2.ChangePasswordResponse]
+    """Change the caller's password; every other session is revoked."""
 
 @_typing.type_check_only
 class IdentityAsyncStub(IdentityStub):
@@ -77,6 +83,12 @@ class IdentityAsyncStub(IdentityStub):
     """Create a staff account (admin or the operator CLI only)."""
     GetContact: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetContactRequest, _identity_pb2.GetContactResponse]  # type: ignore[assignment]
     """A subject's contact address at send time (services only; never copied)."""
+    ListSessions: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListSessionsRequest, _identity_pb2.ListSessionsResponse]  # type: ignore[assignment]
+    """The caller's live sessions, newest first."""
+    RevokeSessions: _aio.UnaryUnaryMultiCallable[_identity_pb2.RevokeSessionsRequest, _identity_pb2.RevokeSessionsResponse]  # type: ignore[assignment]
+    """Revoke every session of the caller, the current one included ("sign out everywhere")."""
+    ChangePassword: _aio.UnaryUnaryMultiCallable[_identity_pb2.ChangePasswordRequest, _identity_pb2.ChangePasswordResponse]  # type: ignore[assignment]
+    """Change the caller's password; every other session is revoked."""
 
 class IdentityServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -150,5 +162,29 @@ class IdentityServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.GetContactResponse, _abc.Awaitable[_identity_pb2.GetContactResponse]]:
         """A subject's contact address at send time (services only; never copied)."""
+
+    @_abc_1.abstractmethod
+    def ListSessions(
+        self,
+        request: _identity_pb2.ListSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ListSessionsResponse, _abc.Awaitable[_identity_pb2.ListSessionsResponse]]:
+        """The caller's live sessions, newest first."""
+
+    @_abc_1.abstractmethod
+    def RevokeSessions(
+        self,
+        request: _identity_pb2.RevokeSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RevokeSessionsResponse, _abc.Awaitable[_identity_pb2.RevokeSessionsResponse]]:
+        """Revoke every session of the caller, the current one included ("sign out everywhere")."""
+
+    @_abc_1.abstractmethod
+    def ChangePassword(
+        self,
+        request: _identity_pb2.ChangePasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ChangePasswordResponse, _abc.Awaitable[_identity_pb2.ChangePasswordResponse]]:
+        """Change the caller's password; every other session is revoked."""
 
 def add_IdentityServicer_to_server(servicer: IdentityServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
