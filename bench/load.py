@@ -1,14 +1,17 @@
 """An HTTP/1.1 load generator on asyncio streams (standard library only), run as its own process.
 
     python bench/load.py --url http://127.0.0.1:8080/api/v1/tickets --requests 2000 --concurrency 16 \
-        --tokens-file tokens.json [--rate 500] [--expect 201]
+        --tokens-file tokens.json [--rate 500] [--expect 201] [--method GET] [--bodies-file bodies.json]
 
-Each of the `--concurrency` connections is kept alive and sends POST requests with a small JSON
-body, one at a time. The requests cycle through the bearer tokens of `--tokens-file` (a JSON list;
-none if omitted). Without `--rate` the load is closed-loop (saturation): a connection sends its next
-request as soon as the previous answer is in, and latency is measured from send to full response.
-With `--rate R` the load is open-loop: request i is due at start + i/R and latency is measured from
-that due time, so any queueing behind busy connections counts (no coordinated omission).
+Each of the `--concurrency` connections is kept alive and sends requests (POST with a small JSON
+ticket body unless told otherwise), one at a time. Request i carries bearer token i mod n of
+`--tokens-file` (a JSON list; none if omitted) and, for POST/PUT/PATCH, JSON body i mod m of
+`--bodies-file` (a JSON list of values; the ticket body if omitted); GET and DELETE carry no body.
+The URL's query string is sent as given. Without `--rate` the load is closed-loop (saturation): a
+connection sends its next request as soon as the previous answer is in, and latency is measured
+from send to full response. With `--rate R` the load is open-loop: request i is due at
+start + i/R and latency is measured from that due time, so any queueing behind busy connections
+counts (no coordinated omission).
 
 Prints one JSON object: count, ok, errors, statuses, seconds, throughput (ok/s), p50_ms, p99_ms,
 max_ms, mean_ms, rate,
@@ -31,6 +34,9 @@ BODY = json.dumps({"subject": "Benchmark ticket", "body": "Opened by the load ge
                   separators=(",", ":")).encode()
 
 
+WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
 class ProtocolError(Exception):
     pass
 
@@ -39,7 +45,7 @@ class ProtocolError(Exception):
 class Target:
     host: str
     port: int
-    path: str
+    path: str  # with the query string, if any
 
 
 @dataclass
@@ -54,21 +60,26 @@ class Tally:
         self.statuses[key] = self.statuses.get(key, 0) + 1
 
 
-def build_requests(target: Target, tokens: list[str]) -> list[bytes]:
-    """One ready-to-send request per token (or a single one without a token)."""
+def build_requests(target: Target, tokens: list[str], method: str = "POST",
+                   bodies: list[bytes] | None = None) -> list[bytes]:
+    """The ready-to-send requests the run cycles through: request i has token i mod n and body i mod m."""
+    method = method.upper()
+    payloads = (bodies or [BODY]) if method in WITH_BODY else [b""]
+    keys = tokens or [""]
     out = []
-    for token in tokens or [""]:
+    for i in range(max(len(keys), len(payloads))):
+        token, body = keys[i % len(keys)], payloads[i % len(payloads)]
         lines = [
-            f"POST {target.path} HTTP/1.1",
+            f"{method} {target.path} HTTP/1.1",
             f"Host: {target.host}:{target.port}",
             "User-Agent: kaseum-bench/1",
             "Accept: application/json",
-            "Content-Type: application/json",
-            f"Content-Length: {len(BODY)}",
         ]
+        if method in WITH_BODY:
+            lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
         if token:
             lines.append(f"Authorization: Bearer {token}")
-        out.append(("\r\n".join(lines) + "\r\n\r\n").encode() + BODY)
+        out.append(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
     return out
 
 
@@ -213,16 +224,19 @@ def parse_target(url: str) -> Target:
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise SystemExit(f"only http:// URLs are supported, not {url!r}")
-    return Target(parts.hostname, parts.port or 80, parts.path or "/")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Target(parts.hostname, parts.port or 80, path)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", required=True, help="http://host:port/path to POST to")
+    parser.add_argument("--url", required=True, help="http://host:port/path?query to send the requests to")
+    parser.add_argument("--method", default="POST", choices=["GET", "POST", "PUT", "PATCH", "DELETE"])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rate", type=float, default=0.0, help="open-loop requests/second (0: closed loop)")
     parser.add_argument("--tokens-file", help="JSON list of bearer tokens to cycle through")
+    parser.add_argument("--bodies-file", help="JSON list of request bodies to cycle through (POST/PUT/PATCH)")
     parser.add_argument("--expect", type=int, default=201, help="the status that counts as success")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds allowed per request")
     args = parser.parse_args(argv)
@@ -230,9 +244,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.tokens_file:
         with open(args.tokens_file) as f:
             tokens = [str(t) for t in json.load(f)]
+    bodies: list[bytes] | None = None
+    if args.bodies_file:
+        with open(args.bodies_file) as f:
+            bodies = [json.dumps(b, separators=(",", ":")).encode() for b in json.load(f)]
     target = parse_target(args.url)
-    result = asyncio.run(run(target, build_requests(target, tokens), args.requests, max(1, args.concurrency),
-                             args.rate, args.expect, args.timeout))
+    requests = build_requests(target, tokens, args.method, bodies)
+    result = asyncio.run(run(target, requests, args.requests, max(1, args.concurrency), args.rate, args.expect,
+                             args.timeout))
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
     return 0

@@ -1,6 +1,8 @@
-"""`make bench`: ticket creation through the whole stack against a bare Flask app, side by side.
+"""`make bench`: ticket creation through the whole stack against a bare Flask app, side by side; then
+sign-in and authentication (issue 3) on the same stack.
 
-    .venv/bin/python bench/run.py [--requests 2000] [--concurrency 16] [--accounts 16] [--quick] [--keep]
+    .venv/bin/python bench/run.py [--requests 2000] [--concurrency 16] [--accounts 16] [--logins 400]
+                                  [--login-accounts 32] [--only tickets|identity] [--quick] [--keep]
 
 In one run on this machine, with the load coming from a separate process (bench/load.py) on loopback:
 
@@ -12,6 +14,20 @@ In one run on this machine, with the load coming from a separate process (bench/
    way: the gateway's own gunicorn command line (read from /proc, so --workers/--threads/access log match)
    with only the address and the app swapped: the ratio stack/bare throughput, target ≥ 0.40.
 
+Then, unless `--only tickets`, identity's figures (issue 3), measured on the same stack after the memory reading:
+
+5. one argon2id hash (and one verify) with the deployment's parameters (identity.config.IdentitySettings()),
+   in this process with argon2-cffi, median of 50;
+6. POST /api/v1/sessions through the gateway: one connection (latency: the ratio login p50 / one hash,
+   target ≤ 1.2×) and saturation (logins per second), over `--login-accounts` customers so that no login
+   name repeats often (the back-off only counts failures, and there are none: every password is right);
+7. the authentication cost: GET /api/v1/tickets?status=closed for customers without tickets, with a token
+   against the same request without one (the gateway answers 401 before calling any service), p50 over one
+   connection, target ≤ 1 ms more; authenticated requests per second at saturation (token verifications);
+   p50 of the gRPC calls involved, called directly, to show where the difference goes;
+8. a revoked session refused on its very next request: log in, DELETE /api/v1/sessions/current, then
+   GET /api/v1/me with the same token 200 times, each on a fresh connection (so every gateway worker sees it).
+
 Each load run also says where the CPU went (the servers, per process; the load generator; everything
 else on the machine), since a shared machine makes throughput figures move.
 Everything started is stopped on the way out, on an error or Ctrl-C too.
@@ -22,11 +38,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import http.client
 import json
 import os
 import shlex
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,11 +52,13 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -50,6 +70,12 @@ STREAM = "KASEUM_UK"
 SUBJECT = "uk.tickets.ticket.opened"
 PASSWORD = "correct horse battery staple"
 TICKETS_PATH = "/api/v1/tickets"
+SESSIONS_PATH = "/api/v1/sessions"
+# The authentication probe: authenticated, it costs the gateway one Authenticate call to identity and one
+# ListTickets call to tickets that finds nothing (these customers have no tickets, let alone closed ones);
+# without a token the gateway answers 401 itself, before calling any service.
+PROBE_PATH = "/api/v1/tickets?status=closed"
+ME_PATH = "/api/v1/me"
 
 # Every server process started, so a last resort can kill what a stop interrupted by Ctrl-C left behind.
 STARTED: list[subprocess.Popen[bytes]] = []
@@ -57,6 +83,10 @@ STARTED: list[subprocess.Popen[bytes]] = []
 RATIO_TARGET = 0.40
 P99_TARGET_MS = 50.0
 MEMORY_TARGET_MIB = 1024.0
+LOGIN_RATIO_TARGET = 1.2
+AUTH_COST_TARGET_MS = 1.0
+REVOKED_PROBES = 200
+HASH_SAMPLES = 50
 
 
 def say(text: str = "") -> None:
@@ -145,15 +175,18 @@ class LoadResult:
 
 
 def run_load(url: str, requests: int, concurrency: int, servers: dict[str, int], tokens_file: Path | None = None,
-             rate: float = 0.0) -> LoadResult:
+             rate: float = 0.0, *, method: str = "POST", expect: int = 201,
+             bodies_file: Path | None = None) -> LoadResult:
     """bench/load.py in its own process; its JSON answer, and where the CPU went meanwhile.
 
     `servers` names the pids of the processes under test: they and their descendants are the servers' CPU.
     """
     argv = [sys.executable, str(LOAD), "--url", url, "--requests", str(requests),
-            "--concurrency", str(concurrency), "--expect", "201"]
+            "--concurrency", str(concurrency), "--expect", str(expect), "--method", method]
     if tokens_file is not None:
         argv += ["--tokens-file", str(tokens_file)]
+    if bodies_file is not None:
+        argv += ["--bodies-file", str(bodies_file)]
     if rate > 0:
         argv += ["--rate", f"{rate:.3f}"]
     # Generous: even at 10 requests/s the run finishes; subprocess.run kills the child on any exception.
@@ -187,8 +220,8 @@ def post_json(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         return exc.code, json.loads(exc.read() or b"{}")
 
 
-def customer_token(base: str) -> str:
-    """Sign a new customer up and log in: the session token."""
+def sign_up(base: str) -> str:
+    """Sign a new customer up: the login name."""
     tag = uuid.uuid4().hex[:10]
     status, answer = post_json(base + "/api/v1/accounts", {
         "username": f"bench_{tag}", "email": f"bench_{tag}@example.com", "password": PASSWORD,
@@ -197,10 +230,37 @@ def customer_token(base: str) -> str:
     })
     if status != 201:
         raise RuntimeError(f"sign-up answered {status}: {answer}")
-    status, answer = post_json(base + "/api/v1/sessions", {"login": f"bench_{tag}", "password": PASSWORD})
+    return f"bench_{tag}"
+
+
+def log_in(base: str, login: str) -> str:
+    """Log in: the session token."""
+    status, answer = post_json(base + SESSIONS_PATH, {"login": login, "password": PASSWORD})
     if status != 200:
         raise RuntimeError(f"log-in answered {status}: {answer}")
     return str(answer["token"])
+
+
+def customer_token(base: str) -> str:
+    """Sign a new customer up and log in: the session token."""
+    return log_in(base, sign_up(base))
+
+
+def fresh_request(base: str, method: str, path: str, token: str) -> tuple[int, str]:
+    """One request on a connection of its own (closed afterwards): the status and the error code, if any."""
+    parts = urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=30)
+    try:
+        conn.request(method, path, headers={"Authorization": f"Bearer {token}", "Connection": "close",
+                                            "User-Agent": "kaseum-bench/1"})
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    code = ""
+    with contextlib.suppress(ValueError, AttributeError, TypeError, KeyError):
+        code = str(json.loads(body)["error"]["code"])
+    return response.status, code
 
 
 def wait_http_ok(url: str, proc: subprocess.Popen[bytes], log: Path, wait: float = 30) -> None:
@@ -397,8 +457,25 @@ class StackResult:
     idle_cpu: float  # CPUs' worth the idle stack kept busy
 
 
-def bench_stack(var: Path, requests: int, concurrency: int, warmup: int, accounts: int,
-                idle: float) -> StackResult:
+@dataclass(frozen=True)
+class Plan:
+    """What one run measures, and how much."""
+
+    requests: int
+    concurrency: int
+    warmup: int
+    accounts: int
+    idle: float
+    logins: int  # logins at saturation
+    serial_logins: int  # logins over one connection (the latency compared with one hash)
+    login_accounts: int
+    probes: int  # requests per one-connection authentication run
+    tickets: bool
+    identity: bool
+
+
+def bench_stack(var: Path, plan: Plan) -> tuple[StackResult | None, IdentityResult | None]:
+    """Start the stack once; the ticket runs (memory read right after them), then identity's runs."""
     stack = Stack.on_free_ports(var)
     try:
         t = time.monotonic()
@@ -408,40 +485,9 @@ def bench_stack(var: Path, requests: int, concurrency: int, warmup: int, account
         say(f"  stack up in {time.monotonic() - t:.1f} s at {stack.gateway_url} (tickets database: {db}); "
             f"gateway: gunicorn --workers {option(gunicorn, '--workers')} --threads {option(gunicorn, '--threads')}")
         servers = {name: p.pid for name, p in stack.procs.items()}
-        t = time.monotonic()
-        with ThreadPoolExecutor(4) as pool:
-            tokens = list(pool.map(lambda _: customer_token(stack.gateway_url), range(accounts)))
-        tokens_file = var / "tokens.json"
-        tokens_file.write_text(json.dumps(tokens))
-        tokens_file.chmod(0o600)
-        say(f"  {accounts} customers signed up and logged in in {time.monotonic() - t:.1f} s")
-        url = stack.gateway_url + TICKETS_PATH
-        created = 0
-        if warmup:
-            warm = run_load(url, warmup, concurrency, servers, tokens_file)
-            created += warm.ok
-            say(f"  warm-up:    {warm.line()}")
-        saturation = run_load(url, requests, concurrency, servers, tokens_file)
-        created += saturation.ok
-        say(f"  saturation: {saturation.line()}")
-        say(f"              {saturation.cpu.per_request(saturation.count)}")
-        events, waited = events_in_jetstream(stack.nats_url, created)
-        say(f"  JetStream {STREAM} {SUBJECT}: {events} events for {created} tickets created "
-            f"(201s, warm-up included; waited {waited:.1f} s)")
-        created_before_half = created
-        rate = max(saturation.throughput / 2, 1.0)
-        half = run_load(url, requests, concurrency, servers, tokens_file, rate=rate)
-        created += half.ok
-        say(f"  half rate ({rate:.1f}/s, open loop): {half.line()}")
-        say(f"              {half.cpu.per_request(half.count)}")
-        events_final, _ = events_in_jetstream(stack.nats_url, created)
-        say(f"  idling {idle:.0f} s before reading memory…")
-        busy = servers_cpu_s(servers)
-        time.sleep(idle)
-        idle_cpu = (servers_cpu_s(servers) - busy) / idle
-        memory = memory_of(stack.procs)
-        return StackResult(saturation, half, created, created_before_half, events, waited, events_final, memory,
-                           gunicorn, idle_cpu)
+        tickets = bench_tickets(stack, servers, var, plan, gunicorn) if plan.tickets else None
+        identity = bench_identity(stack, servers, var, plan) if plan.identity else None
+        return tickets, identity
     finally:
         STARTED.extend(stack.procs.values())
         t = time.monotonic()
@@ -449,10 +495,248 @@ def bench_stack(var: Path, requests: int, concurrency: int, warmup: int, account
         say(f"  stack stopped in {time.monotonic() - t:.1f} s")
 
 
+def bench_tickets(stack: Stack, servers: dict[str, int], var: Path, plan: Plan, gunicorn: list[str]) -> StackResult:
+    requests, concurrency, warmup, accounts, idle = (plan.requests, plan.concurrency, plan.warmup, plan.accounts,
+                                                     plan.idle)
+    t = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        tokens = list(pool.map(lambda _: customer_token(stack.gateway_url), range(accounts)))
+    tokens_file = var / "tokens.json"
+    tokens_file.write_text(json.dumps(tokens))
+    tokens_file.chmod(0o600)
+    say(f"  {accounts} customers signed up and logged in in {time.monotonic() - t:.1f} s")
+    url = stack.gateway_url + TICKETS_PATH
+    created = 0
+    if warmup:
+        warm = run_load(url, warmup, concurrency, servers, tokens_file)
+        created += warm.ok
+        say(f"  warm-up:    {warm.line()}")
+    saturation = run_load(url, requests, concurrency, servers, tokens_file)
+    created += saturation.ok
+    say(f"  saturation: {saturation.line()}")
+    say(f"              {saturation.cpu.per_request(saturation.count)}")
+    events, waited = events_in_jetstream(stack.nats_url, created)
+    say(f"  JetStream {STREAM} {SUBJECT}: {events} events for {created} tickets created "
+        f"(201s, warm-up included; waited {waited:.1f} s)")
+    created_before_half = created
+    rate = max(saturation.throughput / 2, 1.0)
+    half = run_load(url, requests, concurrency, servers, tokens_file, rate=rate)
+    created += half.ok
+    say(f"  half rate ({rate:.1f}/s, open loop): {half.line()}")
+    say(f"              {half.cpu.per_request(half.count)}")
+    events_final, _ = events_in_jetstream(stack.nats_url, created)
+    say(f"  idling {idle:.0f} s before reading memory…")
+    busy = servers_cpu_s(servers)
+    time.sleep(idle)
+    idle_cpu = (servers_cpu_s(servers) - busy) / idle
+    memory = memory_of(stack.procs)
+    return StackResult(saturation, half, created, created_before_half, events, waited, events_final, memory,
+                       gunicorn, idle_cpu)
+
+
+# --- identity (issue 3): logins, authentication, revocation ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class HashCost:
+    memory_kib: int
+    time_cost: int
+    parallelism: int
+    samples: int
+    hash_ms: float
+    verify_ms: float
+
+
+@dataclass(frozen=True)
+class GrpcCosts:
+    """p50 of the calls behind a login and an authenticated request, made directly from this process."""
+
+    login_ms: float
+    authenticate_ms: float
+    list_tickets_ms: float
+
+
+@dataclass(frozen=True)
+class Revocation:
+    checks_before: int
+    ok_before: int  # 200s with the token before the logout
+    logout_status: int
+    probes: int
+    refused: int  # 401s after the logout
+    answers: dict[str, int]  # "status code" → count
+    workers: int
+    workers_hit: int  # gateway workers whose CPU time rose while the probes ran
+
+    @property
+    def met(self) -> bool:
+        return self.ok_before == self.checks_before and self.logout_status == 204 and self.refused == self.probes
+
+
+@dataclass(frozen=True)
+class IdentityResult:
+    accounts: int
+    hashing: HashCost
+    login_one: LoadResult
+    login_saturation: LoadResult
+    healthz: LoadResult
+    no_token: LoadResult
+    token: LoadResult
+    no_token_saturation: LoadResult
+    token_saturation: LoadResult
+    grpc: GrpcCosts
+    revocation: Revocation
+
+    @property
+    def login_ratio(self) -> float:
+        return self.login_one.p50_ms / self.hashing.hash_ms if self.hashing.hash_ms else 0.0
+
+    @property
+    def auth_cost_ms(self) -> float:
+        return self.token.p50_ms - self.no_token.p50_ms
+
+
+def median_ms(call: Callable[[], object], samples: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(samples):
+        began = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times) * 1000 if times else 0.0
+
+
+def argon2_cost(samples: int) -> HashCost:
+    """One argon2id hash and one verify with the deployment's parameters (identity's settings, environment
+    included, as the identity process reads them), in this process with argon2-cffi."""
+    from argon2 import PasswordHasher
+    from identity.config import IdentitySettings
+
+    settings = IdentitySettings()
+    hasher = PasswordHasher(memory_cost=settings.argon2_memory_kib, time_cost=settings.argon2_time_cost,
+                            parallelism=settings.argon2_parallelism)
+    stored = hasher.hash(PASSWORD)
+    return HashCost(settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism, samples,
+                    median_ms(lambda: hasher.hash(PASSWORD), samples),
+                    median_ms(lambda: hasher.verify(stored, PASSWORD), samples))
+
+
+def grpc_costs(stack: Stack, login: str, token: str, samples: int, login_samples: int) -> GrpcCosts:
+    """p50 of identity.Login, identity.Authenticate and tickets.ListTickets called straight over gRPC."""
+    import grpc
+    from kaseum.identity.v1 import identity_pb2, identity_pb2_grpc
+    from kaseum.tickets.v1 import tickets_pb2, tickets_pb2_grpc
+
+    metadata = (("authorization", f"Bearer {token}"),)
+    with grpc.insecure_channel(stack.grpc_addr("identity")) as ich, \
+            grpc.insecure_channel(stack.grpc_addr("tickets")) as tch:
+        identity = identity_pb2_grpc.IdentityStub(ich)
+        tickets = tickets_pb2_grpc.TicketsStub(tch)
+        authenticate = median_ms(
+            lambda: identity.Authenticate(identity_pb2.AuthenticateRequest(token=token), timeout=10), samples, 20)
+        listing = median_ms(
+            lambda: tickets.ListTickets(tickets_pb2.ListTicketsRequest(status="closed"), metadata=metadata,
+                                        timeout=10), samples, 20)
+        login_ms = median_ms(
+            lambda: identity.Login(identity_pb2.LoginRequest(login=login, password=PASSWORD, ip_address="127.0.0.1",
+                                                             user_agent="kaseum-bench/1"), timeout=30),
+            login_samples)
+    return GrpcCosts(login_ms, authenticate, listing)
+
+
+def revoked_session(stack: Stack, login: str, checks_before: int = 20) -> Revocation:
+    """Log in, check the token works on fresh connections, log out, then try it REVOKED_PROBES times."""
+    base = stack.gateway_url
+    token = log_in(base, login)
+    ok_before = sum(fresh_request(base, "GET", ME_PATH, token)[0] == 200 for _ in range(checks_before))
+    logout_status, _ = fresh_request(base, "DELETE", SESSIONS_PATH + "/current", token)
+    workers = _children().get(stack.procs["gateway"].pid, [])
+    cpu_before = {pid: process_cpu_s(pid) for pid in workers}
+    answers: dict[str, int] = {}
+    refused = 0
+    for _ in range(REVOKED_PROBES):
+        status, code = fresh_request(base, "GET", ME_PATH, token)
+        refused += status == 401
+        key = f"{status} {code}".strip()
+        answers[key] = answers.get(key, 0) + 1
+    hit = sum(process_cpu_s(pid) > cpu_before[pid] for pid in workers)
+    return Revocation(checks_before, ok_before, logout_status, REVOKED_PROBES, refused, answers, len(workers), hit)
+
+
+def bench_identity(stack: Stack, servers: dict[str, int], var: Path, plan: Plan) -> IdentityResult:
+    base = stack.gateway_url
+    say("identity (issue 3), on the same stack:")
+    t = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        logins = list(pool.map(lambda _: sign_up(base), range(plan.login_accounts)))
+    bodies_file = var / "logins.json"
+    bodies_file.write_text(json.dumps([{"login": name, "password": PASSWORD} for name in logins]))
+    bodies_file.chmod(0o600)
+    say(f"  {len(logins)} customers signed up for the logins in {time.monotonic() - t:.1f} s")
+
+    hashing = argon2_cost(HASH_SAMPLES)
+    say(f"  argon2id m={hashing.memory_kib} KiB, t={hashing.time_cost}, p={hashing.parallelism} (identity's settings): "
+        f"one hash {hashing.hash_ms:.1f} ms, one verify {hashing.verify_ms:.1f} ms "
+        f"(median of {hashing.samples}, argon2-cffi in this process)")
+
+    def load(label: str, url: str, count: int, concurrency: int, expect: int, method: str = "GET",
+             tokens_file: Path | None = None, bodies: Path | None = None, warmup: int = 0) -> LoadResult:
+        if warmup:
+            run_load(url, warmup, concurrency, servers, tokens_file, method=method, expect=expect,
+                     bodies_file=bodies)
+        result = run_load(url, count, concurrency, servers, tokens_file, method=method, expect=expect,
+                          bodies_file=bodies)
+        say(f"  {label}: {result.line()}")
+        say(f"              {result.cpu.per_request(result.count)}")
+        return result
+
+    sessions = base + SESSIONS_PATH
+    login_one = load("login, one connection", sessions, plan.serial_logins, 1, 200, "POST", bodies=bodies_file,
+                     warmup=max(5, plan.serial_logins // 5))
+    login_saturation = load(f"login, {plan.concurrency} connections", sessions, plan.logins, plan.concurrency, 200,
+                            "POST", bodies=bodies_file, warmup=plan.concurrency)
+
+    with ThreadPoolExecutor(4) as pool:
+        tokens = list(pool.map(lambda name: log_in(base, name), logins))
+    tokens_file = var / "identity-tokens.json"
+    tokens_file.write_text(json.dumps(tokens))
+    tokens_file.chmod(0o600)
+    probe = base + PROBE_PATH
+    warm = min(plan.warmup, 100)
+    healthz = load("GET /healthz, one connection", base + "/healthz", plan.probes, 1, 200, warmup=warm)
+    no_token = load(f"GET {PROBE_PATH} without a token, one connection", probe, plan.probes, 1, 401, warmup=warm)
+    token = load(f"GET {PROBE_PATH} with a token, one connection", probe, plan.probes, 1, 200,
+                 tokens_file=tokens_file, warmup=warm)
+    no_token_saturation = load(f"without a token, {plan.concurrency} connections", probe, plan.requests,
+                               plan.concurrency, 401, warmup=plan.warmup)
+    token_saturation = load(f"with a token, {plan.concurrency} connections", probe, plan.requests,
+                            plan.concurrency, 200, tokens_file=tokens_file, warmup=plan.warmup)
+
+    grpc = grpc_costs(stack, logins[0], tokens[0], max(100, plan.probes // 3), plan.serial_logins)
+    say(f"  straight over gRPC from this process (p50): identity.Login {grpc.login_ms:.1f} ms, "
+        f"identity.Authenticate {grpc.authenticate_ms:.2f} ms, tickets.ListTickets {grpc.list_tickets_ms:.2f} ms")
+    revocation = revoked_session(stack, logins[-1])
+    answers = ", ".join(f"{k}×{v}" for k, v in revocation.answers.items())
+    say(f"  revocation: {revocation.ok_before}/{revocation.checks_before} × 200 before the logout, DELETE → "
+        f"{revocation.logout_status}, then [{answers}] on {revocation.probes} fresh connections")
+    return IdentityResult(len(logins), hashing, login_one, login_saturation, healthz, no_token, token,
+                          no_token_saturation, token_saturation, grpc, revocation)
+
+
 # --- report -------------------------------------------------------------------------------------------
 
 
-def report(stack: StackResult, bare: LoadResult, command: str) -> None:
+def table(rows: list[tuple[str, LoadResult]], ok: str = "201s", width: int = 28) -> None:
+    cpus = os.cpu_count() or 1
+    say(f"{'run':<{width}} {'requests':>8} {ok:>6} {'errors':>6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'server CPU ms/req':>18} {'CPU used elsewhere':>19}")
+    for label, r in rows:
+        elsewhere = max(r.cpu.others_s, 0) / (r.cpu.wall_s * cpus) * 100
+        say(f"{label:<{width}} {r.count:>8} {r.ok:>6} {r.errors:>6} {r.throughput:>9.1f} {r.p50_ms:>8.1f} "
+            f"{r.p99_ms:>8.1f} {r.cpu.servers_s * 1000 / max(r.count, 1):>18.1f} {elsewhere:>18.0f}%")
+
+
+def report(stack: StackResult, bare: LoadResult) -> None:
     ratio = stack.saturation.throughput / bare.throughput if bare.throughput else 0.0
     total_rss = sum(m.rss_mib for m in stack.memory)
     total_pss = sum(m.pss_mib for m in stack.memory)
@@ -464,18 +748,11 @@ def report(stack: StackResult, bare: LoadResult, command: str) -> None:
     say(f"  {'total':<10} {sum(len(m.pids) for m in stack.memory):>2} processes  "
         f"RSS {total_rss:7.1f} MiB   PSS {total_pss:7.1f} MiB   (idle CPU: {stack.idle_cpu * 100:.1f} % of one CPU)")
     say()
-    rows = [
+    table([
         ("stack, saturation", stack.saturation),
         ("bare Flask, saturation", bare),
         (f"stack, open loop {stack.half.rate:.0f}/s", stack.half),
-    ]
-    cpus = os.cpu_count() or 1
-    say(f"{'run':<28} {'requests':>8} {'201s':>6} {'errors':>6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'server CPU ms/req':>18} {'CPU used elsewhere':>19}")
-    for label, r in rows:
-        elsewhere = max(r.cpu.others_s, 0) / (r.cpu.wall_s * cpus) * 100
-        say(f"{label:<28} {r.count:>8} {r.ok:>6} {r.errors:>6} {r.throughput:>9.1f} {r.p50_ms:>8.1f} "
-            f"{r.p99_ms:>8.1f} {r.cpu.servers_s * 1000 / max(r.count, 1):>18.1f} {elsewhere:>18.0f}%")
+    ])
     say()
     ok_events = stack.events_after_saturation == stack.created_before_half
     say(f"JetStream {SUBJECT}: {stack.events_after_saturation} events / {stack.created_before_half} tickets "
@@ -486,8 +763,52 @@ def report(stack: StackResult, bare: LoadResult, command: str) -> None:
         f"{verdict(stack.half.p99_ms < P99_TARGET_MS)}")
     say(f"idle memory (RSS sum)  {total_rss:6.0f} MiB      target < {MEMORY_TARGET_MIB:.0f} MiB: "
         f"{verdict(total_rss < MEMORY_TARGET_MIB)}")
+
+
+def report_identity(r: IdentityResult, concurrency: int) -> None:
+    h, g, rv = r.hashing, r.grpc, r.revocation
     say()
-    say(f"repeat: {command}")
+    say(f"Identity (issue 3): {r.accounts} customers logging in; argon2id m={h.memory_kib} KiB "
+        f"({h.memory_kib / 1024:.1f} MiB), t={h.time_cost}, p={h.parallelism}")
+    table([
+        ("login, 1 connection", r.login_one),
+        (f"login, {concurrency} connections", r.login_saturation),
+        ("GET /healthz, 1 connection", r.healthz),
+        ("probe without token (401), 1 conn.", r.no_token),
+        ("probe with token, 1 conn.", r.token),
+        (f"probe without token, {concurrency} conn.", r.no_token_saturation),
+        (f"probe with token, {concurrency} conn.", r.token_saturation),
+    ], ok="ok", width=34)
+    say(f"(probe: GET {PROBE_PATH} for customers who have no tickets)")
+    say()
+    login_cpu = r.login_saturation.cpu.servers_s * 1000 / max(r.login_saturation.count, 1)
+    say(f"one argon2id hash        {h.hash_ms:6.1f} ms       (median of {h.samples} in this process; "
+        f"one verify {h.verify_ms:.1f} ms)")
+    say(f"logins per second      {r.login_saturation.throughput:8.1f}/s      at {concurrency} connections: "
+        f"p50 {r.login_saturation.p50_ms:.1f} ms, p99 {r.login_saturation.p99_ms:.1f} ms; "
+        f"server CPU {login_cpu:.1f} ms per login = {login_cpu / h.hash_ms if h.hash_ms else 0:.2f} hashes")
+    say(f"login p50 / one hash     {r.login_ratio:6.2f}×        ({r.login_one.p50_ms:.1f} ms / {h.hash_ms:.1f} ms, "
+        f"one connection)  target ≤ {LOGIN_RATIO_TARGET}×: {verdict(r.login_ratio <= LOGIN_RATIO_TARGET)}")
+    # The difference includes, besides the token check (identity.Authenticate: the EdDSA signature and the
+    # session row, over gRPC), the ListTickets call to tickets (which verifies the token again, reads an
+    # empty page) and the 200 answer's serialisation; the 401 answer is the gateway's alone. So it is an upper
+    # bound of the authentication cost; the gRPC p50s below split it.
+    say(f"authentication cost     {r.auth_cost_ms:+6.2f} ms p50   (with token {r.token.p50_ms:.2f} ms − without "
+        f"{r.no_token.p50_ms:.2f} ms, one connection)  target ≤ {AUTH_COST_TARGET_MS:.0f} ms: "
+        f"{verdict(r.auth_cost_ms <= AUTH_COST_TARGET_MS)}")
+    say(f"token verifications/s  {r.token_saturation.throughput:8.1f}/s      authenticated requests at {concurrency} "
+        f"connections (without a token: {r.no_token_saturation.throughput:.1f}/s)")
+    say(f"revoked session refused {rv.refused:>4}/{rv.probes}      on the very next requests after DELETE "
+        f"{SESSIONS_PATH}/current ({rv.logout_status}), each on a fresh connection; CPU rose in "
+        f"{rv.workers_hit}/{rv.workers} gateway workers; {rv.ok_before}/{rv.checks_before} × 200 before: "
+        f"{verdict(rv.met)}")
+    say("where the time goes (p50, one at a time; gRPC calls made straight from this process):")
+    say(f"  login {r.login_one.p50_ms:.1f} ms = identity.Login {g.login_ms:.1f} ms (one verify {h.verify_ms:.1f} ms "
+        f"+ {g.login_ms - h.verify_ms:.1f} ms: throttle rows, user agent, session and sign-in rows, outbox, token) "
+        f"+ {r.login_one.p50_ms - g.login_ms:.1f} ms gateway and HTTP")
+    say(f"  authenticated − unauthenticated {r.auth_cost_ms:.2f} ms ≈ identity.Authenticate {g.authenticate_ms:.2f} ms "
+        f"+ tickets.ListTickets {g.list_tickets_ms:.2f} ms "
+        f"+ {r.auth_cost_ms - g.authenticate_ms - g.list_tickets_ms:.2f} ms gateway (200 vs 401 answer, gRPC client)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -498,11 +819,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, help="unmeasured requests before each saturation run "
                                                    "(default a tenth of --requests, at least 50)")
     parser.add_argument("--idle", type=float, default=3.0, help="seconds of idling before reading memory")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 300 requests")
+    parser.add_argument("--logins", type=int, help="logins at saturation (default 400; 60 with --quick); "
+                                                   "a tenth of them, at least 20, over one connection")
+    parser.add_argument("--login-accounts", type=int, default=32,
+                        help="customers the logins cycle through (and whose tokens the authentication runs use)")
+    parser.add_argument("--only", choices=["tickets", "identity"], help="run only the ticket or the identity part")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 300 requests, 60 logins")
     parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs, databases, NATS store)")
     args = parser.parse_args(argv)
     requests = args.requests or (300 if args.quick else 2000)
     warmup = args.warmup if args.warmup is not None else max(50, requests // 10)
+    logins = args.logins or (60 if args.quick else 400)
+    plan = Plan(requests=requests, concurrency=args.concurrency, warmup=warmup, accounts=args.accounts,
+                idle=args.idle, logins=logins, serial_logins=max(20, logins // 10),
+                login_accounts=max(1, args.login_accounts), probes=max(100, requests // 2),
+                tickets=args.only != "identity", identity=args.only != "tickets")
 
     # SIGTERM unwinds like Ctrl-C, so the finally blocks stop every process started.
     def _terminate(signum: int, _frame: FrameType | None) -> None:
@@ -510,20 +841,31 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _terminate)
     python = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) else sys.executable
-    command = shlex.join([python, "bench/run.py", "--requests", str(requests), "--concurrency",
-                          str(args.concurrency), "--accounts", str(args.accounts), "--warmup", str(warmup)])
+    command = [python, "bench/run.py", "--requests", str(requests), "--concurrency", str(args.concurrency),
+               "--warmup", str(warmup)]
+    if plan.tickets:
+        command += ["--accounts", str(args.accounts)]
+    if plan.identity:
+        command += ["--logins", str(logins), "--login-accounts", str(plan.login_accounts)]
+    if args.only:
+        command += ["--only", args.only]
     var = Path(tempfile.mkdtemp(prefix="kaseum-bench-"))
     failed = True
     try:
         say(f"Kaseum bench: {requests} requests per run, {args.concurrency} connections, {args.accounts} "
             f"customers, warm-up {warmup}; {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; folder {var}")
         say("whole stack (NATS, five services, the gateway under gunicorn):")
-        stack = bench_stack(var, requests, args.concurrency, warmup, args.accounts, args.idle)
-        say("bare Flask app, served by the gateway's gunicorn command line:")
-        bare = bench_bare(var, stack.gunicorn, requests, args.concurrency, warmup)
-        say(f"  saturation: {bare.line()}")
-        say(f"              {bare.cpu.per_request(bare.count)}")
-        report(stack, bare, f"cd {shlex.quote(str(ROOT))} && {command}")
+        stack, identity = bench_stack(var, plan)
+        if stack is not None:
+            say("bare Flask app, served by the gateway's gunicorn command line:")
+            bare = bench_bare(var, stack.gunicorn, requests, args.concurrency, warmup)
+            say(f"  saturation: {bare.line()}")
+            say(f"              {bare.cpu.per_request(bare.count)}")
+            report(stack, bare)
+        if identity is not None:
+            report_identity(identity, args.concurrency)
+        say()
+        say(f"repeat: cd {shlex.quote(str(ROOT))} && {shlex.join(command)}")
         failed = False
         return 0
     except KeyboardInterrupt:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import grpc
 import typer
-from kaseum.identity.v1 import identity_pb2, identity_pb2_grpc
+from kaseum.identity.v1 import identity_pb2, identity_pb2_grpc, organisations_pb2, organisations_pb2_grpc
 from pydantic_settings import SettingsConfigDict
 from servicekit import caller, clients
 from servicekit.grpc_server import ERROR_CODE_KEY
@@ -22,6 +22,8 @@ from servicekit.settings import CommonSettings
 app = typer.Typer(help="Kaseum Customer Portal operator commands.", no_args_is_help=True)
 users = typer.Typer(help="Staff and customer accounts.", no_args_is_help=True)
 app.add_typer(users, name="users")
+organisations = typer.Typer(help="Customer and reseller organisations (section 5.1.1).", no_args_is_help=True)
+app.add_typer(organisations, name="organisations")
 
 ROLES = ("admin", "agent", "reseller", "dpo", "analyst")
 
@@ -79,6 +81,52 @@ def create_user(
     except grpc.RpcError as exc:
         fail(describe(exc))
     typer.echo(f"created {created.role} {created.username} ({created.id})")
+
+
+def organisations_stub() -> tuple[organisations_pb2_grpc.OrganisationsStub, tuple[tuple[str, str], ...]]:
+    """The Organisations service (in the identity process) and the CLI's service credentials."""
+    config = settings()
+    try:
+        credentials = caller.ServiceCredentials(config.service_secret(), "cli")
+    except RuntimeError as exc:
+        fail(str(exc))
+    stub = organisations_pb2_grpc.OrganisationsStub(clients.channel(config.identity_addr, deadline=10))
+    return stub, credentials.metadata()
+
+
+@organisations.command("create")
+def create_organisation(
+    name: str = typer.Option(..., help="Organisation name (unique per kind)."),
+    kind: str = typer.Option(..., help="customer or reseller."),
+    country: list[str] = typer.Option([], "--country", help="Resellers: an ISO 3166-1 alpha-2 country it "
+                                                            "operates in (repeat for several)."),
+) -> None:
+    """Create a customer or reseller organisation."""
+    if kind not in ("customer", "reseller"):
+        fail("--kind must be customer or reseller")
+    stub, metadata = organisations_stub()
+    try:
+        created = stub.CreateOrganisation(organisations_pb2.CreateOrganisationRequest(
+            name=name, kind=kind, countries=country), metadata=metadata)
+    except grpc.RpcError as exc:
+        fail(describe(exc))
+    countries = f" in {', '.join(created.countries)}" if created.countries else ""
+    typer.echo(f"created {created.kind} {created.name}{countries} ({created.id})")
+
+
+@organisations.command("link")
+def link_customer(
+    reseller: str = typer.Option(..., help="Id of the reseller organisation."),
+    customer: str = typer.Option(..., help="Id of the customer organisation it sold to."),
+) -> None:
+    """Record that a reseller sold to a customer organisation (it may then support its people)."""
+    stub, metadata = organisations_stub()
+    try:
+        link = stub.AddResellerCustomer(organisations_pb2.AddResellerCustomerRequest(
+            reseller_id=reseller, customer_organisation_id=customer), metadata=metadata)
+    except grpc.RpcError as exc:
+        fail(describe(exc))
+    typer.echo(f"linked reseller {link.reseller_id} to customer {link.customer_organisation_id}")
 
 
 if __name__ == "__main__":

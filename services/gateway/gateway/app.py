@@ -11,7 +11,7 @@ from servicekit.logs import setup_logging
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import errors, openapi
-from .api import accounts, admin, analytics, me, rights, tickets
+from .api import accounts, admin, analytics, me, organisations, rights, tickets
 from .backends import Backends, connect
 from .config import GatewaySettings
 from .errors import error_response
@@ -44,7 +44,9 @@ def create_app(settings: GatewaySettings | None = None, backends: Backends | Non
             return error_response(413, "too_large", f"request body exceeds {settings.max_body_bytes} bytes")
         raw = request.get_data(cache=True)
         if not raw:
-            return error_response(400, "malformed", "a JSON body is required")
+            if openapi.takes_json(app.view_functions.get(request.endpoint or "")):
+                return error_response(400, "malformed", "a JSON body is required")
+            return None
         if request.mimetype != "application/json":
             return error_response(400, "malformed", "send the body as application/json")
         try:
@@ -53,7 +55,8 @@ def create_app(settings: GatewaySettings | None = None, backends: Backends | Non
             return error_response(400, "malformed", "the body is not valid JSON")
         return None
 
-    for blueprint in (health_bp, accounts.bp, me.bp, tickets.bp, rights.bp, admin.bp, analytics.bp):
+    for blueprint in (health_bp, accounts.bp, me.bp, tickets.bp, rights.bp, admin.bp, organisations.bp,
+                      analytics.bp):
         app.register_blueprint(blueprint)
     openapi.register(app)
     return app

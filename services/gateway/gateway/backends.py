@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from grpc_health.v1 import health_pb2_grpc
 from kaseum.analytics.v1 import analytics_pb2_grpc
 from kaseum.consent.v1 import consent_pb2_grpc
-from kaseum.identity.v1 import identity_pb2_grpc
+from kaseum.identity.v1 import identity_pb2_grpc, organisations_pb2_grpc
 from kaseum.rights.v1 import rights_pb2_grpc
 from kaseum.tickets.v1 import tickets_pb2_grpc
 from servicekit import clients
@@ -30,6 +30,9 @@ FULL_NAMES = {
     "rights": "kaseum.rights.v1.Rights",
     "analytics": "kaseum.analytics.v1.Analytics",
 }
+# Organisations are served by the identity process, on a channel of their own (own retry policy).
+ORGANISATIONS = "kaseum.identity.v1.Organisations"
+ORGANISATIONS_IDEMPOTENT = ("ListOrganisations", "GetOrganisation")
 
 
 @dataclass
@@ -40,6 +43,7 @@ class Backends:
     rights: rights_pb2_grpc.RightsStub
     analytics: analytics_pb2_grpc.AnalyticsStub
     health: dict[str, health_pb2_grpc.HealthStub]
+    organisations: organisations_pb2_grpc.OrganisationsStub
 
 
 def connect(settings: GatewaySettings) -> Backends:
@@ -55,4 +59,7 @@ def connect(settings: GatewaySettings) -> Backends:
         rights=rights_pb2_grpc.RightsStub(channels["rights"]),
         analytics=analytics_pb2_grpc.AnalyticsStub(channels["analytics"]),
         health={name: health_pb2_grpc.HealthStub(ch) for name, ch in channels.items()},
+        organisations=organisations_pb2_grpc.OrganisationsStub(clients.channel(
+            settings.addr_of("identity"), ORGANISATIONS, ORGANISATIONS_IDEMPOTENT,
+            deadline=settings.upstream_deadline)),
     )

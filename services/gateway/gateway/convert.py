@@ -20,7 +20,12 @@ def account(a: identity_pb2.Account) -> dict[str, Any]:
     return {"id": a.id, "username": a.username, "email": a.email, "first_name": a.first_name,
             "last_name": a.last_name, "company": a.company, "job_title": a.job_title,
             "phone": a.phone, "country": a.country, "region": a.region, "role": a.role,
-            "created_at": rfc3339(a.created_at)}
+            "created_at": rfc3339(a.created_at), "email_verified": a.email_verified}
+
+
+def tokens(t: identity_pb2.LoginResponse) -> dict[str, str]:
+    return {"token": t.token, "expires_at": rfc3339(t.expires_at), "refresh_token": t.refresh_token,
+            "refresh_expires_at": rfc3339(t.refresh_expires_at)}
 
 
 def session(s: identity_pb2.SessionInfo) -> dict[str, Any]:

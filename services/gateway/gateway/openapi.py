@@ -39,6 +39,14 @@ spec = SpecTree(
 )
 
 
+def takes_json(view: object) -> bool:
+    """Whether a route declares a JSON body (routes without one accept an empty POST)."""
+    if view is None:
+        return True  # unknown route: let routing answer 404/405
+    metadata = spec.get_function_metadata(view)  # type: ignore[arg-type]
+    return metadata is None or metadata.json is not None
+
+
 def register(app: Flask) -> None:
     spec.register(app)
 

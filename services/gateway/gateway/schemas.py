@@ -38,11 +38,35 @@ class SignUpResult(BaseModel):
 class LoginBody(Body):
     login: str = Field(min_length=1, max_length=320, description="username or e-mail")
     password: str = Field(min_length=1, max_length=1024)
+    time_zone: str = Field(default="", max_length=64, description="the browser's IANA time zone (optional)")
 
 
 class LoginResult(BaseModel):
     token: str
     expires_at: str
+    refresh_token: str
+    refresh_expires_at: str
+
+
+class RefreshBody(Body):
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class ResetRequestBody(Body):
+    email: str = Field(min_length=1, max_length=320)
+
+
+class Accepted(BaseModel):
+    status: str
+
+
+class ResetConfirmBody(Body):
+    token: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+class TokenBody(Body):
+    token: str = Field(min_length=1, max_length=200)
 
 
 class Me(BaseModel):
@@ -58,6 +82,7 @@ class Me(BaseModel):
     region: str
     role: str
     created_at: str
+    email_verified: bool
 
 
 class MePatch(Body):
@@ -220,3 +245,47 @@ class ErrorDetail(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorDetail
+
+
+# --- organisations and reseller relationships (admin; section 5.1.1) -------------------
+
+
+class OrganisationBody(Body):
+    name: str = Field(min_length=1, max_length=200)
+    kind: str = Field(description="customer or reseller")
+    countries: list[str] = Field(default_factory=list, max_length=250,
+                                 description="resellers only: ISO 3166-1 alpha-2 countries it operates in")
+
+
+class OrganisationOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    countries: list[str]
+    customer_organisation_ids: list[str]
+    created_at: str
+
+
+class OrganisationPage(BaseModel):
+    items: list[OrganisationOut]
+    next_cursor: str | None
+
+
+class OrganisationQuery(Body):
+    model_config = ConfigDict(extra="forbid", strict=False)
+    kind: str = Field(default="", description="customer or reseller (all if empty)")
+    cursor: str = ""
+
+
+class CountriesBody(Body):
+    countries: list[str] = Field(max_length=250, description="the complete list of ISO 3166-1 alpha-2 countries")
+
+
+class ResellerCustomerBody(Body):
+    customer_organisation_id: str = Field(min_length=1, max_length=64)
+
+
+class ResellerCustomerOut(BaseModel):
+    reseller_id: str
+    customer_organisation_id: str
+    since: str

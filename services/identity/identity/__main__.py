@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from kaseum.identity.v1 import identity_pb2_grpc
+from kaseum.identity.v1 import identity_pb2_grpc, organisations_pb2_grpc
 from kaseum.privacy.v1 import personal_data_pb2_grpc
 from servicekit.personal_data import FULL_NAME as PERSONAL_DATA
 from servicekit.personal_data import PersonalDataApi
@@ -15,6 +15,9 @@ from servicekit.settings import ServiceSettings
 from .config import IdentitySettings
 from .grpc_api import PUBLIC_METHODS, SERVICE, IdentityApi
 from .models import Inbox, Outbox, Repository
+from .organisations import OrganisationRules
+from .organisations_api import SERVICE as ORGANISATIONS
+from .organisations_api import OrganisationsApi
 from .passwords import Passwords
 from .service import IdentityService
 from .tokens import TokenSigner
@@ -29,7 +32,8 @@ def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], Identi
     passwords = Passwords(settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism)
     service = IdentityService(runtime.uow, passwords, signer, runtime.verifier, settings.region,
                               settings.notice_version, throttle_key=settings.service_secret(),
-                              technical_retention=timedelta(days=settings.technical_retention_days))
+                              technical_retention=timedelta(days=settings.technical_retention_days),
+                              session_lifetime=timedelta(days=settings.session_lifetime_days))
     runtime.every(settings.purge_interval_seconds, service.purge_technical_data)
     return runtime, service
 
@@ -41,6 +45,8 @@ def serve(base: ServiceSettings) -> None:
             (identity_pb2_grpc.add_IdentityServicer_to_server, IdentityApi(service), SERVICE),
             (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi("identity", service),
              PERSONAL_DATA),
+            (organisations_pb2_grpc.add_OrganisationsServicer_to_server,
+             OrganisationsApi(OrganisationRules(runtime.uow)), ORGANISATIONS),
         ],
         PUBLIC_METHODS,
     )

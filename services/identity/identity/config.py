@@ -9,7 +9,9 @@ from servicekit.settings import ServiceSettings
 class IdentitySettings(ServiceSettings):
     # Ed25519 private key (PEM) that signs session tokens; from the environment only.
     identity_signing_key: SecretStr = SecretStr("")
-    token_ttl_seconds: int = 3600
+    # Access tokens are short-lived; sessions live on through single-use refresh tokens.
+    token_ttl_seconds: int = 900
+    session_lifetime_days: int = 30
     notice_version: str = "2024-01"
     # argon2id cost; at or above OWASP's recommendation (m=19 MiB, t=2, p=1).
     argon2_memory_kib: int = 19456

@@ -12,10 +12,11 @@ from servicekit import caller
 from servicekit.errors import PermissionDenied
 
 from .models import Account
-from .service import IdentityService, NewStaff, SignUp
+from .service import IdentityService, NewStaff, SignUp, Tokens
 
 SERVICE = "kaseum.identity.v1.Identity"
-PUBLIC_METHODS = {f"/{SERVICE}/{m}" for m in ("SignUp", "Login", "Authenticate", "GetJwks")}
+PUBLIC_METHODS = {f"/{SERVICE}/{m}" for m in ("SignUp", "Login", "Authenticate", "GetJwks", "Refresh",
+                                               "RequestPasswordReset", "ConfirmPasswordReset", "ConfirmEmail")}
 
 
 def _ts(value: Any) -> Timestamp:
@@ -28,8 +29,13 @@ def account_message(a: Account) -> pb.Account:
     return pb.Account(
         id=a.id, username=a.username, email=a.email, first_name=a.first_name, last_name=a.last_name,
         company=a.company, job_title=a.job_title, phone=a.phone, country=a.country, region=a.region,
-        role=a.role, created_at=_ts(a.created_at),
+        role=a.role, created_at=_ts(a.created_at), email_verified=a.email_verified_at is not None,
     )
+
+
+def tokens_message(t: Tokens) -> pb.LoginResponse:
+    return pb.LoginResponse(token=t.access, expires_at=_ts(t.expires_at), refresh_token=t.refresh,
+                            refresh_expires_at=_ts(t.refresh_expires_at))
 
 
 class IdentityApi(identity_pb2_grpc.IdentityServicer):
@@ -42,14 +48,41 @@ class IdentityApi(identity_pb2_grpc.IdentityServicer):
             first_name=request.first_name, last_name=request.last_name, company=request.company,
             job_title=request.job_title, phone=request.phone, country=request.country,
             marketing_email=request.marketing_email, marketing_telephone=request.marketing_telephone,
-            third_party_marketing=request.third_party_marketing,
+            third_party_marketing=request.third_party_marketing, ip_address=request.ip_address,
         ))
         return pb.SignUpResponse(id=account.id, username=account.username, region=account.region)
 
     def Login(self, request: pb.LoginRequest, context: Any) -> pb.LoginResponse:
-        token, expires_at = self.service.login(request.login, request.password, request.ip_address,
-                                               request.user_agent)
-        return pb.LoginResponse(token=token, expires_at=_ts(expires_at))
+        return tokens_message(self.service.login(request.login, request.password, request.ip_address,
+                                                 request.user_agent, request.time_zone))
+
+    def Refresh(self, request: pb.RefreshRequest, context: Any) -> pb.LoginResponse:
+        return tokens_message(self.service.refresh(request.refresh_token))
+
+    def RequestPasswordReset(self, request: pb.RequestPasswordResetRequest, context: Any
+                             ) -> pb.RequestPasswordResetResponse:
+        self.service.recovery.request_reset(request.email, request.ip_address)
+        return pb.RequestPasswordResetResponse()
+
+    def ConfirmPasswordReset(self, request: pb.ConfirmPasswordResetRequest, context: Any
+                             ) -> pb.ConfirmPasswordResetResponse:
+        self.service.recovery.confirm_reset(request.token, request.new_password)
+        return pb.ConfirmPasswordResetResponse()
+
+    def ConfirmEmail(self, request: pb.ConfirmEmailRequest, context: Any) -> pb.ConfirmEmailResponse:
+        self.service.recovery.confirm_email(request.token)
+        return pb.ConfirmEmailResponse()
+
+    def ResendVerification(self, request: pb.ResendVerificationRequest, context: Any
+                           ) -> pb.ResendVerificationResponse:
+        self.service.recovery.resend_verification(caller.require_person().subject_id)
+        return pb.ResendVerificationResponse()
+
+    def ClaimMessageToken(self, request: pb.ClaimMessageTokenRequest, context: Any) -> pb.ClaimMessageTokenResponse:
+        # Only the service that sends messages may see a token's secret.
+        caller.require_service("consent")
+        secret, token = self.service.recovery.claim(request.token_id)
+        return pb.ClaimMessageTokenResponse(token=secret, purpose=token.purpose, expires_at=_ts(token.expires_at))
 
     def Authenticate(self, request: pb.AuthenticateRequest, context: Any) -> pb.AuthenticateResponse:
         p = self.service.authenticate(request.token)

@@ -8,6 +8,7 @@ from servicekit.outbox import InboxMixin, OutboxMixin
 from servicekit.personal_data import table_of
 from servicekit.subject_data import TableRows
 from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 
@@ -57,6 +58,7 @@ class Account(Base):
     role: Mapped[str] = mapped_column(String(20))
     organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"), nullable=True)
     restricted: Mapped[bool] = mapped_column(Boolean, default=False)
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -72,6 +74,8 @@ class SessionRecord(Base):
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # sha256 of the current refresh secret; rotated on every refresh.
+    refresh_hash: Mapped[str] = mapped_column(String(64), default="")
     browser: Mapped[str] = mapped_column(String(100), default="", info={"category": "technical"})
     os: Mapped[str] = mapped_column(String(100), default="", info={"category": "technical"})
 
@@ -88,8 +92,26 @@ class SignIn(Base):
     user_agent: Mapped[str] = mapped_column(Text, info={"category": "technical"})
     browser: Mapped[str] = mapped_column(String(100), info={"category": "technical"})
     os: Mapped[str] = mapped_column(String(100), info={"category": "technical"})
+    time_zone: Mapped[str] = mapped_column(String(64), default="", info={"category": "technical"})
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
+
+
+class AccountToken(Base):
+    """A single-use, expiring token for e-mail verification or password reset.
+
+    The secret is made when the sending service claims it and is kept only as a hash.
+    """
+
+    __tablename__ = "account_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(20))
+    secret_hash: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class LoginThrottle(Base):
@@ -103,7 +125,124 @@ class LoginThrottle(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
-class Repository:
+# --- organisations and reseller relationships (section 5.1.1) -------------------------
+
+
+class OrganisationCountry(Base):
+    """A country a reseller organisation operates in (section 5.1.1)."""
+
+    __tablename__ = "organisation_countries"
+
+    reseller_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True)
+    country: Mapped[str] = mapped_column(String(2), primary_key=True)  # ISO 3166-1 alpha-2
+
+
+class ResellerCustomer(Base):
+    """A customer organisation a reseller sold a product to (section 5.1.1)."""
+
+    __tablename__ = "reseller_customers"
+
+    reseller_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True)
+    customer_organisation_id: Mapped[str] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True, index=True)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OrganisationAudit(Base):
+    """Append-only trail of organisation and reseller relationship changes: who, what, when (R-SEC-1).
+
+    The migration adds triggers that refuse UPDATE and DELETE; the repository only appends and reads.
+    Ids are opaque (no foreign keys), so the trail outlives what it describes.
+    """
+
+    __tablename__ = "organisation_audit"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    actor_kind: Mapped[str] = mapped_column(String(10))  # person | service
+    actor_id: Mapped[str] = mapped_column(String(64))  # account id, or the service's name
+    action: Mapped[str] = mapped_column(String(40))
+    organisation_id: Mapped[str] = mapped_column(String(32), index=True)
+    customer_organisation_id: Mapped[str] = mapped_column(String(32), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")  # e.g. the new countries, "FR,GB"
+
+
+class OrganisationRepository:
+    """Queries of the organisation tables; mixed into Repository (`uow.repo`)."""
+
+    session: Session
+
+    def organisation(self, organisation_id: str) -> Organisation | None:
+        return self.session.get(Organisation, organisation_id) if organisation_id else None
+
+    def organisations_page(self, *, kind: str, after: tuple[datetime, str] | None,
+                           limit: int) -> list[Organisation]:
+        """Newest first, keyset-paginated on (created_at, id): no OFFSET."""
+        query = select(Organisation)
+        if kind:
+            query = query.where(Organisation.kind == kind)
+        if after is not None:
+            created, oid = after
+            query = query.where(or_(Organisation.created_at < created,
+                                    (Organisation.created_at == created) & (Organisation.id < oid)))
+        return list(self.session.scalars(
+            query.order_by(Organisation.created_at.desc(), Organisation.id.desc()).limit(limit)))
+
+    def countries_of(self, reseller_ids: list[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {rid: [] for rid in reseller_ids}
+        if reseller_ids:
+            rows = self.session.execute(
+                select(OrganisationCountry.reseller_id, OrganisationCountry.country)
+                .where(OrganisationCountry.reseller_id.in_(reseller_ids))
+                .order_by(OrganisationCountry.country))
+            for rid, country in rows:
+                found[rid].append(country)
+        return found
+
+    def customers_of(self, reseller_ids: list[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {rid: [] for rid in reseller_ids}
+        if reseller_ids:
+            rows = self.session.execute(
+                select(ResellerCustomer.reseller_id, ResellerCustomer.customer_organisation_id)
+                .where(ResellerCustomer.reseller_id.in_(reseller_ids))
+                .order_by(ResellerCustomer.customer_organisation_id))
+            for rid, customer in rows:
+                found[rid].append(customer)
+        return found
+
+    def replace_countries(self, reseller_id: str, countries: list[str]) -> None:
+        self.session.execute(delete(OrganisationCountry).where(OrganisationCountry.reseller_id == reseller_id))
+        self.session.add_all([OrganisationCountry(reseller_id=reseller_id, country=c) for c in countries])
+        self.session.flush()
+
+    def reseller_customer(self, reseller_id: str, customer_organisation_id: str) -> ResellerCustomer | None:
+        return self.session.get(ResellerCustomer, (reseller_id, customer_organisation_id))
+
+    def link_customer(self, link: ResellerCustomer) -> bool:
+        """Insert the link first in its unit of work; False if it exists (a concurrent request made
+        it since it was checked): the unit of work is then rolled back, so nothing else in it is kept."""
+        self.session.add(link)
+        try:
+            self.session.flush()
+        except IntegrityError:
+            self.session.rollback()
+            return False
+        return True
+
+    def unlink_customer(self, link: ResellerCustomer) -> None:
+        self.session.delete(link)
+        self.session.flush()
+
+    def append_audit(self, entry: OrganisationAudit) -> None:
+        self.session.add(entry)
+
+    def audit_trail(self, organisation_id: str) -> list[OrganisationAudit]:
+        return list(self.session.scalars(
+            select(OrganisationAudit).where(OrganisationAudit.organisation_id == organisation_id)
+            .order_by(OrganisationAudit.at, OrganisationAudit.id)))
+
+
+class Repository(OrganisationRepository):
     def __init__(self, session: Session) -> None:
         self.session = session
 
@@ -152,6 +291,9 @@ class Repository:
             self.session.execute(update(SessionRecord).where(SessionRecord.id.in_(ids)).values(revoked_at=when))
         return ids
 
+    def token(self, token_id: str) -> AccountToken | None:
+        return self.session.get(AccountToken, token_id)
+
     def throttle(self, key: str) -> LoginThrottle | None:
         return self.session.get(LoginThrottle, key)
 
@@ -159,9 +301,12 @@ class Repository:
         """Delete up to `batch` sign-in records, and ended sessions, older than `before`."""
         old = select(SignIn.id).where(SignIn.created_at < before).limit(batch)
         count = int(self.session.execute(delete(SignIn).where(SignIn.id.in_(old))).rowcount or 0)  # type: ignore[attr-defined]
-        ended = select(SessionRecord.id).where(SessionRecord.expires_at < before).limit(batch)
+        ended = select(SessionRecord.id).where(
+            or_(SessionRecord.expires_at < before, SessionRecord.revoked_at < before)).limit(batch)
         count += int(self.session.execute(  # type: ignore[attr-defined]
             delete(SessionRecord).where(SessionRecord.id.in_(ended))).rowcount or 0)
+        used = select(AccountToken.id).where(AccountToken.expires_at < before).limit(batch)
+        self.session.execute(delete(AccountToken).where(AccountToken.id.in_(used)))
         stale = select(LoginThrottle.key).where(LoginThrottle.updated_at < before).limit(batch)
         self.session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(stale)))
         return count
@@ -171,15 +316,17 @@ class Repository:
         account = self.session.scalars(select(Account).where(Account.id == account_id)).all()
         sessions = self.session.scalars(select(SessionRecord).where(SessionRecord.account_id == account_id)).all()
         sign_ins = self.session.scalars(select(SignIn).where(SignIn.account_id == account_id)).all()
+        tokens = self.session.scalars(select(AccountToken).where(AccountToken.account_id == account_id)).all()
         return [
             table_of("accounts", "identity", Account, account, exclude=("password_hash", "username_key", "email_key")),
-            table_of("sessions", "technical", SessionRecord, sessions),
+            table_of("sessions", "technical", SessionRecord, sessions, exclude=("refresh_hash",)),
             table_of("sign_ins", "technical", SignIn, sign_ins),
+            table_of("account_tokens", "profile", AccountToken, tokens, exclude=("secret_hash",)),
         ]
 
     def erase(self, account_id: str) -> int:
         count = 0
-        for model in (SignIn, SessionRecord):
+        for model in (SignIn, SessionRecord, AccountToken):
             result = self.session.execute(delete(model).where(model.account_id == account_id))
             count += int(result.rowcount or 0)  # type: ignore[attr-defined]
         result = self.session.execute(delete(Account).where(Account.id == account_id))

@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from kaseum.events.v1 import identity_events_pb2 as ev
 from servicekit.caller import ROLES, Principal, TokenVerifier
 from servicekit.db import UnitOfWork, UnitOfWorkFactory, as_utc, new_id, utcnow
-from servicekit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, Throttled, Unauthenticated
+from servicekit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from servicekit.region import RegionGuard, home_region
 from servicekit.subject_data import Erasure, Export, Rectification, SubjectDataRules
 from ua_parser import parse as parse_user_agent
 
 from . import validation as v
-from .models import Account, LoginThrottle, Organisation, Repository, SessionRecord, SignIn
+from .models import Account, Organisation, Repository, SessionRecord, SignIn
 from .passwords import Passwords
+from .recovery import VERIFY, Recovery, digest, request_message
+from .throttle import Throttle
 from .tokens import TokenSigner
 
 BAD_LOGIN = "login or password is incorrect"
-# Failed sign-ins allowed before back-off starts (per login name; per client address, where
-# many people may share one office NAT), and the longest wait back-off imposes.
-FREE_FAILURES = {"login": 5, "ip": 30}
-MAX_BACKOFF_SECONDS = 900
+SIGNUPS_PER_IP_HOUR = 20
 EDITABLE = ("email", "first_name", "last_name", "company", "job_title", "phone")
 
 
@@ -42,6 +41,15 @@ class SignUp:
     marketing_email: bool = False
     marketing_telephone: bool = False
     third_party_marketing: bool = False
+    ip_address: str = ""
+
+
+@dataclass(frozen=True)
+class Tokens:
+    access: str
+    expires_at: datetime
+    refresh: str
+    refresh_expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -57,9 +65,12 @@ class NewStaff:
 class IdentityService(SubjectDataRules):
     def __init__(self, uow: UnitOfWorkFactory[Repository], passwords: Passwords, signer: TokenSigner,
                  verifier: TokenVerifier, region: str, notice_version: str, throttle_key: bytes = b"",
-                 technical_retention: timedelta = timedelta(days=90)) -> None:
-        self.throttle_key = throttle_key
+                 technical_retention: timedelta = timedelta(days=90),
+                 session_lifetime: timedelta = timedelta(days=30)) -> None:
+        self.throttle = Throttle(throttle_key)
+        self.recovery = Recovery(uow, passwords, self.throttle)
         self.technical_retention = technical_retention
+        self.session_lifetime = session_lifetime
         self.uow = uow
         self.passwords = passwords
         self.signer = signer
@@ -73,6 +84,11 @@ class IdentityService(SubjectDataRules):
         country = v.country(cmd.country)
         region = home_region(country)
         self.guard.check(region)
+        if cmd.ip_address:
+            with self.uow() as uow:
+                self.throttle.count(uow.repo, self.throttle.key("signup-ip", cmd.ip_address), SIGNUPS_PER_IP_HOUR,
+                                    timedelta(hours=1), utcnow())
+                uow.commit()
         account = self._new_account(
             role="customer", username=cmd.username, email=cmd.email, password=cmd.password,
             first_name=cmd.first_name, last_name=cmd.last_name, company=cmd.company,
@@ -83,7 +99,7 @@ class IdentityService(SubjectDataRules):
             marketing_email=cmd.marketing_email, marketing_telephone=cmd.marketing_telephone,
             third_party_marketing=cmd.third_party_marketing, notice_version=self.notice_version,
         )
-        return self._store(account, cmd.company, "customer", event)
+        return self._store(account, cmd.company, "customer", event, decoy_on_email=True)
 
     def create_user(self, cmd: NewStaff) -> Account:
         if cmd.role not in ROLES:
@@ -121,15 +137,27 @@ class IdentityService(SubjectDataRules):
             restricted=False, created_at=now, updated_at=now,
         )
 
-    def _store(self, account: Account, org_name: str, kind: str, event: ev.AccountCreated) -> Account:
+    def _store(self, account: Account, org_name: str, kind: str, event: ev.AccountCreated,
+               decoy_on_email: bool = False) -> Account:
+        now = utcnow()
         with self.uow() as uow:
-            if uow.repo.username_taken(account.username_key) or uow.repo.email_taken(account.email_key):
-                # One message for both, so sign-up does not tell which one exists.
-                raise Conflict("username or e-mail address is already registered", "account_exists")
+            if uow.repo.username_taken(account.username_key):
+                raise Conflict("that username is not available; choose another", "username_unavailable")
+            existing = uow.repo.account_by_login(account.email_key)
+            if existing is not None and existing.email_key == account.email_key:
+                if not decoy_on_email:
+                    raise Conflict("that e-mail address is already registered", "account_exists")
+                # The answer looks like a sign-up, so it does not reveal that the address has an
+                # account; the address's owner is told instead (a service message).
+                request_message(uow, existing.id, "signup_existing", now)
+                uow.commit()
+                account.id = new_id()
+                return account
             if org_name.strip():
                 account.organisation_id = self._organisation(uow.repo, org_name, kind).id
             uow.repo.add(account)
             uow.events.publish("identity.account.created", account.id, event)
+            request_message(uow, account.id, VERIFY, now)
             uow.commit()
         return account
 
@@ -144,71 +172,67 @@ class IdentityService(SubjectDataRules):
         return org
 
     # --- sessions ---------------------------------------------------------------
-    def _throttle_keys(self, login_key: str, ip_address: str) -> list[str]:
-        """Keyed hashes: the table never holds a login name or an address."""
-        def keyed(kind: str, value: str) -> str:
-            return kind + ":" + hmac.new(self.throttle_key, value.encode(), hashlib.sha256).hexdigest()[:64]
-
-        return [keyed("login", login_key)] + ([keyed("ip", ip_address)] if ip_address else [])
-
-    @staticmethod
-    def _check_throttle(repo: Repository, keys: list[str], now: datetime) -> None:
-        for key in keys:
-            row = repo.throttle(key)
-            if row is not None and row.blocked_until is not None and as_utc(row.blocked_until) > now:
-                wait = int((as_utc(row.blocked_until) - now).total_seconds()) + 1
-                raise Throttled(f"too many failed sign-ins; try again in {wait} s", wait)
-
-    @staticmethod
-    def _record_failure(repo: Repository, keys: list[str], now: datetime) -> None:
-        # Exponential back-off after a few failures; never a permanent lock a stranger could trigger.
-        for key in keys:
-            row = repo.throttle(key)
-            if row is None:
-                row = LoginThrottle(key=key, failures=0, blocked_until=None, updated_at=now)
-                repo.add(row)
-            row.failures += 1
-            row.updated_at = now
-            free = FREE_FAILURES[key.split(":", 1)[0]]
-            if row.failures >= free:
-                delay = min(2 ** (row.failures - free), MAX_BACKOFF_SECONDS)
-                row.blocked_until = now + timedelta(seconds=delay)
-
-    def login(self, login: str, password: str, ip_address: str, user_agent: str) -> tuple[str, datetime]:
+    def login(self, login: str, password: str, ip_address: str, user_agent: str,
+              time_zone: str = "") -> Tokens:
         key = login.strip().casefold()
-        keys = self._throttle_keys(key, ip_address)
+        keys = [self.throttle.key("login", key)] + ([self.throttle.key("ip", ip_address)] if ip_address else [])
+        zone = v.time_zone(time_zone)
         now = utcnow()
         with self.uow() as uow:
-            self._check_throttle(uow.repo, keys, now)
+            self.throttle.check(uow.repo, keys, now)
             account = uow.repo.account_by_login(key) if key else None
             ok = self.passwords.verify(account.password_hash if account else None, password)
             if account is None or not ok:
-                self._record_failure(uow.repo, keys, now)
+                self.throttle.failed(uow.repo, keys, now)
                 uow.commit()
                 raise Unauthenticated(BAD_LOGIN, "bad_credentials")
             self.guard.check(account.region)
-            login_row = uow.repo.throttle(keys[0])
-            if login_row is not None:
-                login_row.failures, login_row.blocked_until = 0, None
+            self.throttle.succeeded(uow.repo, keys[0])
             if self.passwords.needs_rehash(account.password_hash):
                 account.password_hash = self.passwords.hash(password)
             agent = parse_user_agent(user_agent or "")
-            browser = agent.user_agent.family if agent and agent.user_agent else ""
-            system = agent.os.family if agent and agent.os else ""
-            session = SessionRecord(
-                id=new_id(), account_id=account.id, created_at=now, last_seen_at=now,
-                expires_at=now + timedelta(seconds=self.signer.ttl), revoked_at=None,
-                browser=browser[:100], os=system[:100],
-            )
+            browser = (agent.user_agent.family if agent and agent.user_agent else "")[:100]
+            system = (agent.os.family if agent and agent.os else "")[:100]
+            session = SessionRecord(id=new_id(), account_id=account.id, created_at=now, last_seen_at=now,
+                                    expires_at=now + self.session_lifetime, revoked_at=None, refresh_hash="",
+                                    browser=browser, os=system)
             uow.repo.add(session)
             uow.repo.add(SignIn(id=new_id(), account_id=account.id, session_id=session.id,
-                                ip_address=ip_address[:45], user_agent=user_agent[:1000],
-                                browser=browser[:100], os=system[:100], created_at=now))
+                                ip_address=ip_address[:45], user_agent=user_agent[:1000], browser=browser,
+                                os=system, time_zone=zone, created_at=now))
             uow.events.publish("identity.session.started", account.id,
                                ev.SessionStarted(account_id=account.id, session_id=session.id))
-            token, expires_at = self.signer.sign(account.id, account.role, account.region, session.id)
+            tokens = self._issue(account, session, now)
             uow.commit()
-        return token, expires_at
+        return tokens
+
+    def _issue(self, account: Account, session: SessionRecord, now: datetime) -> Tokens:
+        """A short-lived access token and a new single-use refresh token for the session."""
+        secret = secrets.token_urlsafe(32)
+        session.refresh_hash = digest(secret)
+        session.last_seen_at = now
+        access, expires_at = self.signer.sign(account.id, account.role, account.region, session.id)
+        return Tokens(access, expires_at, f"{session.id}.{secret}", as_utc(session.expires_at))
+
+    def refresh(self, refresh_token: str) -> Tokens:
+        session_id, _, secret = refresh_token.partition(".")
+        now = utcnow()
+        with self.uow() as uow:
+            session = uow.repo.session_record(session_id) if session_id and secret else None
+            if session is None or session.revoked_at is not None or as_utc(session.expires_at) <= now:
+                raise Unauthenticated("session has ended; sign in again", "session_revoked")
+            if not hmac.compare_digest(session.refresh_hash, digest(secret)):
+                # A refresh token used twice means it was copied: end the session for both holders.
+                session.revoked_at = now
+                self._revoked(uow, session.account_id, [session.id])
+                uow.commit()
+                raise Unauthenticated("session has ended; sign in again", "session_revoked")
+            account = uow.repo.account(session.account_id)
+            if account is None:
+                raise Unauthenticated("session has ended; sign in again", "session_revoked")
+            tokens = self._issue(account, session, now)
+            uow.commit()
+        return tokens
 
     def list_sessions(self, principal: Principal) -> list[SessionRecord]:
         with self.uow() as uow:
@@ -229,15 +253,15 @@ class IdentityService(SubjectDataRules):
                                ev.SessionsRevoked(account_id=account_id, session_ids=ids))
 
     def change_password(self, principal: Principal, current: str, new: str) -> None:
-        keys = self._throttle_keys("account:" + principal.subject_id, "")  # a "login" key
+        keys = [self.throttle.key("login", "account:" + principal.subject_id)]
         now = utcnow()
         with self.uow() as uow:
-            self._check_throttle(uow.repo, keys, now)
+            self.throttle.check(uow.repo, keys, now)
             account = uow.repo.account(principal.subject_id)
             if account is None:
                 raise NotFound("account not found")
             if not self.passwords.verify(account.password_hash, current):
-                self._record_failure(uow.repo, keys, now)
+                self.throttle.failed(uow.repo, keys, now)
                 uow.commit()
                 raise PermissionDenied("current password is incorrect", "bad_credentials")
             account.password_hash = self.passwords.hash(
@@ -262,7 +286,8 @@ class IdentityService(SubjectDataRules):
         principal = self.verifier.verify_person(token)
         with self.uow() as uow:
             session = uow.repo.session_record(principal.session_id)
-            if session is None or session.revoked_at is not None or session.account_id != principal.subject_id:
+            if (session is None or session.revoked_at is not None or session.account_id != principal.subject_id
+                    or as_utc(session.expires_at) <= utcnow()):
                 raise Unauthenticated("session has ended", "session_revoked")
             now = utcnow()
             # Record last-seen at most once a minute: a write per request would cost more than the check.
@@ -294,6 +319,8 @@ class IdentityService(SubjectDataRules):
                 raise NotFound("account not found")
             self.guard.check(account.region)
             changed = self._apply(uow.repo, account, changes)
+            if "email" in changed:
+                request_message(uow, account.id, VERIFY, utcnow())
             if changed:
                 account.updated_at = utcnow()
                 uow.events.publish("identity.account.rectified", account.id,
@@ -311,6 +338,8 @@ class IdentityService(SubjectDataRules):
                 if repo.email_taken(v.email_key(value), except_id=account.id):
                     raise Conflict("that e-mail address is already registered", "account_exists")
                 account.email_key = v.email_key(value)
+                if value != account.email:
+                    account.email_verified_at = None  # a changed address is verified again
             elif field == "phone":
                 value = v.phone(raw, account.country)
             else:
@@ -354,6 +383,8 @@ class IdentityService(SubjectDataRules):
                     applied += self._apply(uow.repo, account, {field: value})
                 except (InvalidArgument, Conflict) as exc:
                     rejected.append((field, exc.message))
+            if "email" in applied:
+                request_message(uow, account.id, VERIFY, utcnow())
             if applied:
                 account.updated_at = utcnow()
                 uow.events.publish("identity.account.rectified", subject_id,
@@ -373,4 +404,5 @@ class IdentityService(SubjectDataRules):
                                    ev.AccountRestricted(account_id=subject_id, restricted=restricted))
             uow.commit()
             return restricted
+
 

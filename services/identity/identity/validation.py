@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import zoneinfo
 
 import phonenumbers
 import pycountry
@@ -91,3 +92,23 @@ def password(value: str, user_inputs: tuple[str, ...] = ()) -> str:
     if len(value) <= 100 and zxcvbn(value, user_inputs=[u for u in user_inputs if u])["score"] < MIN_SCORE:
         raise InvalidArgument("password is too easy to guess; try a longer passphrase", "weak_password")
     return value
+
+
+def time_zone(value: str) -> str:
+    """An IANA time zone name, or "" when the browser sent none."""
+    value = value.strip()
+    if not value:
+        return ""
+    if len(value) > 64 or value not in _zones():
+        raise InvalidArgument("time_zone must be an IANA time zone such as Europe/London", "invalid_time_zone")
+    return value
+
+
+def _zones() -> frozenset[str]:
+    global _ZONES
+    if _ZONES is None:
+        _ZONES = frozenset(zoneinfo.available_timezones())
+    return _ZONES
+
+
+_ZONES: frozenset[str] | None = None

@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from identity.__main__ import MIGRATIONS
-from identity.models import LoginThrottle, Outbox, Repository
-from identity.passwords import Passwords
-from identity.service import IdentityService, NewStaff, SignUp
-from identity.tokens import TokenSigner, generate_private_pem
-from servicekit.caller import TokenVerifier
+from identity.models import LoginThrottle, Outbox
+from identity.service import IdentityService, NewStaff
 from servicekit.db import utcnow
 from servicekit.errors import Conflict, InvalidArgument, PermissionDenied, Throttled, Unauthenticated, WrongRegion
-from servicekit.testing import migrated_uow
 from sqlalchemy import select
 
-
-@pytest.fixture
-def service(tmp_path: Path) -> IdentityService:
-    uow = migrated_uow(MIGRATIONS, f"sqlite:///{tmp_path}/identity.db", Outbox, Repository)
-    signer = TokenSigner(generate_private_pem(), 600)
-    verifier = TokenVerifier(signer.jwks, b"s" * 40)
-    # Cheap hashing parameters keep the unit tests fast; production uses OWASP's.
-    return IdentityService(uow, Passwords(1024, 1, 1), signer, verifier, "uk", "2024-01")
-
-
-def signup(**overrides: str) -> SignUp:
-    values = dict(username="ada", email="ada@example.com", password="correct horse battery", first_name="Ada",
-                  last_name="Lovelace", company="Engines", job_title="Analyst", phone="", country="GB")
-    values.update(overrides)
-    return SignUp(**values)  # type: ignore[arg-type]
+from .conftest import signup
 
 
 @pytest.mark.notice("4.1.1")
@@ -42,16 +22,22 @@ def test_sign_up_hashes_with_argon2id_and_writes_the_event_in_the_same_transacti
     assert "correct horse battery" not in account.password_hash
     with service.uow() as uow:
         rows = uow.session.scalars(select(Outbox)).all()
-        assert [r.subject for r in rows] == ["uk.identity.account.created"]
+        assert [r.subject for r in rows] == ["uk.identity.account.created", "uk.identity.message.requested"]
         assert b"ada@example.com" not in rows[0].data and b"Lovelace" not in rows[0].data  # ids, not copies
 
 
 def test_username_and_email_are_unique_case_insensitively(service: IdentityService) -> None:
-    service.sign_up(signup())
+    first = service.sign_up(signup())
     with pytest.raises(Conflict):
         service.sign_up(signup(username="ADA", email="other@example.com"))
-    with pytest.raises(Conflict):
-        service.sign_up(signup(username="ada2", email="ADA@EXAMPLE.COM"))
+    # A taken address gets an answer like any sign-up (no enumeration); its owner is told instead.
+    decoy = service.sign_up(signup(username="ada2", email="ADA@EXAMPLE.COM"))
+    assert decoy.id != first.id
+    with service.uow() as uow:
+        assert uow.repo.account(decoy.id) is None
+        assert uow.repo.account_by_login("ada2") is None
+        kinds = [r.data for r in uow.session.scalars(select(Outbox)) if r.subject.endswith("message.requested")]
+    assert len(kinds) == 2 and b"signup_existing" in kinds[1]
 
 
 @pytest.mark.rule("R-XFER-2")
@@ -62,13 +48,13 @@ def test_subjects_of_another_region_are_refused(service: IdentityService) -> Non
 
 def test_login_by_username_or_email_and_logout_revokes(service: IdentityService) -> None:
     service.sign_up(signup())
-    token, _ = service.login("ADA@example.com", "correct horse battery", "203.0.113.9",
+    token = service.login("ADA@example.com", "correct horse battery", "203.0.113.9",
                              "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0")
-    principal = service.authenticate(token)
+    principal = service.authenticate(token.access)
     assert principal.role == "customer" and principal.region == "uk"
     service.logout(principal)
     with pytest.raises(Unauthenticated):
-        service.authenticate(token)
+        service.authenticate(token.access)
 
 
 def test_bad_login_is_the_same_error_whether_or_not_the_account_exists(service: IdentityService) -> None:
@@ -98,7 +84,7 @@ def test_sign_in_records_technical_data_in_the_export(service: IdentityService) 
 def test_erase_removes_the_account_sessions_and_technical_data(service: IdentityService) -> None:
     account = service.sign_up(signup())
     service.login("ada", "correct horse battery", "203.0.113.9", "curl/8")
-    assert service.erase(account.id).erased == 3  # account, session, sign-in
+    assert service.erase(account.id).erased == 4  # account, session, sign-in, verification token
     assert all(not rows for _, _, _, rows in service.export(account.id).tables)
 
 
@@ -137,8 +123,8 @@ def test_failed_logins_back_off_exponentially_and_never_lock_for_good(service: I
         for row in uow.session.scalars(select(LoginThrottle)):
             row.blocked_until = row.updated_at
         uow.commit()
-    token, _ = service.login("ada", "correct horse battery", "198.51.100.7", "")
-    assert token
+    token = service.login("ada", "correct horse battery", "198.51.100.7", "")
+    assert token.access
 
 
 def test_an_unknown_login_is_throttled_exactly_like_a_known_one(service: IdentityService) -> None:
@@ -164,30 +150,30 @@ def test_the_throttle_table_holds_no_login_or_address(service: IdentityService) 
 
 def test_sessions_are_listed_and_signed_out_everywhere(service: IdentityService) -> None:
     service.sign_up(signup())
-    first, _ = service.login("ada", "correct horse battery", "", "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0")
-    second, _ = service.login("ada", "correct horse battery", "", "curl/8")
-    me = service.authenticate(second)
+    first = service.login("ada", "correct horse battery", "", "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0")
+    second = service.login("ada", "correct horse battery", "", "curl/8")
+    me = service.authenticate(second.access)
     sessions = service.list_sessions(me)
     assert len(sessions) == 2 and {s.browser for s in sessions} == {"Firefox", "curl"}
     assert service.revoke_sessions(me) == 2
     for token in (first, second):
         with pytest.raises(Unauthenticated):
-            service.authenticate(token)
+            service.authenticate(token.access)
 
 
 def test_changing_the_password_revokes_every_other_session(service: IdentityService) -> None:
     service.sign_up(signup())
-    other, _ = service.login("ada", "correct horse battery", "", "")
-    current, _ = service.login("ada", "correct horse battery", "", "")
-    me = service.authenticate(current)
+    other = service.login("ada", "correct horse battery", "", "")
+    current = service.login("ada", "correct horse battery", "", "")
+    me = service.authenticate(current.access)
     with pytest.raises(PermissionDenied):
         service.change_password(me, "not my password", "an entirely new passphrase")
     with pytest.raises(InvalidArgument):
         service.change_password(me, "correct horse battery", "password1234")
     service.change_password(me, "correct horse battery", "an entirely new passphrase")
-    assert service.authenticate(current).session_id == me.session_id
+    assert service.authenticate(current.access).session_id == me.session_id
     with pytest.raises(Unauthenticated):
-        service.authenticate(other)
+        service.authenticate(other.access)
     with pytest.raises(Unauthenticated):
         service.login("ada", "correct horse battery", "", "")
     assert service.login("ada", "an entirely new passphrase", "", "")
@@ -201,9 +187,13 @@ def test_technical_data_is_purged_after_its_retention_period(service: IdentitySe
     assert service.purge_technical_data(now=utcnow() + timedelta(days=89)) == 0
     tables = {name: rows for name, _, _, rows in service.export(account.id).tables}
     assert tables["sign_ins"]
-    assert service.purge_technical_data(now=utcnow() + timedelta(days=91), batch=1) == 2  # sign-in and session
+    assert service.purge_technical_data(now=utcnow() + timedelta(days=91), batch=1) == 1  # the sign-in
     tables = {name: rows for name, _, _, rows in service.export(account.id).tables}
-    assert not tables["sign_ins"] and not tables["sessions"] and tables["accounts"]
+    assert not tables["sign_ins"] and tables["sessions"]
+    # The session record goes 90 days after the session ended (30 days after its last refresh).
+    assert service.purge_technical_data(now=utcnow() + timedelta(days=121)) == 1
+    tables = {name: rows for name, _, _, rows in service.export(account.id).tables}
+    assert not tables["sessions"] and tables["accounts"]
 
 
 @pytest.mark.notice("13.1.5")

@@ -12,7 +12,7 @@ from spectree import Response as Resp
 from .. import convert
 from ..auth import backends, require_caller, require_role
 from ..openapi import BEARER, spec
-from ..schemas import ErrorOut, Me, MePatch, PasswordBody, PreferencesBody, PreferencesOut, SessionList
+from ..schemas import Accepted, ErrorOut, Me, MePatch, PasswordBody, PreferencesBody, PreferencesOut, SessionList
 
 bp = Blueprint("me", __name__)
 
@@ -58,6 +58,15 @@ def change_password(json: PasswordBody) -> Response:
     backends().identity.ChangePassword(identity_pb2.ChangePasswordRequest(
         current_password=json.current_password, new_password=json.new_password), metadata=caller.metadata)
     return Response(status=204)
+
+
+@bp.post("/api/v1/me/email-verification")
+@spec.validate(resp=Resp(HTTP_202=Accepted, HTTP_401=ErrorOut, HTTP_409=ErrorOut, HTTP_429=ErrorOut), tags=["me"],
+               security=BEARER)
+def resend_verification() -> tuple[dict[str, str], int]:
+    caller = require_caller()
+    backends().identity.ResendVerification(identity_pb2.ResendVerificationRequest(), metadata=caller.metadata)
+    return {"status": "accepted"}, 202
 
 
 @bp.get("/api/v1/me/preferences")

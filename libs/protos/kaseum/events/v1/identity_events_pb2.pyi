@@ -197,3 +197,81 @@ class SessionsRevoked(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SessionsRevoked: _TypeAlias = SessionsRevoked  # noqa: Y015
+
+@_typing.final
+class MessageRequested(_message.Message):
+    """identity.message.requested: a service communication identity needs sent
+    (section 8.2: never marketing). The sender fetches the address and, for
+    token messages, claims the token from identity at send time.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    TOKEN_ID_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    """Opaque account id of the recipient."""
+    kind: _builtins.str
+    """"verify_email", "reset_password" or "signup_existing" (someone tried to
+    sign up with the recipient's address).
+    """
+    token_id: _builtins.str
+    """Id of the one-time token to claim, or "" when the message has none."""
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        token_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "kind", b"kind", "token_id", b"token_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MessageRequested: _TypeAlias = MessageRequested  # noqa: Y015
+
+@_typing.final
+class ResellerRelationshipChanged(_message.Message):
+    """identity.reseller.relationship_changed: what a reseller may see changed
+    (section 5.1.1): a customer organisation was linked or unlinked, or its
+    countries were set. Consumers re-read ResellerScope or apply the new state.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESELLER_ID_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ORGANISATION_ID_FIELD_NUMBER: _builtins.int
+    COUNTRIES_FIELD_NUMBER: _builtins.int
+    CHANGED_BY_FIELD_NUMBER: _builtins.int
+    reseller_id: _builtins.str
+    """Opaque id of the reseller organisation."""
+    change: _builtins.str
+    """"customer_added", "customer_removed" or "countries_set"."""
+    customer_organisation_id: _builtins.str
+    """Opaque id of the customer organisation linked or unlinked ("" for countries_set)."""
+    changed_by: _builtins.str
+    """Opaque id of the administrator account or service that made the change."""
+    @_builtins.property
+    def countries(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The reseller's complete list of ISO 3166-1 alpha-2 countries after the change."""
+
+    def __init__(
+        self,
+        *,
+        reseller_id: _builtins.str = ...,
+        change: _builtins.str = ...,
+        customer_organisation_id: _builtins.str = ...,
+        countries: _abc.Iterable[_builtins.str] | None = ...,
+        changed_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "changed_by", b"changed_by", "countries", b"countries", "customer_organisation_id", b"customer_organisation_id", "reseller_id", b"reseller_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResellerRelationshipChanged: _TypeAlias = ResellerRelationshipChanged  # noqa: Y015

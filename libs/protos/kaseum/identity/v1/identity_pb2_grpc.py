@@ -94,6 +94,36 @@ class IdentityStub:
                 request_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordRequest.SerializeToString,
                 response_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordResponse.FromString,
                 _registered_method=True)
+        self.Refresh = channel.unary_unary(
+                '/kaseum.identity.v1.Identity/Refresh',
+                request_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.RefreshRequest.SerializeToString,
+                response_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.LoginResponse.FromString,
+                _registered_method=True)
+        self.RequestPasswordReset = channel.unary_unary(
+                '/kaseum.identity.v1.Identity/RequestPasswordReset',
+                request_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.RequestPasswordResetRequest.SerializeToString,
+                response_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.RequestPasswordResetResponse.FromString,
+                _registered_method=True)
+        self.ConfirmPasswordReset = channel.unary_unary(
+                '/kaseum.identity.v1.Identity/ConfirmPasswordReset',
+                request_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ConfirmPasswordResetRequest.SerializeToString,
+                response_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ConfirmPasswordResetResponse.FromString,
+                _registered_method=True)
+        self.ConfirmEmail = channel.unary_unary(
+                '/kaseum.identity.v1.Identity/ConfirmEmail',
+                request_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ConfirmEmailRequest.SerializeToString,
+                response_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ConfirmEmailResponse.FromString,
+                _registered_method=True)
+        self.ResendVerification = channel.unary_unary(
+                '/kaseum.identity.v1.Identity/ResendVerification',
+                request_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ResendVerificationRequest.SerializeToString,
+                response_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ResendVerificationResponse.FromString,
+                _registered_method=True)
+        self.ClaimMessageToken = channel.unary_unary(
+                '/kaseum.identity.v1.Identity/ClaimMessageToken',
+                request_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ClaimMessageTokenRequest.SerializeToString,
+                response_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ClaimMessageTokenResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServicer:
@@ -183,6 +213,49 @@ class IdentityServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Refresh(self, request, context):
+        """Exchange a refresh token for a new access token (and a new refresh token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestPasswordReset(self, request, context):
+        """Ask for a password-reset message; the answer is the same whether or not the address is known.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmPasswordReset(self, request, context):
+        """Set a new password with a reset token; every session is revoked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmEmail(self, request, context):
+        """Mark the account's e-mail address verified with a verification token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResendVerification(self, request, context):
+        """Send the caller a new e-mail verification message.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClaimMessageToken(self, request, context):
+        """The one-time secret of a message token, for the service that sends the message
+        (consent); the secret exists only from this call on, and only as a hash.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -245,6 +318,36 @@ def add_IdentityServicer_to_server(servicer, server):
                     servicer.ChangePassword,
                     request_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordRequest.FromString,
                     response_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordResponse.SerializeToString,
+            ),
+            'Refresh': grpc.unary_unary_rpc_method_handler(
+                    servicer.Refresh,
+                    request_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.RefreshRequest.FromString,
+                    response_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.LoginResponse.SerializeToString,
+            ),
+            'RequestPasswordReset': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestPasswordReset,
+                    request_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.RequestPasswordResetRequest.FromString,
+                    response_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.RequestPasswordResetResponse.SerializeToString,
+            ),
+            'ConfirmPasswordReset': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmPasswordReset,
+                    request_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ConfirmPasswordResetRequest.FromString,
+                    response_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ConfirmPasswordResetResponse.SerializeToString,
+            ),
+            'ConfirmEmail': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmEmail,
+                    request_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ConfirmEmailRequest.FromString,
+                    response_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ConfirmEmailResponse.SerializeToString,
+            ),
+            'ResendVerification': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResendVerification,
+                    request_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ResendVerificationRequest.FromString,
+                    response_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ResendVerificationResponse.SerializeToString,
+            ),
+            'ClaimMessageToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimMessageToken,
+                    request_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ClaimMessageTokenRequest.FromString,
+                    response_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ClaimMessageTokenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -571,6 +674,168 @@ class Identity:
             '/kaseum.identity.v1.Identity/ChangePassword',
             kaseum_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordRequest.SerializeToString,
             kaseum_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Refresh(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.identity.v1.Identity/Refresh',
+            kaseum_dot_identity_dot_v1_dot_identity__pb2.RefreshRequest.SerializeToString,
+            kaseum_dot_identity_dot_v1_dot_identity__pb2.LoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestPasswordReset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.identity.v1.Identity/RequestPasswordReset',
+            kaseum_dot_identity_dot_v1_dot_identity__pb2.RequestPasswordResetRequest.SerializeToString,
+            kaseum_dot_identity_dot_v1_dot_identity__pb2.RequestPasswordResetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmPasswordReset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.identity.v1.Identity/ConfirmPasswordReset',
+            kaseum_dot_identity_dot_v1_dot_identity__pb2.ConfirmPasswordResetRequest.SerializeToString,
+            kaseum_dot_identity_dot_v1_dot_identity__pb2.ConfirmPasswordResetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmEmail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.identity.v1.Identity/ConfirmEmail',
+            kaseum_dot_identity_dot_v1_dot_identity__pb2.ConfirmEmailRequest.SerializeToString,
+            kaseum_dot_identity_dot_v1_dot_identity__pb2.ConfirmEmailResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResendVerification(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.identity.v1.Identity/ResendVerification',
+            kaseum_dot_identity_dot_v1_dot_identity__pb2.ResendVerificationRequest.SerializeToString,
+            kaseum_dot_identity_dot_v1_dot_identity__pb2.ResendVerificationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimMessageToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.identity.v1.Identity/ClaimMessageToken',
+            kaseum_dot_identity_dot_v1_dot_identity__pb2.ClaimMessageTokenRequest.SerializeToString,
+            kaseum_dot_identity_dot_v1_dot_identity__pb2.ClaimMessageTokenResponse.FromString,
             options,
             channel_credentials,
             insecure,

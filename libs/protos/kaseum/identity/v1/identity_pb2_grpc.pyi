@@ -61,6 +61,20 @@ class IdentityStub:
     """Revoke every session of the caller, the current one included ("sign out everywhere")."""
     ChangePassword: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ChangePasswordRequest, _identity_pb2.ChangePasswordResponse]
     """Change the caller's password; every other session is revoked."""
+    Refresh: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RefreshRequest, _identity_pb2.LoginResponse]
+    """Exchange a refresh token for a new access token (and a new refresh token)."""
+    RequestPasswordReset: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RequestPasswordResetRequest, _identity_pb2.RequestPasswordResetResponse]
+    """Ask for a password-reset message; the answer is the same whether or not the address is known."""
+    ConfirmPasswordReset: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ConfirmPasswordResetRequest, _identity_pb2.ConfirmPasswordResetResponse]
+    """Set a new password with a reset token; every session is revoked."""
+    ConfirmEmail: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ConfirmEmailRequest, _identity_pb2.ConfirmEmailResponse]
+    """Mark the account's e-mail address verified with a verification token."""
+    ResendVerification: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ResendVerificationRequest, _identity_pb2.ResendVerificationResponse]
+    """Send the caller a new e-mail verification message."""
+    ClaimMessageToken: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ClaimMessageTokenRequest, _identity_pb2.ClaimMessageTokenResponse]
+    """The one-time secret of a message token, for the service that sends the message
+    (consent); the secret exists only from this call on, and only as a hash.
+    """
 
 @_typing.type_check_only
 class IdentityAsyncStub(IdentityStub):
@@ -89,6 +103,20 @@ class IdentityAsyncStub(IdentityStub):
     """Revoke every session of the caller, the current one included ("sign out everywhere")."""
     ChangePassword: _aio.UnaryUnaryMultiCallable[_identity_pb2.ChangePasswordRequest, _identity_pb2.ChangePasswordResponse]  # type: ignore[assignment]
     """Change the caller's password; every other session is revoked."""
+    Refresh: _aio.UnaryUnaryMultiCallable[_identity_pb2.RefreshRequest, _identity_pb2.LoginResponse]  # type: ignore[assignment]
+    """Exchange a refresh token for a new access token (and a new refresh token)."""
+    RequestPasswordReset: _aio.UnaryUnaryMultiCallable[_identity_pb2.RequestPasswordResetRequest, _identity_pb2.RequestPasswordResetResponse]  # type: ignore[assignment]
+    """Ask for a password-reset message; the answer is the same whether or not the address is known."""
+    ConfirmPasswordReset: _aio.UnaryUnaryMultiCallable[_identity_pb2.ConfirmPasswordResetRequest, _identity_pb2.ConfirmPasswordResetResponse]  # type: ignore[assignment]
+    """Set a new password with a reset token; every session is revoked."""
+    ConfirmEmail: _aio.UnaryUnaryMultiCallable[_identity_pb2.ConfirmEmailRequest, _identity_pb2.ConfirmEmailResponse]  # type: ignore[assignment]
+    """Mark the account's e-mail address verified with a verification token."""
+    ResendVerification: _aio.UnaryUnaryMultiCallable[_identity_pb2.ResendVerificationRequest, _identity_pb2.ResendVerificationResponse]  # type: ignore[assignment]
+    """Send the caller a new e-mail verification message."""
+    ClaimMessageToken: _aio.UnaryUnaryMultiCallable[_identity_pb2.ClaimMessageTokenRequest, _identity_pb2.ClaimMessageTokenResponse]  # type: ignore[assignment]
+    """The one-time secret of a message token, for the service that sends the message
+    (consent); the secret exists only from this call on, and only as a hash.
+    """
 
 class IdentityServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -186,5 +214,55 @@ class IdentityServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.ChangePasswordResponse, _abc.Awaitable[_identity_pb2.ChangePasswordResponse]]:
         """Change the caller's password; every other session is revoked."""
+
+    @_abc_1.abstractmethod
+    def Refresh(
+        self,
+        request: _identity_pb2.RefreshRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.LoginResponse, _abc.Awaitable[_identity_pb2.LoginResponse]]:
+        """Exchange a refresh token for a new access token (and a new refresh token)."""
+
+    @_abc_1.abstractmethod
+    def RequestPasswordReset(
+        self,
+        request: _identity_pb2.RequestPasswordResetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RequestPasswordResetResponse, _abc.Awaitable[_identity_pb2.RequestPasswordResetResponse]]:
+        """Ask for a password-reset message; the answer is the same whether or not the address is known."""
+
+    @_abc_1.abstractmethod
+    def ConfirmPasswordReset(
+        self,
+        request: _identity_pb2.ConfirmPasswordResetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ConfirmPasswordResetResponse, _abc.Awaitable[_identity_pb2.ConfirmPasswordResetResponse]]:
+        """Set a new password with a reset token; every session is revoked."""
+
+    @_abc_1.abstractmethod
+    def ConfirmEmail(
+        self,
+        request: _identity_pb2.ConfirmEmailRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ConfirmEmailResponse, _abc.Awaitable[_identity_pb2.ConfirmEmailResponse]]:
+        """Mark the account's e-mail address verified with a verification token."""
+
+    @_abc_1.abstractmethod
+    def ResendVerification(
+        self,
+        request: _identity_pb2.ResendVerificationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ResendVerificationResponse, _abc.Awaitable[_identity_pb2.ResendVerificationResponse]]:
+        """Send the caller a new e-mail verification message."""
+
+    @_abc_1.abstractmethod
+    def ClaimMessageToken(
+        self,
+        request: _identity_pb2.ClaimMessageTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ClaimMessageTokenResponse, _abc.Awaitable[_identity_pb2.ClaimMessageTokenResponse]]:
+        """The one-time secret of a message token, for the service that sends the message
+        (consent); the secret exists only from this call on, and only as a hash.
+        """
 
 def add_IdentityServicer_to_server(servicer: IdentityServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

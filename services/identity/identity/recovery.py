@@ -1,0 +1,134 @@
+"""E-mail verification and password reset: single-use, expiring tokens sent as service messages.
+
+Identity never sends mail: it records a token and publishes `identity.message.requested`
+(no address, no secret). The sending service (consent) claims the token's secret at send
+time; identity keeps only its hash. A reset request answers the same whether or not the
+address belongs to an account.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+
+from kaseum.events.v1 import identity_events_pb2 as ev
+from servicekit.db import UnitOfWork, UnitOfWorkFactory, as_utc, new_id, utcnow
+from servicekit.errors import Conflict, InvalidArgument, NotFound
+
+from . import validation as v
+from .models import Account, AccountToken, Repository
+from .passwords import Passwords
+from .throttle import Throttle
+
+VERIFY, RESET = "verify_email", "reset_password"
+LIFETIME = {VERIFY: timedelta(days=7), RESET: timedelta(hours=1)}
+RESETS_PER_HOUR = 3
+
+
+class TokenError(InvalidArgument):
+    """Forged, used or expired: one answer for all, so a token's history does not leak."""
+
+    def __init__(self) -> None:
+        super().__init__("the link is invalid or has expired; ask for a new one", "invalid_token")
+
+
+def request_message(uow: UnitOfWork[Repository], account_id: str, kind: str, now: datetime) -> str:
+    """Record a token (for token kinds) and ask for the message, in the caller's transaction."""
+    token_id = ""
+    if kind in LIFETIME:
+        token_id = new_id()
+        uow.repo.add(AccountToken(id=token_id, account_id=account_id, purpose=kind, secret_hash="",
+                                  created_at=now, expires_at=now + LIFETIME[kind], used_at=None))
+    uow.events.publish("identity.message.requested", account_id,
+                       ev.MessageRequested(account_id=account_id, kind=kind, token_id=token_id))
+    return token_id
+
+
+class Recovery:
+    def __init__(self, uow: UnitOfWorkFactory[Repository], passwords: Passwords, throttle: Throttle) -> None:
+        self.uow = uow
+        self.passwords = passwords
+        self.throttle = throttle
+
+    def claim(self, token_id: str) -> tuple[str, AccountToken]:
+        """The secret for the message's link, made now and returned once."""
+        with self.uow() as uow:
+            token = uow.repo.token(token_id) if token_id else None
+            if token is None:
+                raise NotFound("token not found")
+            if token.secret_hash or token.used_at is not None:
+                raise Conflict("token already claimed", "already_claimed")
+            secret = secrets.token_urlsafe(32)
+            token.secret_hash = digest(secret)
+            uow.commit()
+            return f"{token.id}.{secret}", token
+
+    def request_reset(self, email: str, ip_address: str) -> None:
+        now = utcnow()
+        try:
+            address = v.email(email)
+        except InvalidArgument:
+            return  # the same silent answer as for an unknown address
+        with self.uow() as uow:
+            # Capped per address (known or not, so the cap reveals nothing) and per client.
+            self.throttle.count(uow.repo, self.throttle.key("reset", v.email_key(address)), RESETS_PER_HOUR,
+                                timedelta(hours=1), now)
+            if ip_address:
+                self.throttle.count(uow.repo, self.throttle.key("reset-ip", ip_address), 20, timedelta(hours=1), now)
+            account = uow.repo.account_by_login(v.email_key(address))
+            if account is not None:
+                request_message(uow, account.id, RESET, now)
+            uow.commit()
+
+    def _redeem(self, uow: UnitOfWork[Repository], presented: str, purpose: str, now: datetime) -> Account:
+        token_id, _, secret = presented.partition(".")
+        token = uow.repo.token(token_id) if token_id and secret else None
+        if (token is None or token.purpose != purpose or not token.secret_hash or token.used_at is not None
+                or as_utc(token.expires_at) <= now
+                or not hmac.compare_digest(token.secret_hash, digest(secret))):
+            raise TokenError()
+        account = uow.repo.account(token.account_id)
+        if account is None:
+            raise TokenError()
+        token.used_at = now
+        return account
+
+    def confirm_reset(self, presented: str, new_password: str) -> list[str]:
+        """Set the new password; returns the sessions revoked (all of them)."""
+        now = utcnow()
+        with self.uow() as uow:
+            account = self._redeem(uow, presented, RESET, now)
+            account.password_hash = self.passwords.hash(
+                v.password(new_password, (account.username, account.email, account.first_name, account.last_name)))
+            account.updated_at = now
+            revoked = uow.repo.revoke_sessions(account.id, now)
+            if revoked:
+                uow.events.publish("identity.session.revoked", account.id,
+                                   ev.SessionsRevoked(account_id=account.id, session_ids=revoked))
+            uow.commit()
+            return revoked
+
+    def confirm_email(self, presented: str) -> None:
+        now = utcnow()
+        with self.uow() as uow:
+            account = self._redeem(uow, presented, VERIFY, now)
+            account.email_verified_at = now
+            uow.commit()
+
+    def resend_verification(self, account_id: str) -> None:
+        now = utcnow()
+        with self.uow() as uow:
+            account = uow.repo.account(account_id)
+            if account is None:
+                raise NotFound("account not found")
+            if account.email_verified_at is not None:
+                raise Conflict("the e-mail address is already verified", "already_verified")
+            self.throttle.count(uow.repo, self.throttle.key("verify", account_id), 5, timedelta(hours=1), now)
+            request_message(uow, account.id, VERIFY, now)
+            uow.commit()
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()

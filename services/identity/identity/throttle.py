@@ -1,0 +1,74 @@
+"""Throttling kept in identity's database (so every replica sees it), under keyed hashes only.
+
+Two shapes: back-off after failures (sign-in), and a cap per window (sign-up, reset requests).
+Neither is a permanent lock that a stranger could use to shut someone out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime, timedelta
+
+from servicekit.db import as_utc
+from servicekit.errors import Throttled
+
+from .models import LoginThrottle, Repository
+
+# Failed sign-ins allowed before back-off starts: per login name, and per client
+# address (where a whole office may share one NAT), and the longest wait.
+FREE_FAILURES = {"login": 5, "ip": 30}
+MAX_BACKOFF_SECONDS = 900
+
+
+class Throttle:
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def key(self, kind: str, value: str) -> str:
+        """`kind:` + a keyed hash: the table never holds a login name, address or e-mail."""
+        return kind + ":" + hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:64]
+
+    @staticmethod
+    def check(repo: Repository, keys: list[str], now: datetime) -> None:
+        for key in keys:
+            row = repo.throttle(key)
+            if row is not None and row.blocked_until is not None and as_utc(row.blocked_until) > now:
+                wait = int((as_utc(row.blocked_until) - now).total_seconds()) + 1
+                raise Throttled(f"too many attempts; try again in {wait} s", wait)
+
+    @staticmethod
+    def _row(repo: Repository, key: str, now: datetime) -> LoginThrottle:
+        row = repo.throttle(key)
+        if row is None:
+            row = LoginThrottle(key=key, failures=0, blocked_until=None, updated_at=now)
+            repo.add(row)
+        return row
+
+    def failed(self, repo: Repository, keys: list[str], now: datetime) -> None:
+        """Count a failure; past the free ones, back off exponentially (capped)."""
+        for key in keys:
+            row = self._row(repo, key, now)
+            row.failures += 1
+            row.updated_at = now
+            free = FREE_FAILURES.get(key.split(":", 1)[0], 5)
+            if row.failures >= free:
+                row.blocked_until = now + timedelta(seconds=min(2 ** (row.failures - free), MAX_BACKOFF_SECONDS))
+
+    @staticmethod
+    def succeeded(repo: Repository, key: str) -> None:
+        row = repo.throttle(key)
+        if row is not None:
+            row.failures, row.blocked_until = 0, None
+
+    def count(self, repo: Repository, key: str, limit: int, window: timedelta, now: datetime) -> None:
+        """Allow `limit` uses of `key` per `window`; the next one is refused until the window ends."""
+        self.check(repo, [key], now)
+        row = self._row(repo, key, now)
+        if now - as_utc(row.updated_at) > window:
+            row.failures = 0
+        if row.failures == 0:
+            row.updated_at = now  # the window starts with its first use
+        row.failures += 1
+        if row.failures >= limit:
+            row.blocked_until = as_utc(row.updated_at) + window

@@ -1,0 +1,30 @@
+"""A real, migrated identity database behind the rules, per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from identity.__main__ import MIGRATIONS
+from identity.models import Outbox, Repository
+from identity.passwords import Passwords
+from identity.service import IdentityService, SignUp
+from identity.tokens import TokenSigner, generate_private_pem
+from servicekit.caller import TokenVerifier
+from servicekit.testing import migrated_uow
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> IdentityService:
+    uow = migrated_uow(MIGRATIONS, f"sqlite:///{tmp_path}/identity.db", Outbox, Repository)
+    signer = TokenSigner(generate_private_pem(), 600)
+    verifier = TokenVerifier(signer.jwks, b"s" * 40)
+    # Cheap hashing parameters keep the unit tests fast; production uses OWASP's.
+    return IdentityService(uow, Passwords(1024, 1, 1), signer, verifier, "uk", "2024-01", throttle_key=b"k" * 32)
+
+
+def signup(**overrides: str) -> SignUp:
+    values = dict(username="ada", email="ada@example.com", password="correct horse battery", first_name="Ada",
+                  last_name="Lovelace", company="Engines", job_title="Analyst", phone="", country="GB")
+    values.update(overrides)
+    return SignUp(**values)  # type: ignore[arg-type]

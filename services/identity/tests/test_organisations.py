@@ -1,0 +1,275 @@
+"""Organisations and reseller relationships (section 5.1.1) against a real, migrated database."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from identity.__main__ import MIGRATIONS
+from identity.models import Account, OrganisationAudit, Outbox, Repository
+from identity.organisations import OrganisationRules
+from kaseum.events.v1 import envelope_pb2
+from kaseum.events.v1 import identity_events_pb2 as ev
+from servicekit.caller import Principal
+from servicekit.db import UnitOfWorkFactory, new_id, utcnow
+from servicekit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from servicekit.testing import migrated_uow, person
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import DBAPIError
+
+pytestmark = [pytest.mark.notice("5.1.1"), pytest.mark.rule("R-SHARE-1")]
+
+ADMIN = person("a" * 32, "admin")
+CLI = Principal("service", "cli", "service")
+TICKETS = Principal("service", "tickets", "service")
+
+
+POSTGRES = os.environ.get("KASEUM_TEST_POSTGRES", "")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"] if POSTGRES else ["sqlite"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """SQLite always; PostgreSQL too when KASEUM_TEST_POSTGRES names a server (as .ci/run does)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/identity.db"
+        return
+    import psycopg
+
+    admin = POSTGRES
+
+    name = f"k_orgs_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"{admin.rsplit('/', 1)[0]}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def uow(database_url: str) -> Iterator[UnitOfWorkFactory[Repository]]:
+    factory = migrated_uow(MIGRATIONS, database_url, Outbox, Repository)
+    yield factory
+    factory.session_factory.kw["bind"].dispose()
+
+
+@pytest.fixture
+def rules(uow: UnitOfWorkFactory[Repository]) -> OrganisationRules:
+    return OrganisationRules(uow)
+
+
+def account_in(uow: UnitOfWorkFactory[Repository], organisation_id: str | None, role: str = "reseller") -> str:
+    """A staff account row in an organisation (the accounts rules are tested in test_accounts.py)."""
+    now, tag = utcnow(), new_id()
+    with uow() as work:
+        work.repo.add(Account(
+            id=tag, username=f"u{tag[:10]}", username_key=f"u{tag[:10]}", email=f"{tag}@example.com",
+            email_key=f"{tag}@example.com", password_hash="x", first_name="", last_name="", company="",
+            job_title="", phone="", country="GB", region="uk", role=role, organisation_id=organisation_id,
+            restricted=False, created_at=now, updated_at=now))
+        work.commit()
+    return tag
+
+
+def relationship_events(uow: UnitOfWorkFactory[Repository]) -> list[ev.ResellerRelationshipChanged]:
+    found = []
+    with uow() as work:
+        for row in work.session.scalars(select(Outbox).order_by(Outbox.created_at)):
+            env = envelope_pb2.Envelope.FromString(row.data)
+            if env.type == "identity.reseller.relationship_changed":
+                assert row.subject == "uk.identity.reseller.relationship_changed"
+                event = ev.ResellerRelationshipChanged()
+                assert env.payload.Unpack(event)
+                assert env.subject_id == event.reseller_id
+                found.append(event)
+    return found
+
+
+def audit(uow: UnitOfWorkFactory[Repository], organisation_id: str) -> list[OrganisationAudit]:
+    with uow() as work:
+        return work.repo.audit_trail(organisation_id)
+
+
+def test_an_admin_creates_a_reseller_with_countries_normalised_audited_and_published(
+        rules: OrganisationRules, uow: UnitOfWorkFactory[Repository]) -> None:
+    made = rules.create(ADMIN, "  Channel   Partners Ltd ", "reseller", ["gb", "IE", "GB"])
+    assert (made.organisation.name, made.organisation.kind) == ("Channel Partners Ltd", "reseller")
+    assert made.countries == ["GB", "IE"] and made.customer_organisation_ids == []
+    assert rules.get(ADMIN, made.organisation.id).countries == ["GB", "IE"]
+    [event] = relationship_events(uow)
+    assert (event.change, list(event.countries), event.changed_by) == ("countries_set", ["GB", "IE"], ADMIN.subject_id)
+    trail = audit(uow, made.organisation.id)
+    assert [(a.action, a.actor_kind, a.actor_id) for a in trail] == [
+        ("organisation_created", "person", ADMIN.subject_id), ("countries_set", "person", ADMIN.subject_id)]
+    assert trail[1].detail == "GB,IE" and all(a.at is not None for a in trail)
+
+
+def test_the_cli_may_manage_organisations(rules: OrganisationRules) -> None:
+    made = rules.create(CLI, "Acme", "customer", [])
+    assert rules.get(CLI, made.organisation.id).organisation.kind == "customer"
+
+
+@pytest.mark.rule("R-SEC-1")
+@pytest.mark.parametrize("who", [person("c" * 32, "customer"), person("g" * 32, "agent"),
+                                 person("r" * 32, "reseller"), person("d" * 32, "dpo"),
+                                 person("n" * 32, "analyst"), TICKETS, Principal("service", "rights", "service"),
+                                 Principal("service", "admin", "service")])
+def test_everyone_but_admins_and_the_cli_is_denied(rules: OrganisationRules, who: Principal) -> None:
+    reseller = rules.create(ADMIN, "Resell", "reseller", [])
+    customer = rules.create(ADMIN, "Buyer", "customer", [])
+    rid, cid = reseller.organisation.id, customer.organisation.id
+    attempts = [
+        lambda: rules.create(who, "Other", "customer", []),
+        lambda: rules.get(who, rid),
+        lambda: rules.page(who, "", "", 0),
+        lambda: rules.set_countries(who, rid, ["GB"]),
+        lambda: rules.add_customer(who, rid, cid),
+        lambda: rules.remove_customer(who, rid, cid),
+    ]
+    for attempt in attempts:
+        with pytest.raises(PermissionDenied):
+            attempt()
+    with pytest.raises(Unauthenticated):
+        rules.create(None, "Anonymous", "customer", [])
+    assert rules.get(ADMIN, rid).customer_organisation_ids == []  # nothing changed
+
+
+@pytest.mark.parametrize(("name", "kind", "countries"), [
+    ("", "customer", []), ("   ", "reseller", []), ("x" * 201, "customer", []), ("Bad\x00Name", "customer", []),
+    ("Acme", "partner", []), ("Acme", "", []), ("Acme", "reseller", ["XX"]), ("Acme", "reseller", ["GBR"]),
+    ("Acme", "reseller", [""]), ("Acme", "reseller", ["1A"]), ("Acme", "customer", ["GB"]),
+])
+def test_invalid_organisations_are_refused(rules: OrganisationRules, name: str, kind: str,
+                                           countries: list[str]) -> None:
+    with pytest.raises(InvalidArgument):
+        rules.create(ADMIN, name, kind, countries)
+
+
+def test_names_are_unique_per_kind_case_insensitively(rules: OrganisationRules) -> None:
+    rules.create(ADMIN, "Engines Ltd", "customer", [])
+    with pytest.raises(Conflict):
+        rules.create(ADMIN, "ENGINES LTD", "customer", [])
+    assert rules.create(ADMIN, "Engines Ltd", "reseller", []).organisation.kind == "reseller"
+
+
+def test_linking_a_customer_widens_the_scope_and_unlinking_narrows_it(
+        rules: OrganisationRules, uow: UnitOfWorkFactory[Repository]) -> None:
+    reseller = rules.create(ADMIN, "Channel", "reseller", ["FR"]).organisation
+    customer = rules.create(ADMIN, "Buyer", "customer", []).organisation
+    other = rules.create(ADMIN, "Not sold to", "customer", []).organisation
+    seller = account_in(uow, reseller.id)
+    scope = rules.reseller_scope(TICKETS, seller)
+    assert (scope.reseller_id, scope.customer_organisation_ids, scope.countries) == (reseller.id, [], ["FR"])
+
+    link = rules.add_customer(ADMIN, reseller.id, customer.id)
+    assert (link.reseller_id, link.customer_organisation_id) == (reseller.id, customer.id) and link.since
+    scope = rules.reseller_scope(TICKETS, seller)
+    assert scope.customer_organisation_ids == [customer.id] and other.id not in scope.customer_organisation_ids
+    assert rules.get(ADMIN, reseller.id).customer_organisation_ids == [customer.id]
+    with pytest.raises(Conflict):
+        rules.add_customer(CLI, reseller.id, customer.id)
+
+    rules.remove_customer(CLI, reseller.id, customer.id)
+    assert rules.reseller_scope(ADMIN, seller).customer_organisation_ids == []
+    with pytest.raises(NotFound):
+        rules.remove_customer(ADMIN, reseller.id, customer.id)
+
+    changes = [(e.change, e.customer_organisation_id, e.changed_by) for e in relationship_events(uow)]
+    assert changes == [("countries_set", "", ADMIN.subject_id), ("customer_added", customer.id, ADMIN.subject_id),
+                       ("customer_removed", customer.id, "cli")]
+    assert [e.countries for e in relationship_events(uow)][-1] == ["FR"]
+    trail = [(a.action, a.actor_id, a.customer_organisation_id) for a in audit(uow, reseller.id)]
+    assert trail[-2:] == [("customer_added", ADMIN.subject_id, customer.id), ("customer_removed", "cli", customer.id)]
+
+
+def test_links_need_a_reseller_and_a_customer_that_exist(rules: OrganisationRules) -> None:
+    reseller = rules.create(ADMIN, "Channel", "reseller", []).organisation
+    customer = rules.create(ADMIN, "Buyer", "customer", []).organisation
+    another_reseller = rules.create(ADMIN, "Channel 2", "reseller", []).organisation
+    with pytest.raises(NotFound):
+        rules.add_customer(ADMIN, "0" * 32, customer.id)
+    with pytest.raises(NotFound):
+        rules.add_customer(ADMIN, reseller.id, "0" * 32)
+    with pytest.raises(NotFound):
+        rules.add_customer(ADMIN, "", "")
+    with pytest.raises(InvalidArgument):
+        rules.add_customer(ADMIN, customer.id, customer.id)  # a customer is not a reseller
+    with pytest.raises(InvalidArgument):
+        rules.add_customer(ADMIN, reseller.id, another_reseller.id)  # resellers are not customers
+    with pytest.raises(NotFound):
+        rules.remove_customer(ADMIN, reseller.id, "0" * 32)
+    with pytest.raises(NotFound):
+        rules.get(ADMIN, "0" * 32)
+
+
+def test_countries_are_replaced_and_an_unchanged_list_is_no_change(
+        rules: OrganisationRules, uow: UnitOfWorkFactory[Repository]) -> None:
+    reseller = rules.create(ADMIN, "Channel", "reseller", []).organisation
+    customer = rules.create(ADMIN, "Buyer", "customer", []).organisation
+    assert rules.set_countries(ADMIN, reseller.id, ["de", "AT"]).countries == ["AT", "DE"]
+    assert rules.set_countries(ADMIN, reseller.id, ["AT", "DE"]).countries == ["AT", "DE"]
+    assert rules.set_countries(CLI, reseller.id, []).countries == []
+    assert [list(e.countries) for e in relationship_events(uow)] == [["AT", "DE"], []]
+    with pytest.raises(InvalidArgument):
+        rules.set_countries(ADMIN, reseller.id, ["GB", "ZZ"])
+    with pytest.raises(InvalidArgument):
+        rules.set_countries(ADMIN, customer.id, ["GB"])
+    with pytest.raises(NotFound):
+        rules.set_countries(ADMIN, "0" * 32, ["GB"])
+    assert rules.get(ADMIN, reseller.id).countries == []
+
+
+@pytest.mark.rule("R-SEC-1")
+def test_the_scope_is_for_the_tickets_service_and_admins_only(
+        rules: OrganisationRules, uow: UnitOfWorkFactory[Repository]) -> None:
+    reseller = rules.create(ADMIN, "Channel", "reseller", ["GB"]).organisation
+    seller = account_in(uow, reseller.id)
+    for who in (person(seller, "reseller"), person("c" * 32, "customer"), person("g" * 32, "agent"),
+                Principal("service", "consent", "service")):
+        with pytest.raises(PermissionDenied):
+            rules.reseller_scope(who, seller)
+    with pytest.raises(Unauthenticated):
+        rules.reseller_scope(None, seller)
+    assert rules.reseller_scope(CLI, seller).countries == ["GB"]
+
+
+def test_only_reseller_accounts_have_a_scope(rules: OrganisationRules, uow: UnitOfWorkFactory[Repository]) -> None:
+    reseller = rules.create(ADMIN, "Channel", "reseller", ["GB"]).organisation
+    customer = rules.create(ADMIN, "Buyer", "customer", []).organisation
+    for account in (account_in(uow, customer.id, role="customer"), account_in(uow, reseller.id, role="agent"),
+                    account_in(uow, customer.id, role="reseller"), account_in(uow, None), "0" * 32, ""):
+        with pytest.raises(NotFound):
+            rules.reseller_scope(TICKETS, account)
+
+
+@pytest.mark.rule("R-SEC-1")
+def test_the_audit_trail_is_append_only_in_the_database(
+        rules: OrganisationRules, uow: UnitOfWorkFactory[Repository]) -> None:
+    reseller = rules.create(ADMIN, "Channel", "reseller", ["GB"]).organisation
+    for change in (update(OrganisationAudit).values(actor_id="someone else"), delete(OrganisationAudit)):
+        with uow() as work, pytest.raises(DBAPIError, match="append-only"):
+            work.session.execute(change)
+            work.commit()
+    assert len(audit(uow, reseller.id)) == 2
+
+
+def test_organisations_are_listed_newest_first_by_kind_with_a_cursor(rules: OrganisationRules) -> None:
+    made = [rules.create(ADMIN, f"Org {i}", "reseller" if i % 2 else "customer", ["GB"] if i % 2 else []).organisation
+            for i in range(5)]
+    seen, cursor = [], ""
+    while True:
+        page = rules.page(ADMIN, "", cursor, 2)
+        assert len(page.items) <= 2
+        seen += [v.organisation.id for v in page.items]
+        if not page.next_cursor:
+            break
+        cursor = page.next_cursor
+    assert seen == [o.id for o in reversed(made)]
+    resellers = rules.page(CLI, "reseller", "", 0).items
+    assert [v.organisation.id for v in resellers] == [made[3].id, made[1].id]
+    assert all(v.countries == ["GB"] for v in resellers)
+    for kind, cursor, size in (("partner", "", 0), ("", "not-a-cursor!", 0), ("", "", 101), ("", "", -1)):
+        with pytest.raises(InvalidArgument):
+            rules.page(ADMIN, kind, cursor, size)

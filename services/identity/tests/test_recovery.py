@@ -1,0 +1,159 @@
+"""Refresh tokens, e-mail verification and password reset: single use, expiring, no enumeration."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from identity.models import AccountToken, Outbox
+from identity.passwords import Passwords
+from identity.recovery import RESET, VERIFY
+from identity.service import IdentityService
+from kaseum.events.v1 import envelope_pb2, identity_events_pb2
+from servicekit.db import utcnow
+from servicekit.errors import Conflict, InvalidArgument, Throttled, Unauthenticated
+from sqlalchemy import select, update
+
+from .conftest import signup
+
+
+def requested(service: IdentityService, kind: str) -> list[identity_events_pb2.MessageRequested]:
+    """The message requests identity wrote to its outbox (what consent will send)."""
+    found = []
+    with service.uow() as uow:
+        for row in uow.session.scalars(select(Outbox).order_by(Outbox.created_at)):
+            env = envelope_pb2.Envelope.FromString(row.data)
+            if env.type == "identity.message.requested":
+                event = identity_events_pb2.MessageRequested()
+                env.payload.Unpack(event)
+                if event.kind == kind:
+                    found.append(event)
+    return found
+
+
+def test_refresh_rotates_and_a_replayed_refresh_token_ends_the_session(service: IdentityService) -> None:
+    service.sign_up(signup())
+    first = service.login("ada", "correct horse battery", "", "")
+    second = service.refresh(first.refresh)
+    assert second.refresh != first.refresh and service.authenticate(second.access)
+    with pytest.raises(Unauthenticated):
+        service.refresh(first.refresh)  # used twice: stolen, so the session ends
+    with pytest.raises(Unauthenticated):
+        service.refresh(second.refresh)
+    with pytest.raises(Unauthenticated):
+        service.authenticate(second.access)
+
+
+@pytest.mark.parametrize("forged", ["", "nope", "abc.def", "0" * 32 + ".x"])
+def test_forged_refresh_tokens_are_refused(service: IdentityService, forged: str) -> None:
+    with pytest.raises(Unauthenticated):
+        service.refresh(forged)
+
+
+@pytest.mark.notice("3.2.2")
+def test_sign_up_asks_for_a_verification_message_and_the_token_works_once(service: IdentityService) -> None:
+    account = service.sign_up(signup())
+    [message] = requested(service, VERIFY)
+    assert message.account_id == account.id and message.token_id
+    token, row = service.recovery.claim(message.token_id)
+    assert row.purpose == VERIFY and message.token_id in token
+    with pytest.raises(Conflict):
+        service.recovery.claim(message.token_id)  # the secret is shown once
+    with service.uow() as uow:
+        stored = uow.repo.token(message.token_id)
+        assert stored is not None and stored.secret_hash and token.split(".")[1] not in stored.secret_hash
+    service.recovery.confirm_email(token)
+    with pytest.raises(InvalidArgument):
+        service.recovery.confirm_email(token)
+    with service.uow() as uow:
+        verified = uow.repo.account(account.id)
+        assert verified is not None and verified.email_verified_at is not None
+
+
+def test_a_changed_address_is_verified_again(service: IdentityService) -> None:
+    account = service.sign_up(signup())
+    service.rectify(account.id, {"email": "ada@lovelace.example"})
+    assert len(requested(service, VERIFY)) == 2
+
+
+@pytest.mark.rule("R-SEC-2")
+def test_password_reset_sets_a_new_password_and_revokes_every_session(service: IdentityService) -> None:
+    service.sign_up(signup())
+    session = service.login("ada", "correct horse battery", "", "")
+    service.recovery.request_reset("ADA@example.com", "198.51.100.7")
+    [message] = requested(service, RESET)
+    token, _ = service.recovery.claim(message.token_id)
+    with pytest.raises(InvalidArgument):
+        service.recovery.confirm_reset(token, "password1234")  # weak: refused, token still good
+    assert service.recovery.confirm_reset(token, "a brand new passphrase")
+    with pytest.raises(Unauthenticated):
+        service.authenticate(session.access)
+    with pytest.raises(InvalidArgument):
+        service.recovery.confirm_reset(token, "yet another passphrase")  # single use
+    assert service.login("ada", "a brand new passphrase", "", "").access
+
+
+def test_reset_of_an_unknown_address_looks_the_same_and_sends_nothing(service: IdentityService) -> None:
+    service.sign_up(signup())
+    assert service.recovery.request_reset("nobody@example.com", "") is None
+    assert service.recovery.request_reset("not an address", "") is None
+    assert requested(service, RESET) == []
+
+
+def test_reset_tokens_expire_and_cannot_serve_as_verification(service: IdentityService) -> None:
+    service.sign_up(signup())
+    service.recovery.request_reset("ada@example.com", "")
+    [message] = requested(service, RESET)
+    token, _ = service.recovery.claim(message.token_id)
+    with pytest.raises(InvalidArgument):
+        service.recovery.confirm_email(token)  # wrong purpose
+    with service.uow() as uow:
+        uow.session.execute(update(AccountToken).where(AccountToken.id == message.token_id)
+                            .values(expires_at=utcnow() - timedelta(seconds=1)))
+        uow.commit()
+    with pytest.raises(InvalidArgument) as expired:
+        service.recovery.confirm_reset(token, "a brand new passphrase")
+    assert expired.value.code == "invalid_token"
+
+
+def test_reset_requests_are_capped_per_address_known_or_not(service: IdentityService) -> None:
+    service.sign_up(signup())
+    for address in ("ada@example.com", "nobody@example.com"):
+        for _ in range(3):
+            service.recovery.request_reset(address, "")
+        with pytest.raises(Throttled):
+            service.recovery.request_reset(address, "")
+
+
+def test_sign_ups_are_capped_per_address(service: IdentityService) -> None:
+    for n in range(20):
+        service.sign_up(signup(username=f"user{n}", email=f"u{n}@example.com", ip_address="198.51.100.9"))
+    with pytest.raises(Throttled):
+        service.sign_up(signup(username="user99", email="u99@example.com", ip_address="198.51.100.9"))
+    assert service.sign_up(signup(username="user98", email="u98@example.com", ip_address="198.51.100.10"))
+
+
+@pytest.mark.rule("R-SEC-2")
+def test_a_hash_made_with_weaker_parameters_is_upgraded_at_login(service: IdentityService) -> None:
+    weak = Passwords(512, 1, 1).hash("correct horse battery")
+    account = service.sign_up(signup())
+    with service.uow() as uow:
+        stored = uow.repo.account(account.id)
+        assert stored is not None
+        stored.password_hash = weak
+        uow.commit()
+    service.login("ada", "correct horse battery", "", "")
+    with service.uow() as uow:
+        upgraded = uow.repo.account(account.id)
+        assert upgraded is not None and upgraded.password_hash != weak and "m=1024" in upgraded.password_hash
+
+
+@pytest.mark.notice("3.2.3")
+def test_the_browser_time_zone_is_recorded_and_validated(service: IdentityService) -> None:
+    account = service.sign_up(signup())
+    service.login("ada", "correct horse battery", "", "", time_zone="Europe/London")
+    tables = {name: (cols, rows) for name, _, cols, rows in service.export(account.id).tables}
+    cols, rows = tables["sign_ins"]
+    assert dict(zip(cols, rows[0], strict=True))["time_zone"] == "Europe/London"
+    with pytest.raises(InvalidArgument):
+        service.login("ada", "correct horse battery", "", "", time_zone="Mars/Olympus")
