@@ -150,6 +150,9 @@ class TokenVerifier:
                          str(claims["sid"]))
 
     def verify_service(self, token: str) -> Principal:
+        if len(self._service_secret) < 32:
+            # A process without the deployment secret (the gateway) accepts no service token.
+            raise Unauthenticated("invalid service credentials")
         try:
             claims = jwt.decode(token, self._service_secret, algorithms=["HS256"],
                                 audience=SERVICE_AUDIENCE, options={"require": ["exp", "sub"]})

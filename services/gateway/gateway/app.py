@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import errors, openapi
 from .api import accounts, admin, analytics, me, organisations, rights, tickets
-from .backends import Backends, connect
+from .backends import Backends, connect, jwks_verifier
 from .config import GatewaySettings
 from .errors import error_response
 from .health import bp as health_bp
@@ -32,6 +32,7 @@ def create_app(settings: GatewaySettings | None = None, backends: Backends | Non
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     app.extensions["kaseum_backends"] = backends or connect(settings)
+    app.extensions["kaseum_verifier"] = jwks_verifier(app.extensions["kaseum_backends"])
     app.extensions["kaseum_settings"] = settings
     errors.register(app)
 

@@ -1,4 +1,10 @@
-"""Who is calling: the bearer token, checked by identity (signature, expiry, live session)."""
+"""Who is calling: the bearer token.
+
+The gateway verifies signature and expiry itself against identity's public keys (JWKS,
+fetched once and again only for an unknown key id), so a forged or expired token costs
+no call; identity then confirms that the session is still live, so a revoked session is
+refused on its very next request.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,8 @@ from dataclasses import dataclass
 
 from flask import current_app, g, request
 from kaseum.identity.v1 import identity_pb2
-from servicekit.caller import person_metadata
+from servicekit import errors
+from servicekit.caller import TokenVerifier, person_metadata
 
 from .backends import Backends
 from .errors import fail
@@ -38,9 +45,17 @@ def bearer_token() -> str:
     return token.strip()
 
 
+def verifier() -> TokenVerifier:
+    return current_app.extensions["kaseum_verifier"]  # type: ignore[no-any-return]
+
+
 def require_caller() -> Caller:
     if "caller" not in g:
         token = bearer_token()
+        try:
+            verifier().verify_person(token)
+        except errors.Unauthenticated as exc:
+            fail(401, exc.code, exc.message)
         response = backends().identity.Authenticate(identity_pb2.AuthenticateRequest(token=token))
         p = response.principal
         g.caller = Caller(p.subject_id, p.role, p.region, p.session_id, token)
