@@ -851,7 +851,7 @@ def main(argv: list[str] | None = None) -> int:
                                                    "(default a tenth of --requests, at least 50)")
     parser.add_argument("--idle", type=float, default=3.0, help="seconds of idling before reading memory")
     parser.add_argument("--logins", type=int, help="logins at saturation (default 400; 60 with --quick); "
-                                                   "a tenth of them, at least 20, over one connection")
+                                                   "a quarter as many, at least 20, over one connection")
     parser.add_argument("--login-accounts", type=int, default=32,
                         help="customers the logins cycle through (and whose tokens the authentication runs use)")
     parser.add_argument("--only", choices=["tickets", "identity"], help="run only the ticket or the identity part")
@@ -862,7 +862,7 @@ def main(argv: list[str] | None = None) -> int:
     warmup = args.warmup if args.warmup is not None else max(50, requests // 10)
     logins = args.logins or (60 if args.quick else 400)
     plan = Plan(requests=requests, concurrency=args.concurrency, warmup=warmup, accounts=args.accounts,
-                idle=args.idle, logins=logins, serial_logins=max(20, logins // 10),
+                idle=args.idle, logins=logins, serial_logins=max(20, logins // 4),
                 login_accounts=max(1, args.login_accounts), probes=max(100, requests // 2),
                 tickets=args.only != "identity", identity=args.only != "tickets")
 

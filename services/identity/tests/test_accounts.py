@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from identity.models import LoginThrottle, Outbox
+from identity.passwords import Passwords
 from identity.service import IdentityService, NewStaff
 from servicekit.db import utcnow
 from servicekit.errors import Conflict, InvalidArgument, PermissionDenied, Throttled, Unauthenticated, WrongRegion
@@ -206,3 +207,26 @@ def test_restriction_is_published_for_other_services(service: IdentityService) -
     with service.uow() as uow:
         subjects = [r.subject for r in uow.session.scalars(select(Outbox).order_by(Outbox.created_at))]
     assert subjects.count("uk.identity.account.restricted") == 2
+
+
+class CountingPasswords(Passwords):
+    """The real hasher, counting verifications: each login path must cost the same work."""
+
+    def __init__(self) -> None:
+        super().__init__(1024, 1, 1)
+        self.verified = 0
+
+    def verify(self, stored: str | None, password: str) -> bool:
+        self.verified += 1
+        return super().verify(stored, password)
+
+
+def test_unknown_login_costs_one_hash_like_a_wrong_password(service: IdentityService) -> None:
+    service.sign_up(signup())
+    counting = CountingPasswords()
+    service.passwords = counting
+    for login in ("ada", "nobody"):
+        before = counting.verified
+        with pytest.raises(Unauthenticated):
+            service.login(login, "wrong password!!", "", "")
+        assert counting.verified - before == 1, login
