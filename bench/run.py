@@ -826,8 +826,8 @@ def report_identity(r: IdentityResult, concurrency: int) -> None:
         "server CPU per request from /proc):")
     one = per_request_cpu(r.login_one)
     rest = sum(v for k, v in one.items() if k not in ("identity", "gateway"))
-    say(f"  login {r.login_one.p50_ms:.1f} ms: identity.Login alone {g.login_ms:.1f} ms, of which one verify "
-        f"{h.verify_ms:.1f} ms; CPU per login: identity {one.get('identity', 0):.1f} ms, gateway "
+    say(f"  login {r.login_one.p50_ms:.1f} ms: identity.Login alone {g.login_ms:.1f} ms (one verify in this process "
+        f"{h.verify_ms:.1f} ms); CPU per login: identity {one.get('identity', 0):.1f} ms, gateway "
         f"{one.get('gateway', 0):.1f} ms, other processes {rest:.1f} ms")
     with_token, without = per_request_cpu(r.token), per_request_cpu(r.no_token)
     extra = ", ".join(f"{name} {with_token[name] - without.get(name, 0):+.1f} ms" for name in with_token

@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import server_interceptor
+from sqlalchemy.exc import IntegrityError
 
 from . import caller
 from .errors import (
@@ -29,6 +30,7 @@ from .logs import get_logger
 log = get_logger(__name__)
 
 ERROR_CODE_KEY = "kaseum-error-code"
+RACE_MESSAGE = "a conflicting change happened at the same time; try again"
 RETRY_AFTER_KEY = "kaseum-retry-after"
 
 _STATUS: list[tuple[type[DomainError], grpc.StatusCode]] = [
@@ -75,6 +77,9 @@ class CallerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                     raise Unauthenticated("credentials required")
                 token = caller.set_current(principal)
                 return behaviour(request, context)
+            except IntegrityError:
+                # Two requests raced on a unique key: the loser is told to try again, not "internal".
+                failure = (grpc.StatusCode.ABORTED, "conflict", RACE_MESSAGE)
             except DomainError as exc:
                 failure = (status_of(exc), exc.code, exc.message)
                 if isinstance(exc, Throttled):

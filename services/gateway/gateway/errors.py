@@ -18,6 +18,7 @@ _HTTP = {
     grpc.StatusCode.PERMISSION_DENIED: (403, "forbidden"),
     grpc.StatusCode.UNAUTHENTICATED: (401, "unauthenticated"),
     grpc.StatusCode.ALREADY_EXISTS: (409, "conflict"),
+    grpc.StatusCode.ABORTED: (409, "conflict"),
     grpc.StatusCode.FAILED_PRECONDITION: (422, "failed_precondition"),
     grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "throttled"),
     grpc.StatusCode.UNAVAILABLE: (503, "service_unavailable"),

@@ -8,6 +8,8 @@ from servicekit.outbox import InboxMixin, OutboxMixin
 from servicekit.personal_data import table_of
 from servicekit.subject_data import TableRows
 from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -296,6 +298,15 @@ class Repository(OrganisationRepository):
 
     def throttle(self, key: str) -> LoginThrottle | None:
         return self.session.get(LoginThrottle, key)
+
+    def throttle_row(self, key: str, now: datetime) -> LoginThrottle:
+        """The row for `key`, created if absent; concurrent first uses create it once."""
+        insert = sqlite_insert if self.session.get_bind().dialect.name == "sqlite" else pg_insert
+        self.session.execute(insert(LoginThrottle).values(key=key, failures=0, blocked_until=None, updated_at=now)
+                             .on_conflict_do_nothing(index_elements=["key"]))
+        row = self.session.get(LoginThrottle, key, populate_existing=True, with_for_update=True)
+        assert row is not None
+        return row
 
     def purge_technical(self, before: datetime, batch: int) -> int:
         """Delete up to `batch` sign-in records, and ended sessions, older than `before`."""

@@ -39,11 +39,7 @@ class Throttle:
 
     @staticmethod
     def _row(repo: Repository, key: str, now: datetime) -> LoginThrottle:
-        row = repo.throttle(key)
-        if row is None:
-            row = LoginThrottle(key=key, failures=0, blocked_until=None, updated_at=now)
-            repo.add(row)
-        return row
+        return repo.throttle_row(key, now)
 
     def failed(self, repo: Repository, keys: list[str], now: datetime) -> None:
         """Count a failure; past the free ones, back off exponentially (capped)."""

@@ -230,3 +230,21 @@ def test_unknown_login_costs_one_hash_like_a_wrong_password(service: IdentitySer
         with pytest.raises(Unauthenticated):
             service.login(login, "wrong password!!", "", "")
         assert counting.verified - before == 1, login
+
+
+def test_concurrent_first_failures_on_one_key_all_count(service: IdentityService) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def fail_once(_: int) -> str:
+        try:
+            service.login("someone", "wrong password!!", "203.0.113.50", "")
+        except (Unauthenticated, Throttled) as exc:
+            return type(exc).__name__
+        return "ok"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(fail_once, range(8)))
+    assert set(outcomes) <= {"Unauthenticated", "Throttled"}, outcomes
+    with service.uow() as uow:
+        rows = {row.key.split(":")[0]: row.failures for row in uow.session.scalars(select(LoginThrottle))}
+    assert rows["login"] + outcomes.count("Throttled") >= 8
