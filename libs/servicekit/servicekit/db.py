@@ -42,6 +42,9 @@ def make_engine(url: str) -> Engine:
             # WAL lets replicas read while one writes; secure_delete overwrites
             # freed pages so erased rows do not linger in the file.
             cur.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode NORMAL syncs at checkpoints, not at every commit: a power cut can lose
+            # the last transactions but never corrupts the file (SQLite is the single-machine default).
+            cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA secure_delete=ON")
