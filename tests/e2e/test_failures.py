@@ -24,14 +24,33 @@ def test_a_service_down_is_503_with_retry_after_and_ready_says_so(make_stack) ->
     eventually(lambda: user.call("GET", "/api/v1/tickets").status_code == 200, what="tickets back")
 
 
-def test_identity_down_means_no_one_is_let_in(make_stack) -> None:  # type: ignore[no-untyped-def]
+def test_identity_down_stops_sign_in_but_not_signed_in_work(make_stack) -> None:  # type: ignore[no-untyped-def]
+    stack: Stack = make_stack()
+    stack.start()
+    api = Api(stack.gateway_url)
+    user, _, body = sign_up_and_log_in(api)
+    stack.stop_process("identity")
+    # Tokens are checked with cached public keys and the revoked-session bucket: no identity call.
+    assert user.call("GET", "/api/v1/tickets").status_code == 200
+    login = api.call("POST", "/api/v1/sessions", json={"login": body["username"], "password": body["password"]})
+    assert login.status_code == 503 and login.json()["error"]["code"] == "service_unavailable"
+
+
+def test_with_nats_down_the_gateway_asks_identity_and_logout_waits(make_stack) -> None:  # type: ignore[no-untyped-def]
     stack: Stack = make_stack()
     stack.start()
     api = Api(stack.gateway_url)
     user, _, _ = sign_up_and_log_in(api)
-    stack.stop_process("identity")
-    response = user.call("GET", "/api/v1/tickets")
-    assert response.status_code == 503  # deny: the session cannot be checked
+    stack.stop_nats()
+    assert user.call("GET", "/api/v1/me").status_code == 200  # identity answers for the bucket
+    # The revocation cannot reach the gateways: the logout is refused, not half done.
+    refused = user.call("DELETE", "/api/v1/sessions/current")
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+    assert user.call("GET", "/api/v1/me").status_code == 200
+    stack.start_nats()
+    eventually(lambda: user.call("DELETE", "/api/v1/sessions/current").status_code == 204, timeout=60,
+               what="logout once NATS is back")
+    assert user.call("GET", "/api/v1/me").status_code == 401
 
 
 def test_nats_down_requests_still_work_and_health_names_the_dependency(make_stack) -> None:  # type: ignore[no-untyped-def]

@@ -123,6 +123,23 @@ class TokenVerifier:
         self._last_fetch = 0.0
         self._lock = threading.Lock()
 
+    def warm_up(self, attempts: int = 120) -> None:
+        """Fetch the keys in the background now (retrying while identity starts), so that
+        tokens can be checked later even while identity is away."""
+        def fetch() -> None:
+            for _ in range(attempts):
+                try:
+                    jwks = self._jwks_source()
+                except Exception:  # identity not up yet: try again shortly
+                    time.sleep(1)
+                    continue
+                with self._lock:
+                    self._keys = {k["kid"]: jwt.PyJWK.from_dict(k).key for k in jwks.get("keys", []) if "kid" in k}
+                    self._last_fetch = time.monotonic()
+                return
+
+        threading.Thread(target=fetch, name="jwks", daemon=True).start()
+
     def _key(self, kid: str) -> Any:
         with self._lock:
             # Refetch on an unknown kid (key rotation), at most every 5 s.

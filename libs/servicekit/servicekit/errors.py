@@ -45,6 +45,12 @@ class WrongRegion(DomainError):
     code = "wrong_region"
 
 
+class Unavailable(DomainError):
+    """A dependency needed to complete the change safely is down; the caller may retry."""
+
+    code = "service_unavailable"
+
+
 class Throttled(DomainError):
     """Too many attempts; `retry_after` says in how many seconds to try again."""
 

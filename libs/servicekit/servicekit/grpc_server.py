@@ -23,6 +23,7 @@ from .errors import (
     PermissionDenied,
     Throttled,
     Unauthenticated,
+    Unavailable,
     WrongRegion,
 )
 from .logs import get_logger
@@ -41,6 +42,7 @@ _STATUS: list[tuple[type[DomainError], grpc.StatusCode]] = [
     (Conflict, grpc.StatusCode.ALREADY_EXISTS),
     (WrongRegion, grpc.StatusCode.FAILED_PRECONDITION),
     (Throttled, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (Unavailable, grpc.StatusCode.UNAVAILABLE),
 ]
 
 

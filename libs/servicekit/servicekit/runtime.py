@@ -62,6 +62,8 @@ class ServiceRuntime(Generic[R]):
         self.credentials = caller.ServiceCredentials(s.service_secret(), s.service_name)
         source = self.jwks_source or identity_jwks_source(s, self.credentials)
         self.verifier = caller.TokenVerifier(source, s.service_secret())
+        if self.jwks_source is None:
+            self.verifier.warm_up()
         self.bus = Bus(s.nats_url, s.region, s.service_name)
         self.outbox.on_commit(self.bus.wake)
         self.bus.relay(self.session_factory, self.outbox_model)

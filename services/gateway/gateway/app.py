@@ -7,7 +7,9 @@ import json
 from flask import Flask, Response, request
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from servicekit import telemetry
+from servicekit.bus import Bus
 from servicekit.logs import setup_logging
+from servicekit.revocations import RevocationList
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import errors, openapi
@@ -33,6 +35,11 @@ def create_app(settings: GatewaySettings | None = None, backends: Backends | Non
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     app.extensions["kaseum_backends"] = backends or connect(settings)
     app.extensions["kaseum_verifier"] = jwks_verifier(app.extensions["kaseum_backends"])
+    app.extensions["kaseum_verifier"].warm_up()
+    # Each worker process keeps one NATS connection for the revoked-session lookups.
+    bus = Bus(settings.nats_url, settings.region, "gateway")
+    bus.start()
+    app.extensions["kaseum_revocations"] = RevocationList(bus, settings.region)
     app.extensions["kaseum_settings"] = settings
     errors.register(app)
 

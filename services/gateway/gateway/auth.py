@@ -2,8 +2,10 @@
 
 The gateway verifies signature and expiry itself against identity's public keys (JWKS,
 fetched once and again only for an unknown key id), so a forged or expired token costs
-no call; identity then confirms that the session is still live, so a revoked session is
-refused on its very next request.
+no call. Liveness comes from the region's revoked-session bucket on NATS, which identity
+writes before it answers a logout, a password change, a reset or an erasure: a revoked
+session is refused on its very next request with one key lookup. When the bucket cannot
+be read, the gateway asks identity instead (fail closed).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from flask import current_app, g, request
 from kaseum.identity.v1 import identity_pb2
 from servicekit import errors
 from servicekit.caller import TokenVerifier, person_metadata
+from servicekit.revocations import RevocationList
+from servicekit.revocations import Unavailable as RevocationsUnavailable
 
 from .backends import Backends
 from .errors import fail
@@ -45,6 +49,10 @@ def bearer_token() -> str:
     return token.strip()
 
 
+def revocations() -> RevocationList:
+    return current_app.extensions["kaseum_revocations"]  # type: ignore[no-any-return]
+
+
 def verifier() -> TokenVerifier:
     return current_app.extensions["kaseum_verifier"]  # type: ignore[no-any-return]
 
@@ -53,11 +61,17 @@ def require_caller() -> Caller:
     if "caller" not in g:
         token = bearer_token()
         try:
-            verifier().verify_person(token)
+            p = verifier().verify_person(token)
         except errors.Unauthenticated as exc:
             fail(401, exc.code, exc.message)
-        response = backends().identity.Authenticate(identity_pb2.AuthenticateRequest(token=token))
-        p = response.principal
+        try:
+            revoked = revocations().is_revoked(p.session_id)
+        except RevocationsUnavailable:
+            # No answer from the bucket: identity decides (and refuses a revoked session).
+            checked = backends().identity.Authenticate(identity_pb2.AuthenticateRequest(token=token)).principal
+            revoked = checked.session_id != p.session_id
+        if revoked:
+            fail(401, "session_revoked", "session has ended")
         g.caller = Caller(p.subject_id, p.role, p.region, p.session_id, token)
     return g.caller  # type: ignore[no-any-return]
 

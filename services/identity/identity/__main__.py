@@ -7,8 +7,11 @@ from pathlib import Path
 
 from kaseum.identity.v1 import identity_pb2_grpc, organisations_pb2_grpc
 from kaseum.privacy.v1 import personal_data_pb2_grpc
+from servicekit.errors import Unavailable
 from servicekit.personal_data import FULL_NAME as PERSONAL_DATA
 from servicekit.personal_data import PersonalDataApi
+from servicekit.revocations import ENTRY_TTL_SECONDS, RevocationList
+from servicekit.revocations import Unavailable as RevocationsUnavailable
 from servicekit.runtime import ServiceRuntime, main_entry
 from servicekit.settings import ServiceSettings
 
@@ -27,6 +30,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], IdentityService]:
     settings = IdentitySettings(**base.model_dump())
+    if settings.token_ttl_seconds > ENTRY_TTL_SECONDS:
+        raise SystemExit(f"TOKEN_TTL_SECONDS must be at most {ENTRY_TTL_SECONDS:.0f}: revocations are kept that long")
     signer = TokenSigner(settings.identity_signing_key.get_secret_value(), settings.token_ttl_seconds)
     runtime = ServiceRuntime(settings, Outbox, Inbox, Repository, jwks_source=signer.jwks)
     passwords = Passwords(settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism)
@@ -35,6 +40,16 @@ def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], Identi
                               technical_retention=timedelta(days=settings.technical_retention_days),
                               session_lifetime=timedelta(days=settings.session_lifetime_days))
     runtime.every(settings.purge_interval_seconds, service.purge_technical_data)
+    revocations = RevocationList(runtime.bus, settings.region)
+
+    def announce(session_ids: list[str]) -> None:
+        try:
+            revocations.revoke(session_ids)
+        except RevocationsUnavailable as exc:
+            # The session is revoked in the database; gateways must learn it before we say so.
+            raise Unavailable("the sign-out could not be confirmed yet; try again") from exc
+
+    service.announce = service.recovery.announce = announce
     return runtime, service
 
 

@@ -335,6 +335,9 @@ class Repository(OrganisationRepository):
             table_of("account_tokens", "profile", AccountToken, tokens, exclude=("secret_hash",)),
         ]
 
+    def session_ids_of(self, account_id: str) -> list[str]:
+        return list(self.session.scalars(select(SessionRecord.id).where(SessionRecord.account_id == account_id)))
+
     def erase(self, account_id: str) -> int:
         count = 0
         for model in (SignIn, SessionRecord, AccountToken):

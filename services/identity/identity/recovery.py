@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from kaseum.events.v1 import identity_events_pb2 as ev
@@ -47,7 +48,9 @@ def request_message(uow: UnitOfWork[Repository], account_id: str, kind: str, now
 
 
 class Recovery:
-    def __init__(self, uow: UnitOfWorkFactory[Repository], passwords: Passwords, throttle: Throttle) -> None:
+    def __init__(self, uow: UnitOfWorkFactory[Repository], passwords: Passwords, throttle: Throttle,
+                 announce: Callable[[list[str]], None] = lambda ids: None) -> None:
+        self.announce = announce
         self.uow = uow
         self.passwords = passwords
         self.throttle = throttle
@@ -107,8 +110,9 @@ class Recovery:
             if revoked:
                 uow.events.publish("identity.session.revoked", account.id,
                                    ev.SessionsRevoked(account_id=account.id, session_ids=revoked))
+            self.announce(revoked)
             uow.commit()
-            return revoked
+        return revoked
 
     def confirm_email(self, presented: str) -> None:
         now = utcnow()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -66,9 +67,14 @@ class IdentityService(SubjectDataRules):
     def __init__(self, uow: UnitOfWorkFactory[Repository], passwords: Passwords, signer: TokenSigner,
                  verifier: TokenVerifier, region: str, notice_version: str, throttle_key: bytes = b"",
                  technical_retention: timedelta = timedelta(days=90),
-                 session_lifetime: timedelta = timedelta(days=30)) -> None:
+                 session_lifetime: timedelta = timedelta(days=30),
+                 announce: Callable[[list[str]], None] = lambda ids: None) -> None:
+        # Tells gateways which sessions are revoked (the region's NATS bucket); raises
+        # servicekit's Unavailable when it cannot. Called before the commit, so a failure
+        # leaves nothing half done and the caller's retry announces again.
+        self.announce = announce
         self.throttle = Throttle(throttle_key)
-        self.recovery = Recovery(uow, passwords, self.throttle)
+        self.recovery = Recovery(uow, passwords, self.throttle, announce)
         self.technical_retention = technical_retention
         self.session_lifetime = session_lifetime
         self.uow = uow
@@ -225,6 +231,7 @@ class IdentityService(SubjectDataRules):
                 # A refresh token used twice means it was copied: end the session for both holders.
                 session.revoked_at = now
                 self._revoked(uow, session.account_id, [session.id])
+                self.announce([session.id])
                 uow.commit()
                 raise Unauthenticated("session has ended; sign in again", "session_revoked")
             account = uow.repo.account(session.account_id)
@@ -243,8 +250,9 @@ class IdentityService(SubjectDataRules):
             ids = uow.repo.revoke_sessions(principal.subject_id, utcnow(),
                                            keep=principal.session_id if keep_current else "")
             self._revoked(uow, principal.subject_id, ids)
+            self.announce(ids)
             uow.commit()
-            return len(ids)
+        return len(ids)
 
     @staticmethod
     def _revoked(uow: UnitOfWork[Repository], account_id: str, ids: list[str]) -> None:
@@ -267,7 +275,9 @@ class IdentityService(SubjectDataRules):
             account.password_hash = self.passwords.hash(
                 v.password(new, (account.username, account.email, account.first_name, account.last_name)))
             account.updated_at = now
-            self._revoked(uow, account.id, uow.repo.revoke_sessions(account.id, now, keep=principal.session_id))
+            revoked = uow.repo.revoke_sessions(account.id, now, keep=principal.session_id)
+            self._revoked(uow, account.id, revoked)
+            self.announce(revoked)
             uow.commit()
 
     def purge_technical_data(self, now: datetime | None = None, batch: int = 1000) -> int:
@@ -302,7 +312,8 @@ class IdentityService(SubjectDataRules):
             if session is not None and session.revoked_at is None:
                 session.revoked_at = utcnow()
                 self._revoked(uow, principal.subject_id, [session.id])
-                uow.commit()
+            self.announce([principal.session_id])
+            uow.commit()
 
     # --- the caller's own account ------------------------------------------------
     def get_me(self, principal: Principal) -> Account:
@@ -364,12 +375,13 @@ class IdentityService(SubjectDataRules):
 
     def erase(self, subject_id: str) -> Erasure:
         with self.uow() as uow:
+            self.announce(uow.repo.session_ids_of(subject_id))
             erased = uow.repo.erase(subject_id)
             if erased:
                 uow.events.publish("identity.account.erased", subject_id,
                                    ev.AccountErased(account_id=subject_id))
             uow.commit()
-            return Erasure(erased)
+        return Erasure(erased)
 
     def rectify(self, subject_id: str, corrections: dict[str, str]) -> Rectification:
         applied: list[str] = []
