@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,6 +25,19 @@ def migrated_uow(migrations_dir: Path, url: str, outbox_model: type[OutboxMixin]
     engine = make_engine(url)
     return UnitOfWorkFactory(sessionmaker(engine, expire_on_commit=False), repo_factory,
                              OutboxWriter(outbox_model, region))
+
+
+@dataclass
+class Clock:
+    """A settable clock for rules that take `clock=` (time is injected, never slept)."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
 
 
 def person(subject_id: str, role: str = "customer", region: str = "uk") -> Principal:

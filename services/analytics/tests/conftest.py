@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -12,30 +11,17 @@ from analytics.__main__ import MIGRATIONS
 from analytics.models import FeatureUsageDaily, Outbox, Repository
 from analytics.service import AnalyticsService
 from servicekit.caller import Principal
-from servicekit.db import UnitOfWorkFactory, make_engine, new_id
-from servicekit.migrations import upgrade
-from servicekit.outbox import OutboxWriter
-from sqlalchemy.orm import Session, sessionmaker
+from servicekit.db import UnitOfWorkFactory, new_id
+from servicekit.testing import Clock, migrated_uow
 
 REGION = "uk"
 
 
-@dataclass
-class Clock:
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
-def uow(tmp_path: Path) -> Iterator[UnitOfWorkFactory[Repository]]:
-    url = f"sqlite:///{tmp_path}/analytics.db"
-    upgrade(MIGRATIONS, url)
-    engine = make_engine(url)
-    sessions: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
-    yield UnitOfWorkFactory(sessions, Repository, OutboxWriter(Outbox, REGION))
-    engine.dispose()
+def uow(tmp_path: Path) -> UnitOfWorkFactory[Repository]:
+    return migrated_uow(MIGRATIONS, f"sqlite:///{tmp_path}/analytics.db", Outbox, Repository, REGION)
 
 
 @pytest.fixture

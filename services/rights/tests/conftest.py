@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,33 +11,17 @@ from rights.__main__ import MIGRATIONS
 from rights.models import Outbox, Repository
 from rights.service import RightsService
 from servicekit.caller import Principal
-from servicekit.db import UnitOfWorkFactory, make_engine, new_id
-from servicekit.migrations import upgrade
-from servicekit.outbox import OutboxWriter
-from sqlalchemy.orm import Session, sessionmaker
+from servicekit.db import UnitOfWorkFactory, new_id
+from servicekit.testing import Clock, migrated_uow
 
 REGION = "uk"
 
 
-@dataclass
-class Clock:
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @pytest.fixture
-def uow(tmp_path: Path) -> Iterator[UnitOfWorkFactory[Repository]]:
-    url = f"sqlite:///{tmp_path}/rights.db"
-    upgrade(MIGRATIONS, url)
-    engine = make_engine(url)
-    sessions: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
-    yield UnitOfWorkFactory(sessions, Repository, OutboxWriter(Outbox, REGION))
-    engine.dispose()
+def uow(tmp_path: Path) -> UnitOfWorkFactory[Repository]:
+    return migrated_uow(MIGRATIONS, f"sqlite:///{tmp_path}/rights.db", Outbox, Repository, REGION)
 
 
 @pytest.fixture
