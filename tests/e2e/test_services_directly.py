@@ -105,3 +105,17 @@ def test_every_service_has_health_and_reflection(stack: Stack) -> None:
             names = {s.name for s in answer.list_services_response.service}
             assert "grpc.health.v1.Health" in names, name
             assert any(n.startswith(f"kaseum.{name}.v1.") for n in names), (name, names)
+
+
+@pytest.mark.rule("R-SEC-2")
+def test_a_revoked_session_is_refused_by_the_services_too(stack: Stack) -> None:
+    api = Api(stack.gateway_url)
+    user, _, _ = sign_up_and_log_in(api)
+    with grpc.insecure_channel(stack.grpc_addr("tickets")) as channel:
+        stub = tickets_pb2_grpc.TicketsStub(channel)
+        stub.ListTickets(tickets_pb2.ListTicketsRequest(), metadata=caller.person_metadata(user.token), timeout=5)
+        assert user.call("DELETE", "/api/v1/sessions/current").status_code == 204
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.ListTickets(tickets_pb2.ListTicketsRequest(), metadata=caller.person_metadata(user.token),
+                             timeout=5)
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED

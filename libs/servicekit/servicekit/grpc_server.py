@@ -34,6 +34,9 @@ ERROR_CODE_KEY = "kaseum-error-code"
 RACE_MESSAGE = "a conflicting change happened at the same time; try again"
 RETRY_AFTER_KEY = "kaseum-retry-after"
 
+# Raises Unauthenticated for a revoked session (principal, raw token).
+SessionCheck = Callable[[caller.Principal, str], None]
+
 _STATUS: list[tuple[type[DomainError], grpc.StatusCode]] = [
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (NotFound, grpc.StatusCode.NOT_FOUND),
@@ -56,9 +59,11 @@ def status_of(error: DomainError) -> grpc.StatusCode:
 class CallerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     """Authenticates every call (deny by default) and turns domain errors into statuses."""
 
-    def __init__(self, verifier: caller.TokenVerifier, public_methods: Iterable[str]) -> None:
+    def __init__(self, verifier: caller.TokenVerifier, public_methods: Iterable[str],
+                 session_check: SessionCheck | None = None) -> None:
         self._verifier = verifier
         self._public = frozenset(public_methods)
+        self._session_check = session_check
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
         handler = continuation(details)
@@ -77,6 +82,9 @@ class CallerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 principal = self._verifier.from_metadata(metadata)
                 if principal is None and not public:
                     raise Unauthenticated("credentials required")
+                if principal is not None and not principal.is_service and self._session_check is not None:
+                    # A valid signature is not enough: the session must not have been revoked.
+                    self._session_check(principal, metadata.get("authorization", "").partition(" ")[2])
                 token = caller.set_current(principal)
                 return behaviour(request, context)
             except IntegrityError:
@@ -161,10 +169,11 @@ class GrpcServer:
     """A gRPC server with our interceptors, health and reflection."""
 
     def __init__(self, bind: str, verifier: caller.TokenVerifier, public_methods: Iterable[str],
-                 workers: int = 16) -> None:
+                 workers: int = 16, session_check: SessionCheck | None = None) -> None:
+        interceptor = CallerInterceptor(verifier, public_methods, session_check)
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
-            interceptors=[server_interceptor(), CallerInterceptor(verifier, public_methods)],  # type: ignore[no-untyped-call]
+            interceptors=[server_interceptor(), interceptor],  # type: ignore[no-untyped-call]
             options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)],
         )
         self.health = health.HealthServicer(experimental_non_blocking=True)

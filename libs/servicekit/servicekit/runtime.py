@@ -10,17 +10,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import grpc
 from kaseum.identity.v1 import identity_pb2, identity_pb2_grpc
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import caller, clients, migrations, telemetry
+from . import caller, clients, errors, migrations, telemetry
 from .bus import Bus, Subscription
 from .db import UnitOfWorkFactory, make_engine
 from .grpc_server import GrpcServer, wait_for_termination
 from .logs import get_logger, setup_logging
 from .outbox import InboxMixin, OutboxMixin, OutboxWriter
+from .revocations import RevocationList
+from .revocations import Unavailable as RevocationsUnavailable
 from .settings import ServiceSettings
 
 log = get_logger(__name__)
@@ -65,8 +68,33 @@ class ServiceRuntime(Generic[R]):
         if self.jwks_source is None:
             self.verifier.warm_up()
         self.bus = Bus(s.nats_url, s.region, s.service_name)
+        self.revocations = RevocationList(self.bus, s.region)
+        # Asked when the revoked-session bucket cannot answer; identity replaces it with its own check.
+        self.ask_identity: Callable[[str], None] = self._authenticate_with_identity
+        self._identity: identity_pb2_grpc.IdentityStub | None = None
         self.outbox.on_commit(self.bus.wake)
         self.bus.relay(self.session_factory, self.outbox_model)
+
+    def _authenticate_with_identity(self, token: str) -> None:
+        if self._identity is None:
+            self._identity = identity_pb2_grpc.IdentityStub(clients.channel(
+                self.settings.identity_addr, "kaseum.identity.v1.Identity", ["Authenticate"], deadline=3))
+        try:
+            self._identity.Authenticate(identity_pb2.AuthenticateRequest(token=token))
+        except grpc.RpcError as exc:
+            if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                raise errors.Unauthenticated("session has ended", "session_revoked") from exc
+            raise errors.Unavailable("cannot confirm the session right now; try again") from exc
+
+    def check_session(self, principal: caller.Principal, token: str) -> None:
+        """Refuse a revoked session: the region's bucket, else identity (fail closed)."""
+        try:
+            revoked = self.revocations.is_revoked(principal.session_id)
+        except RevocationsUnavailable:
+            self.ask_identity(token)
+            return
+        if revoked:
+            raise errors.Unauthenticated("session has ended", "session_revoked")
 
     def subscribe(self, durable: str, subjects: list[str], handlers: dict[str, Any]) -> Subscription:
         sub = Subscription(durable=durable, subjects=subjects, handlers=handlers,
@@ -99,7 +127,7 @@ class ServiceRuntime(Generic[R]):
     def serve(self, servicers: Iterable[tuple[Callable[[Any, Any], None], Any, str]],
               public_methods: Iterable[str] = ()) -> None:
         server = GrpcServer(self.settings.grpc_bind, self.verifier, public_methods,
-                            self.settings.grpc_workers)
+                            self.settings.grpc_workers, session_check=self.check_session)
         for register, servicer, name in servicers:
             server.add(register, servicer, name)
         self.bus.start()

@@ -10,7 +10,7 @@ from kaseum.privacy.v1 import personal_data_pb2_grpc
 from servicekit.errors import Unavailable
 from servicekit.personal_data import FULL_NAME as PERSONAL_DATA
 from servicekit.personal_data import PersonalDataApi
-from servicekit.revocations import ENTRY_TTL_SECONDS, RevocationList
+from servicekit.revocations import ENTRY_TTL_SECONDS
 from servicekit.revocations import Unavailable as RevocationsUnavailable
 from servicekit.runtime import ServiceRuntime, main_entry
 from servicekit.settings import ServiceSettings
@@ -40,7 +40,12 @@ def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], Identi
                               technical_retention=timedelta(days=settings.technical_retention_days),
                               session_lifetime=timedelta(days=settings.session_lifetime_days))
     runtime.every(settings.purge_interval_seconds, service.purge_technical_data)
-    revocations = RevocationList(runtime.bus, settings.region)
+    revocations = runtime.revocations
+    # Identity confirms a session from its own database, not by calling itself.
+    def confirm_locally(token: str) -> None:
+        service.authenticate(token)
+
+    runtime.ask_identity = confirm_locally
 
     def announce(session_ids: list[str]) -> None:
         try:
