@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from consent.models import Inbox, Preferences
@@ -39,6 +42,13 @@ def start(stack: Stack, *services: str) -> None:
         stack.start_service(name)
     for name in services:
         stack.wait_serving(name)
+
+
+def kaseum(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"KASEUM_ENV_FILE": str(stack.var / "kaseum.env"), "NATS_URL": stack.nats_url, "REGION": "uk",
+           "PATH": "/usr/bin:/bin"}
+    return subprocess.run([str(Path(sys.executable).parent / "kaseum"), *args], capture_output=True, text=True,
+                          env=env, timeout=60)
 
 
 def created(account_id: str, region: str = "uk") -> ev.AccountCreated:
@@ -111,6 +121,16 @@ def test_a_poison_event_goes_to_the_dead_letter_stream(make_stack) -> None:  # t
     eventually(lambda: jetstream.count(stack.nats_url, "KASEUM_UK_DLQ", "dlq.uk.consent") == 1, timeout=60,
                what="the dead letter")
     assert preference_rows(stack, [subject]) == 0
+    # The operator sees it, and can send it back (here it fails again and returns to the dead letters).
+    listed = kaseum(stack, "dead-letters", "list")
+    assert listed.returncode == 0 and "identity.account.created" in listed.stdout and "consent" in listed.stdout
+    seq = listed.stdout.split()[0]
+    replayed = kaseum(stack, "dead-letters", "replay", seq)
+    assert replayed.returncode == 0 and "uk.identity.account.created" in replayed.stdout, replayed.stderr
+    assert jetstream.count(stack.nats_url, STREAM, CREATED) == 2  # back on its original subject
+    eventually(lambda: jetstream.count(stack.nats_url, "KASEUM_UK_DLQ", "dlq.uk.consent") == 1, timeout=60,
+               what="the replayed poison event to fail again")
+    assert kaseum(stack, "dead-letters", "replay", seq).returncode == 1  # already replayed: gone
     # Later events still flow: one poison message does not block the consumer.
     ok = uuid.uuid4().hex
     jetstream.publish_events(stack.nats_url, "uk", "identity.account.created", [(ok, created(ok))])
@@ -128,3 +148,11 @@ def test_every_service_migrates_its_own_database(make_stack) -> None:  # type: i
             version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
             assert version
         engine.dispose()
+
+
+def test_the_dead_letter_tool_says_when_nats_is_away(tmp_path: Path) -> None:
+    env = {"KASEUM_ENV_FILE": str(tmp_path / "none.env"), "NATS_URL": "nats://127.0.0.1:1", "REGION": "uk",
+           "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([str(Path(sys.executable).parent / "kaseum"), "dead-letters", "list"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 1 and "NATS is not reachable" in done.stderr and "Traceback" not in done.stderr
