@@ -11,13 +11,14 @@ identity instead (fail closed, never open).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from nats.js import api
 from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
+from . import errors
 from .bus import Bus
 
 T = TypeVar("T")
@@ -75,6 +76,17 @@ class RevocationList:
 
         if session_ids:
             self._run(put(), timeout)
+
+    def refuse_revoked(self, session_id: str, ask_identity: Callable[[], None]) -> None:
+        """Raise Unauthenticated for a revoked session; when the bucket cannot say, `ask_identity`
+        decides (it raises for a revoked session): fail closed, never open."""
+        try:
+            revoked = self.is_revoked(session_id)
+        except Unavailable:
+            ask_identity()
+            return
+        if revoked:
+            raise errors.Unauthenticated("session has ended", "session_revoked")
 
     def is_revoked(self, session_id: str, timeout: float = 0.5) -> bool:
         """True/False from the bucket; raises Unavailable when it cannot say."""

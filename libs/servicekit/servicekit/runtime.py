@@ -23,7 +23,6 @@ from .grpc_server import GrpcServer, wait_for_termination
 from .logs import get_logger, setup_logging
 from .outbox import InboxMixin, OutboxMixin, OutboxWriter
 from .revocations import RevocationList
-from .revocations import Unavailable as RevocationsUnavailable
 from .settings import ServiceSettings
 
 log = get_logger(__name__)
@@ -88,13 +87,7 @@ class ServiceRuntime(Generic[R]):
 
     def check_session(self, principal: caller.Principal, token: str) -> None:
         """Refuse a revoked session: the region's bucket, else identity (fail closed)."""
-        try:
-            revoked = self.revocations.is_revoked(principal.session_id)
-        except RevocationsUnavailable:
-            self.ask_identity(token)
-            return
-        if revoked:
-            raise errors.Unauthenticated("session has ended", "session_revoked")
+        self.revocations.refuse_revoked(principal.session_id, lambda: self.ask_identity(token))
 
     def subscribe(self, durable: str, subjects: list[str], handlers: dict[str, Any]) -> Subscription:
         sub = Subscription(durable=durable, subjects=subjects, handlers=handlers,

@@ -17,7 +17,6 @@ from kaseum.identity.v1 import identity_pb2
 from servicekit import errors
 from servicekit.caller import TokenVerifier, person_metadata
 from servicekit.revocations import RevocationList
-from servicekit.revocations import Unavailable as RevocationsUnavailable
 
 from .backends import Backends
 from .errors import fail
@@ -60,18 +59,15 @@ def verifier() -> TokenVerifier:
 def require_caller() -> Caller:
     if "caller" not in g:
         token = bearer_token()
+        def ask_identity() -> None:
+            # Raises (UNAUTHENTICATED → 401) for a revoked session.
+            backends().identity.Authenticate(identity_pb2.AuthenticateRequest(token=token))
+
         try:
             p = verifier().verify_person(token)
+            revocations().refuse_revoked(p.session_id, ask_identity)
         except errors.Unauthenticated as exc:
             fail(401, exc.code, exc.message)
-        try:
-            revoked = revocations().is_revoked(p.session_id)
-        except RevocationsUnavailable:
-            # No answer from the bucket: identity decides (and refuses a revoked session).
-            checked = backends().identity.Authenticate(identity_pb2.AuthenticateRequest(token=token)).principal
-            revoked = checked.session_id != p.session_id
-        if revoked:
-            fail(401, "session_revoked", "session has ended")
         g.caller = Caller(p.subject_id, p.role, p.region, p.session_id, token)
     return g.caller  # type: ignore[no-any-return]
 

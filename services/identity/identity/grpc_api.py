@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from kaseum.identity.v1 import identity_pb2 as pb
 from kaseum.identity.v1 import identity_pb2_grpc
 from servicekit import caller
 from servicekit.errors import PermissionDenied
+from servicekit.timestamps import to_timestamp
 
 from .models import Account
 from .service import IdentityService, NewStaff, SignUp, Tokens
@@ -19,23 +19,19 @@ PUBLIC_METHODS = {f"/{SERVICE}/{m}" for m in ("SignUp", "Login", "Authenticate",
                                                "RequestPasswordReset", "ConfirmPasswordReset", "ConfirmEmail")}
 
 
-def _ts(value: Any) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
 
 
 def account_message(a: Account) -> pb.Account:
     return pb.Account(
         id=a.id, username=a.username, email=a.email, first_name=a.first_name, last_name=a.last_name,
         company=a.company, job_title=a.job_title, phone=a.phone, country=a.country, region=a.region,
-        role=a.role, created_at=_ts(a.created_at), email_verified=a.email_verified_at is not None,
+        role=a.role, created_at=to_timestamp(a.created_at), email_verified=a.email_verified_at is not None,
     )
 
 
 def tokens_message(t: Tokens) -> pb.LoginResponse:
-    return pb.LoginResponse(token=t.access, expires_at=_ts(t.expires_at), refresh_token=t.refresh,
-                            refresh_expires_at=_ts(t.refresh_expires_at))
+    return pb.LoginResponse(token=t.access, expires_at=to_timestamp(t.expires_at), refresh_token=t.refresh,
+                            refresh_expires_at=to_timestamp(t.refresh_expires_at))
 
 
 class IdentityApi(identity_pb2_grpc.IdentityServicer):
@@ -82,7 +78,8 @@ class IdentityApi(identity_pb2_grpc.IdentityServicer):
         # Only the service that sends messages may see a token's secret.
         caller.require_service("consent")
         secret, token = self.service.recovery.claim(request.token_id)
-        return pb.ClaimMessageTokenResponse(token=secret, purpose=token.purpose, expires_at=_ts(token.expires_at))
+        return pb.ClaimMessageTokenResponse(token=secret, purpose=token.purpose,
+                                            expires_at=to_timestamp(token.expires_at))
 
     def Authenticate(self, request: pb.AuthenticateRequest, context: Any) -> pb.AuthenticateResponse:
         p = self.service.authenticate(request.token)
@@ -120,7 +117,7 @@ class IdentityApi(identity_pb2_grpc.IdentityServicer):
     def ListSessions(self, request: pb.ListSessionsRequest, context: Any) -> pb.ListSessionsResponse:
         principal = caller.require_person()
         return pb.ListSessionsResponse(items=[
-            pb.SessionInfo(id=s.id, created_at=_ts(s.created_at), last_seen_at=_ts(s.last_seen_at),
+            pb.SessionInfo(id=s.id, created_at=to_timestamp(s.created_at), last_seen_at=to_timestamp(s.last_seen_at),
                            browser=s.browser, os=s.os, current=s.id == principal.session_id)
             for s in self.service.list_sessions(principal)])
 

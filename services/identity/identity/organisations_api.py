@@ -5,30 +5,25 @@ Authorisation is decided by the rules (organisations.py) from the caller in the 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from kaseum.identity.v1 import organisations_pb2 as pb
 from kaseum.identity.v1 import organisations_pb2_grpc
 from servicekit import caller
+from servicekit.timestamps import to_timestamp
 
 from .organisations import OrganisationRules, OrganisationView
 
 SERVICE = "kaseum.identity.v1.Organisations"
 
 
-def _ts(value: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
 
 
 def organisation_message(view: OrganisationView) -> pb.Organisation:
     org = view.organisation
     return pb.Organisation(id=org.id, name=org.name, kind=org.kind, countries=view.countries,
                            customer_organisation_ids=view.customer_organisation_ids,
-                           created_at=_ts(org.created_at))
+                           created_at=to_timestamp(org.created_at))
 
 
 class OrganisationsApi(organisations_pb2_grpc.OrganisationsServicer):
@@ -54,7 +49,8 @@ class OrganisationsApi(organisations_pb2_grpc.OrganisationsServicer):
     def AddResellerCustomer(self, request: pb.AddResellerCustomerRequest, context: Any) -> pb.ResellerCustomer:
         link = self.rules.add_customer(caller.current(), request.reseller_id, request.customer_organisation_id)
         return pb.ResellerCustomer(reseller_id=link.reseller_id,
-                                   customer_organisation_id=link.customer_organisation_id, since=_ts(link.since))
+                                   customer_organisation_id=link.customer_organisation_id,
+                                   since=to_timestamp(link.since))
 
     def RemoveResellerCustomer(self, request: pb.RemoveResellerCustomerRequest,
                                context: Any) -> pb.RemoveResellerCustomerResponse:
@@ -65,4 +61,4 @@ class OrganisationsApi(organisations_pb2_grpc.OrganisationsServicer):
         scope = self.rules.reseller_scope(caller.current(), request.reseller_account_id)
         return pb.ResellerScopeResponse(reseller_id=scope.reseller_id,
                                         customer_organisation_ids=scope.customer_organisation_ids,
-                                        countries=scope.countries, as_of=_ts(scope.as_of))
+                                        countries=scope.countries, as_of=to_timestamp(scope.as_of))

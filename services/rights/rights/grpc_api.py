@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from kaseum.rights.v1 import rights_pb2 as pb
 from kaseum.rights.v1 import rights_pb2_grpc
 from servicekit import caller
+from servicekit.timestamps import to_timestamp
 
 from .models import RightsRequest
-from .service import RightsService, as_utc
+from .service import RightsService
 
 SERVICE = "kaseum.rights.v1.Rights"
 
 
-def _ts(value: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(as_utc(value))
-    return ts
 
 
 def request_message(r: RightsRequest) -> pb.RightsRequest:
     # Steps arrive with the orchestration of the per-service PersonalData calls.
-    return pb.RightsRequest(id=r.id, kind=r.kind, status=r.status, received_at=_ts(r.received_at),
-                            due_at=_ts(r.due_at), steps=[], subject_id=r.subject_id, details=r.details)
+    return pb.RightsRequest(id=r.id, kind=r.kind, status=r.status, received_at=to_timestamp(r.received_at),
+                            due_at=to_timestamp(r.due_at), steps=[], subject_id=r.subject_id, details=r.details)
 
 
 class RightsApi(rights_pb2_grpc.RightsServicer):

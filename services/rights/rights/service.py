@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from kaseum.events.v1 import rights_events_pb2 as ev
 from servicekit import cursors
 from servicekit.caller import Principal
-from servicekit.db import UnitOfWorkFactory, new_id, utcnow
+from servicekit.db import UnitOfWorkFactory, as_utc, new_id, utcnow
 from servicekit.errors import InvalidArgument, NotFound, PermissionDenied
 from servicekit.region import RegionGuard
 from servicekit.subject_data import Erasure, Export, SubjectDataRules
+from servicekit.timestamps import to_timestamp
 
 from .deadlines import due_date
 from .models import Repository, RightsRequest
@@ -64,7 +64,7 @@ class RightsService(SubjectDataRules):
                                 completed_at=None, region=self.region)
             if uow.repo.insert_unless_duplicate(row):
                 uow.events.publish("rights.request.received", subject, ev.RequestReceived(
-                    request_id=row.id, kind=kind, subject_id=subject, due_at=_ts(row.due_at)))
+                    request_id=row.id, kind=kind, subject_id=subject, due_at=to_timestamp(row.due_at)))
                 uow.commit()
                 return row
         # A concurrent filing of the same kind won the race: that one is the request.
@@ -123,13 +123,3 @@ class RightsService(SubjectDataRules):
             uow.commit()
             return result
 
-
-def as_utc(value: datetime) -> datetime:
-    # SQLite returns naive datetimes; they were stored as UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _ts(value: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(as_utc(value))
-    return ts

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from kaseum.tickets.v1 import tickets_pb2 as pb
 from kaseum.tickets.v1 import tickets_pb2_grpc
 from servicekit import caller
-from servicekit.db import as_utc
+from servicekit.timestamps import to_timestamp
 
 from .models import Reply, Ticket
 from .service import TicketsService
@@ -17,21 +15,17 @@ from .service import TicketsService
 SERVICE = "kaseum.tickets.v1.Tickets"
 
 
-def _ts(value: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(as_utc(value))
-    return ts
 
 
 def reply_message(r: Reply) -> pb.Reply:
     return pb.Reply(id=r.id, author_id=r.author_id, body=r.body, internal=r.internal,
-                    created_at=_ts(r.created_at))
+                    created_at=to_timestamp(r.created_at))
 
 
 def ticket_message(t: Ticket, replies: list[Reply] | None = None) -> pb.Ticket:
     return pb.Ticket(id=t.id, requester_id=t.requester_id, subject=t.subject, body=t.body,
-                     product=t.product, status=t.status, created_at=_ts(t.created_at),
-                     updated_at=_ts(t.updated_at), replies=[reply_message(r) for r in replies or []])
+                     product=t.product, status=t.status, created_at=to_timestamp(t.created_at),
+                     updated_at=to_timestamp(t.updated_at), replies=[reply_message(r) for r in replies or []])
 
 
 class TicketsApi(tickets_pb2_grpc.TicketsServicer):
