@@ -211,10 +211,13 @@ class MessageRequested(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     TOKEN_ID_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
-    """Opaque account id of the recipient."""
+    """Opaque account id of the recipient, or "" for someone without an account
+    (kind "signup_username_taken": the sender claims the token to get the address).
+    """
     kind: _builtins.str
-    """"verify_email", "reset_password" or "signup_existing" (someone tried to
-    sign up with the recipient's address).
+    """"verify_email", "reset_password", "signup_existing" (someone tried to
+    sign up with the recipient's address) or "signup_username_taken" (the
+    sign-up with this address asked for a username already in use).
     """
     token_id: _builtins.str
     """Id of the one-time token to claim, or "" when the message has none."""

@@ -947,10 +947,16 @@ class ClaimMessageTokenResponse(_message.Message):
     TOKEN_FIELD_NUMBER: _builtins.int
     PURPOSE_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
     token: _builtins.str
     """The token to put in the message's link; shown once."""
     purpose: _builtins.str
-    """"verify_email" or "reset_password"."""
+    """"verify_email", "reset_password" or "signup_username_taken"."""
+    email: _builtins.str
+    """The address to write to when the message is for someone without an account (kind
+    "signup_username_taken": the event's account_id is empty); "" otherwise, where the sender asks
+    GetContact for the account's address at send time. Given once, then forgotten by identity.
+    """
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp:
         """When the token stops working."""
@@ -961,10 +967,11 @@ class ClaimMessageTokenResponse(_message.Message):
         token: _builtins.str = ...,
         purpose: _builtins.str = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
+        email: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "purpose", b"purpose", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "expires_at", b"expires_at", "purpose", b"purpose", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
