@@ -17,13 +17,21 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import caller, clients, errors, migrations, telemetry
+from . import holds as legal_holds
 from .bus import Bus, Subscription
-from .db import UnitOfWorkFactory, make_engine
+from .db import UnitOfWorkFactory, make_engine, utcnow
+from .declarations import ServiceDeclaration
+from .governance import Governance
+from .governance_api import FULL_NAME as GOVERNANCE
+from .governance_api import GovernanceApi
+from .governance_models import GovernanceModels
 from .grpc_server import GrpcServer, wait_for_termination
 from .logs import get_logger, setup_logging
 from .outbox import InboxMixin, OutboxMixin, OutboxWriter
+from .retention import Purger
 from .revocations import RevocationList
 from .settings import ServiceSettings
+from .transfers import TransferGate, TransferPolicy, check_hosting, load_adequacy, load_safeguards, parse_hosting
 
 log = get_logger(__name__)
 R = TypeVar("R")
@@ -53,6 +61,8 @@ class ServiceRuntime(Generic[R]):
     repo_factory: Callable[[Session], R]
     jwks_source: caller.JwksSource | None = None
     subscriptions: list[Subscription] = field(default_factory=list)
+    # Servicers every service serves the same way (Governance), added by governance().
+    generic_servicers: list[tuple[Callable[[Any, Any], None], Any, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -112,6 +122,36 @@ class ServiceRuntime(Generic[R]):
 
         self.bus.add_task(loop)
 
+    def governance(self, declaration: ServiceDeclaration, models: GovernanceModels, *,
+                   hold_events: bool = True, clock: Callable[[], Any] = utcnow) -> Governance:
+        """Sections 5, 10, 11 and 12 for this service, in one call from its bootstrap():
+
+        refuses to start on an undeclared column or a hosting provider the transfer policy refuses;
+        builds `self.transfers` (the TransferGate); subscribes the legal-hold projection (unless the
+        service owns holds: rights); runs the retention purge every
+        `retention_purge_interval_seconds`; serves kaseum.privacy.v1.Governance.
+        """
+        s = self.settings
+        problems = declaration.problems()
+        if problems:
+            raise RuntimeError(f"{s.service_name}: processing declarations incomplete: {'; '.join(problems)}")
+        policy = TransferPolicy(load_adequacy(s.adequacy_file), load_safeguards(s.transfer_safeguards_file))
+        self.transfers = TransferGate(policy, self.session_factory, models.transfers, models.heads, clock)
+        providers = parse_hosting(s.hosting_providers)
+        decisions = check_hosting(self.transfers, providers, s.service_name)
+        if hold_events:
+            self.subscribe(f"{s.service_name}-holds", [x.format(region=s.region) for x in legal_holds.SUBJECTS],
+                           legal_holds.handlers(models.holds))
+        purger = Purger(declaration.retention, self.session_factory, models.purge_runs, clock,
+                        s.retention_batch_size, s.retention_batch_pause_seconds)
+        if purger.rules:
+            self.every(s.retention_purge_interval_seconds, purger.run_once)
+        gov = Governance(s.service_name, s.region, self.session_factory, models, declaration, policy,
+                         list(zip(providers, decisions, strict=True)))
+        api = GovernanceApi(gov)
+        self.generic_servicers.append((lambda servicer, server: api.register(server), api, GOVERNANCE))
+        return gov
+
     def database_ok(self) -> bool:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -121,7 +161,7 @@ class ServiceRuntime(Generic[R]):
               public_methods: Iterable[str] = ()) -> None:
         server = GrpcServer(self.settings.grpc_bind, self.verifier, public_methods,
                             self.settings.grpc_workers, session_check=self.check_session)
-        for register, servicer, name in servicers:
+        for register, servicer, name in [*servicers, *self.generic_servicers]:
             server.add(register, servicer, name)
         self.bus.start()
         server.start({"database": self.database_ok, "nats": lambda: self.bus.connected})

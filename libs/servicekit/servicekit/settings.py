@@ -49,6 +49,17 @@ class ServiceSettings(CommonSettings):
     grpc_workers: int = 8
     # Bounded redelivery before a message goes to the dead-letter stream.
     max_deliver: int = 5
+    # Governance (servicekit/governance.py): the transfer policy's data and the purge job.
+    # A JSON file of IDTA/Addendum safeguards (Helm: a ConfigMap); empty means none recorded.
+    transfer_safeguards_file: str = ""
+    # The adequacy list; empty means the packaged UK list (servicekit/data/uk-adequacy.json).
+    adequacy_file: str = ""
+    # Hosting providers (section 5.1.2) as JSON: [{"name", "country", "categories"}], checked at start.
+    hosting_providers: str = "[]"
+    retention_purge_interval_seconds: float = Field(default=3600.0, gt=0)
+    retention_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    # Seconds between purge batches: request transactions get the write lock in between.
+    retention_batch_pause_seconds: float = Field(default=0.01, ge=0)
 
     @classmethod
     def for_service(cls, name: str, **overrides: object) -> ServiceSettings:

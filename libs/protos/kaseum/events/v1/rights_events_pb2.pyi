@@ -110,3 +110,75 @@ class RequestCompleted(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RequestCompleted: _TypeAlias = RequestCompleted  # noqa: Y015
+
+@_typing.final
+class HoldPlaced(_message.Message):
+    """rights.hold.placed: every service holding personal data records the hold
+    in its local projection, so purge and erasure skip what it covers.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOLD_ID_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    REVIEW_AT_FIELD_NUMBER: _builtins.int
+    hold_id: _builtins.str
+    """Opaque hold id."""
+    scope: _builtins.str
+    """"subject" or "ticket"."""
+    target_id: _builtins.str
+    """The subject id or ticket id held."""
+    reason_code: _builtins.str
+    """complaint, litigation, regulator_inquiry or other (never the DPO's note)."""
+    @_builtins.property
+    def review_at(self) -> _timestamp_pb2.Timestamp:
+        """When the DPO reviews it."""
+
+    def __init__(
+        self,
+        *,
+        hold_id: _builtins.str = ...,
+        scope: _builtins.str = ...,
+        target_id: _builtins.str = ...,
+        reason_code: _builtins.str = ...,
+        review_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["review_at", b"review_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold_id", b"hold_id", "reason_code", b"reason_code", "review_at", b"review_at", "scope", b"scope", "target_id", b"target_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HoldPlaced: _TypeAlias = HoldPlaced  # noqa: Y015
+
+@_typing.final
+class HoldReleased(_message.Message):
+    """rights.hold.released: the hold no longer protects its target."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOLD_ID_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    hold_id: _builtins.str
+    """Opaque hold id."""
+    scope: _builtins.str
+    """"subject" or "ticket"."""
+    target_id: _builtins.str
+    """The subject id or ticket id that was held."""
+    def __init__(
+        self,
+        *,
+        hold_id: _builtins.str = ...,
+        scope: _builtins.str = ...,
+        target_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold_id", b"hold_id", "scope", b"scope", "target_id", b"target_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HoldReleased: _TypeAlias = HoldReleased  # noqa: Y015

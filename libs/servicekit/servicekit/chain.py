@@ -1,0 +1,133 @@
+"""Hash-chained, append-only logs (the audit trail, the transfer log) and their check.
+
+Each row carries `seq` (1, 2, …), `prev_hash` and `hash` = SHA-256 over the canonical JSON of
+its `CHAIN_FIELDS`, its seq and its predecessor's hash. Writers append under the chain's head
+row in `chain_heads`: the first statement of an append is an UPDATE of that row, which takes
+its row lock on PostgreSQL and the database's write lock on SQLite, so concurrent writers queue
+and the chain never forks (the unique `seq` would refuse a fork anyway). `verify` recomputes
+the chain and says at which seq it first breaks: an edited row no longer matches its hash (or,
+if its hash was recomputed, the next row no longer links to it); a removed row leaves a gap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import BigInteger, String, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+GENESIS = "0" * 64
+NONE = {"category": "none"}  # chain bookkeeping holds no personal data
+
+
+class ChainHeadMixin:
+    """The last seq and hash of each chain in this database; `class ChainHead(ChainHeadMixin, Base)`."""
+
+    __tablename__ = "chain_heads"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True, info=NONE)
+    seq: Mapped[int] = mapped_column(BigInteger, info=NONE)
+    hash: Mapped[str] = mapped_column(String(64), info=NONE)
+
+
+class ChainedMixin:
+    """Columns every chained row has; subclasses name the chain and the fields it covers."""
+
+    CHAIN: ClassVar[str]
+    CHAIN_FIELDS: ClassVar[tuple[str, ...]]
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False, info=NONE)
+    prev_hash: Mapped[str] = mapped_column(String(64), info=NONE)
+    hash: Mapped[str] = mapped_column(String(64), info=NONE)
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime):
+        aware = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        return aware.isoformat(timespec="microseconds")
+    return value
+
+
+def digest(row: ChainedMixin) -> str:
+    body = {name: _canonical(getattr(row, name)) for name in row.CHAIN_FIELDS}
+    body["seq"] = row.seq
+    body["prev_hash"] = row.prev_hash
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _insert(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _lock_head(session: Session, head: type[ChainHeadMixin], name: str) -> tuple[int, str]:
+    """Take the chain's head for this transaction (writers queue here) and return (seq, hash)."""
+    touch = update(head).where(head.name == name).values(seq=head.seq).execution_options(
+        synchronize_session=False)
+    if session.execute(touch).rowcount == 0:  # type: ignore[attr-defined]
+        # First row of this chain: create the head (two first writers race harmlessly).
+        session.execute(_insert(session)(head).values(name=name, seq=0, hash=GENESIS)
+                        .on_conflict_do_nothing(index_elements=["name"]))
+        session.execute(touch)
+    seq, last = session.execute(select(head.seq, head.hash).where(head.name == name)).one()
+    return int(seq), str(last)
+
+
+def append(session: Session, head: type[ChainHeadMixin], rows: Sequence[ChainedMixin]) -> None:
+    """Link `rows` (all of one chain) after the chain's head, in this transaction."""
+    if not rows:
+        return
+    name = rows[0].CHAIN
+    seq, prev = _lock_head(session, head, name)
+    for row in rows:
+        seq += 1
+        row.seq = seq
+        row.prev_hash = prev
+        row.hash = digest(row)
+        prev = row.hash
+        session.add(row)
+    session.execute(update(head).where(head.name == name).values(seq=seq, hash=prev)
+                    .execution_options(synchronize_session=False))
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    chain: str
+    intact: bool
+    checked: int
+    broken_at_seq: int = 0
+    problem: str = ""
+
+
+def verify(session: Session, model: type[ChainedMixin], head: type[ChainHeadMixin],
+           batch: int = 2000) -> ChainCheck:
+    """Walk the chain in seq order and report the first row that breaks it."""
+    name = model.CHAIN
+    prev, expected, checked = GENESIS, 1, 0
+    while True:
+        rows = list(session.scalars(select(model).where(model.seq >= expected).order_by(model.seq)
+                                    .limit(batch)))
+        for row in rows:
+            if row.seq != expected:
+                return ChainCheck(name, False, checked, expected, f"row {expected} is missing (a gap in the chain)")
+            if row.prev_hash != prev:
+                return ChainCheck(name, False, checked, row.seq,
+                                  "does not link to the row before it (that row was changed or replaced)")
+            if digest(row) != row.hash:
+                return ChainCheck(name, False, checked, row.seq, "row content does not match its hash")
+            prev, expected, checked = row.hash, expected + 1, checked + 1
+        session.expunge_all()  # keep memory flat on a long chain
+        if len(rows) < batch:
+            break
+    recorded = session.execute(select(head.seq, head.hash).where(head.name == name)).first()
+    head_seq, head_hash = (int(recorded[0]), str(recorded[1])) if recorded else (0, GENESIS)
+    if head_seq != checked or head_hash != prev:
+        return ChainCheck(name, False, checked, checked + 1,
+                          f"the chain head records {head_seq} rows but {checked} link up (rows removed at the end)")
+    return ChainCheck(name, True, checked)
