@@ -78,7 +78,7 @@ class ServiceDeclaration:
         known = known_categories()
         for p in self.purposes:
             found += [f"purpose {p.clause}: unknown category {c}" for c in p.categories if c not in known]
-        ruled = {r.category for r in self.retention}
+        ruled = {c for r in self.retention for c in (r.category, *r.covers)}
         found += [f"category {c} is stored but has no retention rule" for c in sorted(self.stored_categories() - ruled)]
         served = {c for p in self.purposes for c in p.categories}
         found += [f"category {c} is stored but serves no declared purpose"

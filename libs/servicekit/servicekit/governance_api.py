@@ -25,7 +25,7 @@ def _time(request: Any, name: str) -> Any:
 def rule_message(rule: RetentionRule) -> pb.RetentionRule:
     return pb.RetentionRule(name=rule.name, category=rule.category, what=rule.what, period=rule.period,
                             trigger=rule.trigger, reason=rule.reason, period_days=rule.days,
-                            period_months=rule.months)
+                            period_months=rule.months, covers=list(rule.covers))
 
 
 def entry_message(row: AuditLogMixin, service: str) -> pb.AuditEntry:

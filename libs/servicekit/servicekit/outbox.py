@@ -21,19 +21,22 @@ from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from . import telemetry
 
+NONE = {"category": "none"}  # processing declarations (declarations.py): no personal data
+
 
 class OutboxMixin:
     """Columns of the outbox table; a service declares `class Outbox(OutboxMixin, Base)`."""
 
     __tablename__ = "outbox"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    subject: Mapped[str] = mapped_column(String(200))
-    data: Mapped[bytes] = mapped_column(LargeBinary)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, info=NONE)
+    subject: Mapped[str] = mapped_column(String(200), info=NONE)
+    # Events carry ids and facts only: subject ids are Identity Data (an identifier).
+    data: Mapped[bytes] = mapped_column(LargeBinary, info={"category": "3.2.1"})
     # Trace context (W3C headers) captured when the change was made.
-    headers: Mapped[str] = mapped_column(Text, default="{}")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    headers: Mapped[str] = mapped_column(Text, default="{}", info=NONE)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=NONE)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, info=NONE)
 
     @declared_attr.directive
     def __table_args__(cls) -> tuple[Index, ...]:
@@ -45,9 +48,9 @@ class InboxMixin:
 
     __tablename__ = "inbox"
 
-    consumer: Mapped[str] = mapped_column(String(100), primary_key=True)
-    event_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    handled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    consumer: Mapped[str] = mapped_column(String(100), primary_key=True, info=NONE)
+    event_id: Mapped[str] = mapped_column(String(32), primary_key=True, info=NONE)
+    handled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=NONE)
 
 
 def envelope(event_type: str, region: str, subject_id: str, payload: Message) -> envelope_pb2.Envelope:

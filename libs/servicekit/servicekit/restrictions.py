@@ -15,8 +15,9 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 class RestrictionMixin:
     __tablename__ = "restrictions"
 
-    subject_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # A restriction is a record of a rights request's effect (declarations.py categories).
+    subject_id: Mapped[str] = mapped_column(String(32), primary_key=True, info={"category": "3.2.1"})
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), info={"category": "rights_requests"})
 
 
 def set_restricted(session: Session, model: type[RestrictionMixin], subject_id: str, restricted: bool) -> bool:

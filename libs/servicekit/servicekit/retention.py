@@ -44,6 +44,7 @@ class RetentionRule:
     days: int = 0
     months: int = 0
     purge: PurgeBatch | None = None  # None: kept as declared, removed by another path (said in `reason`)
+    covers: tuple[str, ...] = ()  # further categories the same records hold (e.g. ids, 3.2.1)
 
     @property
     def period(self) -> str:

@@ -5,15 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from kaseum.privacy.v1 import personal_data_pb2_grpc
-from kaseum.rights.v1 import rights_pb2_grpc
+from kaseum.rights.v1 import holds_pb2_grpc, rights_pb2_grpc
 from servicekit.personal_data import FULL_NAME as PERSONAL_DATA
 from servicekit.personal_data import PersonalDataApi
 from servicekit.runtime import ServiceRuntime, main_entry
 from servicekit.settings import ServiceSettings
 
 from .config import RightsSettings
+from .governance import DECLARATION
 from .grpc_api import SERVICE, RightsApi
-from .models import Inbox, Outbox, Repository
+from .holds import HoldRules
+from .holds_api import FULL_NAME as LEGAL_HOLDS
+from .holds_api import LegalHoldsApi
+from .models import GOVERNANCE, Inbox, Outbox, Repository
 from .service import RightsService
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -27,9 +31,13 @@ def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], Rights
 
 def serve(base: ServiceSettings) -> None:
     runtime, service = bootstrap(base)
+    # Rights owns the holds: its own table is the truth, so it does not subscribe to their events.
+    runtime.governance(DECLARATION, GOVERNANCE, hold_events=False)
     runtime.serve(
         [
             (rights_pb2_grpc.add_RightsServicer_to_server, RightsApi(service), SERVICE),
+            (holds_pb2_grpc.add_LegalHoldsServicer_to_server, LegalHoldsApi(HoldRules(runtime.uow, base.region)),
+             LEGAL_HOLDS),
             (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi("rights", service),
              PERSONAL_DATA),
         ],

@@ -4,17 +4,30 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from servicekit import audit
+from servicekit.audit import AuditLogMixin
+from servicekit.caller import Principal
+from servicekit.chain import ChainHeadMixin
+from servicekit.governance_models import GovernanceModels
+from servicekit.holds import LegalHoldMixin, not_held
 from servicekit.outbox import InboxMixin, OutboxMixin
 from servicekit.personal_data import table_of
 from servicekit.restrictions import RestrictionMixin, is_restricted, set_restricted
+from servicekit.retention import PurgeRunMixin
 from servicekit.subject_data import TableRows
-from sqlalchemy import DateTime, Dialect, Index, String, Text, TypeDecorator, and_, or_, select, text
+from servicekit.transfers import TransferLogMixin
+from sqlalchemy import DateTime, Dialect, Index, String, Text, TypeDecorator, and_, delete, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 # Statuses that end a request. Declared here because the unique index below needs them as SQL.
 CLOSED_STATUSES = ("completed", "refused")
 _OPEN = text("status NOT IN ('completed', 'refused')")
+# Processing declarations (servicekit/declarations.py): every column names its category.
+NONE = {"category": "none"}
+ID = {"category": "3.2.1"}
+REQUEST = {"category": "rights_requests"}
+HOLD = {"category": "legal_holds"}
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -59,15 +72,44 @@ class RightsRequest(Base):
               sqlite_where=_OPEN, postgresql_where=_OPEN),
     )
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    subject_id: Mapped[str] = mapped_column(String(32))
-    kind: Mapped[str] = mapped_column(String(20))
-    details: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(20))
-    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
-    region: Mapped[str] = mapped_column(String(8))
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, info=NONE)
+    subject_id: Mapped[str] = mapped_column(String(32), info=ID)
+    kind: Mapped[str] = mapped_column(String(20), info=REQUEST)
+    details: Mapped[str] = mapped_column(Text, default="", info=REQUEST)
+    status: Mapped[str] = mapped_column(String(20), info=REQUEST)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, info=REQUEST)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime, info=REQUEST)
+    # When the request was completed or refused: its 6-year retention runs from here.
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, index=True, info=REQUEST)
+    region: Mapped[str] = mapped_column(String(8), info=NONE)
+
+
+class LegalHold(LegalHoldMixin, Base):
+    """The authoritative legal holds (section 12.1): placed and released by the DPO, never deleted
+    while in force; every other service keeps a projection from rights.hold.* events."""
+
+    note: Mapped[str] = mapped_column(Text, default="", info=HOLD)
+    placed_by: Mapped[str] = mapped_column(String(64), info=ID)
+    released_by: Mapped[str] = mapped_column(String(64), default="", info=ID)
+
+
+class ChainHead(ChainHeadMixin, Base):
+    pass
+
+
+class AuditLog(AuditLogMixin, Base):
+    """The DPO's reads of rights requests and every change of a legal hold: append-only, hash-chained."""
+
+
+class TransferLog(TransferLogMixin, Base):
+    pass
+
+
+class PurgeRun(PurgeRunMixin, Base):
+    pass
+
+
+GOVERNANCE = GovernanceModels(ChainHead, AuditLog, TransferLog, LegalHold, PurgeRun)
 
 
 class Repository:
@@ -125,6 +167,7 @@ class Repository:
         return [
             table_of("rights_requests", "rights", RightsRequest, requests),
             table_of("restrictions", "rights", Restriction, restriction),
+            audit.export_table(self.session, AuditLog, subject_id),
         ]
 
     def set_restricted(self, subject_id: str, restricted: bool) -> bool:
@@ -132,3 +175,40 @@ class Repository:
 
     def is_restricted(self, subject_id: str) -> bool:
         return is_restricted(self.session, Restriction, subject_id)
+
+    # --- governance: holds, audit, retention -------------------------------------------
+    def hold(self, hold_id: str) -> LegalHold | None:
+        return self.session.get(LegalHold, hold_id) if hold_id else None
+
+    def holds(self, include_released: bool, target_id: str) -> list[LegalHold]:
+        query = select(LegalHold)
+        if not include_released:
+            query = query.where(LegalHold.released_at.is_(None))
+        if target_id:
+            query = query.where(LegalHold.target_id == target_id)
+        return list(self.session.scalars(query.order_by(LegalHold.placed_at.desc(), LegalHold.hold_id)))
+
+    def audit(self, principal: Principal, accesses: list[audit.Access]) -> None:
+        audit.record(self.session, AuditLog, ChainHead, principal, accesses)
+
+
+def purge_completed_requests(session: Session, cutoff: datetime, limit: int) -> tuple[int, int]:
+    """One batch: requests completed (or refused) before `cutoff` whose subject no legal hold covers."""
+    ids = list(session.scalars(
+        select(RightsRequest.id).where(RightsRequest.completed_at < cutoff,
+                                       not_held(LegalHold, "subject", RightsRequest.subject_id))
+        .order_by(RightsRequest.completed_at).limit(limit)))
+    if not ids:
+        return 0, 0
+    deleted = session.execute(delete(RightsRequest).where(RightsRequest.id.in_(ids))).rowcount  # type: ignore[attr-defined]
+    return len(ids), int(deleted or 0)
+
+
+def purge_released_holds(session: Session, cutoff: datetime, limit: int) -> tuple[int, int]:
+    """One batch: holds released before `cutoff` (their record outlives them by the limitation period)."""
+    ids = list(session.scalars(select(LegalHold.hold_id).where(LegalHold.released_at < cutoff)
+                               .order_by(LegalHold.released_at).limit(limit)))
+    if not ids:
+        return 0, 0
+    deleted = session.execute(delete(LegalHold).where(LegalHold.hold_id.in_(ids))).rowcount  # type: ignore[attr-defined]
+    return len(ids), int(deleted or 0)

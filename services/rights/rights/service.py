@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from kaseum.events.v1 import rights_events_pb2 as ev
-from servicekit import cursors
+from servicekit import audit, cursors
 from servicekit.caller import Principal
 from servicekit.db import UnitOfWorkFactory, as_utc, new_id, utcnow
 from servicekit.errors import InvalidArgument, NotFound, PermissionDenied
@@ -88,6 +88,10 @@ class RightsService(SubjectDataRules):
                 status=status, overdue_at=self.clock() if overdue else None,
                 after=cursors.decode(cursor), limit=size + 1,
             )
+            if principal.role == "dpo" and rows[:size]:
+                # The DPO's queue shows whose requests they are: one access per request listed.
+                uow.repo.audit(principal, [audit.Access(r.subject_id, "request.listed", r.id) for r in rows[:size]])
+                uow.commit()
         items = rows[:size]
         more = len(rows) > size
         return Page(items, cursors.encode(as_utc(items[-1].due_at), items[-1].id) if more else "")
@@ -96,10 +100,13 @@ class RightsService(SubjectDataRules):
         self._require(principal, "customer", "dpo")
         with self.uow() as uow:
             row = uow.repo.request(request_id) if request_id else None
-        # Someone else's request answers exactly like a missing one: existence is not revealed.
-        if row is None or (principal.role != "dpo" and row.subject_id != principal.subject_id):
-            raise NotFound("request not found")
-        return row
+            # Someone else's request answers exactly like a missing one: existence is not revealed.
+            if row is None or (principal.role != "dpo" and row.subject_id != principal.subject_id):
+                raise NotFound("request not found")
+            if principal.role == "dpo":
+                uow.repo.audit(principal, [audit.Access(row.subject_id, "request.read", row.id)])
+                uow.commit()
+            return row
 
     def _require(self, principal: Principal, *roles: str) -> None:
         # Deny by default: only the roles named may act, and only for this deployment's region.

@@ -12,8 +12,9 @@ from servicekit.runtime import ServiceRuntime, main_entry
 from servicekit.settings import ServiceSettings
 
 from .config import TicketsSettings
+from .governance import DECLARATION
 from .grpc_api import SERVICE, TicketsApi
-from .models import Inbox, Outbox, Repository
+from .models import GOVERNANCE, Inbox, Outbox, Repository
 from .service import TicketsService
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -27,6 +28,7 @@ def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], Ticket
 
 def serve(base: ServiceSettings) -> None:
     runtime, service = bootstrap(base)
+    runtime.governance(DECLARATION, GOVERNANCE)
     runtime.serve([
         (tickets_pb2_grpc.add_TicketsServicer_to_server, TicketsApi(service), SERVICE),
         (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi("tickets", service),

@@ -5,15 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kaseum.events.v1 import tickets_events_pb2 as ev
-from servicekit import cursors
+from servicekit import audit, cursors
 from servicekit.caller import Principal
 from servicekit.db import UnitOfWork, UnitOfWorkFactory, new_id, utcnow
 from servicekit.errors import InvalidArgument, NotFound, PermissionDenied
+from servicekit.holds import LegalHoldMixin
 from servicekit.personal_data import table_of
 from servicekit.region import RegionGuard
 from servicekit.subject_data import Erasure, Export, SubjectDataRules
 
 from .models import Reply, Repository, Ticket
+
+# Every staff access to a ticket is recorded for this purpose (4.1.3: support).
+ACCESS_PURPOSE = audit.SUPPORT
+# Erasure keeps the access records: they are the security record of who saw the data (Art. 5(1)(f), 32, 33).
+KEPT_ACCESS_LOG = ("access_log", "kept as the record of who accessed the data (UK GDPR Art. 5(1)(f), 32, 33)")
 
 STATUSES = ("open", "pending", "resolved", "closed")
 STAFF_READERS = ("agent",)
@@ -75,8 +81,12 @@ class TicketsService(SubjectDataRules):
         with self.uow() as uow:
             items = uow.repo.page(requester_id=requester, region=self.region, status=status,
                                   after=cursors.decode(cursor), limit=size + 1)
-        more = len(items) > size
-        items = items[:size]
+            more = len(items) > size
+            items = items[:size]
+            if requester is None and items:
+                # A queue page shows each ticket's requester and subject: one access per ticket.
+                uow.repo.audit(principal, [audit.Access(t.requester_id, "ticket.listed", t.id) for t in items])
+                uow.commit()
         next_cursor = cursors.encode(items[-1].created_at, items[-1].id) if more else ""
         return Page(items, next_cursor)
 
@@ -96,6 +106,9 @@ class TicketsService(SubjectDataRules):
         with self.uow() as uow:
             ticket = self._visible(uow, principal, ticket_id)
             replies = uow.repo.replies(ticket.id, include_internal=principal.role in STAFF_READERS)
+            if principal.role != "customer":
+                uow.repo.audit(principal, [audit.Access(ticket.requester_id, "ticket.read", ticket.id)])
+                uow.commit()
             return ticket, replies
 
     def reply(self, principal: Principal, ticket_id: str, body: str, internal: bool) -> Reply:
@@ -110,6 +123,8 @@ class TicketsService(SubjectDataRules):
                           body=_text("body", body, MAX_BODY), internal=internal, created_at=now)
             uow.repo.add(reply)
             ticket.updated_at = now
+            if principal.role != "customer":
+                uow.repo.audit(principal, [audit.Access(ticket.requester_id, "ticket.replied", ticket.id)])
             uow.events.publish("tickets.ticket.replied", ticket.requester_id, ev.TicketReplied(
                 ticket_id=ticket.id, reply_id=reply.id, author_id=principal.subject_id,
                 internal=internal, requester_id=ticket.requester_id))
@@ -122,16 +137,28 @@ class TicketsService(SubjectDataRules):
             return Export([
                 table_of("tickets", "ticket_content", Ticket, uow.repo.tickets_of(subject_id)),
                 table_of("replies", "ticket_content", Reply, uow.repo.replies_for_export(subject_id)),
+                uow.repo.access_log_of(subject_id),
             ])
 
     def erase(self, subject_id: str) -> Erasure:
+        """Everything of the subject, except what a legal hold covers (reported as kept, with why)."""
         with self.uow() as uow:
-            count = uow.repo.erase(subject_id)
+            on_subject = uow.repo.subject_holds(subject_id)
+            if on_subject:
+                return Erasure(0, [("tickets and replies", _held(h)) for h in on_subject] + [KEPT_ACCESS_LOG])
+            on_tickets = uow.repo.ticket_holds_of(subject_id)
+            count = uow.repo.erase(subject_id, keep_ticket_ids={h.target_id for h in on_tickets})
             uow.commit()
-            return Erasure(count)
+            return Erasure(count, [(f"ticket {h.target_id} and its replies", _held(h)) for h in on_tickets]
+                           + [KEPT_ACCESS_LOG])
 
     def set_restricted(self, subject_id: str, restricted: bool) -> bool:
         with self.uow() as uow:
             uow.repo.set_restricted(subject_id, restricted)
             uow.commit()
             return restricted
+
+
+def _held(hold: LegalHoldMixin) -> str:
+    return (f"legal hold {hold.hold_id} ({hold.reason_code}; UK GDPR Art. 17(3)(e)), review on "
+            f"{hold.review_at:%Y-%m-%d}")

@@ -54,6 +54,7 @@ class RetentionRule(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     PERIOD_DAYS_FIELD_NUMBER: _builtins.int
     PERIOD_MONTHS_FIELD_NUMBER: _builtins.int
+    COVERS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Stable name of the rule, e.g. "closed_tickets"."""
     category: _builtins.str
@@ -70,6 +71,10 @@ class RetentionRule(_message.Message):
     """Days of the period, when it is a fixed number of days (0 otherwise)."""
     period_months: _builtins.int
     """Months of the period, when it is counted in calendar months (0 otherwise)."""
+    @_builtins.property
+    def covers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Further category codes the same records hold (e.g. "3.2.1" for the ids in them)."""
+
     def __init__(
         self,
         *,
@@ -81,10 +86,11 @@ class RetentionRule(_message.Message):
         reason: _builtins.str = ...,
         period_days: _builtins.int = ...,
         period_months: _builtins.int = ...,
+        covers: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "name", b"name", "period", b"period", "period_days", b"period_days", "period_months", b"period_months", "reason", b"reason", "trigger", b"trigger", "what", b"what"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "covers", b"covers", "name", b"name", "period", b"period", "period_days", b"period_days", "period_months", b"period_months", "reason", b"reason", "trigger", b"trigger", "what", b"what"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
