@@ -19,7 +19,7 @@ from servicekit import caller, clients
 from servicekit.grpc_server import ERROR_CODE_KEY
 from servicekit.settings import CommonSettings
 
-from . import dead_letters
+from . import dead_letters, governance
 
 app = typer.Typer(help="Kaseum Customer Portal operator commands.", no_args_is_help=True)
 users = typer.Typer(help="Staff and customer accounts.", no_args_is_help=True)
@@ -27,6 +27,11 @@ app.add_typer(users, name="users")
 organisations = typer.Typer(help="Customer and reseller organisations (section 5.1.1).", no_args_is_help=True)
 app.add_typer(organisations, name="organisations")
 app.add_typer(dead_letters.app, name="dead-letters")
+app.add_typer(governance.retention, name="retention")
+app.add_typer(governance.audit, name="audit")
+app.add_typer(governance.transfers, name="transfers")
+app.add_typer(governance.holds, name="holds")
+app.command("ropa")(governance.ropa_command)
 
 ROLES = ("admin", "agent", "reseller", "dpo", "analyst")
 
@@ -50,7 +55,7 @@ def describe(error: grpc.RpcError) -> str:
         return "the call failed"
     code = next((v for k, v in error.trailing_metadata() or () if k == ERROR_CODE_KEY), "")
     if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return "the identity service is not reachable; is the system running (`make run`)?"
+        return "a service is not reachable; is the system running (`make run`)?"
     return f"{error.details()} ({code or error.code().name.lower()})"
 
 

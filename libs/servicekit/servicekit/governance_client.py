@@ -38,14 +38,14 @@ def why(error: grpc.RpcError) -> str:
 
 
 def fan_out(services: Mapping[str, governance_pb2_grpc.GovernanceStub],
-            call: Callable[[governance_pb2_grpc.GovernanceStub], T]) -> tuple[dict[str, T], dict[str, str]]:
+            call: Callable[[str, governance_pb2_grpc.GovernanceStub], T]) -> tuple[dict[str, T], dict[str, str]]:
     """(answers by service, reasons by service that did not answer). Auth failures are raised."""
     answers: dict[str, T] = {}
     missing: dict[str, str] = {}
 
     def one(name: str) -> tuple[str, T | None, grpc.RpcError | None]:
         try:
-            return name, call(services[name]), None
+            return name, call(name, services[name]), None
         except grpc.RpcError as exc:
             return name, None, exc
 

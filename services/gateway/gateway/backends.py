@@ -9,9 +9,10 @@ from grpc_health.v1 import health_pb2_grpc
 from kaseum.analytics.v1 import analytics_pb2_grpc
 from kaseum.consent.v1 import consent_pb2_grpc
 from kaseum.identity.v1 import identity_pb2, identity_pb2_grpc, organisations_pb2_grpc
-from kaseum.rights.v1 import rights_pb2_grpc
+from kaseum.privacy.v1 import governance_pb2_grpc
+from kaseum.rights.v1 import holds_pb2_grpc, rights_pb2_grpc
 from kaseum.tickets.v1 import tickets_pb2_grpc
-from servicekit import clients
+from servicekit import clients, governance_client
 from servicekit.caller import TokenVerifier, jwks_from_json
 from servicekit.settings import SERVICES
 
@@ -35,6 +36,8 @@ FULL_NAMES = {
 # Organisations are served by the identity process, on a channel of their own (own retry policy).
 ORGANISATIONS = "kaseum.identity.v1.Organisations"
 ORGANISATIONS_IDEMPOTENT = ("ListOrganisations", "GetOrganisation")
+# Legal holds are served by the rights process (section 12.1).
+LEGAL_HOLDS = "kaseum.rights.v1.LegalHolds"
 
 
 @dataclass
@@ -46,6 +49,9 @@ class Backends:
     analytics: analytics_pb2_grpc.AnalyticsStub
     health: dict[str, health_pb2_grpc.HealthStub]
     organisations: organisations_pb2_grpc.OrganisationsStub
+    # kaseum.privacy.v1.Governance of every service, for the DPO's routes (api/dpo.py).
+    governance: dict[str, governance_pb2_grpc.GovernanceStub]
+    holds: holds_pb2_grpc.LegalHoldsStub
 
 
 def jwks_verifier(backends: Backends) -> TokenVerifier:
@@ -73,4 +79,7 @@ def connect(settings: GatewaySettings) -> Backends:
         organisations=organisations_pb2_grpc.OrganisationsStub(clients.channel(
             settings.addr_of("identity"), ORGANISATIONS, ORGANISATIONS_IDEMPOTENT,
             deadline=settings.upstream_deadline)),
+        governance=governance_client.stubs(settings, settings.upstream_deadline),
+        holds=holds_pb2_grpc.LegalHoldsStub(clients.channel(
+            settings.addr_of("rights"), LEGAL_HOLDS, ("ListHolds",), deadline=settings.upstream_deadline)),
     )
