@@ -38,10 +38,6 @@ class TransfersQuery(Query):
     to: str = Field(default="", max_length=40)
 
 
-class RopaQuery(Query):
-    format: str = Field(default="json", description="json or text")
-
-
 class HoldBody(Body):
     scope: str = Field(description="subject or ticket")
     target_id: str = Field(min_length=1, max_length=32, description="the subject id or ticket id")

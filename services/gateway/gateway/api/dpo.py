@@ -27,7 +27,6 @@ from ..dpo_schemas import (
     HoldsQuery,
     Json,
     Report,
-    RopaQuery,
     TransfersQuery,
     VerifyQuery,
 )
@@ -95,14 +94,20 @@ def transfer_log(query: TransfersQuery) -> Json:
 
 
 @bp.get("/api/v1/dpo/ropa")
-@spec.validate(query=RopaQuery, resp=READ, tags=["governance"], security=BEARER)
-def record_of_processing(query: RopaQuery) -> Json | Response:
-    """The record of processing, generated from the services' own declarations (`?format=text` to read)."""
+@spec.validate(resp=READ, tags=["governance"], security=BEARER)
+def record_of_processing() -> Json:
+    """The record of processing (Art. 30), generated from the services' own declarations."""
+    caller = require_role("dpo")
+    return governance_report.record_of_processing(backends().governance, caller.metadata)
+
+
+@bp.get("/api/v1/dpo/ropa.txt")
+@spec.validate(tags=["governance"], security=BEARER)
+def record_of_processing_text() -> Response:
+    """The same record as plain text, for reading and printing (the DPO's page)."""
     caller = require_role("dpo")
     record = governance_report.record_of_processing(backends().governance, caller.metadata)
-    if query.format == "text":
-        return Response(ropa.to_text(record), mimetype="text/plain")
-    return record
+    return Response(ropa.to_text(record), mimetype="text/plain")
 
 
 def hold_json(h: holds_pb2.Hold) -> dict[str, Any]:

@@ -1,0 +1,210 @@
+"""Governance through the whole system: the DPO's audit trail, breach query, chain check, record of
+processing and legal holds; the retention schedule for administrators; the same from `kaseum`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from kaseum.privacy.v1 import governance_pb2, governance_pb2_grpc, personal_data_pb2, personal_data_pb2_grpc
+from servicekit import caller
+from sqlalchemy import create_engine, text
+
+from tests.support.api import PASSWORD, Api, sign_up_and_log_in
+from tests.support.waiting import eventually
+from tools.stack import Stack, generate_secrets
+
+KASEUM = str(Path(sys.executable).parent / "kaseum")
+WIRED = {"tickets", "rights"}  # services serving kaseum.privacy.v1.Governance so far
+
+
+def cli(system: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"KASEUM_ENV_FILE": str(system.var / "kaseum.env"), "PATH": "/usr/bin:/bin",
+           **{f"{n.upper()}_ADDR": system.grpc_addr(n) for n in system.grpc_ports}}
+    return subprocess.run([KASEUM, *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def log_in(api: Api, login: str) -> Api:
+    response = api.call("POST", "/api/v1/sessions", json={"login": login, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return api.as_user(response.json()["token"])
+
+
+@pytest.fixture(scope="module")
+def api(system: Stack) -> Api:
+    return Api(system.gateway_url)
+
+
+@pytest.fixture(scope="module")
+def admin(system: Stack, api: Api) -> Api:
+    name = f"admin_{uuid.uuid4().hex[:8]}"
+    done = subprocess.run([KASEUM, "users", "create", "--role", "admin", "--username", name, "--email",
+                           f"{name}@kaseum.example", "--password-stdin"], input=PASSWORD + "\n", text=True,
+                          capture_output=True, timeout=60,
+                          env={"KASEUM_ENV_FILE": str(system.var / "kaseum.env"), "PATH": "/usr/bin:/bin",
+                               "IDENTITY_ADDR": system.grpc_addr("identity")})
+    assert done.returncode == 0, done.stderr
+    return log_in(api, name)
+
+
+def staff(api: Api, admin: Api, role: str) -> tuple[Api, str]:
+    name = f"{role}_{uuid.uuid4().hex[:8]}"
+    created = admin.call("POST", "/api/v1/admin/users", json={
+        "role": role, "username": name, "email": f"{name}@kaseum.example", "password": PASSWORD})
+    assert created.status_code == 201, created.text
+    return log_in(api, name), created.json()["id"]
+
+
+@pytest.fixture(scope="module")
+def dpo(api: Api, admin: Api) -> Api:
+    return staff(api, admin, "dpo")[0]
+
+
+def rights_metadata(system: Stack) -> tuple[tuple[str, str], ...]:
+    secret = generate_secrets(system.var / "kaseum.env")["KASEUM_SERVICE_SECRET"].encode()
+    return ((caller.SERVICE_HEADER, caller.mint_service_token(secret, "rights")),)
+
+
+@pytest.mark.notice("11")
+@pytest.mark.rule("R-SEC-1")
+@pytest.mark.rule("R-SEC-3")
+def test_the_dpo_sees_who_read_a_ticket_and_the_breach_query_finds_exactly_those_subjects(
+        system: Stack, api: Api, admin: Api, dpo: Api) -> None:
+    agent, agent_id = staff(api, admin, "agent")
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    read, read_user, _ = sign_up_and_log_in(api)
+    unread, _, _ = sign_up_and_log_in(api)
+    ticket = read.call("POST", "/api/v1/tickets", json={"subject": "Help", "body": "text"}).json()
+    unread.call("POST", "/api/v1/tickets", json={"subject": "Other", "body": "text"})
+    assert agent.call("GET", f"/api/v1/tickets/{ticket['id']}").status_code == 200
+    end = datetime.now(UTC) + timedelta(seconds=1)
+
+    trail = dpo.call("GET", "/api/v1/dpo/audit", params={"subject_id": read_user["id"]})
+    assert trail.status_code == 200, trail.text
+    entries = [(e["service"], e["actor_id"], e["actor_role"], e["action"], e["resource_id"])
+               for e in trail.json()["items"]]
+    assert ("tickets", agent_id, "agent", "ticket.read", ticket["id"]) in entries
+    assert set(trail.json()["not_reporting"]) == {"identity", "consent", "analytics"} - set()
+
+    window = {"actor_id": agent_id, "from": start.isoformat(), "to": end.isoformat()}
+    breach = dpo.call("GET", "/api/v1/dpo/accessed-subjects", params=window)
+    assert breach.status_code == 200, breach.text
+    assert [s["subject_id"] for s in breach.json()["subjects"]] == [read_user["id"]]
+
+    verified = dpo.call("GET", "/api/v1/dpo/audit/verify").json()
+    assert {s["service"] for s in verified["services"]} == WIRED
+    assert all(s["intact"] and s["checked"] >= 1 for s in verified["services"] if s["service"] == "tickets")
+
+    # The subject's own access export says who (by role) read their data.
+    with grpc.insecure_channel(system.grpc_addr("tickets")) as channel:
+        export = personal_data_pb2_grpc.PersonalDataStub(channel).Export(
+            personal_data_pb2.ExportRequest(subject_id=read_user["id"]), metadata=rights_metadata(system), timeout=10)
+    log = next(t for t in export.tables if t.name == "access_log")
+    roles = [dict(zip(log.columns, r.values, strict=True))["actor_role"] for r in log.rows]
+    assert "agent" in roles and agent_id not in str(log)
+
+
+@pytest.mark.rule("R-SEC-1")
+def test_only_the_dpo_reads_the_trail_and_bad_windows_are_422(api: Api, admin: Api, dpo: Api) -> None:
+    customer, _, _ = sign_up_and_log_in(api)
+    agent, _ = staff(api, admin, "agent")
+    for who in (customer, agent, admin):
+        assert who.call("GET", "/api/v1/dpo/audit").status_code == 403
+        assert who.call("GET", "/api/v1/dpo/ropa").status_code == 403
+    assert api.call("GET", "/api/v1/dpo/audit").status_code == 401
+    assert dpo.call("GET", "/api/v1/dpo/accessed-subjects", params={"from": "x", "to": "y",
+                                                                    "actor_id": "a"}).status_code == 422
+    assert dpo.call("GET", "/api/v1/dpo/accessed-subjects", params={
+        "from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z", "actor_id": "a"}).status_code == 422
+    assert dpo.call("GET", "/api/v1/dpo/audit", params={"cursor": "!!"}).status_code == 422
+
+
+@pytest.mark.rule("R-SEC-1")
+def test_services_refuse_governance_calls_from_customers(system: Stack, api: Api) -> None:
+    customer, _, _ = sign_up_and_log_in(api)
+    with grpc.insecure_channel(system.grpc_addr("tickets")) as channel:
+        stub = governance_pb2_grpc.GovernanceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.QueryAudit(governance_pb2.QueryAuditRequest(), metadata=caller.person_metadata(customer.token),
+                            timeout=5)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        with pytest.raises(grpc.RpcError) as anonymous:
+            stub.GetRetentionSchedule(governance_pb2.GetRetentionScheduleRequest(), timeout=5)
+        assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.notice("12")
+@pytest.mark.rule("R-RET-1")
+def test_the_retention_schedule_and_the_record_of_processing_come_from_the_services(
+        system: Stack, api: Api, admin: Api, dpo: Api) -> None:
+    schedule = admin.call("GET", "/api/v1/admin/retention")
+    assert schedule.status_code == 200, schedule.text
+    rules = {(s["service"], r["name"]): r for s in schedule.json()["services"] for r in s["rules"]}
+    assert rules[("tickets", "closed_tickets")]["period_months"] == 72
+    assert rules[("rights", "completed_requests")]["trigger"].startswith("completion")
+    customer, _, _ = sign_up_and_log_in(api)
+    assert customer.call("GET", "/api/v1/admin/retention").status_code == 403
+
+    record = dpo.call("GET", "/api/v1/dpo/ropa").json()
+    assert record["services"] == ["rights", "tickets"]
+    stored = {c["code"] for c in record["categories"] if c["stored_in"]}
+    assert {"ticket_content", "rights_requests", "legal_holds", "access_records", "3.2.1"} <= stored
+    as_text = dpo.call("GET", "/api/v1/dpo/ropa.txt")
+    assert as_text.headers["Content-Type"].startswith("text/plain") and "4.1.3" in as_text.text
+
+    shown = cli(system, "retention", "show")
+    assert shown.returncode == 0, shown.stderr
+    assert "closed_tickets" in shown.stdout and "6 years" in shown.stdout
+    assert "identity does not serve" in shown.stderr
+    ropa = cli(system, "ropa")
+    assert ropa.returncode == 0 and "RECORD OF PROCESSING" in ropa.stdout and "5.1.2" in ropa.stdout
+
+
+def active_hold_in_tickets(system: Stack, hold_id: str) -> bool:
+    engine = create_engine(system.database_url("tickets").replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as conn:
+            return bool(conn.execute(text("SELECT count(*) FROM legal_holds WHERE hold_id = :h AND released_at IS "
+                                          "NULL"), {"h": hold_id}).scalar())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.notice("12.1")
+@pytest.mark.rule("R-RET-2")
+@pytest.mark.rule("R-ERASE-1")
+def test_a_hold_placed_by_the_dpo_reaches_tickets_and_keeps_the_subjects_tickets_from_erasure(
+        system: Stack, api: Api, dpo: Api) -> None:
+    customer, user, _ = sign_up_and_log_in(api)
+    ticket = customer.call("POST", "/api/v1/tickets", json={"subject": "Dispute", "body": "text"}).json()
+    review = (datetime.now(UTC) + timedelta(days=90)).date().isoformat()
+    placed = dpo.call("POST", "/api/v1/dpo/holds", json={"scope": "subject", "target_id": user["id"],
+                                                          "reason_code": "litigation", "review_at": review})
+    assert placed.status_code == 201, placed.text
+    hold = placed.json()
+    assert dpo.call("POST", "/api/v1/dpo/holds", json={"scope": "planet", "target_id": user["id"],
+                                                        "reason_code": "litigation",
+                                                        "review_at": review}).status_code == 422
+    eventually(lambda: active_hold_in_tickets(system, hold["id"]), what="the hold in tickets' projection")
+    with grpc.insecure_channel(system.grpc_addr("tickets")) as channel:
+        erase = personal_data_pb2_grpc.PersonalDataStub(channel).Erase
+        kept = erase(personal_data_pb2.EraseRequest(subject_id=user["id"]), metadata=rights_metadata(system),
+                     timeout=10)
+        assert kept.erased_rows == 0 and any(hold["id"] in k.reason for k in kept.kept)
+        assert customer.call("GET", f"/api/v1/tickets/{ticket['id']}").status_code == 200
+
+        released = dpo.call("POST", f"/api/v1/dpo/holds/{hold['id']}/release")
+        assert released.status_code == 200 and released.json()["released_at"]
+        eventually(lambda: not active_hold_in_tickets(system, hold["id"]), what="the release in tickets")
+        done = erase(personal_data_pb2.EraseRequest(subject_id=user["id"]), metadata=rights_metadata(system),
+                     timeout=10)
+        assert done.erased_rows == 1
+    trail = dpo.call("GET", "/api/v1/dpo/audit", params={"subject_id": user["id"]}).json()["items"]
+    assert [e["action"] for e in trail if e["service"] == "rights"][:2] == ["hold.placed", "hold.released"]
+    listed = cli(system, "holds", "list", "--all", "--target", user["id"])
+    assert listed.returncode == 0 and hold["id"] in listed.stdout and "released" in listed.stdout
