@@ -854,7 +854,10 @@ def main(argv: list[str] | None = None) -> int:
                                                    "a quarter as many, at least 20, over one connection")
     parser.add_argument("--login-accounts", type=int, default=32,
                         help="customers the logins cycle through (and whose tokens the authentication runs use)")
-    parser.add_argument("--only", choices=["tickets", "identity"], help="run only the ticket or the identity part")
+    parser.add_argument("--only", choices=["tickets", "identity", "purge"],
+                        help="run only the ticket, the identity or the retention-purge part")
+    parser.add_argument("--purge-rows", type=int, help="expired tickets the purge benchmark removes (bench/purge.py; "
+                                                       "default 1,000,000; 100,000 with --quick)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 300 requests, 60 logins")
     parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs, databases, NATS store)")
     args = parser.parse_args(argv)
@@ -864,7 +867,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan(requests=requests, concurrency=args.concurrency, warmup=warmup, accounts=args.accounts,
                 idle=args.idle, logins=logins, serial_logins=max(20, logins // 4),
                 login_accounts=max(1, args.login_accounts), probes=max(100, requests // 2),
-                tickets=args.only != "identity", identity=args.only != "tickets")
+                tickets=args.only in (None, "tickets"), identity=args.only in (None, "identity"))
+    purge_rows = args.purge_rows or (100_000 if args.quick else 1_000_000)
 
     # SIGTERM unwinds like Ctrl-C, so the finally blocks stop every process started.
     def _terminate(signum: int, _frame: FrameType | None) -> None:
@@ -880,13 +884,17 @@ def main(argv: list[str] | None = None) -> int:
         command += ["--logins", str(logins), "--login-accounts", str(plan.login_accounts)]
     if args.only:
         command += ["--only", args.only]
+    if args.purge_rows:
+        command += ["--purge-rows", str(args.purge_rows)]
     var = Path(tempfile.mkdtemp(prefix="kaseum-bench-"))
     failed = True
     try:
         say(f"Kaseum bench: {requests} requests per run, {args.concurrency} connections, {args.accounts} "
             f"customers, warm-up {warmup}; {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; folder {var}")
-        say("whole stack (NATS, five services, the gateway under gunicorn):")
-        stack, identity = bench_stack(var, plan)
+        stack, identity = None, None
+        if plan.tickets or plan.identity:
+            say("whole stack (NATS, five services, the gateway under gunicorn):")
+            stack, identity = bench_stack(var, plan)
         if stack is not None:
             say("bare Flask app, served by the gateway's gunicorn command line:")
             bare = bench_bare(var, stack.gunicorn, requests, args.concurrency, warmup)
@@ -895,6 +903,13 @@ def main(argv: list[str] | None = None) -> int:
             report(stack, bare)
         if identity is not None:
             report_identity(identity, args.concurrency)
+        if args.only in (None, "purge"):
+            from bench.purge import report as report_purge
+            from bench.purge import run_purge_bench
+
+            say()
+            say(f"retention purge (issue 4, bench/purge.py): {purge_rows:,} expired tickets while tickets are created:")
+            report_purge(run_purge_bench(purge_rows, 40.0, 4, 15.0, 1000, 0.01, say=say), say=say)
         say()
         say(f"repeat: cd {shlex.quote(str(ROOT))} && {shlex.join(command)}")
         failed = False

@@ -102,6 +102,18 @@ kaseum.io/region: {{ include "kaseum.region" .root }}
 {{- else }}
 - name: GRPC_BIND
   value: {{ printf "0.0.0.0:%d" (int $svc.port) | quote }}
+{{- with $root.Values.governance }}
+- name: TRANSFER_SAFEGUARDS_FILE
+  value: "/etc/kaseum/governance/safeguards.json"
+- name: HOSTING_PROVIDERS
+  value: {{ toJson .hostingProviders | quote }}
+- name: RETENTION_PURGE_INTERVAL_SECONDS
+  value: {{ .retention.purgeIntervalSeconds | quote }}
+- name: RETENTION_BATCH_SIZE
+  value: {{ .retention.batchSize | quote }}
+- name: RETENTION_BATCH_PAUSE_SECONDS
+  value: {{ .retention.batchPauseSeconds | quote }}
+{{- end }}
 {{- end }}
 {{- include "kaseum.secretEnv" (dict "env" "KASEUM_SERVICE_SECRET" "ref" $root.Values.serviceSecret "what" "serviceSecret") | nindent 0 }}
 {{- if $svc.database }}
@@ -196,6 +208,9 @@ volumes:
   - name: tmp
     emptyDir:
       sizeLimit: 64Mi
+  - name: governance
+    configMap:
+      name: kaseum-governance
 {{- end }}
 
 {{/* NetworkPolicy egress rules every pod of a service needs; ctx: root, name. */}}
@@ -255,10 +270,12 @@ spec:
     metadata:
       labels:
         {{- include "kaseum.labels" $ctx | nindent 8 }}
-      {{- with $svc.podAnnotations }}
       annotations:
+        # Restart on a change of safeguards: they are read at start-up.
+        checksum/governance: {{ include "kaseum.governanceFile" $root | sha256sum }}
+        {{- with $svc.podAnnotations }}
         {{- toYaml . | nindent 8 }}
-      {{- end }}
+        {{- end }}
     spec:
       {{- include "kaseum.podCommon" $ctx | nindent 6 }}
       terminationGracePeriodSeconds: 30
@@ -302,6 +319,9 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+            - name: governance
+              mountPath: /etc/kaseum/governance
+              readOnly: true
 ---
 apiVersion: v1
 kind: Service
@@ -507,4 +527,9 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+{{- end }}
+
+{{/* The transfer safeguards document (servicekit/transfers.py reads it). */}}
+{{- define "kaseum.governanceFile" -}}
+{{- toJson (dict "safeguards" .Values.governance.safeguards "recipients" .Values.governance.recipients) -}}
 {{- end }}
