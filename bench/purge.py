@@ -1,19 +1,23 @@
 """Retention purge under load (issue 4): 1,000,000 expired tickets purged in batches while tickets are created.
 
-    .venv/bin/python bench/purge.py [--rows 1000000] [--rate 40] [--threads 4] [--baseline 15]
-                                    [--batch 1000] [--pause 0.01] [--database-url URL]
+    .venv/bin/python bench/purge.py [--rows 1000000] [--rate 40] [--threads 4] [--window 5]
+                                    [--batch 1000] [--pause 0.01] [--max-batch 0.05]
+                                    [--database-url URL]
 
 The tickets service's own code on a real database (SQLite in a temporary folder by default;
 PostgreSQL with --database-url, or KASEUM_TEST_POSTGRES as CI sets it: a fresh database is made):
 
 1. migrate the tickets schema and seed `--rows` tickets closed seven years ago (past the six-year
    retention of tickets/governance.py), spread over 10,000 requesters;
-2. baseline: create tickets through TicketsService.open (the rules, the unit of work, the outbox row)
-   from `--threads` threads at `--rate` per second in total, open loop (latency is measured from each
-   creation's due time, so waiting behind the purge counts), for `--baseline` seconds;
-3. the same load again while the servicekit Purger applies the tickets retention schedule in batches of
-   `--batch` rows, `--pause` seconds apart (the deployment's RETENTION_BATCH_SIZE and
-   RETENTION_BATCH_PAUSE_SECONDS), exactly as `runtime.every` runs it in the service process;
+2. create tickets through TicketsService.open (the rules, the unit of work, the outbox row) from
+   `--threads` threads at `--rate` per second in total, open loop (latency is measured from each
+   creation's due time, so waiting behind the purge counts), all along;
+3. meanwhile the servicekit Purger applies the tickets retention schedule, in alternating windows of
+   `--window` seconds without and with it (side by side, so a busy machine weighs on both), in batches of
+   at most `--batch` rows, shrunk while one takes longer than `--max-batch` seconds, each followed by a
+   pause at least as long as the batch (the deployment's RETENTION_BATCH_SIZE,
+   RETENTION_MAX_BATCH_SECONDS and RETENTION_BATCH_PAUSE_SECONDS), as `runtime.every` runs it in the
+   service process;
 4. the verdicts: the purge finished (every expired ticket gone, none of the new ones touched, a purge
    run recorded with the count), and creation p99 during the purge under 2× the baseline p99.
 
@@ -32,6 +36,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -138,12 +143,39 @@ def seed(url: str, rows: int, closed_at: datetime) -> None:
         conn.close()
 
 
-def create_load(service: object, rate: float, threads: int, stop: threading.Event,
-                created: list[str]) -> Latencies:
+class Windows:
+    """Alternating windows, `off` seconds without the purge then `on` seconds with it, from `start`.
+
+    Creations due in an "on" window count as "during the purge"; those due in an "off" window (except
+    just after an "on" one, while a last batch may still finish) as "without it". Measured side by side
+    in one run, both see the same machine: a busy neighbour slows both, not one.
+    """
+
+    def __init__(self, off: float, on: float, grace: float = 0.5) -> None:
+        self.off, self.on, self.grace = off, on, grace
+        self.start = time.monotonic()
+
+    def active(self, t: float) -> bool:
+        return (t - self.start) % (self.off + self.on) >= self.off
+
+    def label(self, t: float) -> str:
+        if self.active(t):
+            return "during"
+        return "" if self.active(t - self.grace) else "without"
+
+    def sleep(self, seconds: float) -> None:
+        """The purger's pause: its own, then until the next "on" window."""
+        time.sleep(seconds)
+        while not self.active(time.monotonic()):
+            time.sleep(0.01)
+
+
+def create_load(service: object, rate: float, threads: int, stop: threading.Event, created: list[str],
+                label: Callable[[float], str]) -> dict[str, Latencies]:
     """Open loop: creation i is due at start + i/rate; latency counts from the due time."""
     from servicekit.testing import person
 
-    samples: list[float] = []
+    samples: dict[str, list[float]] = {"during": [], "without": [], "": []}
     errors = [0]
     lock = threading.Lock()
     start = time.monotonic()
@@ -161,11 +193,11 @@ def create_load(service: object, rate: float, threads: int, stop: threading.Even
             if stop.is_set():
                 return
             try:
-                ticket = service.open(person(f"{i % 97:032x}"), "Benchmark ticket", "Opened during the purge "  # type: ignore[attr-defined]
-                                      "benchmark.", "")
+                ticket = service.open(person(f"{i % 97:032x}"), "Benchmark ticket",  # type: ignore[attr-defined]
+                                      "Opened during the purge benchmark.", "")
                 elapsed = time.monotonic() - due
                 with lock:
-                    samples.append(elapsed)
+                    samples[label(due)].append(elapsed)
                     created.append(ticket.id)
             except Exception:
                 with lock:
@@ -177,11 +209,12 @@ def create_load(service: object, rate: float, threads: int, stop: threading.Even
     stop.wait()
     for t in pool:
         t.join(30)
-    return Latencies(samples, errors[0])
+    return {k: Latencies(v, errors[0] if k == "during" else 0) for k, v in samples.items()}
 
 
-def run_purge_bench(rows: int, rate: float, threads: int, baseline_s: float, batch: int, pause: float,
-                    database_url: str = "", say: object = print) -> PurgeResult:
+def run_purge_bench(rows: int, rate: float, threads: int, window_s: float, batch: int, pause: float,
+                    database_url: str = "", say: object = print, max_batch: float = 0.05,
+                    yield_factor: float = 2.0) -> PurgeResult:
     from servicekit import migrations
     from servicekit.db import UnitOfWorkFactory, make_engine
     from servicekit.outbox import OutboxWriter
@@ -214,28 +247,30 @@ def run_purge_bench(rows: int, rate: float, threads: int, baseline_s: float, bat
             created.append(service.open(person("f" * 32), "Warm-up", "Unmeasured.", "").id)
 
         stop = threading.Event()
-        timer = threading.Timer(baseline_s, stop.set)
-        timer.start()
-        baseline = create_load(service, rate, threads, stop, created)
-        echo(f"  baseline, no purge ({rate:g}/s, {threads} threads, {baseline_s:g} s): {baseline.line()}")
-
-        stop = threading.Event()
+        windows = Windows(off=window_s, on=window_s)
         outcome: dict[str, float] = {}
 
         def purge() -> None:
-            purger = Purger(RETENTION, sessions, PurgeRun, batch_size=batch, pause=pause)
+            purger = Purger(RETENTION, sessions, PurgeRun, batch_size=batch, pause=pause,
+                            max_batch_seconds=max_batch, yield_factor=yield_factor, sleep=windows.sleep)
+            windows.sleep(0)  # the first window is without the purge
             began = time.monotonic()
             results = purger.run_once()
             outcome["seconds"] = time.monotonic() - began
             outcome["purged"] = sum(r.purged for r in results)
             outcome["batches"] = sum(r.batches for r in results)
+            # One more window without the purge, so both sides have as many samples.
+            time.sleep(window_s + windows.grace)
             stop.set()
 
         purging = threading.Thread(target=purge, daemon=True)
         purging.start()
-        during = create_load(service, rate, threads, stop, created)
+        measured = create_load(service, rate, threads, stop, created, windows.label)
         purging.join()
-        echo(f"  during the purge:                 {during.line()}")
+        baseline, during = measured["without"], measured["during"]
+        echo(f"  {rate:g} creations/s from {threads} threads, open loop; purge on and off in {window_s:g} s windows:")
+        echo(f"  without the purge: {baseline.line()}")
+        echo(f"  during the purge:  {during.line()}")
         with sessions() as session:
             left = session.scalar(select(func.count()).select_from(Ticket).where(Ticket.closed_at.is_not(None))) or 0
             kept = session.scalar(select(func.count()).select_from(Ticket).where(Ticket.id.in_(created[:5000]))) or 0
@@ -264,14 +299,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000, help="expired tickets to purge")
     parser.add_argument("--rate", type=float, default=40.0, help="ticket creations per second (total)")
     parser.add_argument("--threads", type=int, default=4, help="threads creating tickets")
-    parser.add_argument("--baseline", type=float, default=15.0, help="seconds of load without the purge")
+    parser.add_argument("--window", type=float, default=5.0,
+                        help="seconds of each window with, then without, the purge (alternating)")
     parser.add_argument("--batch", type=int, default=1000, help="rows per purge batch (one transaction each)")
-    parser.add_argument("--pause", type=float, default=0.01, help="seconds between purge batches")
+    parser.add_argument("--pause", type=float, default=0.01, help="least seconds between purge batches")
+    parser.add_argument("--max-batch", type=float, default=0.05,
+                        help="a batch taking longer shrinks (RETENTION_MAX_BATCH_SECONDS)")
+    parser.add_argument("--yield-factor", type=float, default=2.0,
+                        help="pause after a batch, as a multiple of its duration (RETENTION_YIELD_FACTOR)")
     parser.add_argument("--database-url", default="", help="tickets database (default: a fresh SQLite file, or a "
                                                          "fresh PostgreSQL database when KASEUM_TEST_POSTGRES is set)")
     args = parser.parse_args(argv)
-    result = run_purge_bench(args.rows, args.rate, args.threads, args.baseline, args.batch, args.pause,
-                             args.database_url)
+    result = run_purge_bench(args.rows, args.rate, args.threads, args.window, args.batch, args.pause,
+                             args.database_url, max_batch=args.max_batch, yield_factor=args.yield_factor)
     report(result)
     return 0 if result.finished and result.ratio < RATIO_TARGET else 1
 

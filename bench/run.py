@@ -909,7 +909,7 @@ def main(argv: list[str] | None = None) -> int:
 
             say()
             say(f"retention purge (issue 4, bench/purge.py): {purge_rows:,} expired tickets while tickets are created:")
-            report_purge(run_purge_bench(purge_rows, 40.0, 4, 15.0, 1000, 0.01, say=say), say=say)
+            report_purge(run_purge_bench(purge_rows, 40.0, 4, 5.0, 1000, 0.01, say=say), say=say)
         say()
         say(f"repeat: cd {shlex.quote(str(ROOT))} && {shlex.join(command)}")
         failed = False

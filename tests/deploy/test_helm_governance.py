@@ -47,5 +47,5 @@ def test_a_safeguard_without_a_risk_assessment_is_refused_by_the_schema() -> Non
     values = copy.deepcopy(load_values("values-uk.yaml"))
     values.setdefault("governance", {})["safeguards"] = [
         {"reference": "IDTA-1", "type": "SCC", "recipient": "x", "country": "IN", "expires": "2027-01-01"}]
-    with pytest.raises(Exception, match="risk_assessment|type"):
+    with pytest.raises(Exception, match=r"risk_assessment|type"):
         render(values)

@@ -2,8 +2,8 @@
 
 A service declares its schedule in one place (its `governance.py`): one `RetentionRule` per
 category and trigger, each with a purge function from its models.py that deletes at most `limit`
-due records (those whose trigger fell before the cut-off, and no active legal hold covers) and
-returns (records found due, rows deleted). The `Purger` applies every rule in batches, each
+due records (those whose trigger fell before the cut-off, and no active legal hold covers), in
+key order after the previous batch's last key, and returns a `Batch`. The `Purger` applies every rule in batches, each
 batch its own short transaction, so request traffic interleaves; it runs off the hot path
 (`runtime.every`) and records what it purged — counts, never contents — in `purge_runs`
 (only runs that removed something, so an idle job does not fill the table).
@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import BigInteger, DateTime, String
+from sqlalchemy import BigInteger, DateTime, String, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from .db import new_id, utcnow
@@ -30,8 +31,22 @@ from .logs import get_logger
 log = get_logger(__name__)
 NONE = {"category": "none"}
 
-# (session, cut-off, limit) -> (records found due in this batch, rows deleted)
-PurgeBatch = Callable[[Session, datetime, int], tuple[int, int]]
+Key = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one purge batch did: records found due, rows deleted, and where the next batch starts."""
+
+    found: int
+    deleted: int
+    # The last key visited (e.g. (closed_at, id)): the next batch continues after it, so a batch never
+    # walks past rows earlier batches deleted (PostgreSQL keeps them in indexes until vacuum) or kept.
+    last: Key | None = None
+
+
+# (session, cut-off, limit, continue after this key or None) -> Batch
+PurgeBatch = Callable[[Session, datetime, int, Key | None], Batch]
 
 
 @dataclass(frozen=True)
@@ -80,33 +95,58 @@ class RunResult:
 
 
 class Purger:
-    """Applies a schedule in batches of `batch_size`, `pause` seconds apart (yielding to requests)."""
+    """Applies a schedule in batches, each its own transaction, yielding to requests between them.
+
+    Batches start at `batch_size` rows and shrink while one takes longer than `max_batch_seconds`
+    (growing back when quick), so no purge transaction holds locks long (on SQLite the database's
+    single write lock); after each batch the purge waits `yield_factor` times as long as the batch
+    took (and at least `pause`), so it takes at most 1/(1+yield_factor) of the database's time.
+    """
 
     def __init__(self, rules: Sequence[RetentionRule], session_factory: sessionmaker[Session],
                  run_model: type[PurgeRunMixin], clock: Callable[[], datetime] = utcnow,
-                 batch_size: int = 1000, pause: float = 0.0) -> None:
+                 batch_size: int = 1000, pause: float = 0.0, max_batch_seconds: float = 0.05,
+                 yield_factor: float = 2.0, sleep: Callable[[float], None] = time.sleep,
+                 timer: Callable[[], float] = time.monotonic) -> None:
         self.rules = [r for r in rules if r.purge is not None]
         self.session_factory = session_factory
         self.run_model = run_model
         self.clock = clock
         self.batch_size = batch_size
         self.pause = pause
+        self.max_batch_seconds = max_batch_seconds
+        self.yield_factor = yield_factor
+        self.sleep = sleep
+        self.timer = timer
 
     def run_rule(self, rule: RetentionRule) -> RunResult:
         assert rule.purge is not None
         started = self.clock()
         cutoff = rule.cutoff(started)
         purged = batches = 0
+        size = self.batch_size
+        after: Key | None = None
         while True:
+            began = self.timer()
             with self.session_factory() as session:
-                found, deleted = rule.purge(session, cutoff, self.batch_size)
+                batch = rule.purge(session, cutoff, size, after)
                 session.commit()
+                if session.get_bind().dialect.name == "sqlite":
+                    # Copy the batch's pages from the WAL into the database now, on the purge's time:
+                    # otherwise the next request to commit runs that checkpoint and waits for it.
+                    session.execute(text("PRAGMA wal_checkpoint(PASSIVE)"))
+            took = self.timer() - began
             batches += 1
-            purged += deleted
-            if found < self.batch_size:
+            purged += batch.deleted
+            after = batch.last
+            if batch.found < size:
                 break
-            if self.pause:
-                time.sleep(self.pause)  # let request transactions take the write lock between batches
+            if took > self.max_batch_seconds:
+                size = max(min(10, self.batch_size), int(size * self.max_batch_seconds / took))
+            elif took < self.max_batch_seconds / 2:
+                size = min(self.batch_size, size * 2)
+            # Yield to requests: the purge is background work and must stay off the hot path.
+            self.sleep(max(self.pause, took * self.yield_factor))
         if purged:
             with self.session_factory() as session:
                 run = self.run_model()

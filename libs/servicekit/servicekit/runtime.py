@@ -143,7 +143,8 @@ class ServiceRuntime(Generic[R]):
             self.subscribe(f"{s.service_name}-holds", [x.format(region=s.region) for x in legal_holds.SUBJECTS],
                            legal_holds.handlers(models.holds))
         purger = Purger(declaration.retention, self.session_factory, models.purge_runs, clock,
-                        s.retention_batch_size, s.retention_batch_pause_seconds)
+                        s.retention_batch_size, s.retention_batch_pause_seconds, s.retention_max_batch_seconds,
+                        s.retention_yield_factor)
         if purger.rules:
             self.every(s.retention_purge_interval_seconds, purger.run_once)
         gov = Governance(s.service_name, s.region, self.session_factory, models, declaration, policy,

@@ -13,10 +13,23 @@ from servicekit.holds import LegalHoldMixin, not_held
 from servicekit.outbox import InboxMixin, OutboxMixin
 from servicekit.personal_data import table_of
 from servicekit.restrictions import RestrictionMixin, is_restricted, set_restricted
-from servicekit.retention import PurgeRunMixin
+from servicekit.retention import Batch, Key, PurgeRunMixin
 from servicekit.subject_data import TableRows
 from servicekit.transfers import TransferLogMixin
-from sqlalchemy import DateTime, Dialect, Index, String, Text, TypeDecorator, and_, delete, or_, select, text
+from sqlalchemy import (
+    DateTime,
+    Dialect,
+    Index,
+    String,
+    Text,
+    TypeDecorator,
+    and_,
+    delete,
+    or_,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -70,6 +83,8 @@ class RightsRequest(Base):
         # At most one open request per subject and kind, even when two filings race.
         Index("uq_rights_requests_open_kind", "subject_id", "kind", unique=True,
               sqlite_where=_OPEN, postgresql_where=_OPEN),
+        # The retention purge walks completed requests in (completed_at, id) order.
+        Index("ix_rights_requests_completed", "completed_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, info=NONE)
@@ -80,7 +95,7 @@ class RightsRequest(Base):
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, info=REQUEST)
     due_at: Mapped[datetime] = mapped_column(UtcDateTime, info=REQUEST)
     # When the request was completed or refused: its 6-year retention runs from here.
-    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, index=True, info=REQUEST)
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, info=REQUEST)
     region: Mapped[str] = mapped_column(String(8), info=NONE)
 
 
@@ -192,23 +207,28 @@ class Repository:
         audit.record(self.session, AuditLog, ChainHead, principal, accesses)
 
 
-def purge_completed_requests(session: Session, cutoff: datetime, limit: int) -> tuple[int, int]:
+def purge_completed_requests(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:
     """One batch: requests completed (or refused) before `cutoff` whose subject no legal hold covers."""
-    ids = list(session.scalars(
-        select(RightsRequest.id).where(RightsRequest.completed_at < cutoff,
-                                       not_held(LegalHold, "subject", RightsRequest.subject_id))
-        .order_by(RightsRequest.completed_at).limit(limit)))
-    if not ids:
-        return 0, 0
-    deleted = session.execute(delete(RightsRequest).where(RightsRequest.id.in_(ids))).rowcount  # type: ignore[attr-defined]
-    return len(ids), int(deleted or 0)
+    query = select(RightsRequest.id, RightsRequest.completed_at).where(
+        RightsRequest.completed_at < cutoff, not_held(LegalHold, "subject", RightsRequest.subject_id))
+    if after is not None:
+        query = query.where(tuple_(RightsRequest.completed_at, RightsRequest.id) > tuple_(*after))
+    rows = list(session.execute(query.order_by(RightsRequest.completed_at, RightsRequest.id).limit(limit)))
+    if not rows:
+        return Batch(0, 0, after)
+    deleted = session.execute(delete(RightsRequest).where(  # type: ignore[attr-defined]
+        RightsRequest.id.in_([r.id for r in rows]))).rowcount
+    return Batch(len(rows), int(deleted or 0), (rows[-1].completed_at, rows[-1].id))
 
 
-def purge_released_holds(session: Session, cutoff: datetime, limit: int) -> tuple[int, int]:
+def purge_released_holds(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:
     """One batch: holds released before `cutoff` (their record outlives them by the limitation period)."""
-    ids = list(session.scalars(select(LegalHold.hold_id).where(LegalHold.released_at < cutoff)
-                               .order_by(LegalHold.released_at).limit(limit)))
-    if not ids:
-        return 0, 0
-    deleted = session.execute(delete(LegalHold).where(LegalHold.hold_id.in_(ids))).rowcount  # type: ignore[attr-defined]
-    return len(ids), int(deleted or 0)
+    query = select(LegalHold.hold_id, LegalHold.released_at).where(LegalHold.released_at < cutoff)
+    if after is not None:
+        query = query.where(tuple_(LegalHold.released_at, LegalHold.hold_id) > tuple_(*after))
+    rows = list(session.execute(query.order_by(LegalHold.released_at, LegalHold.hold_id).limit(limit)))
+    if not rows:
+        return Batch(0, 0, after)
+    deleted = session.execute(delete(LegalHold).where(  # type: ignore[attr-defined]
+        LegalHold.hold_id.in_([r.hold_id for r in rows]))).rowcount
+    return Batch(len(rows), int(deleted or 0), (rows[-1].released_at, rows[-1].hold_id))

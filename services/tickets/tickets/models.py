@@ -12,10 +12,10 @@ from servicekit.governance_models import GovernanceModels
 from servicekit.holds import LegalHoldMixin, active_holds, not_held
 from servicekit.outbox import InboxMixin, OutboxMixin
 from servicekit.restrictions import RestrictionMixin, is_restricted, set_restricted
-from servicekit.retention import PurgeRunMixin
+from servicekit.retention import Batch, Key, PurgeRunMixin
 from servicekit.subject_data import TableRows
 from servicekit.transfers import TransferLogMixin
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, and_, delete, or_, select
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, and_, delete, or_, select, tuple_
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 # Processing declarations (servicekit/declarations.py): every column names its category.
@@ -71,7 +71,7 @@ class Ticket(Base):
         Index("ix_tickets_requester_created", "requester_id", "created_at", "id"),
         Index("ix_tickets_region_created", "region", "created_at", "id"),
         # The retention purge walks closed tickets by closure time.
-        Index("ix_tickets_closed_at", "closed_at"),
+        Index("ix_tickets_closed_at", "closed_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, info=NONE)
@@ -182,15 +182,18 @@ class Repository:
         return audit.export_table(self.session, AuditLog, subject_id)
 
 
-def purge_closed_tickets(session: Session, cutoff: datetime, limit: int) -> tuple[int, int]:
+def purge_closed_tickets(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:
     """One batch of the retention purge: tickets closed before `cutoff` that no legal hold covers
-    (on the ticket or on its requester), with their replies. Returns (tickets due, rows deleted)."""
-    ids = list(session.scalars(
-        select(Ticket.id).where(Ticket.closed_at < cutoff, not_held(LegalHold, "ticket", Ticket.id),
-                                not_held(LegalHold, "subject", Ticket.requester_id))
-        .order_by(Ticket.closed_at).limit(limit)))
-    if not ids:
-        return 0, 0
+    (on the ticket or on its requester), with their replies, in (closed_at, id) order after `after`."""
+    query = select(Ticket.id, Ticket.closed_at).where(
+        Ticket.closed_at < cutoff, not_held(LegalHold, "ticket", Ticket.id),
+        not_held(LegalHold, "subject", Ticket.requester_id))
+    if after is not None:
+        query = query.where(tuple_(Ticket.closed_at, Ticket.id) > tuple_(*after))
+    rows = list(session.execute(query.order_by(Ticket.closed_at, Ticket.id).limit(limit)))
+    if not rows:
+        return Batch(0, 0, after)
+    ids = [r.id for r in rows]
     replies = session.execute(delete(Reply).where(Reply.ticket_id.in_(ids))).rowcount  # type: ignore[attr-defined]
     tickets = session.execute(delete(Ticket).where(Ticket.id.in_(ids))).rowcount  # type: ignore[attr-defined]
-    return len(ids), int(replies or 0) + int(tickets or 0)
+    return Batch(len(ids), int(replies or 0) + int(tickets or 0), (rows[-1].closed_at, rows[-1].id))

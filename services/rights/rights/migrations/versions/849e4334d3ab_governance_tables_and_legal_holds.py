@@ -29,11 +29,11 @@ def upgrade() -> None:
                     sa.PrimaryKeyConstraint('hold_id'))
     op.create_index('ix_legal_holds_target', 'legal_holds', ['target_id', 'scope'])
     with op.batch_alter_table('rights_requests', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_rights_requests_completed_at'), ['completed_at'], unique=False)
+        batch_op.create_index('ix_rights_requests_completed', ['completed_at', 'id'], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table('rights_requests', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_rights_requests_completed_at'))
+        batch_op.drop_index('ix_rights_requests_completed')
     op.drop_table('legal_holds')
     governance_schema.drop_v1(op, holds=False)

@@ -25,7 +25,7 @@ def upgrade() -> None:
     governance_schema.create_v1(op)
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.add_column(sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True))
-        batch_op.create_index('ix_tickets_closed_at', ['closed_at'], unique=False)
+        batch_op.create_index('ix_tickets_closed_at', ['closed_at', 'id'], unique=False)
 
 
 def downgrade() -> None:
