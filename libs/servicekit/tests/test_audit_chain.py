@@ -104,6 +104,7 @@ def test_the_breach_query_finds_exactly_the_subjects_accessed_in_the_window(db: 
     read(db, OTHER, "agent", BOB, T0 + timedelta(minutes=10))        # someone else
     read(db, RESELLER, "reseller", BOB, T0 + timedelta(minutes=20), org="org-res")
     read(db, AGENT, "agent", BOB, T0 + timedelta(hours=1))           # at its end: out
+    read(db, AGENT, "agent", "", T0 + timedelta(minutes=30))         # about no one subject: not listed
     window = {"from_time": T0, "to_time": T0 + timedelta(hours=1)}
     with db.sessions() as session:
         by_agent = audit.accessed_subjects(session, AuditLog, audit.AuditFilter(actor_id=AGENT, **window))

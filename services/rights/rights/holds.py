@@ -60,7 +60,7 @@ class HoldRules:
         if scope not in SCOPES:
             raise InvalidArgument(f"scope must be one of {', '.join(SCOPES)}", "invalid_scope")
         target = target_id.strip()
-        if not target or len(target) > 32 or not target.isalnum():
+        if not target or len(target) > 32 or not (target.isascii() and target.isalnum()):
             raise InvalidArgument("target_id must be a subject or ticket id", "invalid_target")
         if reason_code not in REASONS:
             raise InvalidArgument(f"reason_code must be one of {', '.join(REASONS)}", "invalid_reason")

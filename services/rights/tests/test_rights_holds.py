@@ -85,7 +85,8 @@ def test_only_the_dpo_or_the_operator_cli_manages_holds(holds: HoldRules, clock:
 
 @pytest.mark.parametrize(("scope", "target", "reason", "days"), [
     ("account", SUBJECT, "complaint", 30), ("subject", "", "complaint", 30), ("subject", "x" * 40, "complaint", 30),
-    ("subject", "a b", "complaint", 30), ("subject", SUBJECT, "because", 30), ("subject", SUBJECT, "complaint", 0),
+    ("subject", "a b", "complaint", 30), ("subject", "é" * 4, "complaint", 30), ("subject", SUBJECT, "because", 30),
+    ("subject", SUBJECT, "complaint", 0),
 ])
 def test_bad_holds_are_refused(holds: HoldRules, clock: Clock, person: Callable[..., Principal], scope: str,
                                target: str, reason: str, days: int) -> None:
