@@ -116,6 +116,23 @@ class AccountToken(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class AddressMessage(Base):
+    """A message for someone without an account: the address they typed, until the sender claims it.
+
+    Only "signup_username_taken" (a sign-up whose username is in use answers like any sign-up, so
+    the username's existence is told only to the address's owner). Deleted when claimed, or by the
+    purge once expired: identity keeps no address of a non-customer longer than that.
+    """
+
+    __tablename__ = "address_messages"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    purpose: Mapped[str] = mapped_column(String(30))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class LoginThrottle(Base):
     """Failed sign-ins per login name and per client address (keyed hashes, never the values)."""
 
@@ -251,6 +268,9 @@ class Repository(OrganisationRepository):
     def add(self, row: Base) -> None:
         self.session.add(row)
 
+    def delete(self, row: Base) -> None:
+        self.session.delete(row)
+
     def flush(self) -> None:
         self.session.flush()
 
@@ -296,6 +316,9 @@ class Repository(OrganisationRepository):
     def token(self, token_id: str) -> AccountToken | None:
         return self.session.get(AccountToken, token_id)
 
+    def address_message(self, message_id: str) -> AddressMessage | None:
+        return self.session.get(AddressMessage, message_id)
+
     def throttle(self, key: str) -> LoginThrottle | None:
         return self.session.get(LoginThrottle, key)
 
@@ -321,6 +344,12 @@ class Repository(OrganisationRepository):
         stale = select(LoginThrottle.key).where(LoginThrottle.updated_at < before).limit(batch)
         self.session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(stale)))
         return count
+
+    def purge_address_messages(self, now: datetime, batch: int) -> int:
+        """Delete up to `batch` unclaimed address-only messages past their expiry."""
+        expired = select(AddressMessage.id).where(AddressMessage.expires_at < now).limit(batch)
+        return int(self.session.execute(  # type: ignore[attr-defined]
+            delete(AddressMessage).where(AddressMessage.id.in_(expired))).rowcount or 0)
 
     def rows_of(self, account_id: str) -> list[TableRows]:
         """The subject's rows for an export; the password hash is never exported."""

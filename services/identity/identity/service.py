@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from kaseum.events.v1 import identity_events_pb2 as ev
 from servicekit.caller import ROLES, Principal, TokenVerifier
 from servicekit.db import UnitOfWork, UnitOfWorkFactory, as_utc, new_id, utcnow
-from servicekit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from servicekit.errors import Collision, Conflict, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from servicekit.region import RegionGuard, home_region
 from servicekit.subject_data import Erasure, Export, Rectification, SubjectDataRules
 from ua_parser import parse as parse_user_agent
@@ -19,7 +19,7 @@ from ua_parser import parse as parse_user_agent
 from . import validation as v
 from .models import Account, Organisation, Repository, SessionRecord, SignIn
 from .passwords import Passwords
-from .recovery import VERIFY, Recovery, digest, request_message
+from .recovery import USERNAME_TAKEN, VERIFY, Recovery, digest, request_address_message, request_message
 from .throttle import Throttle
 from .tokens import TokenSigner
 
@@ -105,7 +105,7 @@ class IdentityService(SubjectDataRules):
             marketing_email=cmd.marketing_email, marketing_telephone=cmd.marketing_telephone,
             third_party_marketing=cmd.third_party_marketing, notice_version=self.notice_version,
         )
-        return self._store(account, cmd.company, "customer", event, decoy_on_email=True)
+        return self._store(account, cmd.company, "customer", event, decoy=True)
 
     def create_user(self, cmd: NewStaff) -> Account:
         if cmd.role not in ROLES:
@@ -144,27 +144,43 @@ class IdentityService(SubjectDataRules):
         )
 
     def _store(self, account: Account, org_name: str, kind: str, event: ev.AccountCreated,
-               decoy_on_email: bool = False) -> Account:
+               decoy: bool = False) -> Account:
+        """Create the account. For a customer's own sign-up (`decoy`), an address or a username
+        already in use gets the same answer as a new account (with an id that exists nowhere), so the
+        answer never tells whether either exists; the address's owner is told by a service message
+        instead. Staff accounts made by an admin get a plain 409."""
         now = utcnow()
         with self.uow() as uow:
-            if uow.repo.username_taken(account.username_key):
-                raise Conflict("that username is not available; choose another", "username_unavailable")
             existing = uow.repo.account_by_login(account.email_key)
             if existing is not None and existing.email_key == account.email_key:
-                if not decoy_on_email:
+                if not decoy:
                     raise Conflict("that e-mail address is already registered", "account_exists")
-                # The answer looks like a sign-up, so it does not reveal that the address has an
-                # account; the address's owner is told instead (a service message).
                 request_message(uow, existing.id, "signup_existing", now)
                 uow.commit()
-                account.id = new_id()
-                return account
+                return self._decoy(account)
+            if uow.repo.username_taken(account.username_key):
+                if not decoy:
+                    raise Conflict("that username is not available; choose another", "username_unavailable")
+                request_address_message(uow, account.email, USERNAME_TAKEN, now)
+                uow.commit()
+                return self._decoy(account)
             if org_name.strip():
                 account.organisation_id = self._organisation(uow.repo, org_name, kind).id
             uow.repo.add(account)
             uow.events.publish("identity.account.created", account.id, event)
             request_message(uow, account.id, VERIFY, now)
-            uow.commit()
+            try:
+                uow.commit()
+            except Collision:
+                if not decoy:
+                    raise
+                # Another sign-up took the username or address a moment ago: answer as above.
+                return self._store(self._decoy(account), org_name, kind, event, decoy)
+        return account
+
+    @staticmethod
+    def _decoy(account: Account) -> Account:
+        account.id = new_id()
         return account
 
     @staticmethod
@@ -282,11 +298,13 @@ class IdentityService(SubjectDataRules):
 
     def purge_technical_data(self, now: datetime | None = None, batch: int = 1000) -> int:
         """Delete Technical Data past its retention period (section 12), in batches."""
-        cutoff = (now or utcnow()) - self.technical_retention
+        now = now or utcnow()
+        cutoff = now - self.technical_retention
         total = 0
         while True:
             with self.uow() as uow:
                 count = uow.repo.purge_technical(cutoff, batch)
+                uow.repo.purge_address_messages(now, batch)
                 uow.commit()
             total += count
             if count < batch:

@@ -7,12 +7,21 @@ from datetime import timedelta
 import pytest
 from identity.models import LoginThrottle, Outbox
 from identity.passwords import Passwords
+from identity.recovery import ADDRESS_LIFETIME, USERNAME_TAKEN
 from identity.service import IdentityService, NewStaff
 from servicekit.db import utcnow
-from servicekit.errors import Conflict, InvalidArgument, PermissionDenied, Throttled, Unauthenticated, WrongRegion
+from servicekit.errors import (
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Throttled,
+    Unauthenticated,
+    WrongRegion,
+)
 from sqlalchemy import select
 
-from .conftest import signup
+from .conftest import requested, signup
 
 
 @pytest.mark.notice("4.1.1")
@@ -27,18 +36,47 @@ def test_sign_up_hashes_with_argon2id_and_writes_the_event_in_the_same_transacti
         assert b"ada@example.com" not in rows[0].data and b"Lovelace" not in rows[0].data  # ids, not copies
 
 
-def test_username_and_email_are_unique_case_insensitively(service: IdentityService) -> None:
+@pytest.mark.notice("3.2.1")
+def test_a_taken_address_answers_like_a_sign_up_and_tells_its_owner(service: IdentityService) -> None:
     first = service.sign_up(signup())
-    with pytest.raises(Conflict):
-        service.sign_up(signup(username="ADA", email="other@example.com"))
-    # A taken address gets an answer like any sign-up (no enumeration); its owner is told instead.
     decoy = service.sign_up(signup(username="ada2", email="ADA@EXAMPLE.COM"))
-    assert decoy.id != first.id
+    assert decoy.id != first.id and decoy.username == "ada2"
     with service.uow() as uow:
         assert uow.repo.account(decoy.id) is None
         assert uow.repo.account_by_login("ada2") is None
-        kinds = [r.data for r in uow.session.scalars(select(Outbox)) if r.subject.endswith("message.requested")]
-    assert len(kinds) == 2 and b"signup_existing" in kinds[1]
+    owner_told = requested(service)[-1]
+    assert (owner_told.kind, owner_told.account_id, owner_told.token_id) == ("signup_existing", first.id, "")
+
+
+def test_a_taken_username_answers_like_a_sign_up_and_tells_the_address_once(service: IdentityService) -> None:
+    first = service.sign_up(signup())
+    decoy = service.sign_up(signup(username="ADA", email="someone@example.com"))
+    assert decoy.id != first.id and decoy.region == first.region
+    with service.uow() as uow:
+        assert uow.repo.account(decoy.id) is None
+        assert uow.repo.account_by_login("someone@example.com") is None
+    told = requested(service)[-1]
+    assert told.kind == USERNAME_TAKEN and told.account_id == "" and told.token_id
+    claimed = service.recovery.claim(told.token_id)
+    assert (claimed.email, claimed.purpose, claimed.token) == ("someone@example.com", USERNAME_TAKEN, "")
+    with pytest.raises(NotFound):
+        service.recovery.claim(told.token_id)  # given once, then forgotten
+
+
+def test_an_unclaimed_address_is_purged_when_it_expires(service: IdentityService) -> None:
+    service.sign_up(signup())
+    service.sign_up(signup(username="ada", email="someone@example.com"))
+    told = requested(service)[-1]
+    service.purge_technical_data(now=utcnow() + ADDRESS_LIFETIME + timedelta(minutes=1))
+    with service.uow() as uow:
+        assert uow.repo.address_message(told.token_id) is None
+
+
+def test_an_admin_making_staff_is_told_plainly_of_a_taken_username(service: IdentityService) -> None:
+    service.sign_up(signup())
+    with pytest.raises(Conflict):
+        service.create_user(NewStaff(role="agent", username="Ada", email="agent@example.com",
+                                     password="correct horse battery staple"))
 
 
 @pytest.mark.rule("R-XFER-2")
