@@ -56,6 +56,13 @@ class ResetRequestBody(Body):
     email: str = Field(min_length=1, max_length=320)
 
 
+class CurrentSession(BaseModel):
+    id: str
+    subject_id: str
+    role: str
+    region: str
+
+
 class Accepted(BaseModel):
     status: str
 

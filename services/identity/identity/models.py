@@ -319,8 +319,10 @@ class Repository(OrganisationRepository):
     def address_message(self, message_id: str) -> AddressMessage | None:
         return self.session.get(AddressMessage, message_id)
 
-    def throttle(self, key: str) -> LoginThrottle | None:
-        return self.session.get(LoginThrottle, key)
+    def throttles(self, keys: list[str]) -> dict[str, LoginThrottle]:
+        """The rows that exist for `keys`, in one query."""
+        rows = self.session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(keys)))
+        return {row.key: row for row in rows}
 
     def throttle_row(self, key: str, now: datetime) -> LoginThrottle:
         """The row for `key`, created if absent; concurrent first uses create it once."""

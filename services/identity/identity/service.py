@@ -201,7 +201,7 @@ class IdentityService(SubjectDataRules):
         zone = v.time_zone(time_zone)
         now = utcnow()
         with self.uow() as uow:
-            self.throttle.check(uow.repo, keys, now)
+            throttles = self.throttle.check(uow.repo, keys, now)
             account = uow.repo.account_by_login(key) if key else None
             ok = self.passwords.verify(account.password_hash if account else None, password)
             if account is None or not ok:
@@ -209,7 +209,7 @@ class IdentityService(SubjectDataRules):
                 uow.commit()
                 raise Unauthenticated(BAD_LOGIN, "bad_credentials")
             self.guard.check(account.region)
-            self.throttle.succeeded(uow.repo, keys[0])
+            self.throttle.succeeded(throttles, keys[0])
             if self.passwords.needs_rehash(account.password_hash):
                 account.password_hash = self.passwords.hash(password)
             agent = parse_user_agent(user_agent or "")
