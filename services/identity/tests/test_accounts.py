@@ -253,10 +253,15 @@ class CountingPasswords(Passwords):
     def __init__(self) -> None:
         super().__init__(1024, 1, 1)
         self.verified = 0
+        self.hashed = 0
 
     def verify(self, stored: str | None, password: str) -> bool:
         self.verified += 1
         return super().verify(stored, password)
+
+    def hash(self, password: str) -> str:
+        self.hashed += 1
+        return super().hash(password)
 
 
 def test_unknown_login_costs_one_hash_like_a_wrong_password(service: IdentityService) -> None:
@@ -268,6 +273,17 @@ def test_unknown_login_costs_one_hash_like_a_wrong_password(service: IdentitySer
         with pytest.raises(Unauthenticated):
             service.login(login, "wrong password!!", "", "")
         assert counting.verified - before == 1, login
+
+
+@pytest.mark.notice("3.2.1")
+def test_a_sign_up_that_clashes_costs_one_hash_like_a_new_account(service: IdentityService) -> None:
+    counting = CountingPasswords()
+    service.passwords = counting
+    for attempt in (signup(), signup(username="ada", email="new@example.com"),
+                    signup(username="someone_new", email="ada@example.com")):
+        before = counting.hashed
+        service.sign_up(attempt)
+        assert counting.hashed - before == 1, attempt.username
 
 
 def test_concurrent_first_failures_on_one_key_all_count(service: IdentityService) -> None:
