@@ -271,6 +271,7 @@ class OrganisationOut(BaseModel):
     countries: list[str]
     customer_organisation_ids: list[str]
     created_at: str
+    ticket_sharing: bool
 
 
 class OrganisationPage(BaseModel):
@@ -286,6 +287,10 @@ class OrganisationQuery(Body):
 
 class CountriesBody(Body):
     countries: list[str] = Field(max_length=250, description="the complete list of ISO 3166-1 alpha-2 countries")
+
+
+class TicketSharingBody(Body):
+    enabled: bool = Field(description="true: the organisation's members see each other's tickets")
 
 
 class ResellerCustomerBody(Body):

@@ -7,7 +7,7 @@ from datetime import datetime
 from servicekit.outbox import InboxMixin, OutboxMixin
 from servicekit.personal_data import table_of
 from servicekit.subject_data import TableRows
-from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, delete, or_, select, update
+from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, delete, false, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -37,6 +37,8 @@ class Organisation(Base):
     name_key: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(20))  # customer | reseller
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Customers: members see each other's tickets only when an admin enables it (section 11).
+    ticket_sharing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Account(Base):

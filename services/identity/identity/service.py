@@ -233,7 +233,8 @@ class IdentityService(SubjectDataRules):
         secret = secrets.token_urlsafe(32)
         session.refresh_hash = digest(secret)
         session.last_seen_at = now
-        access, expires_at = self.signer.sign(account.id, account.role, account.region, session.id)
+        access, expires_at = self.signer.sign(account.id, account.role, account.region, session.id,
+                                              account.organisation_id or "", account.country)
         return Tokens(access, expires_at, f"{session.id}.{secret}", as_utc(session.expires_at))
 
     def refresh(self, refresh_token: str) -> Tokens:

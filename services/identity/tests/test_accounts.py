@@ -91,6 +91,9 @@ def test_login_by_username_or_email_and_logout_revokes(service: IdentityService)
                              "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0")
     principal = service.authenticate(token.access)
     assert principal.role == "customer" and principal.region == "uk"
+    # The token names the customer's organisation and country (ids and codes, never names).
+    account = service.get_me(principal)
+    assert principal.organisation_id == account.organisation_id and principal.country == "GB"
     service.logout(principal)
     with pytest.raises(Unauthenticated):
         service.authenticate(token.access)

@@ -278,3 +278,36 @@ class ResellerRelationshipChanged(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResellerRelationshipChanged: _TypeAlias = ResellerRelationshipChanged  # noqa: Y015
+
+@_typing.final
+class TicketSharingChanged(_message.Message):
+    """identity.organisation.ticket_sharing_changed: a customer organisation's
+    members may (or may no longer) see each other's tickets. Published in the
+    transaction that makes the change; the tickets service applies it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANISATION_ID_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    CHANGED_BY_FIELD_NUMBER: _builtins.int
+    organisation_id: _builtins.str
+    """Opaque id of the customer organisation."""
+    enabled: _builtins.bool
+    """The setting after the change."""
+    changed_by: _builtins.str
+    """Opaque id of the administrator account or service that made the change."""
+    def __init__(
+        self,
+        *,
+        organisation_id: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+        changed_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_by", b"changed_by", "enabled", b"enabled", "organisation_id", b"organisation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TicketSharingChanged: _TypeAlias = TicketSharingChanged  # noqa: Y015
