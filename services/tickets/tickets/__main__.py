@@ -11,9 +11,12 @@ from servicekit.personal_data import PersonalDataApi
 from servicekit.runtime import ServiceRuntime, main_entry
 from servicekit.settings import ServiceSettings
 
+from . import events
 from .config import TicketsSettings
 from .grpc_api import SERVICE, TicketsApi
+from .identity_client import reseller_scope_source
 from .models import Inbox, Outbox, Repository
+from .scopes import ResellerScopes
 from .service import TicketsService
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -22,7 +25,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], TicketsService]:
     settings = TicketsSettings(**base.model_dump())
     runtime = ServiceRuntime(settings, Outbox, Inbox, Repository)
-    return runtime, TicketsService(runtime.uow, settings.region, settings.page_size_default)
+    scopes = ResellerScopes(reseller_scope_source(settings.identity_addr, runtime.credentials),
+                            ttl=settings.reseller_scope_ttl_seconds)
+    service = TicketsService(runtime.uow, settings.region, scopes, settings.page_size_default)
+    runtime.subscribe("tickets", [s.format(region=settings.region) for s in events.SUBJECTS],
+                      events.handlers(service, scopes))
+    return runtime, service
 
 
 def serve(base: ServiceSettings) -> None:

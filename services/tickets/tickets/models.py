@@ -1,17 +1,45 @@
-"""Tickets' tables and repository."""
+"""Tickets' tables and repository: the only module that knows them.
+
+Text search lives in `ticket_search`, which migrations create by hand (SQLite FTS5 on the default,
+a PostgreSQL `tsvector` with a GIN index in production), so it is declared unmanaged below.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
+from servicekit.db import as_utc
 from servicekit.outbox import InboxMixin, OutboxMixin
 from servicekit.restrictions import RestrictionMixin, is_restricted, set_restricted
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, and_, delete, or_, select
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    Select,
+    String,
+    Text,
+    and_,
+    delete,
+    false,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from .visibility import Viewer
+
+SEARCH_TABLE = "ticket_search"
 
 
 class Base(DeclarativeBase):
-    pass
+    # Tables made by hand-written migrations, which autogenerate must leave alone (FTS5 makes shadow
+    # tables named after it).
+    metadata = MetaData(info={"unmanaged_tables": (SEARCH_TABLE,)})
 
 
 class Outbox(OutboxMixin, Base):
@@ -33,6 +61,11 @@ class Ticket(Base):
     __table_args__ = (
         Index("ix_tickets_requester_created", "requester_id", "created_at", "id"),
         Index("ix_tickets_region_created", "region", "created_at", "id"),
+        # The agent queue's common filters, each in keyset order.
+        Index("ix_tickets_region_status_created", "region", "status", "created_at", "id"),
+        Index("ix_tickets_assignee_created", "assignee_id", "created_at", "id"),
+        Index("ix_tickets_organisation_created", "organisation_id", "created_at", "id"),
+        Index("ix_tickets_country_created", "requester_country", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -44,6 +77,15 @@ class Ticket(Base):
     region: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    priority: Mapped[str] = mapped_column(String(10), default="normal", server_default="normal")
+    # Account id of the agent working on it, or "".
+    assignee_id: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    # The requester's customer organisation and country when the ticket was opened (from their
+    # token): what colleagues' sharing and resellers' scopes are matched against.
+    organisation_id: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    requester_country: Mapped[str] = mapped_column(String(2), default="", server_default="")
+    # Set when it is closed, cleared on reopening: retention runs from here (section 12).
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Reply(Base):
@@ -57,6 +99,23 @@ class Reply(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class SharedOrganisation(Base):
+    """Customer organisations whose members see each other's tickets (identity's setting, applied
+    from its `identity.organisation.ticket_sharing_changed` events; absent means off)."""
+
+    __tablename__ = "shared_organisations"
+
+    organisation_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    # When identity made the change: a late redelivery of an older event does not undo a newer one.
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def search_terms(query: str) -> list[str]:
+    """The words of a search, lower-cased (letters and digits only: no query syntax reaches SQL)."""
+    return re.findall(r"\w+", query.casefold())[:20]
+
+
 class Repository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -64,27 +123,96 @@ class Repository:
     def add(self, row: Base) -> None:
         self.session.add(row)
 
+    def flush(self) -> None:
+        self.session.flush()
+
     def ticket(self, ticket_id: str) -> Ticket | None:
         return self.session.get(Ticket, ticket_id)
 
-    def page(self, *, requester_id: str | None, region: str, status: str,
+    def _visible(self, viewer: Viewer, region: str) -> ColumnElement[bool]:
+        """The SQL twin of Viewer.can_see."""
+        if viewer.is_customer:
+            own = Ticket.requester_id == viewer.subject_id
+            if viewer.shared_organisation:
+                return or_(own, Ticket.organisation_id == viewer.shared_organisation)
+            return own
+        if viewer.is_agent:
+            return Ticket.region == region
+        if viewer.is_reseller:
+            scope = viewer.scope
+            clauses = []
+            if scope.customer_organisation_ids:
+                clauses.append(Ticket.organisation_id.in_(sorted(scope.customer_organisation_ids)))
+            if scope.countries:
+                clauses.append(Ticket.requester_country.in_(sorted(scope.countries)))
+            return or_(*clauses) if clauses else false()
+        return false()
+
+    def page(self, viewer: Viewer, *, region: str, filters: dict[str, str], terms: list[str],
              after: tuple[datetime, str] | None, limit: int) -> list[Ticket]:
-        """Newest first, keyset-paginated on (created_at, id): no OFFSET."""
-        if requester_id is not None:
-            # A customer's own tickets: the (requester_id, created_at, id) index serves the order.
-            # No region filter here: it would tempt the planner onto the region index, and the
-            # region guard already keeps every stored ticket in this deployment's region.
-            query = select(Ticket).where(Ticket.requester_id == requester_id)
-        else:
-            query = select(Ticket).where(Ticket.region == region)
-        if status:
-            query = query.where(Ticket.status == status)
+        """Newest first, keyset-paginated on (created_at, id): no OFFSET. `filters` are equalities on
+        status, priority, product, assignee_id and organisation_id; `terms` a text search."""
+        query: Select[tuple[Ticket]] = select(Ticket).where(self._visible(viewer, region))
+        for name, value in filters.items():
+            query = query.where(getattr(Ticket, name) == value)
+        if terms:
+            query = query.where(Ticket.id.in_(self._matching(terms)))
         if after is not None:
             created, tid = after
             query = query.where(or_(Ticket.created_at < created,
                                     and_(Ticket.created_at == created, Ticket.id < tid)))
         return list(self.session.scalars(
             query.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit)))
+
+    # --- text search --------------------------------------------------------------------
+    @property
+    def _postgres(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
+
+    def _matching(self, terms: list[str]) -> Select[tuple[str]]:
+        if self._postgres:
+            condition = text("tsv @@ plainto_tsquery('simple', :q)").bindparams(q=" ".join(terms))
+        else:
+            # Each word quoted: FTS5 treats it as a plain token, never as query syntax.
+            condition = text(f"{SEARCH_TABLE} MATCH :q").bindparams(q=" ".join(f'"{t}"' for t in terms))
+        return select(text("ticket_id")).select_from(text(SEARCH_TABLE)).where(condition)
+
+    def index_text(self, ticket: Ticket) -> None:
+        """(Re)write the ticket's searchable text: subject, body and public replies. Internal notes
+        are never indexed, so no search can reveal them."""
+        public = self.session.scalars(select(Reply.body).where(Reply.ticket_id == ticket.id,
+                                                               Reply.internal.is_(False))
+                                      .order_by(Reply.created_at, Reply.id))
+        content = "\n".join([ticket.subject, ticket.body, *public])
+        self._unindex([ticket.id])
+        self.session.execute(text(f"INSERT INTO {SEARCH_TABLE} (ticket_id, content) VALUES (:id, :content)"),
+                             {"id": ticket.id, "content": content})
+
+    def _unindex(self, ticket_ids: list[str]) -> None:
+        for start in range(0, len(ticket_ids), 500):
+            chunk = ticket_ids[start:start + 500]
+            marks = ", ".join(f":i{n}" for n in range(len(chunk)))
+            self.session.execute(text(f"DELETE FROM {SEARCH_TABLE} WHERE ticket_id IN ({marks})"),
+                                 {f"i{n}": tid for n, tid in enumerate(chunk)})
+
+    def compact_search(self) -> None:
+        """Rewrite the search index without deleted entries (SQLite FTS5 keeps a deleted document's
+        terms in old segments until merged; with secure_delete the freed pages are zeroed)."""
+        if not self._postgres:
+            self.session.execute(text(f"INSERT INTO {SEARCH_TABLE} ({SEARCH_TABLE}) VALUES ('optimize')"))
+
+    # --- colleagues' sharing ---------------------------------------------------------------
+    def shares_tickets(self, organisation_id: str) -> bool:
+        row = self.session.get(SharedOrganisation, organisation_id) if organisation_id else None
+        return row is not None and row.enabled
+
+    def set_sharing(self, organisation_id: str, enabled: bool, changed_at: datetime) -> None:
+        row = self.session.get(SharedOrganisation, organisation_id)
+        if row is None:
+            self.session.add(SharedOrganisation(organisation_id=organisation_id, enabled=enabled,
+                                                changed_at=changed_at))
+        elif as_utc(row.changed_at) <= changed_at:
+            row.enabled, row.changed_at = enabled, changed_at
 
     def replies(self, ticket_id: str, include_internal: bool) -> list[Reply]:
         query = select(Reply).where(Reply.ticket_id == ticket_id)
@@ -111,6 +239,9 @@ class Repository:
 
     def erase(self, subject_id: str) -> int:
         own = select(Ticket.id).where(Ticket.requester_id == subject_id)
+        touched = list(self.session.scalars(
+            select(Reply.ticket_id).where(Reply.author_id == subject_id).distinct()))
+        self._unindex(list(self.session.scalars(own)))
         count = 0
         for statement in (
             delete(Reply).where(or_(Reply.ticket_id.in_(own), Reply.author_id == subject_id)),
@@ -118,4 +249,8 @@ class Repository:
             delete(Restriction).where(Restriction.subject_id == subject_id),
         ):
             count += int(self.session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
+        # Others' tickets the subject replied on: re-index them without the subject's words.
+        for ticket in self.session.scalars(select(Ticket).where(Ticket.id.in_(touched))):
+            self.index_text(ticket)
+        self.compact_search()
         return count
