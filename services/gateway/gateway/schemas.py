@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 
@@ -119,10 +121,21 @@ class PasswordBody(Body):
     new_password: str = Field(min_length=1, max_length=1024)
 
 
+Priority = Literal["low", "normal", "high", "urgent"]
+Status = Literal["open", "pending", "resolved", "closed"]
+
+
 class TicketBody(Body):
     subject: str = Field(min_length=1, max_length=200)
     body: str = Field(min_length=1, max_length=20000)
     product: str = Field(default="", max_length=100)
+    priority: Priority = "normal"
+
+
+class TicketPatch(Body):
+    status: Status | None = Field(default=None, description="customers: closed, or open to reopen")
+    priority: Priority | None = Field(default=None, description="agents only")
+    assignee_id: str | None = Field(default=None, max_length=32, description="agents only; \"\" unassigns")
 
 
 class ReplyBody(Body):
@@ -147,6 +160,10 @@ class TicketOut(BaseModel):
     requester_id: str
     created_at: str
     updated_at: str
+    priority: str
+    assignee_id: str | None
+    organisation_id: str | None
+    closed_at: str | None
     replies: list[ReplyOut] | None = None
 
 
@@ -159,6 +176,12 @@ class TicketQuery(Body):
     model_config = ConfigDict(extra="forbid", strict=False)
     status: str = ""
     cursor: str = ""
+    priority: str = ""
+    product: str = Field(default="", max_length=100)
+    assignee: str = Field(default="", max_length=32, description='an account id, or "me"')
+    organisation: str = Field(default="", max_length=32)
+    q: str = Field(default="", max_length=200, description="words to search for; all must match")
+    page_size: int = Field(default=0, ge=0, le=100)
 
 
 class Cookies(Body):
