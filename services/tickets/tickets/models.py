@@ -25,6 +25,7 @@ from sqlalchemy import (
     and_,
     delete,
     false,
+    literal_column,
     or_,
     select,
     text,
@@ -34,6 +35,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from .visibility import Viewer
 
 SEARCH_TABLE = "ticket_search"
+# Up to this many search hits are fetched by id; past it the search is answered by walking the ticket
+# order instead (see Repository.page).
+SEARCH_HITS_FETCHED = 2000
 
 
 class Base(DeclarativeBase):
@@ -63,6 +67,7 @@ class Ticket(Base):
         Index("ix_tickets_region_created", "region", "created_at", "id"),
         # The agent queue's common filters, each in keyset order.
         Index("ix_tickets_region_status_created", "region", "status", "created_at", "id"),
+        Index("ix_tickets_region_priority_created", "region", "priority", "created_at", "id"),
         Index("ix_tickets_assignee_created", "assignee_id", "created_at", "id"),
         Index("ix_tickets_organisation_created", "organisation_id", "created_at", "id"),
         Index("ix_tickets_country_created", "requester_country", "created_at", "id"),
@@ -156,7 +161,10 @@ class Repository:
         for name, value in filters.items():
             query = query.where(getattr(Ticket, name) == value)
         if terms:
-            query = query.where(Ticket.id.in_(self._matching(terms)))
+            # Few hits (a rare word): fetch them and sort. Many (a common word): walk the ordered
+            # index and keep the hits, which are then dense. Either plan alone is slow for the other.
+            hits = list(self.session.scalars(self._matching(terms).limit(SEARCH_HITS_FETCHED + 1)))
+            query = query.where(Ticket.id.in_(hits if len(hits) <= SEARCH_HITS_FETCHED else self._matching(terms)))
         if after is not None:
             created, tid = after
             query = query.where(or_(Ticket.created_at < created,
@@ -175,7 +183,7 @@ class Repository:
         else:
             # Each word quoted: FTS5 treats it as a plain token, never as query syntax.
             condition = text(f"{SEARCH_TABLE} MATCH :q").bindparams(q=" ".join(f'"{t}"' for t in terms))
-        return select(text("ticket_id")).select_from(text(SEARCH_TABLE)).where(condition)
+        return select(literal_column("ticket_id", String)).select_from(text(SEARCH_TABLE)).where(condition)
 
     def index_text(self, ticket: Ticket) -> None:
         """(Re)write the ticket's searchable text: subject, body and public replies. Internal notes
