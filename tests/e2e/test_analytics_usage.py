@@ -166,12 +166,39 @@ def test_no_api_route_or_rpc_returns_an_event_row_or_a_pseudonym(system: Stack, 
     assert rpcs == ["FeatureUsage", "ListFeatures", "PrivacyBudget"]
     # The gateway: every analytics path is an aggregate; none lists events or pseudonyms.
     paths = api.call("GET", "/api/openapi.json").json()["paths"]
-    analytics_paths = sorted(p for p in paths if "analytics" in p)
-    assert analytics_paths == ["/api/v1/analytics/feature-usage", "/api/v1/analytics/features"]
+    analytics_paths = sorted(p for p in paths if p.startswith("/api/") and "analytics" in p)
+    assert analytics_paths == ["/api/v1/analytics/feature-usage", "/api/v1/analytics/feature-usage.svg",
+                               "/api/v1/analytics/features"]
     assert not [p for p in paths if re.search(r"pseudonym|usage-event|usage_event", p)]
     # And the CLI has no such command.
     helptext = cli(system, "analytics", "--help").stdout
     assert "feature-usage" in helptext and not re.search(r"event|pseudonym", helptext)
+
+
+@pytest.mark.rule("R-DATA-3", "R-SEC-1")
+@pytest.mark.notice("3.3")
+def test_the_dashboard_draws_charts_from_its_own_files_for_analysts_only(system: Stack, api: Api) -> None:
+    page = api.call("GET", "/analytics")
+    assert page.status_code == 200 and "default-src 'self'" in page.headers["Content-Security-Policy"]
+    # No external CDN: every script and stylesheet is the gateway's own.
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets and all(a.startswith("/static/analytics/") for a in assets)
+    assert all(api.call("GET", a).status_code == 200 for a in assets)
+    analyst, _ = staff(system, api, "analyst")
+    query = "/api/v1/analytics/feature-usage.svg?feature=tickets.open&from=2025-03-01&to=2025-03-07"
+    chart = analyst.call("GET", query)
+    assert chart.status_code == 200 and chart.headers["Content-Type"].startswith("image/svg+xml")
+    assert chart.text.startswith("<svg") and "every period suppressed" in chart.text
+    customer, _, _ = sign_up_and_log_in(api)
+    assert customer.call("GET", query).status_code == 403
+
+
+@pytest.mark.rule("R-DATA-3")
+def test_a_suppressed_period_is_a_gap_in_the_line_never_a_zero() -> None:
+    from gateway.charts import line_chart
+
+    svg = line_chart("t", ["d1", "d2", "d3", "d4"], {"all users": [12, None, 15, 18]})
+    assert svg.count("<circle") == 1 and svg.count("<polyline") == 1  # d1 alone, then d3–d4
 
 
 @pytest.mark.rule("R-DATA-3")

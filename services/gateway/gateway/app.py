@@ -13,7 +13,7 @@ from servicekit.revocations import RevocationList
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import errors, openapi, usage
-from .api import accounts, admin, analytics, me, organisations, rights, tickets
+from .api import accounts, admin, analytics, analytics_page, me, organisations, rights, tickets
 from .backends import Backends, connect, jwks_verifier
 from .config import GatewaySettings
 from .errors import error_response
@@ -66,7 +66,7 @@ def create_app(settings: GatewaySettings | None = None, backends: Backends | Non
         return None
 
     for blueprint in (health_bp, accounts.bp, me.bp, tickets.bp, rights.bp, admin.bp, organisations.bp,
-                      analytics.bp):
+                      analytics.bp, analytics_page.bp):
         app.register_blueprint(blueprint)
     openapi.register(app)
     return app
