@@ -918,10 +918,15 @@ def main(argv: list[str] | None = None) -> int:
                                                    "a quarter as many, at least 20, over one connection")
     parser.add_argument("--login-accounts", type=int, default=32,
                         help="customers the logins cycle through (and whose tokens the authentication runs use)")
-    parser.add_argument("--only", choices=["tickets", "identity"], help="run only the ticket or the identity part")
+    parser.add_argument("--only", choices=["tickets", "identity", "analytics"],
+                        help="run only the ticket, the identity or the analytics part (bench/analytics.py)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 300 requests, 60 logins")
     parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs, databases, NATS store)")
     args = parser.parse_args(argv)
+    if args.only == "analytics":
+        from bench import analytics
+
+        return analytics.main(["--events", "1000000", "--ingest", "20000"] if args.quick else [])
     requests = args.requests or (300 if args.quick else 2000)
     warmup = args.warmup if args.warmup is not None else max(50, requests // 10)
     logins = args.logins or (60 if args.quick else 400)

@@ -12,8 +12,8 @@ from servicekit.logs import setup_logging
 from servicekit.revocations import RevocationList
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import errors, openapi
-from .api import accounts, admin, analytics, me, organisations, rights, tickets
+from . import errors, openapi, usage
+from .api import accounts, admin, analytics, analytics_page, me, organisations, rights, tickets
 from .backends import Backends, connect, jwks_verifier
 from .config import GatewaySettings
 from .errors import error_response
@@ -40,6 +40,8 @@ def create_app(settings: GatewaySettings | None = None, backends: Backends | Non
     bus = Bus(settings.nats_url, settings.region, "gateway")
     bus.start()
     app.extensions["kaseum_revocations"] = RevocationList(bus, settings.region)
+    # The same connection publishes usage events, fire-and-forget (usage.py).
+    usage.register(app, bus, settings.region)
     app.extensions["kaseum_settings"] = settings
     errors.register(app)
 
@@ -64,7 +66,7 @@ def create_app(settings: GatewaySettings | None = None, backends: Backends | Non
         return None
 
     for blueprint in (health_bp, accounts.bp, me.bp, tickets.bp, rights.bp, admin.bp, organisations.bp,
-                      analytics.bp):
+                      analytics.bp, analytics_page.bp):
         app.register_blueprint(blueprint)
     openapi.register(app)
     return app

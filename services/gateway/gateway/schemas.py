@@ -262,10 +262,24 @@ class UsageQuery(Body):
     from_: str = Field(alias="from", min_length=10, max_length=10)
     to: str = Field(min_length=10, max_length=10)
     granularity: str = "day"
+    # "" (none), "product" or "org_size_band": fixed breakdowns only, no filters.
+    dimension: str = Field(default="", max_length=20)
+    # "" (this region), a region code, or "all".
+    region: str = Field(default="", max_length=8)
+    # 0 for exact counts with suppression; > 0 spends that much differential-privacy budget.
+    epsilon: float = Field(default=0.0, ge=0.0, le=100.0)
 
 
 class UsageOut(BaseModel):
     series: list[dict[str, object]]
+    dimension: str = ""
+    min_group_size: int = 10
+    epsilon_spent: float = 0.0
+    budget_remaining: float = 0.0
+
+
+class FeaturesOut(BaseModel):
+    features: list[str]
 
 
 class ErrorDetail(BaseModel):
