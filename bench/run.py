@@ -2,7 +2,8 @@
 sign-in and authentication (issue 3) on the same stack.
 
     .venv/bin/python bench/run.py [--requests 2000] [--concurrency 16] [--accounts 16] [--logins 400]
-                                  [--login-accounts 32] [--only tickets|identity] [--quick] [--keep]
+                                  [--login-accounts 32] [--only tickets|identity|queue|analytics] [--quick]
+                                  [--keep]
 
 In one run on this machine, with the load coming from a separate process (bench/load.py) on loopback:
 
@@ -918,8 +919,9 @@ def main(argv: list[str] | None = None) -> int:
                                                    "a quarter as many, at least 20, over one connection")
     parser.add_argument("--login-accounts", type=int, default=32,
                         help="customers the logins cycle through (and whose tokens the authentication runs use)")
-    parser.add_argument("--only", choices=["tickets", "identity", "analytics"],
-                        help="run only the ticket, the identity or the analytics part (bench/analytics.py)")
+    parser.add_argument("--only", choices=["tickets", "identity", "queue", "analytics"],
+                        help="run only the ticket, the identity, the queue (bench/ticket_queue.py, PostgreSQL) "
+                             "or the analytics part (bench/analytics.py)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 300 requests, 60 logins")
     parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs, databases, NATS store)")
     args = parser.parse_args(argv)
@@ -927,6 +929,11 @@ def main(argv: list[str] | None = None) -> int:
         from bench import analytics
 
         return analytics.main(["--events", "1000000", "--ingest", "20000"] if args.quick else [])
+    queue_sizes = ["--sizes", "10000,100000"] if args.quick else []
+    if args.only == "queue":
+        from bench import ticket_queue
+
+        return ticket_queue.main(queue_sizes)
     requests = args.requests or (300 if args.quick else 2000)
     warmup = args.warmup if args.warmup is not None else max(50, requests // 10)
     logins = args.logins or (60 if args.quick else 400)
@@ -964,6 +971,11 @@ def main(argv: list[str] | None = None) -> int:
             report(stack, bare)
         if identity is not None:
             report_identity(identity, args.concurrency)
+        if not args.only:
+            from bench import ticket_queue
+
+            say()
+            ticket_queue.main(queue_sizes)
         say()
         say(f"repeat: cd {shlex.quote(str(ROOT))} && {shlex.join(command)}")
         failed = False
