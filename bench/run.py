@@ -32,6 +32,9 @@ Then, unless `--only tickets`, identity's figures (issue 3), measured on the sam
 8. a revoked session refused on its very next request: log in, DELETE /api/v1/sessions/current, then
    GET /api/v1/me with the same token 200 times, each on a fresh connection (so every gateway worker sees it).
 
+Then, with no `--only`, bench/ticket_queue.py: the agent queue and text search over 10,000 → 1,000,000
+tickets on a private PostgreSQL (issue 5). `--only analytics` runs bench/analytics.py (issue 8) alone.
+
 Each load run also says where the CPU went (the servers, per process; the load generator; everything
 else on the machine), since a shared machine makes throughput figures move.
 Everything started is stopped on the way out, on an error or Ctrl-C too.

@@ -35,6 +35,7 @@ FEATURES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/tickets"): "tickets.list",
     ("GET", "/api/v1/tickets/<ticket_id>"): "tickets.view",
     ("POST", "/api/v1/tickets/<ticket_id>/replies"): "tickets.reply",
+    ("PATCH", "/api/v1/tickets/<ticket_id>"): "tickets.update",
     ("GET", "/api/v1/me"): "profile.view",
     ("PATCH", "/api/v1/me"): "profile.update",
     ("GET", "/api/v1/me/sessions"): "sessions.list",
