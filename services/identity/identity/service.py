@@ -200,16 +200,22 @@ class IdentityService(SubjectDataRules):
         keys = [self.throttle.key("login", key)] + ([self.throttle.key("ip", ip_address)] if ip_address else [])
         zone = v.time_zone(time_zone)
         now = utcnow()
+        # A short read, then the hash with no transaction open (a database connection is not held
+        # for the ~25 ms of argon2id), then a short write.
         with self.uow() as uow:
             throttles = self.throttle.check(uow.repo, keys, now)
-            account = uow.repo.account_by_login(key) if key else None
-            ok = self.passwords.verify(account.password_hash if account else None, password)
-            if account is None or not ok:
+            found = uow.repo.account_by_login(key) if key else None
+            stored = found.password_hash if found else None
+        ok = self.passwords.verify(stored, password)
+        with self.uow() as uow:
+            account = uow.repo.account(found.id) if found is not None and ok else None
+            if account is None or account.password_hash != stored:  # wrong, or changed meanwhile
                 self.throttle.failed(uow.repo, keys, now)
                 uow.commit()
                 raise Unauthenticated(BAD_LOGIN, "bad_credentials")
             self.guard.check(account.region)
-            self.throttle.succeeded(throttles, keys[0])
+            if keys[0] in throttles:
+                self.throttle.succeeded(uow.repo.throttles(keys[:1]), keys[0])
             if self.passwords.needs_rehash(account.password_hash):
                 account.password_hash = self.passwords.hash(password)
             agent = parse_user_agent(user_agent or "")
