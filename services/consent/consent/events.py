@@ -11,7 +11,7 @@ from typing import Any
 from kaseum.events.v1 import envelope_pb2
 from kaseum.events.v1 import identity_events_pb2 as ev
 from kaseum.events.v1 import tickets_events_pb2 as tev
-from servicekit.db import new_id, utcnow
+from servicekit.db import new_id
 
 from .campaigns import queued
 from .service import ConsentService
@@ -38,7 +38,7 @@ def handlers(service: ConsentService) -> dict[str, Any]:
         env.payload.Unpack(event)
         if event.kind not in MESSAGE_KINDS:
             raise ValueError("unknown message kind")  # retried, then dead-lettered for an operator
-        row = queued(new_id(), f"e:{env.id}", event.account_id, event.kind, "service", "email", "", "", utcnow())
+        row = queued(new_id(), f"e:{env.id}", event.account_id, event.kind, "service", "email", "", "", service.clock())
         row["token_id"] = event.token_id
         uow.repo.enqueue_many([row])
 
@@ -56,7 +56,7 @@ def handlers(service: ConsentService) -> dict[str, Any]:
         if uow.repo.preferences(event.requester_id) is None:
             return  # not a customer of this region (or erased)
         uow.repo.enqueue_many([queued(new_id(), f"e:{env.id}", event.requester_id, "ticket_reply", "service",
-                                      "email", "", event.ticket_id, utcnow())])
+                                      "email", "", event.ticket_id, service.clock())])
 
     return {
         "identity.account.created": account_created,

@@ -52,10 +52,11 @@ class ConsentService(SubjectDataRules):
         latest = uow.repo.latest_notice()
         return (latest.version, latest.seq) if latest else (self.notice_version, 0)
 
-    @staticmethod
-    def seq_of(uow: UnitOfWork[Repository], version: str) -> int:
+    def seq_of(self, uow: UnitOfWork[Repository], version: str) -> int:
+        """A version's place in the order; one consent has not published (identity's configured label for
+        the sign-up form) counts as the current one, since the form is being shown now."""
         found = uow.repo.notice(version)
-        return found.seq if found else 0
+        return found.seq if found else self.current_notice(uow)[1]
 
     # --- from events -------------------------------------------------------------
     def create_defaults(self, uow: UnitOfWork[Repository], subject_id: str, region: str, choices: dict[str, bool],
