@@ -10,6 +10,7 @@ from typing import Any
 
 from kaseum.events.v1 import envelope_pb2
 from kaseum.events.v1 import identity_events_pb2 as ev
+from kaseum.events.v1 import rights_events_pb2 as rev
 from kaseum.events.v1 import tickets_events_pb2 as tev
 from servicekit.db import new_id
 
@@ -58,8 +59,14 @@ def handlers(service: ConsentService) -> dict[str, Any]:
         uow.repo.enqueue_many([queued(new_id(), f"e:{env.id}", event.requester_id, "ticket_reply", "service",
                                       "email", "", event.ticket_id, service.clock())])
 
+    def rights_request(uow: Any, env: envelope_pb2.Envelope) -> None:
+        event = rev.RequestReceived()
+        env.payload.Unpack(event)
+        service.on_rights_request(uow, event.subject_id, event.kind)
+
     return {
         "identity.account.created": account_created,
+        "rights.request.received": rights_request,
         "identity.message.requested": message_requested,
         "tickets.ticket.opened": ticket_opened,
         "tickets.ticket.replied": ticket_replied,
@@ -67,4 +74,4 @@ def handlers(service: ConsentService) -> dict[str, Any]:
 
 
 SUBJECTS = ["{region}.identity.account.created", "{region}.identity.message.requested",
-            "{region}.tickets.ticket.opened", "{region}.tickets.ticket.replied"]
+            "{region}.tickets.ticket.opened", "{region}.tickets.ticket.replied", "{region}.rights.request.received"]

@@ -189,6 +189,21 @@ class ConsentService(SubjectDataRules):
         return bool({"email": prefs.marketing_email, "telephone": prefs.marketing_telephone,
                      "third_party": prefs.third_party_marketing}.get(channel, False))
 
+    def on_rights_request(self, uow: UnitOfWork[Repository], subject_id: str, kind: str) -> None:
+        """React at once to a rights request (rights.request.received), before any step runs:
+        withdrawal of consent takes effect for the future now (R-WITHDRAW-1); for an erasure the
+        addresses' keyed hashes are taken while identity still has them (R-MKT-6)."""
+        prefs = uow.repo.preferences(subject_id)
+        if prefs is None:
+            return
+        now = self.clock()
+        if kind == "withdraw_consent":
+            version, seq = self.current_notice(uow)
+            apply_changes(uow, prefs, {c: False for c in (*MARKETING_CHANNELS, "cookies_analytics",
+                                                          "cookies_marketing")}, "rights_request", version, seq, now)
+        elif kind == "erasure":
+            self._suppress(uow, subject_id, "erasure", now)
+
     # --- suppression ---------------------------------------------------------------------
     def _suppress(self, uow: UnitOfWork[Repository], subject_id: str, reason: str, now: datetime) -> bool:
         """Put the subject's addresses (keyed hashes) on the suppression list; False if identity has none."""
