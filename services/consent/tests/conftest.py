@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -82,12 +84,32 @@ def mailbox(tmp_path: Path) -> Iterator[Mailbox]:
         controller.stop()
 
 
+POSTGRES = os.environ.get("KASEUM_TEST_POSTGRES", "")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"] if POSTGRES else ["sqlite"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """SQLite always; PostgreSQL too when KASEUM_TEST_POSTGRES names a server (as .ci/run does)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/consent.db"
+        return
+    import psycopg
+
+    name = f"k_consent_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"{POSTGRES.rsplit('/', 1)[0]}/{name}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
-def world(tmp_path: Path, mailbox: Mailbox) -> World:
-    uow = migrated_uow(MIGRATIONS, f"sqlite:///{tmp_path}/c.db", Outbox, Repository)
+def world(database_url: str, mailbox: Mailbox) -> Iterator[World]:
+    uow = migrated_uow(MIGRATIONS, database_url, Outbox, Repository)
     clock = Clock(datetime(2025, 3, 1, 12, 0, tzinfo=UTC))
     directory = FakeDirectory()
     consent = ConsentService(uow, "uk", "2024-01", Keys.from_secret(b"k" * 32), directory, clock=clock)
     sender = Sender(uow, consent, directory, SmtpMailer("127.0.0.1", mailbox.port, timeout=5),
                     SenderConfig(base_url=BASE, sender="Kaseum <portal@kaseum.com>"), clock=clock)
-    return World(uow, consent, Campaigns(uow, clock=clock), sender, directory, mailbox, clock)
+    yield World(uow, consent, Campaigns(uow, clock=clock), sender, directory, mailbox, clock)
+    uow.session_factory.kw["bind"].dispose()
