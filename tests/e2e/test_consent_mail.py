@@ -320,3 +320,23 @@ def test_an_update_notice_is_service_to_holders_and_marketing_to_others(system: 
     [to_fan] = wait_mail(system, fan, tag)
     assert to_fan["List-Unsubscribe"]  # marketing, with consent
     assert [m for m in mails(system, quiet) if m["Subject"] == tag] == []
+
+
+@pytest.mark.notice("8.2")
+@pytest.mark.rule("R-MKT-5")
+def test_a_ticket_reply_is_mailed_even_after_opting_out_and_internal_notes_are_not(system: Stack, api: Api,
+                                                                                  admin: Api) -> None:
+    user, _, address = customer(api, marketing={"email": True})
+    user.call("PUT", "/api/v1/me/preferences", json={"marketing": {"email": False, "telephone": False}})
+    name = f"agent_{uuid.uuid4().hex[:8]}"
+    assert admin.call("POST", "/api/v1/admin/users", json={
+        "role": "agent", "username": name, "email": f"{name}@kaseum.example", "password": PASSWORD}).status_code == 201
+    agent = api.as_user(api.call("POST", "/api/v1/sessions", json={"login": name, "password": PASSWORD})
+                        .json()["token"])
+    ticket = user.call("POST", "/api/v1/tickets", json={"subject": "Broken", "body": "It broke."}).json()
+    assert agent.call("POST", f"/api/v1/tickets/{ticket['id']}/replies",
+                      json={"body": "VIP", "internal": True}).status_code == 201
+    assert agent.call("POST", f"/api/v1/tickets/{ticket['id']}/replies", json={"body": "On it"}).status_code == 201
+    [mail] = wait_mail(system, address, "New reply to your support ticket")
+    assert ticket["id"] in mail.get_content() and "On it" not in mail.get_content()  # a pointer, not the text
+    assert "List-Unsubscribe" not in mail
