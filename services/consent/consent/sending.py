@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
+from cryptography.exceptions import InvalidTag
 from kaseum.events.v1 import consent_events_pb2 as ev
 from servicekit.db import UnitOfWorkFactory, new_id, utcnow
 from servicekit.logs import get_logger
@@ -100,6 +101,10 @@ class Sender:
                 except OutcomeUnknown:
                     self._finish(row.id, "interrupted", "outcome_unknown")
                     connection = None
+                except Exception:
+                    # A bug or a surprise must not wedge the queue: count the attempt, give up after the last.
+                    log.exception("message could not be prepared", message_id=row.id, kind=row.kind)
+                    self._retry(row.id, "error")
                 else:
                     self._sent(row)
                 settled += 1
@@ -155,7 +160,10 @@ class Sender:
 
     def _token(self, row: OutgoingMessage, lease: str) -> tuple[str, str]:
         if row.token_sealed:
-            opened = json.loads(self.consent.keys.open_text(row.token_sealed, row.id))
+            try:
+                opened = json.loads(self.consent.keys.open_text(row.token_sealed, row.id))
+            except InvalidTag as exc:  # sealed under a key since rotated: the token is gone
+                raise Skip("failed", "token_unreadable") from exc
             return str(opened["t"]), str(opened["e"])
         try:
             claimed = self.directory.claim_token(row.token_id)
