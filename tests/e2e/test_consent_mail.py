@@ -193,6 +193,33 @@ def test_forged_and_missing_unsubscribe_tokens_are_refused_cleanly(api: Api) -> 
     assert page.status_code == 400 and "not valid" in page.text
 
 
+@pytest.mark.rule("R-MKT-4")
+def test_an_expired_link_is_410_and_a_revoked_session_does_not_matter(system: Stack, api: Api) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from consent.keys import Keys
+    from consent.unsubscribe import UnsubscribeClaim, issue
+
+    from tools.stack import generate_secrets
+
+    user, subject_id, _ = customer(api, marketing={"email": True})
+    keys = Keys.from_secret(generate_secrets(system.var / "kaseum.env")["KASEUM_SERVICE_SECRET"].encode())
+    claim = UnsubscribeClaim(subject_id, "email", "m")
+    expired = issue(keys.unsubscribe, claim, datetime.now(UTC) - timedelta(minutes=1))
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    gone = api.call("POST", f"/api/v1/unsubscribe?token={expired}", data="List-Unsubscribe=One-Click", headers=form)
+    assert gone.status_code == 410 and gone.json()["error"]["code"] == "token_expired"
+    assert user.call("GET", "/api/v1/me/preferences").json()["marketing"]["email"] is True
+    # The person signed out (the session is revoked): the link still works, by its token alone.
+    token = user.token
+    assert user.call("DELETE", "/api/v1/sessions/current").status_code == 204
+    valid = issue(keys.unsubscribe, claim, datetime.now(UTC) + timedelta(days=1))
+    done = api.call("POST", f"/api/v1/unsubscribe?token={valid}", data="List-Unsubscribe=One-Click",
+                    headers={**form, "Authorization": f"Bearer {token}"})
+    assert done.status_code == 200 and done.json() == {"status": "unsubscribed", "channel": "email",
+                                                       "already": False}
+
+
 @pytest.mark.notice("8.1")
 @pytest.mark.rule("R-MKT-4")
 def test_the_preference_page_opt_out_stops_the_next_send(system: Stack, api: Api, admin: Api) -> None:
