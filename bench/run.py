@@ -2,8 +2,8 @@
 sign-in and authentication (issue 3) on the same stack.
 
     .venv/bin/python bench/run.py [--requests 2000] [--concurrency 16] [--accounts 16] [--logins 400]
-                                  [--login-accounts 32] [--only tickets|identity|queue|analytics] [--quick]
-                                  [--keep]
+                                  [--login-accounts 32] [--only tickets|identity|queue|consent|analytics]
+                                  [--quick] [--keep]
 
 In one run on this machine, with the load coming from a separate process (bench/load.py) on loopback:
 
@@ -71,6 +71,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import consent as consent_bench  # noqa: E402
 from tools.stack import Stack, free_port  # noqa: E402
 
 LOAD = ROOT / "bench" / "load.py"
@@ -922,9 +923,9 @@ def main(argv: list[str] | None = None) -> int:
                                                    "a quarter as many, at least 20, over one connection")
     parser.add_argument("--login-accounts", type=int, default=32,
                         help="customers the logins cycle through (and whose tokens the authentication runs use)")
-    parser.add_argument("--only", choices=["tickets", "identity", "queue", "analytics"],
-                        help="run only the ticket, the identity, the queue (bench/ticket_queue.py, PostgreSQL) "
-                             "or the analytics part (bench/analytics.py)")
+    parser.add_argument("--only", choices=["tickets", "identity", "queue", "consent", "analytics"],
+                        help="run only the ticket, the identity, the queue (bench/ticket_queue.py, PostgreSQL), "
+                             "the consent (bench/consent.py) or the analytics part (bench/analytics.py)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 300 requests, 60 logins")
     parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs, databases, NATS store)")
     args = parser.parse_args(argv)
@@ -943,7 +944,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan(requests=requests, concurrency=args.concurrency, warmup=warmup, accounts=args.accounts,
                 idle=args.idle, logins=logins, serial_logins=max(20, logins // 4),
                 login_accounts=max(1, args.login_accounts), probes=max(100, requests // 2),
-                tickets=args.only != "identity", identity=args.only != "tickets")
+                tickets=args.only in (None, "tickets"), identity=args.only in (None, "identity"))
 
     # SIGTERM unwinds like Ctrl-C, so the finally blocks stop every process started.
     def _terminate(signum: int, _frame: FrameType | None) -> None:
@@ -965,7 +966,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"Kaseum bench: {requests} requests per run, {args.concurrency} connections, {args.accounts} "
             f"customers, warm-up {warmup}; {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; folder {var}")
         say("whole stack (NATS, five services, the gateway under gunicorn):")
-        stack, identity = bench_stack(var, plan)
+        stack, identity = bench_stack(var, plan) if plan.tickets or plan.identity else (None, None)
         if stack is not None:
             say("bare Flask app, served by the gateway's gunicorn command line:")
             bare = bench_bare(var, stack.gunicorn, requests, args.concurrency, warmup)
@@ -974,6 +975,8 @@ def main(argv: list[str] | None = None) -> int:
             report(stack, bare)
         if identity is not None:
             report_identity(identity, args.concurrency)
+        if args.only in (None, "consent"):  # issue 6, on a consent service of its own (bench/consent.py)
+            consent_bench.report(consent_bench.run(var / "consent", 20_000 if args.quick else 100_000, say=say), say)
         if not args.only:
             from bench import ticket_queue
 

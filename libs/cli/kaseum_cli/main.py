@@ -19,7 +19,7 @@ from servicekit import caller, clients
 from servicekit.grpc_server import ERROR_CODE_KEY
 from servicekit.settings import CommonSettings
 
-from . import analytics, dead_letters
+from . import analytics, campaigns, dead_letters
 
 app = typer.Typer(help="Kaseum Customer Portal operator commands.", no_args_is_help=True)
 users = typer.Typer(help="Staff and customer accounts.", no_args_is_help=True)
@@ -28,6 +28,8 @@ organisations = typer.Typer(help="Customer and reseller organisations (section 5
 app.add_typer(organisations, name="organisations")
 app.add_typer(dead_letters.app, name="dead-letters")
 app.add_typer(analytics.app, name="analytics")
+app.add_typer(campaigns.campaigns, name="campaigns")
+app.add_typer(campaigns.notices, name="notices")
 
 ROLES = ("admin", "agent", "reseller", "dpo", "analyst")
 

@@ -57,6 +57,9 @@ def preferences(p: consent_pb2.Preferences) -> dict[str, Any]:
         "third_party_marketing": p.third_party_marketing,
         "cookies": {"analytics": p.cookies.analytics, "marketing": p.cookies.marketing},
         "notice_version": p.notice_version,
+        "objected": p.objected,
+        "reconsent_required": p.reconsent_required,
+        "last_notice_seen": p.last_notice_seen,
     }
 
 

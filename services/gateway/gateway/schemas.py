@@ -203,8 +203,74 @@ class PreferencesBody(Body):
 class PreferencesOut(BaseModel):
     marketing: dict[str, bool]
     third_party_marketing: bool
-    cookies: dict[str, bool]
+    cookies: dict[str, bool] = Field(description="analytics and marketing; strictly necessary cookies are always on")
     notice_version: str
+    objected: bool = Field(default=False, description="the person objected to direct marketing (every channel)")
+    reconsent_required: bool = Field(default=False, description="a newer notice changed the marketing purpose: "
+                                                                "marketing stays off until consent is given again")
+    last_notice_seen: str = Field(default="", description="version of the notice last sent to the person")
+    gpc: bool = Field(default=False, description="the request carried Sec-GPC: 1, applied as an opt-out of "
+                                                 "third-party sharing and marketing cookies")
+
+
+# --- consent administration (campaigns, notices, opt-outs recorded by staff) -------------
+
+
+class CampaignBody(Body):
+    subject: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=50000)
+    channel: str = Field(default="email", description="email")
+    purpose: str = Field(description="marketing or service")
+    product: str = Field(default="", max_length=100, description="only customers holding this product")
+    kind: str = Field(default="campaign", description="campaign, or product_update: an update notice for "
+                                                      "`product` (service to its holders, marketing to others)")
+
+
+class CampaignOut(BaseModel):
+    id: str
+    audience: int
+    eligible: int
+    suppressed: int
+
+
+class NoticeBody(Body):
+    version: str = Field(min_length=1, max_length=20)
+    document: str = Field(default="privacy", description="privacy or terms")
+    changes_purpose: StrictBool = Field(default=False, description="marketing consents must be asked again")
+    summary: str = Field(default="", max_length=5000)
+
+
+class NoticeOut(BaseModel):
+    version: str
+    recipients: int
+
+
+class OptOutBody(Body):
+    subject_id: str = Field(min_length=1, max_length=64)
+    channels: list[str] = Field(default_factory=list, max_length=3,
+                                description="email, telephone, third_party; empty for every marketing channel")
+    objection: StrictBool = Field(default=False, description="an objection to direct marketing (Art. 21(2)): "
+                                                             "every channel, and the addresses are suppressed")
+
+
+class ProductHoldingBody(Body):
+    subject_id: str = Field(min_length=1, max_length=64)
+    product: str = Field(min_length=1, max_length=100)
+
+
+class UnsubscribeQuery(Body):
+    model_config = ConfigDict(extra="forbid", strict=False)
+    token: str = Field(min_length=1, max_length=1000)
+
+
+class UnsubscribeBody(Body):
+    token: str = Field(min_length=1, max_length=1000)
+
+
+class UnsubscribeOut(BaseModel):
+    status: str = Field(description="unsubscribed")
+    channel: str
+    already: bool
 
 
 class RightsBody(Body):
