@@ -367,3 +367,7 @@ def test_a_ticket_reply_is_mailed_even_after_opting_out_and_internal_notes_are_n
     [mail] = wait_mail(system, address, "New reply to your support ticket")
     assert ticket["id"] in mail.get_content() and "On it" not in mail.get_content()  # a pointer, not the text
     assert "List-Unsubscribe" not in mail
+    # A status change by the agent is told too.
+    assert agent.call("PATCH", f"/api/v1/tickets/{ticket['id']}", json={"status": "resolved"}).status_code == 200
+    [update] = wait_mail(system, address, "Your support ticket was updated")
+    assert ticket["id"] in update.get_content() and "List-Unsubscribe" not in update

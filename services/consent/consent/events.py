@@ -59,6 +59,16 @@ def handlers(service: ConsentService) -> dict[str, Any]:
         uow.repo.enqueue_many([queued(new_id(), f"e:{env.id}", event.requester_id, "ticket_reply", "service",
                                       "email", "", event.ticket_id, service.clock())])
 
+    def ticket_status_changed(uow: Any, env: envelope_pb2.Envelope) -> None:
+        event = tev.TicketStatusChanged()
+        env.payload.Unpack(event)
+        if not event.requester_id or event.changed_by == event.requester_id:
+            return  # the requester's own change needs no message
+        if uow.repo.preferences(event.requester_id) is None:
+            return
+        uow.repo.enqueue_many([queued(new_id(), f"e:{env.id}", event.requester_id, "ticket_update", "service",
+                                      "email", "", event.ticket_id, service.clock())])
+
     def rights_request(uow: Any, env: envelope_pb2.Envelope) -> None:
         event = rev.RequestReceived()
         env.payload.Unpack(event)
@@ -70,8 +80,10 @@ def handlers(service: ConsentService) -> dict[str, Any]:
         "identity.message.requested": message_requested,
         "tickets.ticket.opened": ticket_opened,
         "tickets.ticket.replied": ticket_replied,
+        "tickets.ticket.status_changed": ticket_status_changed,
     }
 
 
 SUBJECTS = ["{region}.identity.account.created", "{region}.identity.message.requested",
-            "{region}.tickets.ticket.opened", "{region}.tickets.ticket.replied", "{region}.rights.request.received"]
+            "{region}.tickets.ticket.opened", "{region}.tickets.ticket.replied",
+            "{region}.tickets.ticket.status_changed", "{region}.rights.request.received"]

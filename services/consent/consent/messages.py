@@ -55,6 +55,9 @@ def service_content(kind: str, base: str, token: str = "", ref: str = "") -> Con
     if kind == "ticket_reply":
         return Content("New reply to your support ticket",
                        f"There is a new reply to your ticket. Read it at:\n\n  {link(base, '/tickets/' + ref)}")
+    if kind == "ticket_update":
+        return Content("Your support ticket was updated",
+                       f"The status of your ticket changed. See it at:\n\n  {link(base, '/tickets/' + ref)}")
     raise ValueError(f"no template for {kind}")
 
 
