@@ -18,7 +18,7 @@ from .campaigns import queued
 from .service import ConsentService
 
 # identity.message.requested kinds consent knows how to write (all service messages, section 8.2).
-MESSAGE_KINDS = {"verify_email", "reset_password", "signup_existing", "signup_username_taken"}
+MESSAGE_KINDS = {"verify_email", "reset_password", "signup_existing", "signup_username_taken", "inactivity_warning"}
 
 
 def handlers(service: ConsentService) -> dict[str, Any]:

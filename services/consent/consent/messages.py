@@ -52,6 +52,12 @@ def service_content(kind: str, base: str, token: str = "", ref: str = "") -> Con
                        "To finish signing up with another one, open:\n\n"
                        f"  {link(base, '/sign-up', token)}\n\n"
                        "If you did not try to sign up, ignore this message.")
+    if kind == "inactivity_warning":
+        return Content("Your account will be erased unless you sign in",
+                       "You have not signed in to your Kaseum Customer Portal account for two years. We keep "
+                       "personal data only as long as we need it (privacy notice, section 12), so unless you "
+                       "sign in within 30 days your account and its data will be erased. To keep it, sign in at:"
+                       f"\n\n  {link(base, '/sign-in')}")
     if kind == "ticket_reply":
         return Content("New reply to your support ticket",
                        f"There is a new reply to your ticket. Read it at:\n\n  {link(base, '/tickets/' + ref)}")

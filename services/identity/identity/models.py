@@ -65,6 +65,11 @@ class Account(Base):
     email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Last sign-in or refresh (set at sign-up): inactive accounts are warned, then erased (section 12).
+    last_active_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+    # When the inactivity warning went out; cleared by the next sign-in.
+    inactivity_warned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True,
+                                                                  index=True)
 
 
 class SessionRecord(Base):
@@ -348,6 +353,18 @@ class Repository(OrganisationRepository):
         stale = select(LoginThrottle.key).where(LoginThrottle.updated_at < before).limit(batch)
         self.session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(stale)))
         return count
+
+    def inactive_unwarned(self, before: datetime, batch: int) -> list[Account]:
+        """Customers whose last activity was before `before` and who have not been warned."""
+        return list(self.session.scalars(
+            select(Account).where(Account.role == "customer", Account.last_active_at < before,
+                                  Account.inactivity_warned_at.is_(None)).limit(batch)))
+
+    def warned_and_still_inactive(self, warned_before: datetime, batch: int) -> list[Account]:
+        """Customers warned before `warned_before` who have not signed in since."""
+        return list(self.session.scalars(
+            select(Account).where(Account.role == "customer", Account.inactivity_warned_at < warned_before,
+                                  Account.last_active_at < Account.inactivity_warned_at).limit(batch)))
 
     def purge_address_messages(self, now: datetime, batch: int) -> int:
         """Delete up to `batch` unclaimed address-only messages past their expiry."""

@@ -26,6 +26,8 @@ from .throttle import Throttle
 
 VERIFY, RESET = "verify_email", "reset_password"
 USERNAME_TAKEN = "signup_username_taken"
+# Two years without a sign-in: "sign in within 30 days or the account is erased" (section 12).
+INACTIVITY_WARNING = "inactivity_warning"
 LIFETIME = {VERIFY: timedelta(days=7), RESET: timedelta(hours=1)}
 # How long the address of someone without an account waits for the sender to claim it.
 ADDRESS_LIFETIME = timedelta(days=1)

@@ -14,12 +14,21 @@ from servicekit.db import UnitOfWork, UnitOfWorkFactory, as_utc, new_id, utcnow
 from servicekit.errors import Collision, Conflict, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from servicekit.region import RegionGuard, home_region
 from servicekit.subject_data import Erasure, Export, Rectification, SubjectDataRules
+from servicekit.timestamps import to_timestamp
 from ua_parser import parse as parse_user_agent
 
 from . import validation as v
 from .models import Account, Organisation, Repository, SessionRecord, SignIn
 from .passwords import Passwords
-from .recovery import USERNAME_TAKEN, VERIFY, Recovery, digest, request_address_message, request_message
+from .recovery import (
+    INACTIVITY_WARNING,
+    USERNAME_TAKEN,
+    VERIFY,
+    Recovery,
+    digest,
+    request_address_message,
+    request_message,
+)
 from .throttle import Throttle
 from .tokens import TokenSigner
 
@@ -68,6 +77,7 @@ class IdentityService(SubjectDataRules):
                  verifier: TokenVerifier, region: str, notice_version: str, throttle_key: bytes = b"",
                  technical_retention: timedelta = timedelta(days=90),
                  session_lifetime: timedelta = timedelta(days=30),
+                 inactive_warning: timedelta = timedelta(days=730), inactive_grace: timedelta = timedelta(days=30),
                  announce: Callable[[list[str]], None] = lambda ids: None) -> None:
         # Tells gateways which sessions are revoked (the region's NATS bucket); raises
         # servicekit's Unavailable when it cannot. Called before the commit, so a failure
@@ -76,6 +86,8 @@ class IdentityService(SubjectDataRules):
         self.throttle = Throttle(throttle_key)
         self.recovery = Recovery(uow, passwords, self.throttle, announce)
         self.technical_retention = technical_retention
+        self.inactive_warning = inactive_warning
+        self.inactive_grace = inactive_grace
         self.session_lifetime = session_lifetime
         self.uow = uow
         self.passwords = passwords
@@ -140,7 +152,7 @@ class IdentityService(SubjectDataRules):
             company=v.text("company", company, names_required),
             job_title=v.text("job_title", job_title, names_required),
             phone=v.phone(phone, country), country=country, region=region, role=role,
-            restricted=False, created_at=now, updated_at=now,
+            restricted=False, created_at=now, updated_at=now, last_active_at=now,
         )
 
     def _store(self, account: Account, org_name: str, kind: str, event: ev.AccountCreated,
@@ -239,6 +251,8 @@ class IdentityService(SubjectDataRules):
         secret = secrets.token_urlsafe(32)
         session.refresh_hash = digest(secret)
         session.last_seen_at = now
+        account.last_active_at = now
+        account.inactivity_warned_at = None  # signing in is the answer to an inactivity warning
         access, expires_at = self.signer.sign(account.id, account.role, account.region, session.id,
                                               account.organisation_id or "", account.country)
         return Tokens(access, expires_at, f"{session.id}.{secret}", as_utc(session.expires_at))
@@ -302,6 +316,36 @@ class IdentityService(SubjectDataRules):
             self._revoked(uow, account.id, revoked)
             self.announce(revoked)
             uow.commit()
+
+    def review_inactive(self, now: datetime | None = None, batch: int = 500) -> tuple[int, int]:
+        """Inactive accounts (section 12): a service message after `inactive_warning` without a
+        sign-in, and `identity.account.dormant` once `inactive_grace` has passed since the warning
+        without one (the rights service then erases the subject everywhere, as for a request).
+        Returns (warned, reported dormant) in this run."""
+        now = now or utcnow()
+        warned = dormant = 0
+        while True:
+            with self.uow() as uow:
+                quiet = uow.repo.inactive_unwarned(now - self.inactive_warning, batch)
+                for account in quiet:
+                    account.inactivity_warned_at = now
+                    request_message(uow, account.id, INACTIVITY_WARNING, now)
+                uow.commit()
+            warned += len(quiet)
+            if len(quiet) < batch:
+                break
+        while True:
+            with self.uow() as uow:
+                due = uow.repo.warned_and_still_inactive(now - self.inactive_grace, batch)
+                for account in due:
+                    # Reported once: the next warning needs a sign-in first, then inactivity again.
+                    account.inactivity_warned_at = account.last_active_at
+                    uow.events.publish("identity.account.dormant", account.id, ev.AccountDormant(
+                        account_id=account.id, last_active_at=to_timestamp(account.last_active_at or now)))
+                uow.commit()
+            dormant += len(due)
+            if len(due) < batch:
+                return warned, dormant
 
     def purge_technical_data(self, now: datetime | None = None, batch: int = 1000) -> int:
         """Delete Technical Data past its retention period (section 12), in batches."""

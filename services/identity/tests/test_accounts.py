@@ -305,3 +305,31 @@ def test_concurrent_first_failures_on_one_key_all_count(service: IdentityService
     with service.uow() as uow:
         rows = {row.key.split(":")[0]: row.failures for row in uow.session.scalars(select(LoginThrottle))}
     assert rows["login"] + outcomes.count("Throttled") >= 8
+
+
+@pytest.mark.notice("12")
+@pytest.mark.rule("R-RET-1")
+def test_an_inactive_customer_is_warned_then_reported_dormant_unless_they_sign_in(service: IdentityService) -> None:
+    sleeper = service.sign_up(signup())
+    waker = service.sign_up(signup(username="bob", email="bob@example.com"))
+    staff = service.create_user(NewStaff(role="agent", username="agent1", email="agent1@example.com",
+                                         password="correct horse battery staple"))
+    start = utcnow()
+    assert service.review_inactive(start + timedelta(days=729)) == (0, 0)
+    warned_at = start + timedelta(days=731)
+    assert service.review_inactive(warned_at) == (2, 0)  # both customers; staff are not customers
+    assert {m.account_id for m in requested(service, "inactivity_warning")} == {sleeper.id, waker.id}
+    assert service.review_inactive(warned_at + timedelta(days=1)) == (0, 0)  # warned once
+    service.login("bob", "correct horse battery", "", "")  # Bob answers the warning…
+    with service.uow() as uow:  # …five days after it (the service reads the real clock)
+        bob = uow.repo.account(waker.id)
+        assert bob is not None and bob.inactivity_warned_at is None
+        bob.last_active_at = warned_at + timedelta(days=5)
+        uow.commit()
+    assert service.review_inactive(warned_at + timedelta(days=31)) == (0, 1)
+    with service.uow() as uow:
+        subjects = [(r.subject, r.data) for r in uow.session.scalars(select(Outbox))
+                    if r.subject.endswith("account.dormant")]
+    assert len(subjects) == 1 and sleeper.id.encode() in subjects[0][1] and waker.id.encode() not in subjects[0][1]
+    assert service.review_inactive(warned_at + timedelta(days=60)) == (0, 0)  # reported once
+    assert staff.id not in {m.account_id for m in requested(service, "inactivity_warning")}
