@@ -28,6 +28,7 @@ def main() -> int:
         stack.stop()
         return 1
     print(f"Gateway: {stack.gateway_url}", flush=True)
+    print(f"Mail the portal sends: {stack.mail_dir}/*.eml (a local SMTP sink)", flush=True)
     print(f"Logs in {var / 'log'}; operator CLI: .venv/bin/kaseum --help; Ctrl-C stops everything.", flush=True)
     while not stop.wait(1):
         for name, proc in list(stack.procs.items()):

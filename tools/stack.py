@@ -64,16 +64,22 @@ class Stack:
     grpc_ports: dict[str, int] = field(default_factory=lambda: {n: 50051 + i for i, n in enumerate(SERVICES)})
     extra_env: Mapping[str, str] = field(default_factory=dict)
     region: str = "uk"
+    # The local SMTP sink (aiosmtpd): consent's relay; each message lands in var/mail/*.eml.
+    smtp_port: int = 2525
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @classmethod
     def on_free_ports(cls, var: Path, **kwargs: object) -> Stack:
-        return cls(var=var, gateway_port=free_port(), nats_port=free_port(),
+        return cls(var=var, gateway_port=free_port(), nats_port=free_port(), smtp_port=free_port(),
                    grpc_ports={n: free_port() for n in SERVICES}, **kwargs)  # type: ignore[arg-type]
 
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.var / "mail"
 
     @property
     def nats_url(self) -> str:
@@ -86,6 +92,9 @@ class Stack:
             "REGION": self.region,
             "NATS_URL": self.nats_url,
             "GATEWAY_PORT": str(self.gateway_port),
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(self.smtp_port),
+            "PUBLIC_BASE_URL": self.gateway_url,
             "PYTHONUNBUFFERED": "1",
         })
         for name in SERVICES:
@@ -142,6 +151,18 @@ class Stack:
                 time.sleep(0.1)
         raise RuntimeError("nats-server did not start; see var/log/nats.log")
 
+    def start_mail_sink(self) -> None:
+        self._spawn("mail", [sys.executable, "-m", "consent.mail_sink", "--dir", str(self.mail_dir),
+                             "--port", str(self.smtp_port)])
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.smtp_port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the SMTP sink did not start; see var/log/mail.log")
+
     def stop_nats(self) -> None:
         self._stop("nats")
 
@@ -170,6 +191,7 @@ class Stack:
     def start(self, wait: float = 60) -> None:
         self.var.mkdir(parents=True, exist_ok=True)
         self.start_nats()
+        self.start_mail_sink()
         self.migrate()
         for name in SERVICES:
             self.start_service(name)

@@ -93,12 +93,16 @@ def test_preferences_can_be_changed_and_withdrawn(api: Api) -> None:
 
 @pytest.mark.rule("R-SEC-2")
 def test_logout_revokes_the_session_on_the_next_request(api: Api) -> None:
-    user, _, _ = sign_up_and_log_in(api)
+    user, account, _ = sign_up_and_log_in(api)
     assert user.call("GET", "/api/v1/me").status_code == 200
+    current = user.call("GET", "/api/v1/sessions/current")
+    assert current.status_code == 200
+    assert current.json()["subject_id"] == account["id"] and current.json()["role"] == "customer"
     assert user.call("DELETE", "/api/v1/sessions/current").status_code == 204
-    after = user.call("GET", "/api/v1/me")
-    assert after.status_code == 401
-    assert after.json()["error"]["code"] == "session_revoked"
+    for path in ("/api/v1/me", "/api/v1/sessions/current"):  # a service's answer and the gateway's own
+        after = user.call("GET", path)
+        assert after.status_code == 401
+        assert after.json()["error"]["code"] == "session_revoked"
 
 
 def test_health_readiness_and_openapi(api: Api) -> None:

@@ -20,40 +20,14 @@ def api(system: Stack) -> Api:
     return Api(system.gateway_url)
 
 
-def claim(system: Stack, account_id: str, kind: str) -> str:
-    """What consent will do at send time: find the message request and claim its token."""
-    import asyncio
+def claim(system: Stack, address: str, kind: str) -> str:
+    """The link's token from the message consent sent for `kind` (consent claims it at send time and
+    mails it; the local SMTP sink writes each message to var/mail/*.eml)."""
+    from tests.e2e.test_consent_mail import link_token, wait_mail
 
-    import nats
-    from kaseum.events.v1 import envelope_pb2, identity_events_pb2
-
-    async def newest_token_id() -> str:
-        nc = await nats.connect(system.nats_url)
-        try:
-            js = nc.jetstream()
-            sub = await js.subscribe("uk.identity.message.requested", ordered_consumer=True)
-            token_id = ""
-            while True:
-                try:
-                    msg = await sub.next_msg(timeout=2)
-                except nats.errors.TimeoutError:
-                    return token_id
-                env = envelope_pb2.Envelope.FromString(msg.data)
-                event = identity_events_pb2.MessageRequested()
-                env.payload.Unpack(event)
-                if event.account_id == account_id and event.kind == kind:
-                    token_id = event.token_id
-        finally:
-            await nc.close()
-
-    token_id = asyncio.run(newest_token_id())
-    assert token_id, f"no {kind} message requested"
-    secret = generate_secrets(system.var / "kaseum.env")["KASEUM_SERVICE_SECRET"].encode()
-    with grpc.insecure_channel(system.grpc_addr("identity")) as channel:
-        claimed = identity_pb2_grpc.IdentityStub(channel).ClaimMessageToken(
-            identity_pb2.ClaimMessageTokenRequest(token_id=token_id),
-            metadata=((caller.SERVICE_HEADER, caller.mint_service_token(secret, "consent")),), timeout=5)
-    return claimed.token
+    subjects = {"reset_password": "Reset your password", "verify_email": "Confirm your e-mail address"}
+    [mail] = wait_mail(system, address, subjects[kind])
+    return link_token(mail)
 
 
 def test_login_gives_a_refresh_token_that_rotates(api: Api) -> None:
@@ -83,11 +57,11 @@ def test_a_token_signed_by_another_key_or_expired_is_401(system: Stack, api: Api
 
 @pytest.mark.rule("R-SEC-2")
 def test_password_reset_by_link_through_the_api(system: Stack, api: Api) -> None:
-    user, created, body = sign_up_and_log_in(api)
+    user, _, body = sign_up_and_log_in(api)
     unknown = api.call("POST", "/api/v1/password-resets", json={"email": "nobody-at-all@example.com"})
     known = api.call("POST", "/api/v1/password-resets", json={"email": body["email"]})
     assert (unknown.status_code, unknown.json()) == (known.status_code, known.json()) == (202, {"status": "accepted"})
-    token = claim(system, created["id"], "reset_password")
+    token = claim(system, body["email"], "reset_password")
     bad = api.call("POST", "/api/v1/password-resets/confirm", json={"token": token + "x", "new_password": "x" * 20})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_token"
     done = api.call("POST", "/api/v1/password-resets/confirm",
@@ -100,9 +74,9 @@ def test_password_reset_by_link_through_the_api(system: Stack, api: Api) -> None
 
 
 def test_email_verification_by_link_through_the_api(system: Stack, api: Api) -> None:
-    user, created, _ = sign_up_and_log_in(api)
+    user, _, body = sign_up_and_log_in(api)
     assert user.call("GET", "/api/v1/me").json()["email_verified"] is False
-    token = claim(system, created["id"], "verify_email")
+    token = claim(system, body["email"], "verify_email")
     assert api.call("POST", "/api/v1/email-verifications/confirm", json={"token": token}).status_code == 204
     assert user.call("GET", "/api/v1/me").json()["email_verified"] is True
     assert user.call("POST", "/api/v1/me/email-verification").status_code == 409  # already verified

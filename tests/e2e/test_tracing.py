@@ -25,6 +25,15 @@ def test_a_trace_spans_gateway_identity_nats_and_consent(make_stack, collector: 
     response = Api(stack.gateway_url).call("POST", "/api/v1/accounts", json=body)
     assert response.status_code == 201
 
+    def chain_of(trace: list[Span]) -> list[tuple[str, str]]:
+        """From the consumer up through its parents: (service, span name) of each."""
+        by_id = {s.span_id: s for s in trace}
+        chain, span = [], next(s for s in trace if s.name == "consume identity.account.created")
+        while span.parent_id and span.parent_id in by_id:
+            span = by_id[span.parent_id]
+            chain.append((span.service, span.name))
+        return chain
+
     def the_trace() -> list[Span] | None:
         spans = collector.snapshot()
         roots = [s for s in spans if s.service == "gateway" and "/api/v1/accounts" in s.name]
@@ -32,19 +41,13 @@ def test_a_trace_spans_gateway_identity_nats_and_consent(make_stack, collector: 
             return None
         trace = [s for s in spans if s.trace_id == roots[0].trace_id]
         consumed = [s for s in trace if s.service == "consent" and s.name == "consume identity.account.created"]
-        return trace if consumed else None
+        # Each process exports on its own schedule: wait until the chain reaches the gateway.
+        return trace if consumed and chain_of(trace) and chain_of(trace)[-1][0] == "gateway" else None
 
     trace = eventually(the_trace, timeout=30, what="spans from gateway, identity and consent in one trace")
-    by_id = {s.span_id: s for s in trace}
     services = {s.service for s in trace}
     assert {"gateway", "identity", "consent"} <= services
-
-    consume = next(s for s in trace if s.name == "consume identity.account.created")
-    # Walk up from the consumer: the chain passes through identity's SignUp and ends at the gateway.
-    chain, span = [], consume
-    while span.parent_id and span.parent_id in by_id:
-        span = by_id[span.parent_id]
-        chain.append((span.service, span.name))
+    chain = chain_of(trace)
     assert ("identity", "/kaseum.identity.v1.Identity/SignUp") in chain, chain
     assert chain[-1][0] == "gateway", chain
 

@@ -19,7 +19,7 @@ from servicekit import caller, clients
 from servicekit.grpc_server import ERROR_CODE_KEY
 from servicekit.settings import CommonSettings
 
-from . import dead_letters, governance
+from . import analytics, campaigns, dead_letters, governance
 
 app = typer.Typer(help="Kaseum Customer Portal operator commands.", no_args_is_help=True)
 users = typer.Typer(help="Staff and customer accounts.", no_args_is_help=True)
@@ -27,6 +27,9 @@ app.add_typer(users, name="users")
 organisations = typer.Typer(help="Customer and reseller organisations (section 5.1.1).", no_args_is_help=True)
 app.add_typer(organisations, name="organisations")
 app.add_typer(dead_letters.app, name="dead-letters")
+app.add_typer(analytics.app, name="analytics")
+app.add_typer(campaigns.campaigns, name="campaigns")
+app.add_typer(campaigns.notices, name="notices")
 app.add_typer(governance.retention, name="retention")
 app.add_typer(governance.audit, name="audit")
 app.add_typer(governance.transfers, name="transfers")

@@ -29,10 +29,10 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 from opentelemetry import trace
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import telemetry
+from .errors import Collision
 from .logs import get_logger
 from .outbox import InboxMixin, OutboxMixin
 
@@ -101,7 +101,7 @@ def apply_once(sub: Subscription, env: envelope_pb2.Envelope) -> bool:
         session.add(row)
         try:
             uow.commit()
-        except IntegrityError:
+        except Collision:
             # Another replica handled the same delivery concurrently.
             return False
     return True

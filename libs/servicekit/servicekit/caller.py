@@ -38,6 +38,10 @@ class Principal:
     role: str
     region: str = ""
     session_id: str = ""
+    # A person's organisation (customer company or reseller) and country (ISO 3166-1 alpha-2), as
+    # identity knew them when it signed the token (at most one access-token lifetime old); "" if none.
+    organisation_id: str = ""
+    country: str = ""
 
     @property
     def is_service(self) -> bool:
@@ -164,7 +168,7 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise Unauthenticated("invalid or expired token") from exc
         return Principal("person", str(claims["sub"]), str(claims["role"]), str(claims["region"]),
-                         str(claims["sid"]))
+                         str(claims["sid"]), str(claims.get("org", "")), str(claims.get("cty", "")))
 
     def verify_service(self, token: str) -> Principal:
         if len(self._service_secret) < 32:

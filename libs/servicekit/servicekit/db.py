@@ -10,8 +10,10 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .errors import Collision
 from .outbox import OutboxWriter
 
 
@@ -91,7 +93,11 @@ class UnitOfWork(Generic[R]):
         self.session.close()
 
     def commit(self) -> None:
-        self.session.commit()
+        """Commit; a unique-key race surfaces as errors.Collision, which the rules may handle."""
+        try:
+            self.session.commit()
+        except IntegrityError as exc:
+            raise Collision() from exc
         self.committed = True
         self._outbox.notify()
 

@@ -39,6 +39,15 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class Collision(Conflict):
+    """A concurrent write took the same unique value first (raised by UnitOfWork.commit)."""
+
+    code = "conflict"
+
+    def __init__(self) -> None:
+        super().__init__("the change collided with another one; try again", "conflict")
+
+
 class WrongRegion(DomainError):
     """The subject's home region is not this deployment's region."""
 

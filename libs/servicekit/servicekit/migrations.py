@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from alembic import command, context
 from alembic.config import Config
@@ -22,6 +24,17 @@ def upgrade(migrations_dir: Path, database_url: str, revision: str = "head") -> 
     command.upgrade(alembic_config(migrations_dir, database_url), revision)
 
 
+def managed(metadata: MetaData) -> Callable[[str | None, Any, Any], bool]:
+    """Autogenerate's `include_name`: skips the tables a service makes by hand in its migrations
+    (`MetaData(info={"unmanaged_tables": (...)})`, e.g. a full-text index) and their shadow tables."""
+    prefixes = tuple(metadata.info.get("unmanaged_tables", ()))
+
+    def include(name: str | None, kind: Any, parent: Any) -> bool:
+        return not (kind == "table" and prefixes and name is not None and name.startswith(prefixes))
+
+    return include
+
+
 def run_env(target_metadata: MetaData) -> None:
     """Body of every service's migrations/env.py (online mode only)."""
     url = context.config.get_main_option("sqlalchemy.url")
@@ -34,6 +47,7 @@ def run_env(target_metadata: MetaData) -> None:
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            include_name=managed(target_metadata),
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -60,6 +60,8 @@ class RetentionRule:
     months: int = 0
     purge: PurgeBatch | None = None  # None: kept as declared, removed by another path (said in `reason`)
     covers: tuple[str, ...] = ()  # further categories the same records hold (e.g. ids, 3.2.1)
+    # Run after `purge` when it removed something: derived data to clear (e.g. a search index).
+    then: PurgeBatch | None = None
 
     @property
     def period(self) -> str:
@@ -123,13 +125,29 @@ class Purger:
         assert rule.purge is not None
         started = self.clock()
         cutoff = rule.cutoff(started)
+        purged, batches = self._batches(rule.purge, cutoff)
+        if purged and rule.then is not None:
+            more, extra = self._batches(rule.then, cutoff)
+            purged, batches = purged + more, batches + extra
+        if purged:
+            with self.session_factory() as session:
+                run = self.run_model()
+                run.id, run.rule, run.started_at, run.finished_at = new_id(), rule.name, started, self.clock()
+                run.cutoff, run.purged, run.batches = cutoff, purged, batches
+                session.add(run)
+                session.commit()
+            log.info("purged", rule=rule.name, rows=purged, batches=batches)
+        return RunResult(rule.name, purged, batches, cutoff)
+
+    def _batches(self, purge: PurgeBatch, cutoff: datetime) -> tuple[int, int]:
+        """Run `purge` batch after batch until one finds fewer than it asked for: (rows deleted, batches)."""
         purged = batches = 0
         size = self.batch_size
         after: Key | None = None
         while True:
             began = self.timer()
             with self.session_factory() as session:
-                batch = rule.purge(session, cutoff, size, after)
+                batch = purge(session, cutoff, size, after)
                 session.commit()
                 if session.get_bind().dialect.name == "sqlite":
                     # Copy the batch's pages from the WAL into the database now, on the purge's time:
@@ -140,22 +158,13 @@ class Purger:
             purged += batch.deleted
             after = batch.last
             if batch.found < size:
-                break
+                return purged, batches
             if took > self.max_batch_seconds:
                 size = max(min(10, self.batch_size), int(size * self.max_batch_seconds / took))
             elif took < self.max_batch_seconds / 2:
                 size = min(self.batch_size, size * 2)
             # Yield to requests: the purge is background work and must stay off the hot path.
             self.sleep(max(self.pause, took * self.yield_factor))
-        if purged:
-            with self.session_factory() as session:
-                run = self.run_model()
-                run.id, run.rule, run.started_at, run.finished_at = new_id(), rule.name, started, self.clock()
-                run.cutoff, run.purged, run.batches = cutoff, purged, batches
-                session.add(run)
-                session.commit()
-            log.info("purged", rule=rule.name, rows=purged, batches=batches)
-        return RunResult(rule.name, purged, batches, cutoff)
 
     def run_once(self) -> list[RunResult]:
         return [self.run_rule(rule) for rule in self.rules]

@@ -2,38 +2,52 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from datetime import timedelta
 from pathlib import Path
 
 from kaseum.analytics.v1 import analytics_pb2_grpc
 from kaseum.privacy.v1 import personal_data_pb2_grpc
 from servicekit.personal_data import FULL_NAME as PERSONAL_DATA
 from servicekit.personal_data import PersonalDataApi
+from servicekit.pseudonyms import Exclusions, PseudonymKeys
 from servicekit.runtime import ServiceRuntime, main_entry
 from servicekit.settings import ServiceSettings
 
 from .config import AnalyticsSettings
-from .events import HANDLERS, SUBJECTS
+from .events import SUBJECTS, handlers
 from .grpc_api import SERVICE, AnalyticsApi
+from .ingest import UsageConsumer
 from .models import Inbox, Outbox, Repository
+from .queries import AnalyticsQueries
 from .service import AnalyticsService
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], AnalyticsService]:
+def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], AnalyticsService, AnalyticsQueries]:
     settings = AnalyticsSettings(**base.model_dump())
     runtime = ServiceRuntime(settings, Outbox, Inbox, Repository)
-    service = AnalyticsService(runtime.uow, settings.region, settings.min_group_size)
-    runtime.subscribe("analytics", [s.format(region=settings.region) for s in SUBJECTS], HANDLERS)
+    region = settings.region
+    service = AnalyticsService(runtime.uow, region, PseudonymKeys(runtime.bus, region),
+                               Exclusions(runtime.bus, region),
+                               rollup_grace=timedelta(seconds=settings.rollup_grace_seconds))
+    # The budget ledger names analysts by a keyed hash; the key is derived from the deployment secret.
+    ledger_key = hmac.new(settings.service_secret(), b"analytics-privacy-ledger", hashlib.sha256).digest()
+    queries = AnalyticsQueries(runtime.uow, region, settings.min_group_size, settings.dp_budget_epsilon,
+                               settings.dp_max_epsilon_per_query, ledger_key)
+    runtime.subscribe("analytics-exclusions", [s.format(region=region) for s in SUBJECTS], handlers(service))
+    UsageConsumer(runtime.bus, region, service).start()
     runtime.every(settings.rollup_interval_seconds, service.rollup_finished_days)
-    return runtime, service
+    return runtime, service, queries
 
 
 def serve(base: ServiceSettings) -> None:
-    runtime, service = bootstrap(base)
+    runtime, service, queries = bootstrap(base)
     runtime.serve(
         [
-            (analytics_pb2_grpc.add_AnalyticsServicer_to_server, AnalyticsApi(service), SERVICE),
+            (analytics_pb2_grpc.add_AnalyticsServicer_to_server, AnalyticsApi(queries), SERVICE),
             (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi("analytics", service),
              PERSONAL_DATA),
         ],

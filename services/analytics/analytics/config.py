@@ -1,4 +1,4 @@
-"""Analytics' settings: the common ones plus the small-group threshold and the rollup cadence."""
+"""Analytics' settings: the common ones plus thresholds, roll-up timing and the privacy budget."""
 
 from __future__ import annotations
 
@@ -13,12 +13,24 @@ MIN_GROUP_SIZE_FLOOR = 5
 class AnalyticsSettings(ServiceSettings):
     # Cells with fewer distinct users than this are suppressed (R-DATA-3, notice 3.3).
     min_group_size: int = 10
-    # How often finished days are rolled up and their pseudonymous events deleted.
-    rollup_interval_seconds: float = 3600.0
+    # How often the roll-up job looks for finished days.
+    rollup_interval_seconds: float = 600.0
+    # A day is rolled up (and its key destroyed) this long after it ends: late events arrive first.
+    rollup_grace_seconds: float = 3600.0
+    # Differential privacy: epsilon per analyst per calendar month, and per query at most.
+    dp_budget_epsilon: float = 10.0
+    dp_max_epsilon_per_query: float = 2.0
 
     @field_validator("min_group_size")
     @classmethod
     def _not_identifying(cls, value: int) -> int:
         if value < MIN_GROUP_SIZE_FLOOR:
             raise ValueError(f"min_group_size must be at least {MIN_GROUP_SIZE_FLOOR}")
+        return value
+
+    @field_validator("dp_budget_epsilon", "dp_max_epsilon_per_query")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("epsilon settings must be positive")
         return value

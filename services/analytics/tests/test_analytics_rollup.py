@@ -1,36 +1,33 @@
-"""Usage events: stored under a pseudonym, rolled up into counts, then deleted (N §3.3; R-DATA-3)."""
+"""Usage events: stored under a day's pseudonym, rolled up into counts, then deleted with the
+day's key (N §3.3, §4.1.4; R-DATA-3, R-RET-1)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from typing import Any
+import uuid
+from datetime import date, timedelta
 
 import pytest
-from analytics.events import HANDLERS
-from analytics.models import FeatureUsageDaily, Inbox, Repository, UsageEvent
-from analytics.service import AnalyticsService
-from kaseum.events.v1 import envelope_pb2, rights_events_pb2
+from analytics.events import parse_use
+from analytics.models import ExcludedPseudonym, Repository, UsageDaily, UsageEvent
+from analytics.service import AnalyticsService, Use
 from kaseum.events.v1 import gateway_events_pb2 as gw
-from servicekit.bus import Subscription, apply_once
+from kaseum.events.v1 import rights_events_pb2
 from servicekit.db import UnitOfWorkFactory
-from servicekit.errors import InvalidArgument
 from servicekit.outbox import envelope
+from servicekit.pseudonyms import PseudonymKeys, pseudonym
+from servicekit.testing import Clock
 from sqlalchemy import func, select
 
 DAY = date(2025, 3, 3)
 
 
-def used(feature: str, pseudonym: str, day: date = DAY, region: str = "uk") -> envelope_pb2.Envelope:
-    env = envelope("gateway.usage.feature_used", region, "", gw.FeatureUsed(feature=feature, pseudonym=pseudonym))
-    env.occurred_at.FromDatetime(datetime(day.year, day.month, day.day, 15, tzinfo=UTC))
-    return env
+def who(n: int | str) -> str:
+    return pseudonym(b"test-key", f"subject-{n}")
 
 
-@pytest.fixture
-def deliver(uow: UnitOfWorkFactory[Repository]) -> Any:
-    sub = Subscription(durable="analytics", subjects=["uk.gateway.usage.feature_used"], handlers=HANDLERS,
-                       uow_factory=uow, inbox_model=Inbox)
-    return lambda env: apply_once(sub, env)
+def use(service: AnalyticsService, feature: str, n: int | str, day: date = DAY, product: str = "",
+        band: str = "", event_id: str = "") -> Use:
+    return Use(event_id or uuid.uuid4().hex, day, service.region, feature, who(n), product, band)
 
 
 def count(uow: UnitOfWorkFactory[Repository], model: type) -> int:
@@ -38,68 +35,100 @@ def count(uow: UnitOfWorkFactory[Repository], model: type) -> int:
         return int(u.session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-def cells(uow: UnitOfWorkFactory[Repository]) -> dict[tuple[date, str], tuple[int, int]]:
+def cells(uow: UnitOfWorkFactory[Repository], dimension: str = "all") -> dict[tuple[date, str, str], int]:
     with uow() as u:
-        rows = u.session.scalars(select(FeatureUsageDaily)).all()
-        return {(r.day, r.feature): (r.users, r.active_users) for r in rows}
+        rows = u.session.scalars(select(UsageDaily).where(UsageDaily.dimension == dimension)).all()
+        return {(r.day, r.feature, r.value): r.users for r in rows}
 
 
-def test_a_feature_use_is_stored_once_even_if_redelivered(uow: UnitOfWorkFactory[Repository], deliver: Any) -> None:
-    env = used("tickets.open", "p1")
-    assert deliver(env) is True
-    assert deliver(env) is False
+def test_a_usage_message_is_parsed_and_anything_else_is_dropped(region: str) -> None:
+    event = gw.FeatureUsed(feature="tickets.open", pseudonym=who(1), period="2025-03-03", product="billing",
+                           org_size_band="10-49")
+    env = envelope("gateway.usage.feature_used", region, "", event)
+    assert parse_use(env.SerializeToString()) == Use(env.id, DAY, region, "tickets.open", who(1), "billing",
+                                                     "10-49")
+    other = envelope("gateway.usage.feature_used", region, "", rights_events_pb2.RequestCompleted(request_id="r"))
+    assert parse_use(other.SerializeToString()) is None
+    assert parse_use(b"\xff not a protobuf") is None
+    no_day = envelope("gateway.usage.feature_used", region, "", gw.FeatureUsed(feature="x", pseudonym=who(1)))
+    assert parse_use(no_day.SerializeToString()) is None
+
+
+def test_a_batch_is_stored_once_even_if_redelivered(service: AnalyticsService,
+                                                     uow: UnitOfWorkFactory[Repository]) -> None:
+    batch = [use(service, "tickets.open", i) for i in range(5)]
+    assert service.ingest(batch) == 5
+    service.ingest(batch)  # a redelivery: same event ids
+    assert count(uow, UsageEvent) == 5
+
+
+@pytest.mark.rule("R-DATA-3")
+def test_malformed_uses_and_other_regions_are_dropped_and_free_text_never_becomes_a_dimension(
+        service: AnalyticsService, uow: UnitOfWorkFactory[Repository]) -> None:
+    service.ingest([
+        Use("a" * 32, DAY, service.region, "tickets.open", "not-a-hash"),
+        Use("b" * 32, DAY, service.region, "Tickets Open!", who(1)),
+        Use("c" * 32, DAY, "eu", "tickets.open", who(1)),
+        use(service, "tickets.open", 2, product="Ada Lovelace's secret project", band="12 people"),
+    ])
     with uow() as u:
         [row] = u.session.scalars(select(UsageEvent)).all()
-        assert (row.feature, row.pseudonym, row.day, row.region) == ("tickets.open", "p1", DAY, "uk")
-
-
-def test_a_payload_of_another_type_fails_so_it_is_retried_then_dead_lettered(deliver: Any) -> None:
-    env = envelope("gateway.usage.feature_used", "uk", "", rights_events_pb2.RequestCompleted(request_id="r"))
-    with pytest.raises(ValueError):
-        deliver(env)
-
-
-def test_an_event_without_a_pseudonym_is_refused(deliver: Any) -> None:
-    with pytest.raises(InvalidArgument):
-        deliver(used("tickets.open", ""))
+    assert (row.product, row.size_band) == ("other", "")
 
 
 @pytest.mark.rule("R-DATA-3", "R-RET-1")
 @pytest.mark.notice("3.3")
-def test_rollup_counts_distinct_pseudonyms_then_deletes_the_events(
-        service: AnalyticsService, uow: UnitOfWorkFactory[Repository], deliver: Any) -> None:
+def test_rollup_counts_distinct_pseudonyms_per_dimension_then_deletes_the_events(
+        service: AnalyticsService, uow: UnitOfWorkFactory[Repository]) -> None:
+    uses = []
     for i in range(12):
-        deliver(used("tickets.open", f"p{i}"))
-        deliver(used("tickets.open", f"p{i}"))  # the same person twice is one user
-    for i in range(3):
-        deliver(used("tickets.reply", f"p{i}"))
-    deliver(used("tickets.reply", "q"))
-    deliver(used("tickets.open", "other-day", day=date(2025, 3, 4)))
-    assert service.rollup(DAY) == 28
-    assert cells(uow) == {(DAY, "tickets.open"): (12, 13), (DAY, "tickets.reply"): (4, 13)}
+        band = "1-9" if i < 4 else "250+"
+        uses += [use(service, "tickets.open", i, product="billing", band=band),
+                 use(service, "tickets.open", i, product="billing", band=band)]  # one person twice: one user
+    uses += [use(service, "tickets.open", 0, product="support", band="1-9")]
+    uses += [use(service, "tickets.reply", i, band="250+") for i in range(3, 6)]
+    uses += [use(service, "tickets.reply", "q")]
+    uses += [use(service, "tickets.open", "other-day", day=DAY + timedelta(days=1))]
+    service.ingest(uses)
+    assert service.rollup(DAY) == 29
+    assert cells(uow) == {(DAY, "tickets.open", ""): 12, (DAY, "tickets.reply", ""): 4, (DAY, "*", ""): 13}
+    assert cells(uow, "product") == {(DAY, "tickets.open", "billing"): 12, (DAY, "tickets.open", "support"): 1,
+                                     (DAY, "tickets.reply", "none"): 4, (DAY, "*", "billing"): 12,
+                                     (DAY, "*", "support"): 1, (DAY, "*", "none"): 4}
+    bands = cells(uow, "org_size_band")
+    assert (bands[(DAY, "tickets.open", "1-9")], bands[(DAY, "tickets.open", "250+")]) == (4, 8)
+    assert bands[(DAY, "*", "unknown")] == 1
     with uow() as u:
-        assert [e.day for e in u.session.scalars(select(UsageEvent)).all()] == [date(2025, 3, 4)]
+        assert [e.day for e in u.session.scalars(select(UsageEvent)).all()] == [DAY + timedelta(days=1)]
 
 
 @pytest.mark.rule("R-DATA-3")
 def test_late_events_never_raise_a_count_above_what_is_known(
-        service: AnalyticsService, uow: UnitOfWorkFactory[Repository], deliver: Any) -> None:
-    for i in range(8):
-        deliver(used("tickets.open", f"p{i}"))
+        service: AnalyticsService, uow: UnitOfWorkFactory[Repository]) -> None:
+    service.ingest([use(service, "tickets.open", i) for i in range(8)])
     service.rollup(DAY)
-    for i in range(6, 10):  # overlap unknowable once the first batch is gone: no sum
-        deliver(used("tickets.open", f"p{i}"))
-    deliver(used("tickets.reply", "x"))
+    # Overlap is unknowable once the first batch is gone: no sum.
+    service.ingest([use(service, "tickets.open", i) for i in range(6, 10)] + [use(service, "tickets.reply", "x")])
     service.rollup(DAY)
-    assert cells(uow) == {(DAY, "tickets.open"): (8, 8), (DAY, "tickets.reply"): (1, 8)}
+    assert cells(uow) == {(DAY, "tickets.open", ""): 8, (DAY, "tickets.reply", ""): 1, (DAY, "*", ""): 8}
 
 
-@pytest.mark.rule("R-RET-1")
-def test_only_finished_days_are_rolled_up(service: AnalyticsService, uow: UnitOfWorkFactory[Repository],
-                                          deliver: Any) -> None:
-    deliver(used("tickets.open", "a", day=date(2025, 3, 8)))
-    deliver(used("tickets.open", "b", day=date(2025, 3, 9)))
-    deliver(used("tickets.open", "c", day=date(2025, 3, 10)))  # today by the test clock
+@pytest.mark.rule("R-RET-1", "R-DATA-3")
+@pytest.mark.notice("3.3")
+def test_a_day_is_rolled_up_an_hour_after_it_ends_and_its_key_is_destroyed(
+        service: AnalyticsService, uow: UnitOfWorkFactory[Repository], keys: PseudonymKeys, clock: Clock) -> None:
+    clock.now = clock.now.replace(day=11, hour=0, minute=30)  # 00:30 on 11 March
+    for d in (8, 9, 10, 11):
+        assert keys.key(date(2025, 3, d), create=True) is not None
+        service.ingest([use(service, "tickets.open", d, day=date(2025, 3, d))])
+        service.ingest([use(service, "tickets.open", d, day=date(2025, 3, d))])
     assert service.rollup_finished_days() == [date(2025, 3, 8), date(2025, 3, 9)]
-    assert count(uow, UsageEvent) == 1
-    assert service.rollup_finished_days() == []
+    # The 10th ended only 30 minutes ago: late events may still come, its key still lives.
+    assert keys.key(date(2025, 3, 10)) is not None and keys.key(date(2025, 3, 9)) is None
+    assert keys.key(date(2025, 3, 8)) is None
+    clock.advance(minutes=31)
+    assert service.rollup_finished_days() == [date(2025, 3, 10)]
+    assert keys.key(date(2025, 3, 10)) is None and keys.key(date(2025, 3, 11)) is not None
+    with uow() as u:
+        assert [e.day for e in u.session.scalars(select(UsageEvent)).all()] == [date(2025, 3, 11)] * 2
+    assert count(uow, ExcludedPseudonym) == 0

@@ -1,4 +1,8 @@
-"""Consent's reactions to other services' events (one explicit table)."""
+"""Consent's reactions to other services' events (one explicit table).
+
+Each handler runs in the consumer's transaction with the inbox row: a redelivered event has no
+second effect, and a message queued from an event is queued exactly once (keyed by the event id).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,15 @@ from typing import Any
 
 from kaseum.events.v1 import envelope_pb2
 from kaseum.events.v1 import identity_events_pb2 as ev
+from kaseum.events.v1 import rights_events_pb2 as rev
+from kaseum.events.v1 import tickets_events_pb2 as tev
+from servicekit.db import new_id
 
+from .campaigns import queued
 from .service import ConsentService
+
+# identity.message.requested kinds consent knows how to write (all service messages, section 8.2).
+MESSAGE_KINDS = {"verify_email", "reset_password", "signup_existing", "signup_username_taken", "inactivity_warning"}
 
 
 def handlers(service: ConsentService) -> dict[str, Any]:
@@ -23,7 +34,56 @@ def handlers(service: ConsentService) -> dict[str, Any]:
         }, event.notice_version)
         # No commit here: the consumer commits this change with the inbox row, atomically.
 
-    return {"identity.account.created": account_created}
+    def message_requested(uow: Any, env: envelope_pb2.Envelope) -> None:
+        event = ev.MessageRequested()
+        env.payload.Unpack(event)
+        if event.kind not in MESSAGE_KINDS:
+            raise ValueError("unknown message kind")  # retried, then dead-lettered for an operator
+        row = queued(new_id(), f"e:{env.id}", event.account_id, event.kind, "service", "email", "", "", service.clock())
+        row["token_id"] = event.token_id
+        uow.repo.enqueue_many([row])
+
+    def ticket_opened(uow: Any, env: envelope_pb2.Envelope) -> None:
+        event = tev.TicketOpened()
+        env.payload.Unpack(event)
+        # Raising a ticket about a product is how consent learns that the customer has it (section 4.1.5).
+        service.record_product(uow, event.requester_id, event.product.strip())
+
+    def ticket_replied(uow: Any, env: envelope_pb2.Envelope) -> None:
+        event = tev.TicketReplied()
+        env.payload.Unpack(event)
+        if event.internal or not event.requester_id or event.author_id == event.requester_id:
+            return
+        if uow.repo.preferences(event.requester_id) is None:
+            return  # not a customer of this region (or erased)
+        uow.repo.enqueue_many([queued(new_id(), f"e:{env.id}", event.requester_id, "ticket_reply", "service",
+                                      "email", "", event.ticket_id, service.clock())])
+
+    def ticket_status_changed(uow: Any, env: envelope_pb2.Envelope) -> None:
+        event = tev.TicketStatusChanged()
+        env.payload.Unpack(event)
+        if not event.requester_id or event.changed_by == event.requester_id:
+            return  # the requester's own change needs no message
+        if uow.repo.preferences(event.requester_id) is None:
+            return
+        uow.repo.enqueue_many([queued(new_id(), f"e:{env.id}", event.requester_id, "ticket_update", "service",
+                                      "email", "", event.ticket_id, service.clock())])
+
+    def rights_request(uow: Any, env: envelope_pb2.Envelope) -> None:
+        event = rev.RequestReceived()
+        env.payload.Unpack(event)
+        service.on_rights_request(uow, event.subject_id, event.kind)
+
+    return {
+        "identity.account.created": account_created,
+        "rights.request.received": rights_request,
+        "identity.message.requested": message_requested,
+        "tickets.ticket.opened": ticket_opened,
+        "tickets.ticket.replied": ticket_replied,
+        "tickets.ticket.status_changed": ticket_status_changed,
+    }
 
 
-SUBJECTS = ["{region}.identity.account.created"]
+SUBJECTS = ["{region}.identity.account.created", "{region}.identity.message.requested",
+            "{region}.tickets.ticket.opened", "{region}.tickets.ticket.replied",
+            "{region}.tickets.ticket.status_changed", "{region}.rights.request.received"]

@@ -1,52 +1,62 @@
-"""Consent's rules: preferences off until opted in, every change on the hash-chained ledger."""
+"""Consent's rules: preferences off until opted in, every change on the hash-chained ledger.
+
+Knows nothing of gRPC, NATS or SQL: it works through a unit of work and a Directory (identity).
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from kaseum.events.v1 import consent_events_pb2 as ev
 from servicekit.caller import Principal
-from servicekit.db import UnitOfWork, UnitOfWorkFactory, as_utc, new_id, utcnow
-from servicekit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
+from servicekit.db import UnitOfWork, UnitOfWorkFactory, utcnow
+from servicekit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, Unavailable
 from servicekit.personal_data import table_of
 from servicekit.region import RegionGuard
 from servicekit.subject_data import Erasure, Export, SubjectDataRules
 
-from .models import LedgerEntry, Preferences, Repository
+from . import unsubscribe
+from .decisions import Decision, check_question, decide
+from .directory import Directory, DirectoryUnavailable
+from .keys import Keys
+from .ledger import GENESIS, MARKETING_CHANNELS, SOURCES, apply_changes, entry_hash, record_objection
+from .models import LedgerEntry, OutgoingMessage, Preferences, ProductHolding, Repository
+from .suppression import address_hashes
 
-# Each ledger "channel" and the Preferences field it drives, with its purpose.
-CHANNELS: dict[str, tuple[str, str]] = {
-    "email": ("marketing", "marketing_email"),
-    "telephone": ("marketing", "marketing_telephone"),
-    "third_party": ("third_party_marketing", "third_party_marketing"),
-    "cookies_analytics": ("cookies", "cookies_analytics"),
-    "cookies_marketing": ("cookies", "cookies_marketing"),
-}
-SOURCES = {"signup_form", "preference_page", "unsubscribe_link", "dpo_email", "gpc", "rights_request"}
-GENESIS = "0" * 64
+STAFF_ROLES = ("dpo", "admin")
+MAX_BATCH = 10_000
+CHUNK = 500  # ids per IN (...) query: well under SQLite's parameter limit
 
 
 @dataclass(frozen=True)
-class Decision:
-    allowed: bool
-    reason: str
-
-
-def entry_hash(prev_hash: str, entry: LedgerEntry) -> str:
-    """Hash of an entry's facts and its predecessor's hash: editing any row breaks the chain."""
-    facts = json.dumps([prev_hash, entry.subject_id, entry.seq, entry.purpose, entry.channel,
-                        entry.granted, entry.source, entry.notice_version,
-                        as_utc(entry.created_at).isoformat()], separators=(",", ":"))
-    return hashlib.sha256(facts.encode()).hexdigest()
+class PreferencesView:
+    prefs: Preferences
+    reconsent_required: bool
 
 
 class ConsentService(SubjectDataRules):
-    def __init__(self, uow: UnitOfWorkFactory[Repository], region: str, notice_version: str) -> None:
+    def __init__(self, uow: UnitOfWorkFactory[Repository], region: str, notice_version: str,
+                 keys: Keys | None = None, directory: Directory | None = None,
+                 clock: Callable[[], datetime] = utcnow, unsubscribe_days: int = 90) -> None:
         self.uow = uow
         self.guard = RegionGuard(region)
         self.notice_version = notice_version
+        self.keys = keys or Keys.from_secret(b"\0" * 32)
+        self.directory = directory
+        self.clock = clock
+        self.unsubscribe_days = unsubscribe_days
+
+    # --- notices in force ---------------------------------------------------------
+    def current_notice(self, uow: UnitOfWork[Repository]) -> tuple[str, int]:
+        latest = uow.repo.latest_notice()
+        return (latest.version, latest.seq) if latest else (self.notice_version, 0)
+
+    def seq_of(self, uow: UnitOfWork[Repository], version: str) -> int:
+        """A version's place in the order; one consent has not published (identity's configured label for
+        the sign-up form) counts as the current one, since the form is being shown now."""
+        found = uow.repo.notice(version)
+        return found.seq if found else self.current_notice(uow)[1]
 
     # --- from events -------------------------------------------------------------
     def create_defaults(self, uow: UnitOfWork[Repository], subject_id: str, region: str, choices: dict[str, bool],
@@ -57,29 +67,48 @@ class ConsentService(SubjectDataRules):
             return
         prefs = Preferences(subject_id=subject_id, marketing_email=False, marketing_telephone=False,
                             third_party_marketing=False, cookies_analytics=False, cookies_marketing=False,
-                            notice_version=notice_version, updated_at=utcnow())
+                            notice_version=notice_version, updated_at=self.clock(), objected_at=None,
+                            marketing_granted_at=None, basis_seq=0, last_notice_seen="")
         uow.repo.add(prefs)
         # Every sign-up answer is recorded, "no" included: proof of what was asked and when (R-MKT-1).
-        self._change(uow, prefs, choices, "signup_form", notice_version, record_unchanged=True)
+        apply_changes(uow, prefs, choices, "signup_form", notice_version, self.seq_of(uow, notice_version),
+                      self.clock(), record_unchanged=True)
+
+    def record_product(self, uow: UnitOfWork[Repository], subject_id: str, product: str) -> None:
+        if product and uow.repo.holding(subject_id, product) is None:
+            uow.repo.add(ProductHolding(subject_id=subject_id, product=product, since=self.clock()))
 
     # --- the person's own preferences ----------------------------------------------
-    def get(self, principal: Principal, subject_id: str = "") -> Preferences:
+    def get(self, principal: Principal, subject_id: str = "") -> PreferencesView:
         target = self._target(principal, subject_id)
         with self.uow() as uow:
-            return self._prefs(uow, target)
+            prefs = self._prefs(uow, target)
+            return self._view(uow, prefs)
 
-    def update(self, principal: Principal, changes: dict[str, bool], source: str) -> Preferences:
+    def update(self, principal: Principal, changes: dict[str, bool], source: str, gpc: bool = False
+               ) -> PreferencesView:
         if principal.is_service:
             raise PermissionDenied("preferences are changed by their owner")
         self.guard.check(principal.region)
         source = source or "preference_page"
-        if source not in SOURCES:
-            raise InvalidArgument(f"source must be one of {', '.join(sorted(SOURCES))}", "invalid_source")
+        if source not in SOURCES or source in ("gpc", "unsubscribe_link", "dpo_email", "suppression"):
+            raise InvalidArgument("source must be signup_form or preference_page", "invalid_source")
         with self.uow() as uow:
             prefs = self._prefs(uow, principal.subject_id)
-            self._change(uow, prefs, changes, source, self.notice_version)
+            version, seq = self.current_notice(uow)
+            now = self.clock()
+            if gpc:
+                # Global Privacy Control: an opt-out of sale/sharing and marketing cookies that the
+                # same request cannot override (R-COOKIE-1).
+                changes = {k: v for k, v in changes.items() if k not in ("third_party", "cookies_marketing")}
+                apply_changes(uow, prefs, {"third_party": False, "cookies_marketing": False}, "gpc", version, seq, now)
+            apply_changes(uow, prefs, changes, source, version, seq, now)
             uow.commit()
-            return prefs
+            return self._view(uow, prefs)
+
+    def _view(self, uow: UnitOfWork[Repository], prefs: Preferences) -> PreferencesView:
+        granted = prefs.marketing_email or prefs.marketing_telephone
+        return PreferencesView(prefs, granted and prefs.basis_seq < uow.repo.purpose_floor())
 
     def _target(self, principal: Principal, subject_id: str) -> str:
         if principal.is_service:
@@ -99,63 +128,132 @@ class ConsentService(SubjectDataRules):
             raise Conflict("preferences are not set up yet; try again shortly", "not_ready")
         return prefs
 
-    def _change(self, uow: UnitOfWork[Repository], prefs: Preferences, changes: dict[str, bool], source: str,
-                notice_version: str, record_unchanged: bool = False) -> None:
-        last = uow.repo.last_entry(prefs.subject_id)
-        prev_hash, seq = (last.hash, last.seq) if last else (GENESIS, 0)
-        now = utcnow()
-        withdrawn: list[tuple[str, str]] = []
-        for channel, granted in changes.items():
-            purpose, field = CHANNELS[channel]
-            if getattr(prefs, field) == granted and not record_unchanged:
-                continue
-            setattr(prefs, field, granted)
-            seq += 1
-            entry = LedgerEntry(id=new_id(), subject_id=prefs.subject_id, seq=seq, purpose=purpose,
-                                channel=channel, granted=granted, source=source,
-                                notice_version=notice_version, created_at=now, prev_hash=prev_hash)
-            entry.hash = prev_hash = entry_hash(entry.prev_hash, entry)
-            uow.repo.add(entry)
-            if not granted:
-                withdrawn.append((purpose, channel))
-        if seq == (last.seq if last else 0):
+    # --- opt-out by the other routes of section 8.1 ------------------------------------
+    def record_opt_out(self, principal: Principal, subject_id: str, channels: list[str], objection: bool,
+                       source: str) -> PreferencesView:
+        """Staff record a request that came by e-mail (8.1(c)); the rights service an objection."""
+        if principal.is_service:
+            if principal.subject_id not in ("rights", "cli"):
+                raise PermissionDenied("not allowed for this caller")
+        elif principal.role not in STAFF_ROLES:
+            raise PermissionDenied("not allowed for this role")
+        else:
+            self.guard.check(principal.region)
+        source = source or "dpo_email"
+        if source not in ("dpo_email", "rights_request"):
+            raise InvalidArgument("source must be dpo_email or rights_request", "invalid_source")
+        unknown = [c for c in channels if c not in MARKETING_CHANNELS]
+        if unknown:
+            raise InvalidArgument(f"channels must be among {', '.join(MARKETING_CHANNELS)}", "invalid_channel")
+        recorded_by = "" if principal.is_service else principal.subject_id
+        with self.uow() as uow:
+            prefs = uow.repo.preferences(subject_id) if subject_id else None
+            if prefs is None:
+                raise NotFound("subject not found")
+            version, seq = self.current_notice(uow)
+            now = self.clock()
+            if objection:
+                record_objection(uow, prefs, source, version, now, recorded_by)
+                self._suppress(uow, subject_id, "objection", now)
+            else:
+                apply_changes(uow, prefs, {c: False for c in channels or MARKETING_CHANNELS}, source, version, seq,
+                              now, recorded_by=recorded_by)
+            uow.commit()
+            return self._view(uow, prefs)
+
+    def check_unsubscribe(self, token: str) -> tuple[str, bool]:
+        claim = unsubscribe.verify(self.keys.unsubscribe, token, self.clock())
+        with self.uow() as uow:
+            prefs = uow.repo.preferences(claim.subject_id)
+            return claim.channel, prefs is None or not self._granted(prefs, claim.channel)
+
+    def unsubscribe(self, token: str) -> tuple[str, bool]:
+        """One click, no session (RFC 8058); idempotent: a second click changes nothing."""
+        claim = unsubscribe.verify(self.keys.unsubscribe, token, self.clock())
+        with self.uow() as uow:
+            prefs = uow.repo.preferences(claim.subject_id)
+            if prefs is None or not self._granted(prefs, claim.channel):
+                return claim.channel, True  # erased, or already off: the same 200 answer
+            version, seq = self.current_notice(uow)
+            apply_changes(uow, prefs, {claim.channel: False}, "unsubscribe_link", version, seq, self.clock())
+            uow.commit()
+            return claim.channel, False
+
+    def unsubscribe_token(self, subject_id: str, channel: str, message_id: str) -> str:
+        expires = self.clock() + timedelta(days=self.unsubscribe_days)
+        return unsubscribe.issue(self.keys.unsubscribe,
+                                 unsubscribe.UnsubscribeClaim(subject_id, channel, message_id), expires)
+
+    @staticmethod
+    def _granted(prefs: Preferences, channel: str) -> bool:
+        return bool({"email": prefs.marketing_email, "telephone": prefs.marketing_telephone,
+                     "third_party": prefs.third_party_marketing}.get(channel, False))
+
+    def on_rights_request(self, uow: UnitOfWork[Repository], subject_id: str, kind: str) -> None:
+        """React at once to a rights request (rights.request.received), before any step runs:
+        withdrawal of consent takes effect for the future now (R-WITHDRAW-1); for an erasure the
+        addresses' keyed hashes are taken while identity still has them (R-MKT-6)."""
+        prefs = uow.repo.preferences(subject_id)
+        if prefs is None:
             return
-        prefs.updated_at = now
-        prefs.notice_version = notice_version
-        uow.events.publish("consent.preferences.changed", prefs.subject_id, ev.PreferencesChanged(
-            subject_id=prefs.subject_id, marketing_email=prefs.marketing_email,
-            marketing_telephone=prefs.marketing_telephone,
-            third_party_marketing=prefs.third_party_marketing, source=source))
-        for purpose, channel in withdrawn:
-            uow.events.publish("consent.consent.withdrawn", prefs.subject_id, ev.ConsentWithdrawn(
-                subject_id=prefs.subject_id, purpose=purpose, channel=channel))
+        now = self.clock()
+        if kind == "withdraw_consent":
+            version, seq = self.current_notice(uow)
+            apply_changes(uow, prefs, {c: False for c in (*MARKETING_CHANNELS, "cookies_analytics",
+                                                          "cookies_marketing")}, "rights_request", version, seq, now)
+        elif kind == "erasure":
+            self._suppress(uow, subject_id, "erasure", now)
+
+    # --- suppression ---------------------------------------------------------------------
+    def _suppress(self, uow: UnitOfWork[Repository], subject_id: str, reason: str, now: datetime) -> bool:
+        """Put the subject's addresses (keyed hashes) on the suppression list; False if identity has none."""
+        if self.directory is None:
+            return False
+        try:
+            contact = self.directory.contact(subject_id)
+        except DirectoryUnavailable as exc:
+            raise Unavailable("cannot reach identity to record the suppression; try again") from exc
+        if contact is None:
+            return False
+        for kind, digest in address_hashes(self.keys.suppression, contact.email, contact.phone):
+            uow.repo.suppress(digest, kind, reason, now)
+        return True
+
+    def suppressed_since(self, uow: UnitOfWork[Repository], email: str, phone: str) -> datetime | None:
+        hashes = [h for _, h in address_hashes(self.keys.suppression, email, phone)]
+        return uow.repo.suppressed_since(hashes) if hashes else None
 
     # --- decisions -----------------------------------------------------------------
     def can_contact(self, subject_id: str, channel: str, purpose: str) -> Decision:
-        if channel not in ("email", "telephone"):
-            raise InvalidArgument("channel must be email or telephone", "invalid_channel")
-        if purpose not in ("marketing", "service"):
-            raise InvalidArgument("purpose must be marketing or service", "invalid_purpose")
+        check_question(channel, purpose)
         with self.uow() as uow:
-            prefs = uow.repo.preferences(subject_id)
-            if prefs is None:
-                return Decision(False, "unknown_subject")
-            if purpose == "service":
-                return Decision(True, "service_message")
-            if uow.repo.restricted(subject_id):
-                return Decision(False, "restricted")
-            allowed = prefs.marketing_email if channel == "email" else prefs.marketing_telephone
-            return Decision(allowed, "consented" if allowed else "no_consent")
+            return decide(uow.repo.preferences(subject_id), channel, purpose, uow.repo.restricted(subject_id),
+                          uow.repo.purpose_floor())
 
-    def verify_ledger(self, subject_id: str) -> int | None:
-        """Seq of the first entry whose hash does not match, or None if the chain holds."""
+    def can_contact_batch(self, subject_ids: list[str], channel: str, purpose: str) -> list[Decision]:
+        check_question(channel, purpose)
+        if len(subject_ids) > MAX_BATCH:
+            raise InvalidArgument(f"at most {MAX_BATCH} subjects per call", "too_many")
+        decisions: list[Decision] = []
+        with self.uow() as uow:
+            floor = uow.repo.purpose_floor()
+            for start in range(0, len(subject_ids), CHUNK):
+                chunk = subject_ids[start:start + CHUNK]
+                prefs = uow.repo.preferences_of(chunk)
+                restricted = uow.repo.restricted_among(chunk)
+                decisions += [decide(prefs.get(s), channel, purpose, s in restricted, floor) for s in chunk]
+        return decisions
+
+    def verify_ledger(self, subject_id: str) -> tuple[int | None, int]:
+        """(seq of the first entry whose hash does not match or None if the chain holds, entries checked)."""
         with self.uow() as uow:
             prev = GENESIS
-            for entry in uow.repo.ledger(subject_id):
+            entries = uow.repo.ledger(subject_id)
+            for entry in entries:
                 if entry.prev_hash != prev or entry_hash(prev, entry) != entry.hash:
-                    return entry.seq
+                    return entry.seq, len(entries)
                 prev = entry.hash
-        return None
+        return None, len(entries)
 
     # --- the personal-data contract ---------------------------------------------------
     def export(self, subject_id: str) -> Export:
@@ -164,13 +262,22 @@ class ConsentService(SubjectDataRules):
             return Export([
                 table_of("preferences", "marketing", Preferences, [prefs] if prefs else []),
                 table_of("consent_ledger", "marketing", LedgerEntry, uow.repo.ledger(subject_id)),
+                table_of("communications", "marketing", OutgoingMessage, uow.repo.communications(subject_id),
+                         exclude=("token_sealed", "lease_id", "lease_until", "dedup_key", "token_id")),
+                table_of("product_holdings", "usage", ProductHolding,
+                         uow.repo.holdings_of(subject_id)),
             ])
 
     def erase(self, subject_id: str) -> Erasure:
+        """Preferences, ledger and communications go; only the keyed hash of the addresses stays
+        (R-MKT-6), so a re-sign-up or re-import is not marketed to without fresh consent."""
         with self.uow() as uow:
+            suppressed = self._suppress(uow, subject_id, "erasure", self.clock())
             count = uow.repo.erase(subject_id)
             uow.commit()
-            return Erasure(count)
+        kept = [("suppression_list", "keyed hash of the e-mail address and telephone number, so marketing is "
+                                     "never resumed without fresh consent (UK GDPR Art. 21(3), PECR)")]
+        return Erasure(count, kept if suppressed else [])
 
     def set_restricted(self, subject_id: str, restricted: bool) -> bool:
         with self.uow() as uow:

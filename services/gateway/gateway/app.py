@@ -12,14 +12,28 @@ from servicekit.logs import setup_logging
 from servicekit.revocations import RevocationList
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import errors, openapi
-from .api import accounts, admin, analytics, dpo, me, organisations, rights, tickets
+from . import errors, openapi, usage
+from .api import (
+    accounts,
+    admin,
+    analytics,
+    analytics_page,
+    campaigns,
+    dpo,
+    me,
+    organisations,
+    rights,
+    tickets,
+    unsubscribe,
+)
 from .backends import Backends, connect, jwks_verifier
 from .config import GatewaySettings
 from .errors import error_response
 from .health import bp as health_bp
 
 WRITE_METHODS = {"POST", "PUT", "PATCH"}
+# Paths that take a form body too: RFC 8058's one-click POST is `List-Unsubscribe=One-Click`.
+FORM_PATHS = {unsubscribe.PATH}
 
 
 def create_app(settings: GatewaySettings | None = None, backends: Backends | None = None) -> Flask:
@@ -40,13 +54,16 @@ def create_app(settings: GatewaySettings | None = None, backends: Backends | Non
     bus = Bus(settings.nats_url, settings.region, "gateway")
     bus.start()
     app.extensions["kaseum_revocations"] = RevocationList(bus, settings.region)
+    # The same connection publishes usage events, fire-and-forget (usage.py).
+    usage.register(app, bus, settings.region)
     app.extensions["kaseum_settings"] = settings
     errors.register(app)
 
     @app.before_request
     def _require_json_object() -> Response | None:
         """Malformed JSON is 400 (API.md); a valid body of the wrong shape is left to the models (422)."""
-        if request.method not in WRITE_METHODS or not request.path.startswith("/api/"):
+        if request.method not in WRITE_METHODS or not request.path.startswith("/api/") or (
+                request.path in FORM_PATHS and request.mimetype != "application/json"):
             return None
         if request.content_length is not None and request.content_length > settings.max_body_bytes:
             return error_response(413, "too_large", f"request body exceeds {settings.max_body_bytes} bytes")
@@ -64,7 +81,7 @@ def create_app(settings: GatewaySettings | None = None, backends: Backends | Non
         return None
 
     for blueprint in (health_bp, accounts.bp, me.bp, tickets.bp, rights.bp, admin.bp, organisations.bp,
-                      analytics.bp, dpo.bp):
+                      analytics.bp, analytics_page.bp, unsubscribe.bp, campaigns.bp, dpo.bp):
         app.register_blueprint(blueprint)
     openapi.register(app)
     return app

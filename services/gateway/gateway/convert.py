@@ -42,7 +42,9 @@ def ticket(t: tickets_pb2.Ticket, with_replies: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": t.id, "status": t.status, "subject": t.subject, "body": t.body, "product": t.product,
         "requester_id": t.requester_id, "created_at": rfc3339(t.created_at),
-        "updated_at": rfc3339(t.updated_at),
+        "updated_at": rfc3339(t.updated_at), "priority": t.priority, "assignee_id": t.assignee_id or None,
+        "organisation_id": t.organisation_id or None,
+        "closed_at": rfc3339(t.closed_at) if t.HasField("closed_at") else None,
     }
     if with_replies:
         out["replies"] = [reply(r) for r in t.replies]
@@ -55,6 +57,9 @@ def preferences(p: consent_pb2.Preferences) -> dict[str, Any]:
         "third_party_marketing": p.third_party_marketing,
         "cookies": {"analytics": p.cookies.analytics, "marketing": p.cookies.marketing},
         "notice_version": p.notice_version,
+        "objected": p.objected,
+        "reconsent_required": p.reconsent_required,
+        "last_notice_seen": p.last_notice_seen,
     }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 
@@ -54,6 +56,13 @@ class RefreshBody(Body):
 
 class ResetRequestBody(Body):
     email: str = Field(min_length=1, max_length=320)
+
+
+class CurrentSession(BaseModel):
+    id: str
+    subject_id: str
+    role: str
+    region: str
 
 
 class Accepted(BaseModel):
@@ -112,10 +121,21 @@ class PasswordBody(Body):
     new_password: str = Field(min_length=1, max_length=1024)
 
 
+Priority = Literal["low", "normal", "high", "urgent"]
+Status = Literal["open", "pending", "resolved", "closed"]
+
+
 class TicketBody(Body):
     subject: str = Field(min_length=1, max_length=200)
     body: str = Field(min_length=1, max_length=20000)
     product: str = Field(default="", max_length=100)
+    priority: Priority = "normal"
+
+
+class TicketPatch(Body):
+    status: Status | None = Field(default=None, description="customers: closed, or open to reopen")
+    priority: Priority | None = Field(default=None, description="agents only")
+    assignee_id: str | None = Field(default=None, max_length=32, description="agents only; \"\" unassigns")
 
 
 class ReplyBody(Body):
@@ -140,6 +160,10 @@ class TicketOut(BaseModel):
     requester_id: str
     created_at: str
     updated_at: str
+    priority: str
+    assignee_id: str | None
+    organisation_id: str | None
+    closed_at: str | None
     replies: list[ReplyOut] | None = None
 
 
@@ -152,6 +176,12 @@ class TicketQuery(Body):
     model_config = ConfigDict(extra="forbid", strict=False)
     status: str = ""
     cursor: str = ""
+    priority: str = ""
+    product: str = Field(default="", max_length=100)
+    assignee: str = Field(default="", max_length=32, description='an account id, or "me"')
+    organisation: str = Field(default="", max_length=32)
+    q: str = Field(default="", max_length=200, description="words to search for; all must match")
+    page_size: int = Field(default=0, ge=0, le=100)
 
 
 class Cookies(Body):
@@ -173,8 +203,74 @@ class PreferencesBody(Body):
 class PreferencesOut(BaseModel):
     marketing: dict[str, bool]
     third_party_marketing: bool
-    cookies: dict[str, bool]
+    cookies: dict[str, bool] = Field(description="analytics and marketing; strictly necessary cookies are always on")
     notice_version: str
+    objected: bool = Field(default=False, description="the person objected to direct marketing (every channel)")
+    reconsent_required: bool = Field(default=False, description="a newer notice changed the marketing purpose: "
+                                                                "marketing stays off until consent is given again")
+    last_notice_seen: str = Field(default="", description="version of the notice last sent to the person")
+    gpc: bool = Field(default=False, description="the request carried Sec-GPC: 1, applied as an opt-out of "
+                                                 "third-party sharing and marketing cookies")
+
+
+# --- consent administration (campaigns, notices, opt-outs recorded by staff) -------------
+
+
+class CampaignBody(Body):
+    subject: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=50000)
+    channel: str = Field(default="email", description="email")
+    purpose: str = Field(description="marketing or service")
+    product: str = Field(default="", max_length=100, description="only customers holding this product")
+    kind: str = Field(default="campaign", description="campaign, or product_update: an update notice for "
+                                                      "`product` (service to its holders, marketing to others)")
+
+
+class CampaignOut(BaseModel):
+    id: str
+    audience: int
+    eligible: int
+    suppressed: int
+
+
+class NoticeBody(Body):
+    version: str = Field(min_length=1, max_length=20)
+    document: str = Field(default="privacy", description="privacy or terms")
+    changes_purpose: StrictBool = Field(default=False, description="marketing consents must be asked again")
+    summary: str = Field(default="", max_length=5000)
+
+
+class NoticeOut(BaseModel):
+    version: str
+    recipients: int
+
+
+class OptOutBody(Body):
+    subject_id: str = Field(min_length=1, max_length=64)
+    channels: list[str] = Field(default_factory=list, max_length=3,
+                                description="email, telephone, third_party; empty for every marketing channel")
+    objection: StrictBool = Field(default=False, description="an objection to direct marketing (Art. 21(2)): "
+                                                             "every channel, and the addresses are suppressed")
+
+
+class ProductHoldingBody(Body):
+    subject_id: str = Field(min_length=1, max_length=64)
+    product: str = Field(min_length=1, max_length=100)
+
+
+class UnsubscribeQuery(Body):
+    model_config = ConfigDict(extra="forbid", strict=False)
+    token: str = Field(min_length=1, max_length=1000)
+
+
+class UnsubscribeBody(Body):
+    token: str = Field(min_length=1, max_length=1000)
+
+
+class UnsubscribeOut(BaseModel):
+    status: str = Field(description="unsubscribed")
+    channel: str
+    already: bool
 
 
 class RightsBody(Body):
@@ -232,10 +328,24 @@ class UsageQuery(Body):
     from_: str = Field(alias="from", min_length=10, max_length=10)
     to: str = Field(min_length=10, max_length=10)
     granularity: str = "day"
+    # "" (none), "product" or "org_size_band": fixed breakdowns only, no filters.
+    dimension: str = Field(default="", max_length=20)
+    # "" (this region), a region code, or "all".
+    region: str = Field(default="", max_length=8)
+    # 0 for exact counts with suppression; > 0 spends that much differential-privacy budget.
+    epsilon: float = Field(default=0.0, ge=0.0, le=100.0)
 
 
 class UsageOut(BaseModel):
     series: list[dict[str, object]]
+    dimension: str = ""
+    min_group_size: int = 10
+    epsilon_spent: float = 0.0
+    budget_remaining: float = 0.0
+
+
+class FeaturesOut(BaseModel):
+    features: list[str]
 
 
 class ErrorDetail(BaseModel):
@@ -264,6 +374,7 @@ class OrganisationOut(BaseModel):
     countries: list[str]
     customer_organisation_ids: list[str]
     created_at: str
+    ticket_sharing: bool
 
 
 class OrganisationPage(BaseModel):
@@ -279,6 +390,10 @@ class OrganisationQuery(Body):
 
 class CountriesBody(Body):
     countries: list[str] = Field(max_length=250, description="the complete list of ISO 3166-1 alpha-2 countries")
+
+
+class TicketSharingBody(Body):
+    enabled: bool = Field(description="true: the organisation's members see each other's tickets")
 
 
 class ResellerCustomerBody(Body):

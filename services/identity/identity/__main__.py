@@ -40,6 +40,7 @@ def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], Identi
                               technical_retention=timedelta(days=settings.technical_retention_days),
                               session_lifetime=timedelta(days=settings.session_lifetime_days))
     runtime.every(settings.purge_interval_seconds, service.purge_technical_data)
+    runtime.every(settings.purge_interval_seconds, service.review_inactive)
     revocations = runtime.revocations
     # Identity confirms a session from its own database, not by calling itself.
     def confirm_locally(token: str) -> None:

@@ -77,9 +77,9 @@ class IdentityApi(identity_pb2_grpc.IdentityServicer):
     def ClaimMessageToken(self, request: pb.ClaimMessageTokenRequest, context: Any) -> pb.ClaimMessageTokenResponse:
         # Only the service that sends messages may see a token's secret.
         caller.require_service("consent")
-        secret, token = self.service.recovery.claim(request.token_id)
-        return pb.ClaimMessageTokenResponse(token=secret, purpose=token.purpose,
-                                            expires_at=to_timestamp(token.expires_at))
+        claimed = self.service.recovery.claim(request.token_id)
+        return pb.ClaimMessageTokenResponse(token=claimed.token, purpose=claimed.purpose, email=claimed.email,
+                                            expires_at=to_timestamp(claimed.expires_at))
 
     def Authenticate(self, request: pb.AuthenticateRequest, context: Any) -> pb.AuthenticateResponse:
         p = self.service.authenticate(request.token)

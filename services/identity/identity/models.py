@@ -7,7 +7,7 @@ from datetime import datetime
 from servicekit.outbox import InboxMixin, OutboxMixin
 from servicekit.personal_data import table_of
 from servicekit.subject_data import TableRows
-from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, delete, or_, select, update
+from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, delete, false, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -37,6 +37,8 @@ class Organisation(Base):
     name_key: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(20))  # customer | reseller
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Customers: members see each other's tickets only when an admin enables it (section 11).
+    ticket_sharing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Account(Base):
@@ -63,6 +65,11 @@ class Account(Base):
     email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Last sign-in or refresh (set at sign-up): inactive accounts are warned, then erased (section 12).
+    last_active_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+    # When the inactivity warning went out; cleared by the next sign-in.
+    inactivity_warned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True,
+                                                                  index=True)
 
 
 class SessionRecord(Base):
@@ -114,6 +121,23 @@ class AccountToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AddressMessage(Base):
+    """A message for someone without an account: the address they typed, until the sender claims it.
+
+    Only "signup_username_taken" (a sign-up whose username is in use answers like any sign-up, so
+    the username's existence is told only to the address's owner). Deleted when claimed, or by the
+    purge once expired: identity keeps no address of a non-customer longer than that.
+    """
+
+    __tablename__ = "address_messages"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    purpose: Mapped[str] = mapped_column(String(30))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class LoginThrottle(Base):
@@ -251,6 +275,9 @@ class Repository(OrganisationRepository):
     def add(self, row: Base) -> None:
         self.session.add(row)
 
+    def delete(self, row: Base) -> None:
+        self.session.delete(row)
+
     def flush(self) -> None:
         self.session.flush()
 
@@ -296,8 +323,13 @@ class Repository(OrganisationRepository):
     def token(self, token_id: str) -> AccountToken | None:
         return self.session.get(AccountToken, token_id)
 
-    def throttle(self, key: str) -> LoginThrottle | None:
-        return self.session.get(LoginThrottle, key)
+    def address_message(self, message_id: str) -> AddressMessage | None:
+        return self.session.get(AddressMessage, message_id)
+
+    def throttles(self, keys: list[str]) -> dict[str, LoginThrottle]:
+        """The rows that exist for `keys`, in one query."""
+        rows = self.session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(keys)))
+        return {row.key: row for row in rows}
 
     def throttle_row(self, key: str, now: datetime) -> LoginThrottle:
         """The row for `key`, created if absent; concurrent first uses create it once."""
@@ -321,6 +353,24 @@ class Repository(OrganisationRepository):
         stale = select(LoginThrottle.key).where(LoginThrottle.updated_at < before).limit(batch)
         self.session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(stale)))
         return count
+
+    def inactive_unwarned(self, before: datetime, batch: int) -> list[Account]:
+        """Customers whose last activity was before `before` and who have not been warned."""
+        return list(self.session.scalars(
+            select(Account).where(Account.role == "customer", Account.last_active_at < before,
+                                  Account.inactivity_warned_at.is_(None)).limit(batch)))
+
+    def warned_and_still_inactive(self, warned_before: datetime, batch: int) -> list[Account]:
+        """Customers warned before `warned_before` who have not signed in since."""
+        return list(self.session.scalars(
+            select(Account).where(Account.role == "customer", Account.inactivity_warned_at < warned_before,
+                                  Account.last_active_at < Account.inactivity_warned_at).limit(batch)))
+
+    def purge_address_messages(self, now: datetime, batch: int) -> int:
+        """Delete up to `batch` unclaimed address-only messages past their expiry."""
+        expired = select(AddressMessage.id).where(AddressMessage.expires_at < now).limit(batch)
+        return int(self.session.execute(  # type: ignore[attr-defined]
+            delete(AddressMessage).where(AddressMessage.id.in_(expired))).rowcount or 0)
 
     def rows_of(self, account_id: str) -> list[TableRows]:
         """The subject's rows for an export; the password hash is never exported."""

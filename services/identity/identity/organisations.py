@@ -37,6 +37,7 @@ MAX_PAGE = 100
 ADMIN_SERVICES = frozenset({"cli"})
 SCOPE_SERVICES = frozenset({"tickets", "cli"})
 RELATIONSHIP_CHANGED = "identity.reseller.relationship_changed"
+SHARING_CHANGED = "identity.organisation.ticket_sharing_changed"
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,21 @@ class OrganisationRules:
             uow.repo.unlink_customer(link)
             self._changed(uow, actor, org.id, "customer_removed", customer=customer_organisation_id)
             uow.commit()
+
+    def set_ticket_sharing(self, principal: Principal | None, organisation_id: str, enabled: bool) -> OrganisationView:
+        """Let a customer organisation's members see each other's tickets (or stop it); audited."""
+        actor = require_admin(principal)
+        with self.uow() as uow:
+            org = self._existing(uow, organisation_id)
+            if org.kind != "customer":
+                raise InvalidArgument("only a customer organisation shares tickets", "not_a_customer")
+            if org.ticket_sharing != enabled:
+                org.ticket_sharing = enabled
+                self._audit(uow, actor, "ticket_sharing_enabled" if enabled else "ticket_sharing_disabled", org.id)
+                uow.events.publish(SHARING_CHANGED, org.id, ev.TicketSharingChanged(
+                    organisation_id=org.id, enabled=enabled, changed_by=actor.subject_id))
+                uow.commit()
+            return self._view(uow, org)
 
     # --- helpers -------------------------------------------------------------------------
     @staticmethod

@@ -23,7 +23,7 @@ def organisation_message(view: OrganisationView) -> pb.Organisation:
     org = view.organisation
     return pb.Organisation(id=org.id, name=org.name, kind=org.kind, countries=view.countries,
                            customer_organisation_ids=view.customer_organisation_ids,
-                           created_at=to_timestamp(org.created_at))
+                           created_at=to_timestamp(org.created_at), ticket_sharing=org.ticket_sharing)
 
 
 class OrganisationsApi(organisations_pb2_grpc.OrganisationsServicer):
@@ -62,3 +62,7 @@ class OrganisationsApi(organisations_pb2_grpc.OrganisationsServicer):
         return pb.ResellerScopeResponse(reseller_id=scope.reseller_id,
                                         customer_organisation_ids=scope.customer_organisation_ids,
                                         countries=scope.countries, as_of=to_timestamp(scope.as_of))
+
+    def SetTicketSharing(self, request: pb.SetTicketSharingRequest, context: Any) -> pb.Organisation:
+        return organisation_message(self.rules.set_ticket_sharing(caller.current(), request.organisation_id,
+                                                                  request.enabled))

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from kaseum.events.v1 import identity_events_pb2 as ev
@@ -19,12 +20,17 @@ from servicekit.db import UnitOfWork, UnitOfWorkFactory, as_utc, new_id, utcnow
 from servicekit.errors import Conflict, InvalidArgument, NotFound
 
 from . import validation as v
-from .models import Account, AccountToken, Repository
+from .models import Account, AccountToken, AddressMessage, Repository
 from .passwords import Passwords
 from .throttle import Throttle
 
 VERIFY, RESET = "verify_email", "reset_password"
+USERNAME_TAKEN = "signup_username_taken"
+# Two years without a sign-in: "sign in within 30 days or the account is erased" (section 12).
+INACTIVITY_WARNING = "inactivity_warning"
 LIFETIME = {VERIFY: timedelta(days=7), RESET: timedelta(hours=1)}
+# How long the address of someone without an account waits for the sender to claim it.
+ADDRESS_LIFETIME = timedelta(days=1)
 RESETS_PER_HOUR = 3
 
 
@@ -47,6 +53,28 @@ def request_message(uow: UnitOfWork[Repository], account_id: str, kind: str, now
     return token_id
 
 
+def request_address_message(uow: UnitOfWork[Repository], email: str, kind: str, now: datetime) -> str:
+    """Ask for a message to an address that has no account, in the caller's transaction.
+
+    The event carries only the row's id; the sender claims the address once (`claim`)."""
+    message_id = new_id()
+    uow.repo.add(AddressMessage(id=message_id, email=email, purpose=kind, created_at=now,
+                                expires_at=now + ADDRESS_LIFETIME))
+    uow.events.publish("identity.message.requested", message_id,
+                       ev.MessageRequested(account_id="", kind=kind, token_id=message_id))
+    return message_id
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What the sender needs for one message: the link's token, or the address to write to."""
+
+    purpose: str
+    expires_at: datetime
+    token: str = ""
+    email: str = ""
+
+
 class Recovery:
     def __init__(self, uow: UnitOfWorkFactory[Repository], passwords: Passwords, throttle: Throttle,
                  announce: Callable[[list[str]], None] = lambda ids: None) -> None:
@@ -55,18 +83,30 @@ class Recovery:
         self.passwords = passwords
         self.throttle = throttle
 
-    def claim(self, token_id: str) -> tuple[str, AccountToken]:
-        """The secret for the message's link, made now and returned once."""
+    def claim(self, token_id: str) -> Claimed:
+        """The secret for the message's link, made now and returned once; or, for a message to
+        someone without an account, the address, returned once and then forgotten."""
         with self.uow() as uow:
             token = uow.repo.token(token_id) if token_id else None
             if token is None:
-                raise NotFound("token not found")
+                return self._claim_address(uow, token_id)
             if token.secret_hash or token.used_at is not None:
                 raise Conflict("token already claimed", "already_claimed")
             secret = secrets.token_urlsafe(32)
             token.secret_hash = digest(secret)
             uow.commit()
-            return f"{token.id}.{secret}", token
+            return Claimed(token.purpose, as_utc(token.expires_at), token=f"{token.id}.{secret}")
+
+    @staticmethod
+    def _claim_address(uow: UnitOfWork[Repository], message_id: str) -> Claimed:
+        message = uow.repo.address_message(message_id) if message_id else None
+        if message is None or as_utc(message.expires_at) <= utcnow():
+            # Claimed before, expired or never made: the same answer.
+            raise NotFound("token not found")
+        claimed = Claimed(message.purpose, as_utc(message.expires_at), email=message.email)
+        uow.repo.delete(message)
+        uow.commit()
+        return claimed
 
     def request_reset(self, email: str, ip_address: str) -> None:
         now = utcnow()

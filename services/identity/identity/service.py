@@ -11,15 +11,24 @@ from datetime import datetime, timedelta
 from kaseum.events.v1 import identity_events_pb2 as ev
 from servicekit.caller import ROLES, Principal, TokenVerifier
 from servicekit.db import UnitOfWork, UnitOfWorkFactory, as_utc, new_id, utcnow
-from servicekit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from servicekit.errors import Collision, Conflict, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from servicekit.region import RegionGuard, home_region
 from servicekit.subject_data import Erasure, Export, Rectification, SubjectDataRules
+from servicekit.timestamps import to_timestamp
 from ua_parser import parse as parse_user_agent
 
 from . import validation as v
 from .models import Account, Organisation, Repository, SessionRecord, SignIn
 from .passwords import Passwords
-from .recovery import VERIFY, Recovery, digest, request_message
+from .recovery import (
+    INACTIVITY_WARNING,
+    USERNAME_TAKEN,
+    VERIFY,
+    Recovery,
+    digest,
+    request_address_message,
+    request_message,
+)
 from .throttle import Throttle
 from .tokens import TokenSigner
 
@@ -68,6 +77,7 @@ class IdentityService(SubjectDataRules):
                  verifier: TokenVerifier, region: str, notice_version: str, throttle_key: bytes = b"",
                  technical_retention: timedelta = timedelta(days=90),
                  session_lifetime: timedelta = timedelta(days=30),
+                 inactive_warning: timedelta = timedelta(days=730), inactive_grace: timedelta = timedelta(days=30),
                  announce: Callable[[list[str]], None] = lambda ids: None) -> None:
         # Tells gateways which sessions are revoked (the region's NATS bucket); raises
         # servicekit's Unavailable when it cannot. Called before the commit, so a failure
@@ -76,6 +86,8 @@ class IdentityService(SubjectDataRules):
         self.throttle = Throttle(throttle_key)
         self.recovery = Recovery(uow, passwords, self.throttle, announce)
         self.technical_retention = technical_retention
+        self.inactive_warning = inactive_warning
+        self.inactive_grace = inactive_grace
         self.session_lifetime = session_lifetime
         self.uow = uow
         self.passwords = passwords
@@ -105,7 +117,7 @@ class IdentityService(SubjectDataRules):
             marketing_email=cmd.marketing_email, marketing_telephone=cmd.marketing_telephone,
             third_party_marketing=cmd.third_party_marketing, notice_version=self.notice_version,
         )
-        return self._store(account, cmd.company, "customer", event, decoy_on_email=True)
+        return self._store(account, cmd.company, "customer", event, decoy=True)
 
     def create_user(self, cmd: NewStaff) -> Account:
         if cmd.role not in ROLES:
@@ -140,31 +152,47 @@ class IdentityService(SubjectDataRules):
             company=v.text("company", company, names_required),
             job_title=v.text("job_title", job_title, names_required),
             phone=v.phone(phone, country), country=country, region=region, role=role,
-            restricted=False, created_at=now, updated_at=now,
+            restricted=False, created_at=now, updated_at=now, last_active_at=now,
         )
 
     def _store(self, account: Account, org_name: str, kind: str, event: ev.AccountCreated,
-               decoy_on_email: bool = False) -> Account:
+               decoy: bool = False) -> Account:
+        """Create the account. For a customer's own sign-up (`decoy`), an address or a username
+        already in use gets the same answer as a new account (with an id that exists nowhere), so the
+        answer never tells whether either exists; the address's owner is told by a service message
+        instead. Staff accounts made by an admin get a plain 409."""
         now = utcnow()
         with self.uow() as uow:
-            if uow.repo.username_taken(account.username_key):
-                raise Conflict("that username is not available; choose another", "username_unavailable")
             existing = uow.repo.account_by_login(account.email_key)
             if existing is not None and existing.email_key == account.email_key:
-                if not decoy_on_email:
+                if not decoy:
                     raise Conflict("that e-mail address is already registered", "account_exists")
-                # The answer looks like a sign-up, so it does not reveal that the address has an
-                # account; the address's owner is told instead (a service message).
                 request_message(uow, existing.id, "signup_existing", now)
                 uow.commit()
-                account.id = new_id()
-                return account
+                return self._decoy(account)
+            if uow.repo.username_taken(account.username_key):
+                if not decoy:
+                    raise Conflict("that username is not available; choose another", "username_unavailable")
+                request_address_message(uow, account.email, USERNAME_TAKEN, now)
+                uow.commit()
+                return self._decoy(account)
             if org_name.strip():
                 account.organisation_id = self._organisation(uow.repo, org_name, kind).id
             uow.repo.add(account)
             uow.events.publish("identity.account.created", account.id, event)
             request_message(uow, account.id, VERIFY, now)
-            uow.commit()
+            try:
+                uow.commit()
+            except Collision:
+                if not decoy:
+                    raise
+                # Another sign-up took the username or address a moment ago: answer as above.
+                return self._store(self._decoy(account), org_name, kind, event, decoy)
+        return account
+
+    @staticmethod
+    def _decoy(account: Account) -> Account:
+        account.id = new_id()
         return account
 
     @staticmethod
@@ -184,16 +212,22 @@ class IdentityService(SubjectDataRules):
         keys = [self.throttle.key("login", key)] + ([self.throttle.key("ip", ip_address)] if ip_address else [])
         zone = v.time_zone(time_zone)
         now = utcnow()
+        # A short read, then the hash with no transaction open (a database connection is not held
+        # for the ~25 ms of argon2id), then a short write.
         with self.uow() as uow:
-            self.throttle.check(uow.repo, keys, now)
-            account = uow.repo.account_by_login(key) if key else None
-            ok = self.passwords.verify(account.password_hash if account else None, password)
-            if account is None or not ok:
+            throttles = self.throttle.check(uow.repo, keys, now)
+            found = uow.repo.account_by_login(key) if key else None
+            stored = found.password_hash if found else None
+        ok = self.passwords.verify(stored, password)
+        with self.uow() as uow:
+            account = uow.repo.account(found.id) if found is not None and ok else None
+            if account is None or account.password_hash != stored:  # wrong, or changed meanwhile
                 self.throttle.failed(uow.repo, keys, now)
                 uow.commit()
                 raise Unauthenticated(BAD_LOGIN, "bad_credentials")
             self.guard.check(account.region)
-            self.throttle.succeeded(uow.repo, keys[0])
+            if keys[0] in throttles:
+                self.throttle.succeeded(uow.repo.throttles(keys[:1]), keys[0])
             if self.passwords.needs_rehash(account.password_hash):
                 account.password_hash = self.passwords.hash(password)
             agent = parse_user_agent(user_agent or "")
@@ -217,7 +251,10 @@ class IdentityService(SubjectDataRules):
         secret = secrets.token_urlsafe(32)
         session.refresh_hash = digest(secret)
         session.last_seen_at = now
-        access, expires_at = self.signer.sign(account.id, account.role, account.region, session.id)
+        account.last_active_at = now
+        account.inactivity_warned_at = None  # signing in is the answer to an inactivity warning
+        access, expires_at = self.signer.sign(account.id, account.role, account.region, session.id,
+                                              account.organisation_id or "", account.country)
         return Tokens(access, expires_at, f"{session.id}.{secret}", as_utc(session.expires_at))
 
     def refresh(self, refresh_token: str) -> Tokens:
@@ -280,13 +317,45 @@ class IdentityService(SubjectDataRules):
             self.announce(revoked)
             uow.commit()
 
+    def review_inactive(self, now: datetime | None = None, batch: int = 500) -> tuple[int, int]:
+        """Inactive accounts (section 12): a service message after `inactive_warning` without a
+        sign-in, and `identity.account.dormant` once `inactive_grace` has passed since the warning
+        without one (the rights service then erases the subject everywhere, as for a request).
+        Returns (warned, reported dormant) in this run."""
+        now = now or utcnow()
+        warned = dormant = 0
+        while True:
+            with self.uow() as uow:
+                quiet = uow.repo.inactive_unwarned(now - self.inactive_warning, batch)
+                for account in quiet:
+                    account.inactivity_warned_at = now
+                    request_message(uow, account.id, INACTIVITY_WARNING, now)
+                uow.commit()
+            warned += len(quiet)
+            if len(quiet) < batch:
+                break
+        while True:
+            with self.uow() as uow:
+                due = uow.repo.warned_and_still_inactive(now - self.inactive_grace, batch)
+                for account in due:
+                    # Reported once: the next warning needs a sign-in first, then inactivity again.
+                    account.inactivity_warned_at = account.last_active_at
+                    uow.events.publish("identity.account.dormant", account.id, ev.AccountDormant(
+                        account_id=account.id, last_active_at=to_timestamp(account.last_active_at or now)))
+                uow.commit()
+            dormant += len(due)
+            if len(due) < batch:
+                return warned, dormant
+
     def purge_technical_data(self, now: datetime | None = None, batch: int = 1000) -> int:
         """Delete Technical Data past its retention period (section 12), in batches."""
-        cutoff = (now or utcnow()) - self.technical_retention
+        now = now or utcnow()
+        cutoff = now - self.technical_retention
         total = 0
         while True:
             with self.uow() as uow:
                 count = uow.repo.purge_technical(cutoff, batch)
+                uow.repo.purge_address_messages(now, batch)
                 uow.commit()
             total += count
             if count < batch:

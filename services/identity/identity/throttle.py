@@ -30,12 +30,14 @@ class Throttle:
         return kind + ":" + hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:64]
 
     @staticmethod
-    def check(repo: Repository, keys: list[str], now: datetime) -> None:
-        for key in keys:
-            row = repo.throttle(key)
-            if row is not None and row.blocked_until is not None and as_utc(row.blocked_until) > now:
+    def check(repo: Repository, keys: list[str], now: datetime) -> dict[str, LoginThrottle]:
+        """Raise Throttled while any key is backing off; the keys' rows otherwise (for `succeeded`)."""
+        rows = repo.throttles(keys)
+        for row in rows.values():
+            if row.blocked_until is not None and as_utc(row.blocked_until) > now:
                 wait = int((as_utc(row.blocked_until) - now).total_seconds()) + 1
                 raise Throttled(f"too many attempts; try again in {wait} s", wait)
+        return rows
 
     @staticmethod
     def _row(repo: Repository, key: str, now: datetime) -> LoginThrottle:
@@ -52,9 +54,10 @@ class Throttle:
                 row.blocked_until = now + timedelta(seconds=min(2 ** (row.failures - free), MAX_BACKOFF_SECONDS))
 
     @staticmethod
-    def succeeded(repo: Repository, key: str) -> None:
-        row = repo.throttle(key)
-        if row is not None:
+    def succeeded(rows: dict[str, LoginThrottle], key: str) -> None:
+        """Forget the failures counted against `key` (a row that `check` returned)."""
+        row = rows.get(key)
+        if row is not None and (row.failures or row.blocked_until is not None):
             row.failures, row.blocked_until = 0, None
 
     def count(self, repo: Repository, key: str, limit: int, window: timedelta, now: datetime) -> None:

@@ -10,8 +10,10 @@ from identity.models import Outbox, Repository
 from identity.passwords import Passwords
 from identity.service import IdentityService, SignUp
 from identity.tokens import TokenSigner, generate_private_pem
+from kaseum.events.v1 import envelope_pb2, identity_events_pb2
 from servicekit.caller import TokenVerifier
 from servicekit.testing import migrated_uow
+from sqlalchemy import select
 
 
 @pytest.fixture
@@ -28,3 +30,17 @@ def signup(**overrides: str) -> SignUp:
                   last_name="Lovelace", company="Engines", job_title="Analyst", phone="", country="GB")
     values.update(overrides)
     return SignUp(**values)  # type: ignore[arg-type]
+
+
+def requested(service: IdentityService, kind: str = "") -> list[identity_events_pb2.MessageRequested]:
+    """The message requests identity wrote to its outbox (what consent will send), oldest first."""
+    found = []
+    with service.uow() as uow:
+        for row in uow.session.scalars(select(Outbox).order_by(Outbox.created_at)):
+            env = envelope_pb2.Envelope.FromString(row.data)
+            if env.type == "identity.message.requested":
+                event = identity_events_pb2.MessageRequested()
+                env.payload.Unpack(event)
+                if event.kind == kind or not kind:
+                    found.append(event)
+    return found

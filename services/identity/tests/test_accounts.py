@@ -7,12 +7,21 @@ from datetime import timedelta
 import pytest
 from identity.models import LoginThrottle, Outbox
 from identity.passwords import Passwords
+from identity.recovery import ADDRESS_LIFETIME, USERNAME_TAKEN
 from identity.service import IdentityService, NewStaff
 from servicekit.db import utcnow
-from servicekit.errors import Conflict, InvalidArgument, PermissionDenied, Throttled, Unauthenticated, WrongRegion
+from servicekit.errors import (
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Throttled,
+    Unauthenticated,
+    WrongRegion,
+)
 from sqlalchemy import select
 
-from .conftest import signup
+from .conftest import requested, signup
 
 
 @pytest.mark.notice("4.1.1")
@@ -27,18 +36,47 @@ def test_sign_up_hashes_with_argon2id_and_writes_the_event_in_the_same_transacti
         assert b"ada@example.com" not in rows[0].data and b"Lovelace" not in rows[0].data  # ids, not copies
 
 
-def test_username_and_email_are_unique_case_insensitively(service: IdentityService) -> None:
+@pytest.mark.notice("3.2.1")
+def test_a_taken_address_answers_like_a_sign_up_and_tells_its_owner(service: IdentityService) -> None:
     first = service.sign_up(signup())
-    with pytest.raises(Conflict):
-        service.sign_up(signup(username="ADA", email="other@example.com"))
-    # A taken address gets an answer like any sign-up (no enumeration); its owner is told instead.
     decoy = service.sign_up(signup(username="ada2", email="ADA@EXAMPLE.COM"))
-    assert decoy.id != first.id
+    assert decoy.id != first.id and decoy.username == "ada2"
     with service.uow() as uow:
         assert uow.repo.account(decoy.id) is None
         assert uow.repo.account_by_login("ada2") is None
-        kinds = [r.data for r in uow.session.scalars(select(Outbox)) if r.subject.endswith("message.requested")]
-    assert len(kinds) == 2 and b"signup_existing" in kinds[1]
+    owner_told = requested(service)[-1]
+    assert (owner_told.kind, owner_told.account_id, owner_told.token_id) == ("signup_existing", first.id, "")
+
+
+def test_a_taken_username_answers_like_a_sign_up_and_tells_the_address_once(service: IdentityService) -> None:
+    first = service.sign_up(signup())
+    decoy = service.sign_up(signup(username="ADA", email="someone@example.com"))
+    assert decoy.id != first.id and decoy.region == first.region
+    with service.uow() as uow:
+        assert uow.repo.account(decoy.id) is None
+        assert uow.repo.account_by_login("someone@example.com") is None
+    told = requested(service)[-1]
+    assert told.kind == USERNAME_TAKEN and told.account_id == "" and told.token_id
+    claimed = service.recovery.claim(told.token_id)
+    assert (claimed.email, claimed.purpose, claimed.token) == ("someone@example.com", USERNAME_TAKEN, "")
+    with pytest.raises(NotFound):
+        service.recovery.claim(told.token_id)  # given once, then forgotten
+
+
+def test_an_unclaimed_address_is_purged_when_it_expires(service: IdentityService) -> None:
+    service.sign_up(signup())
+    service.sign_up(signup(username="ada", email="someone@example.com"))
+    told = requested(service)[-1]
+    service.purge_technical_data(now=utcnow() + ADDRESS_LIFETIME + timedelta(minutes=1))
+    with service.uow() as uow:
+        assert uow.repo.address_message(told.token_id) is None
+
+
+def test_an_admin_making_staff_is_told_plainly_of_a_taken_username(service: IdentityService) -> None:
+    service.sign_up(signup())
+    with pytest.raises(Conflict):
+        service.create_user(NewStaff(role="agent", username="Ada", email="agent@example.com",
+                                     password="correct horse battery staple"))
 
 
 @pytest.mark.rule("R-XFER-2")
@@ -53,6 +91,9 @@ def test_login_by_username_or_email_and_logout_revokes(service: IdentityService)
                              "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0")
     principal = service.authenticate(token.access)
     assert principal.role == "customer" and principal.region == "uk"
+    # The token names the customer's organisation and country (ids and codes, never names).
+    account = service.get_me(principal)
+    assert principal.organisation_id == account.organisation_id and principal.country == "GB"
     service.logout(principal)
     with pytest.raises(Unauthenticated):
         service.authenticate(token.access)
@@ -215,10 +256,15 @@ class CountingPasswords(Passwords):
     def __init__(self) -> None:
         super().__init__(1024, 1, 1)
         self.verified = 0
+        self.hashed = 0
 
     def verify(self, stored: str | None, password: str) -> bool:
         self.verified += 1
         return super().verify(stored, password)
+
+    def hash(self, password: str) -> str:
+        self.hashed += 1
+        return super().hash(password)
 
 
 def test_unknown_login_costs_one_hash_like_a_wrong_password(service: IdentityService) -> None:
@@ -230,6 +276,17 @@ def test_unknown_login_costs_one_hash_like_a_wrong_password(service: IdentitySer
         with pytest.raises(Unauthenticated):
             service.login(login, "wrong password!!", "", "")
         assert counting.verified - before == 1, login
+
+
+@pytest.mark.notice("3.2.1")
+def test_a_sign_up_that_clashes_costs_one_hash_like_a_new_account(service: IdentityService) -> None:
+    counting = CountingPasswords()
+    service.passwords = counting
+    for attempt in (signup(), signup(username="ada", email="new@example.com"),
+                    signup(username="someone_new", email="ada@example.com")):
+        before = counting.hashed
+        service.sign_up(attempt)
+        assert counting.hashed - before == 1, attempt.username
 
 
 def test_concurrent_first_failures_on_one_key_all_count(service: IdentityService) -> None:
@@ -248,3 +305,31 @@ def test_concurrent_first_failures_on_one_key_all_count(service: IdentityService
     with service.uow() as uow:
         rows = {row.key.split(":")[0]: row.failures for row in uow.session.scalars(select(LoginThrottle))}
     assert rows["login"] + outcomes.count("Throttled") >= 8
+
+
+@pytest.mark.notice("12")
+@pytest.mark.rule("R-RET-1")
+def test_an_inactive_customer_is_warned_then_reported_dormant_unless_they_sign_in(service: IdentityService) -> None:
+    sleeper = service.sign_up(signup())
+    waker = service.sign_up(signup(username="bob", email="bob@example.com"))
+    staff = service.create_user(NewStaff(role="agent", username="agent1", email="agent1@example.com",
+                                         password="correct horse battery staple"))
+    start = utcnow()
+    assert service.review_inactive(start + timedelta(days=729)) == (0, 0)
+    warned_at = start + timedelta(days=731)
+    assert service.review_inactive(warned_at) == (2, 0)  # both customers; staff are not customers
+    assert {m.account_id for m in requested(service, "inactivity_warning")} == {sleeper.id, waker.id}
+    assert service.review_inactive(warned_at + timedelta(days=1)) == (0, 0)  # warned once
+    service.login("bob", "correct horse battery", "", "")  # Bob answers the warning…
+    with service.uow() as uow:  # …five days after it (the service reads the real clock)
+        bob = uow.repo.account(waker.id)
+        assert bob is not None and bob.inactivity_warned_at is None
+        bob.last_active_at = warned_at + timedelta(days=5)
+        uow.commit()
+    assert service.review_inactive(warned_at + timedelta(days=31)) == (0, 1)
+    with service.uow() as uow:
+        subjects = [(r.subject, r.data) for r in uow.session.scalars(select(Outbox))
+                    if r.subject.endswith("account.dormant")]
+    assert len(subjects) == 1 and sleeper.id.encode() in subjects[0][1] and waker.id.encode() not in subjects[0][1]
+    assert service.review_inactive(warned_at + timedelta(days=60)) == (0, 0)  # reported once
+    assert staff.id not in {m.account_id for m in requested(service, "inactivity_warning")}

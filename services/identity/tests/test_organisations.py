@@ -273,3 +273,30 @@ def test_organisations_are_listed_newest_first_by_kind_with_a_cursor(rules: Orga
     for kind, cursor, size in (("partner", "", 0), ("", "not-a-cursor!", 0), ("", "", 101), ("", "", -1)):
         with pytest.raises(InvalidArgument):
             rules.page(ADMIN, kind, cursor, size)
+
+
+@pytest.mark.notice("11")
+def test_ticket_sharing_is_off_until_an_admin_enables_it_audited_and_published(
+        rules: OrganisationRules, uow: UnitOfWorkFactory[Repository]) -> None:
+    company = rules.create(ADMIN, "Acme", "customer", []).organisation
+    assert company.ticket_sharing is False
+    assert rules.set_ticket_sharing(ADMIN, company.id, True).organisation.ticket_sharing is True
+    rules.set_ticket_sharing(ADMIN, company.id, True)  # unchanged: no second event
+    assert rules.set_ticket_sharing(CLI, company.id, False).organisation.ticket_sharing is False
+    with uow() as work:
+        events = []
+        for row in work.session.scalars(select(Outbox).order_by(Outbox.created_at)):
+            env = envelope_pb2.Envelope.FromString(row.data)
+            if env.type == "identity.organisation.ticket_sharing_changed":
+                event = ev.TicketSharingChanged()
+                assert env.payload.Unpack(event)
+                events.append((event.organisation_id, event.enabled))
+    assert events == [(company.id, True), (company.id, False)]
+    assert [a.action for a in audit(uow, company.id)][-2:] == ["ticket_sharing_enabled", "ticket_sharing_disabled"]
+    reseller = rules.create(ADMIN, "Channel", "reseller", ["GB"]).organisation
+    with pytest.raises(InvalidArgument):
+        rules.set_ticket_sharing(ADMIN, reseller.id, True)
+    with pytest.raises(PermissionDenied):
+        rules.set_ticket_sharing(person("c" * 32, "agent"), company.id, True)
+    with pytest.raises(NotFound):
+        rules.set_ticket_sharing(ADMIN, "nope", True)

@@ -5,30 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from identity.models import AccountToken, Outbox
+from identity.models import AccountToken
 from identity.passwords import Passwords
 from identity.recovery import RESET, VERIFY
 from identity.service import IdentityService
-from kaseum.events.v1 import envelope_pb2, identity_events_pb2
 from servicekit.db import utcnow
 from servicekit.errors import Conflict, InvalidArgument, Throttled, Unauthenticated
-from sqlalchemy import select, update
+from sqlalchemy import update
 
-from .conftest import signup
-
-
-def requested(service: IdentityService, kind: str) -> list[identity_events_pb2.MessageRequested]:
-    """The message requests identity wrote to its outbox (what consent will send)."""
-    found = []
-    with service.uow() as uow:
-        for row in uow.session.scalars(select(Outbox).order_by(Outbox.created_at)):
-            env = envelope_pb2.Envelope.FromString(row.data)
-            if env.type == "identity.message.requested":
-                event = identity_events_pb2.MessageRequested()
-                env.payload.Unpack(event)
-                if event.kind == kind:
-                    found.append(event)
-    return found
+from .conftest import requested, signup
 
 
 def test_refresh_rotates_and_a_replayed_refresh_token_ends_the_session(service: IdentityService) -> None:
@@ -55,8 +40,9 @@ def test_sign_up_asks_for_a_verification_message_and_the_token_works_once(servic
     account = service.sign_up(signup())
     [message] = requested(service, VERIFY)
     assert message.account_id == account.id and message.token_id
-    token, row = service.recovery.claim(message.token_id)
-    assert row.purpose == VERIFY and message.token_id in token
+    claimed = service.recovery.claim(message.token_id)
+    token = claimed.token
+    assert claimed.purpose == VERIFY and message.token_id in token and claimed.email == ""
     with pytest.raises(Conflict):
         service.recovery.claim(message.token_id)  # the secret is shown once
     with service.uow() as uow:
@@ -82,7 +68,7 @@ def test_password_reset_sets_a_new_password_and_revokes_every_session(service: I
     session = service.login("ada", "correct horse battery", "", "")
     service.recovery.request_reset("ADA@example.com", "198.51.100.7")
     [message] = requested(service, RESET)
-    token, _ = service.recovery.claim(message.token_id)
+    token = service.recovery.claim(message.token_id).token
     with pytest.raises(InvalidArgument):
         service.recovery.confirm_reset(token, "password1234")  # weak: refused, token still good
     assert service.recovery.confirm_reset(token, "a brand new passphrase")
@@ -104,7 +90,7 @@ def test_reset_tokens_expire_and_cannot_serve_as_verification(service: IdentityS
     service.sign_up(signup())
     service.recovery.request_reset("ada@example.com", "")
     [message] = requested(service, RESET)
-    token, _ = service.recovery.claim(message.token_id)
+    token = service.recovery.claim(message.token_id).token
     with pytest.raises(InvalidArgument):
         service.recovery.confirm_email(token)  # wrong purpose
     with service.uow() as uow:

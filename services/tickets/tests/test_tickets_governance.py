@@ -7,16 +7,33 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from servicekit import audit as audit_mod
 from servicekit import chain, holds
 from servicekit.db import UnitOfWorkFactory
+from servicekit.errors import PermissionDenied
 from servicekit.retention import Purger
 from servicekit.testing import Clock, migrated_uow, person
+from servicekit.transfers import TransferGate, TransferPolicy, parse_safeguards
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 from tickets.__main__ import MIGRATIONS
 from tickets.governance import DECLARATION, RETENTION
-from tickets.models import AuditLog, ChainHead, LegalHold, Outbox, PurgeRun, Reply, Repository, Ticket
+from tickets.models import (
+    AuditLog,
+    ChainHead,
+    LegalHold,
+    Outbox,
+    PurgeRun,
+    Reply,
+    Repository,
+    Ticket,
+    TransferLog,
+)
+from tickets.scopes import ResellerScopes
 from tickets.service import TicketsService
+from tickets.visibility import Scope
+
+from .conftest import ACME, RESELLER, FakeIdentity, who
 
 ALICE, BOB, AGENT = "a" * 32, "b" * 32, "c" * 32
 NOW = datetime(2032, 6, 1, 12, 0, tzinfo=UTC)
@@ -28,8 +45,8 @@ def uow(tmp_path: Path) -> UnitOfWorkFactory[Repository]:
 
 
 @pytest.fixture
-def service(uow: UnitOfWorkFactory[Repository]) -> TicketsService:
-    return TicketsService(uow, "uk")
+def service(uow: UnitOfWorkFactory[Repository], identity: FakeIdentity) -> TicketsService:
+    return TicketsService(uow, "uk", ResellerScopes(identity, ttl=0))
 
 
 def audit_rows(uow: UnitOfWorkFactory[Repository]) -> list[tuple[str, str, str, str]]:
@@ -58,9 +75,9 @@ def test_every_staff_access_to_a_ticket_is_audited_and_the_customers_own_are_not
         service: TicketsService, uow: UnitOfWorkFactory[Repository]) -> None:
     ticket = service.open(person(ALICE), "Help", "text", "")
     service.get(person(ALICE), ticket.id)
-    service.page(person(ALICE), "", "", 0)
+    service.page(person(ALICE), {}, "", 0)
     assert audit_rows(uow) == []
-    service.page(person(AGENT, "agent"), "", "", 0)
+    service.page(person(AGENT, "agent"), {}, "", 0)
     service.get(person(AGENT, "agent"), ticket.id)
     service.reply(person(AGENT, "agent"), ticket.id, "on it", False)
     assert audit_rows(uow) == [(AGENT, ALICE, "ticket.listed", ticket.id), (AGENT, ALICE, "ticket.read", ticket.id),
@@ -147,18 +164,68 @@ def test_purge_removes_exactly_the_closed_tickets_past_six_years_and_nothing_hel
     clock = Clock(NOW)
     purger = Purger(RETENTION, uow.session_factory, PurgeRun, clock, batch_size=2)
     results = purger.run_once()
-    assert [(r.rule, r.purged, r.batches) for r in results] == [("closed_tickets", 10, 3)]
+    # 5 tickets, their 5 replies and (SQLite) their 5 search rows, swept after the tickets.
+    assert [(r.rule, r.purged) for r in results] == [("closed_tickets", 15)]
     with uow() as u:
         left = set(u.session.scalars(select(Ticket.id)))
         assert left == {not_yet, still_open, held_ticket, held_subject}
         assert u.session.scalar(select(func.count()).select_from(Reply)) == 0
+        assert set(u.session.scalars(text("SELECT ticket_id FROM ticket_search"))) == left
         runs = list(u.session.scalars(select(PurgeRun)))
-        assert [(r.rule, r.purged, r.batches) for r in runs] == [("closed_tickets", 10, 3)]
+        assert [(r.rule, r.purged) for r in runs] == [("closed_tickets", 15)]
     # Nothing more is due until time moves on: no empty run is recorded.
     assert purger.run_once()[0].purged == 0
     clock.advance(seconds=2)
-    assert purger.run_once()[0].purged == 1
+    assert purger.run_once()[0].purged == 2  # the ticket and its search row
 
 
 def test_every_column_of_tickets_declares_its_category() -> None:
     assert DECLARATION.problems() == []
+
+
+SAFEGUARDS = parse_safeguards({"safeguards": [{
+    "reference": "IDTA-9", "type": "IDTA", "risk_assessment": "TRA-9", "recipient": "org-in", "country": "IN",
+    "categories": ["ticket_content", "3.2.1", "3.2.5"], "expires": "2032-12-31"}]})
+
+
+@pytest.mark.notice("5.1.1")
+@pytest.mark.notice("11")
+@pytest.mark.rule("R-SHARE-1")
+@pytest.mark.rule("R-SEC-3")
+def test_a_resellers_reads_are_audited_under_its_organisation_for_the_breach_query(
+        service: TicketsService, uow: UnitOfWorkFactory[Repository], identity: FakeIdentity) -> None:
+    ticket = service.open(who(ALICE, organisation=ACME), "Help", "text", "")
+    identity.scopes[RESELLER] = Scope(customer_organisation_ids=frozenset({ACME}))
+    reseller = who(RESELLER, "reseller", organisation="org-gb", country="GB")
+    service.get(reseller, ticket.id)
+    with uow() as u:
+        found = audit_mod.accessed_subjects(u.session, AuditLog, audit_mod.AuditFilter(
+            actor_organisation_id="org-gb", from_time=NOW - timedelta(days=3650), to_time=NOW))
+    assert [a.subject_id for a in found] == [ALICE]
+
+
+@pytest.mark.notice("10.2")
+@pytest.mark.rule("R-XFER-1")
+def test_a_reseller_abroad_reads_only_under_a_safeguard_and_each_decision_is_logged(
+        service: TicketsService, uow: UnitOfWorkFactory[Repository], identity: FakeIdentity) -> None:
+    ticket = service.open(who(ALICE, organisation=ACME), "Help", "text", "")
+    identity.scopes[RESELLER] = Scope(customer_organisation_ids=frozenset({ACME}))
+    service.transfers = TransferGate(TransferPolicy(safeguards=SAFEGUARDS), uow.session_factory, TransferLog,
+                                     ChainHead, Clock(NOW))
+    with pytest.raises(PermissionDenied, match="transfer refused"):
+        service.get(who(RESELLER, "reseller", organisation="org-cn", country="CN"), ticket.id)
+    assert service.get(who(RESELLER, "reseller", organisation="org-in", country="IN"), ticket.id)[0].id == ticket.id
+    with uow() as u:
+        log = [(r.destination_country, r.recipient, r.allowed, r.subject_id)
+               for r in u.session.scalars(select(TransferLog).order_by(TransferLog.seq))]
+        reads = [r.actor_organisation_id for r in u.session.scalars(select(AuditLog))]
+    assert log == [("CN", "org-cn", False, ALICE), ("IN", "org-in", True, ALICE)]
+    assert reads == ["org-in"]  # the refused read never happened
+
+
+def test_without_a_transfer_policy_a_reseller_abroad_is_refused(service: TicketsService,
+                                                              identity: FakeIdentity) -> None:
+    ticket = service.open(who(ALICE, organisation=ACME), "Help", "text", "")
+    identity.scopes[RESELLER] = Scope(customer_organisation_ids=frozenset({ACME}))
+    with pytest.raises(PermissionDenied, match="transfer refused"):
+        service.get(who(RESELLER, "reseller", organisation="org-in", country="IN"), ticket.id)

@@ -9,17 +9,17 @@ from __future__ import annotations
 from servicekit.declarations import Purpose, ServiceDeclaration
 from servicekit.retention import RetentionRule
 
-from .models import Base, purge_closed_tickets
+from .models import Base, purge_closed_tickets, sweep_search_rows
 
 LIMITATION = "Limitation Act 1980 s.5: a claim on a contract can be brought for 6 years"
 
 RETENTION = (
-    RetentionRule("closed_tickets", "ticket_content", "tickets, their replies and internal notes",
+    RetentionRule("closed_tickets", "ticket_content", "tickets, their replies, internal notes and search text",
                   "closure of the ticket", LIMITATION + "; legal holds suspend it (12.1)", months=72,
-                  purge=purge_closed_tickets, covers=("3.2.1", "3.2.5")),
+                  purge=purge_closed_tickets, then=sweep_search_rows, covers=("3.2.1", "3.2.3", "3.2.5")),
     RetentionRule("open_tickets", "ticket_content", "tickets not closed, with their replies",
                   "while the ticket is open (then as closed_tickets)", "needed to answer the customer (4.1.2, 4.1.3)",
-                  covers=("3.2.1", "3.2.5")),
+                  covers=("3.2.1", "3.2.3", "3.2.5")),
     RetentionRule("access_and_transfer_records", "access_records",
                   "who accessed which ticket, transfer decisions, the legal-hold projection",
                   "the access or decision", LIMITATION + " and evidence for breach assessment (Art. 33); "
@@ -37,7 +37,7 @@ DECLARATION = ServiceDeclaration(
     service="tickets",
     metadata=Base.metadata,
     purposes=(
-        Purpose("4.1.3", ("ticket_content", "3.2.1", "3.2.5", "access_records", "transfer_records",
+        Purpose("4.1.3", ("ticket_content", "3.2.1", "3.2.3", "3.2.5", "access_records", "transfer_records",
                           "rights_requests"),
                 "support: customers' tickets answered by agents (and resellers, 5.1.1), with every staff "
                 "access recorded"),

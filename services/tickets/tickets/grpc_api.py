@@ -10,11 +10,9 @@ from servicekit import caller
 from servicekit.timestamps import to_timestamp
 
 from .models import Reply, Ticket
-from .service import TicketsService
+from .service import Change, TicketsService
 
 SERVICE = "kaseum.tickets.v1.Tickets"
-
-
 
 
 def reply_message(r: Reply) -> pb.Reply:
@@ -23,9 +21,13 @@ def reply_message(r: Reply) -> pb.Reply:
 
 
 def ticket_message(t: Ticket, replies: list[Reply] | None = None) -> pb.Ticket:
-    return pb.Ticket(id=t.id, requester_id=t.requester_id, subject=t.subject, body=t.body,
-                     product=t.product, status=t.status, created_at=to_timestamp(t.created_at),
-                     updated_at=to_timestamp(t.updated_at), replies=[reply_message(r) for r in replies or []])
+    message = pb.Ticket(id=t.id, requester_id=t.requester_id, subject=t.subject, body=t.body,
+                        product=t.product, status=t.status, created_at=to_timestamp(t.created_at),
+                        updated_at=to_timestamp(t.updated_at), replies=[reply_message(r) for r in replies or []],
+                        priority=t.priority, assignee_id=t.assignee_id, organisation_id=t.organisation_id)
+    if t.closed_at is not None:
+        message.closed_at.CopyFrom(to_timestamp(t.closed_at))
+    return message
 
 
 class TicketsApi(tickets_pb2_grpc.TicketsServicer):
@@ -34,10 +36,12 @@ class TicketsApi(tickets_pb2_grpc.TicketsServicer):
 
     def OpenTicket(self, request: pb.OpenTicketRequest, context: Any) -> pb.Ticket:
         return ticket_message(self.service.open(caller.require_person(), request.subject, request.body,
-                                                request.product))
+                                                request.product, request.priority))
 
     def ListTickets(self, request: pb.ListTicketsRequest, context: Any) -> pb.ListTicketsResponse:
-        page = self.service.page(caller.require_person(), request.status, request.cursor, request.page_size)
+        filters = {"status": request.status, "priority": request.priority, "product": request.product,
+                   "assignee_id": request.assignee_id, "organisation_id": request.organisation_id}
+        page = self.service.page(caller.require_person(), filters, request.cursor, request.page_size, request.query)
         return pb.ListTicketsResponse(items=[ticket_message(t) for t in page.items],
                                       next_cursor=page.next_cursor)
 
@@ -48,3 +52,11 @@ class TicketsApi(tickets_pb2_grpc.TicketsServicer):
     def AddReply(self, request: pb.AddReplyRequest, context: Any) -> pb.Reply:
         return reply_message(self.service.reply(caller.require_person(), request.ticket_id, request.body,
                                                 request.internal))
+
+    def UpdateTicket(self, request: pb.UpdateTicketRequest, context: Any) -> pb.Ticket:
+        change = Change(
+            status=request.status if request.HasField("status") else None,
+            priority=request.priority if request.HasField("priority") else None,
+            assignee_id=request.assignee_id if request.HasField("assignee_id") else None,
+        )
+        return ticket_message(self.service.update(caller.require_person(), request.id, change))

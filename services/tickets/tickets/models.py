@@ -1,13 +1,19 @@
-"""Tickets' tables and repository."""
+"""Tickets' tables and repository: the only module that knows them.
+
+Text search lives in `ticket_search`, which migrations create by hand (SQLite FTS5 on the default,
+a PostgreSQL `tsvector` with a GIN index in production), so it is declared unmanaged below.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from servicekit import audit
 from servicekit.audit import AuditLogMixin
 from servicekit.caller import Principal
 from servicekit.chain import ChainHeadMixin
+from servicekit.db import as_utc
 from servicekit.governance_models import GovernanceModels
 from servicekit.holds import LegalHoldMixin, active_holds, not_held
 from servicekit.outbox import InboxMixin, OutboxMixin
@@ -15,9 +21,33 @@ from servicekit.restrictions import RestrictionMixin, is_restricted, set_restric
 from servicekit.retention import Batch, Key, PurgeRunMixin
 from servicekit.subject_data import TableRows
 from servicekit.transfers import TransferLogMixin
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, and_, delete, or_, select, tuple_
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    Select,
+    String,
+    Text,
+    and_,
+    delete,
+    false,
+    literal_column,
+    or_,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from .visibility import Viewer
+
+SEARCH_TABLE = "ticket_search"
+# Up to this many search hits are fetched by id; past it the search is answered by walking the ticket
+# order instead (see Repository.page).
+SEARCH_HITS_FETCHED = 2000
 # Processing declarations (servicekit/declarations.py): every column names its category.
 NONE = {"category": "none"}
 ID = {"category": "3.2.1"}  # an account id: "username or similar identifier"
@@ -25,7 +55,9 @@ CONTENT = {"category": "ticket_content"}
 
 
 class Base(DeclarativeBase):
-    pass
+    # Tables made by hand-written migrations, which autogenerate must leave alone (FTS5 makes shadow
+    # tables named after it).
+    metadata = MetaData(info={"unmanaged_tables": (SEARCH_TABLE,)})
 
 
 class Outbox(OutboxMixin, Base):
@@ -45,7 +77,7 @@ class ChainHead(ChainHeadMixin, Base):
 
 
 class AuditLog(AuditLogMixin, Base):
-    """Every staff (and, with issue 5, reseller) access to a ticket: append-only, hash-chained."""
+    """Every staff and reseller access to a ticket: append-only, hash-chained (section 11)."""
 
 
 class TransferLog(TransferLogMixin, Base):
@@ -70,7 +102,13 @@ class Ticket(Base):
     __table_args__ = (
         Index("ix_tickets_requester_created", "requester_id", "created_at", "id"),
         Index("ix_tickets_region_created", "region", "created_at", "id"),
-        # The retention purge walks closed tickets by closure time.
+        # The agent queue's common filters, each in keyset order.
+        Index("ix_tickets_region_status_created", "region", "status", "created_at", "id"),
+        Index("ix_tickets_region_priority_created", "region", "priority", "created_at", "id"),
+        Index("ix_tickets_assignee_created", "assignee_id", "created_at", "id"),
+        Index("ix_tickets_organisation_created", "organisation_id", "created_at", "id"),
+        Index("ix_tickets_country_created", "requester_country", "created_at", "id"),
+        # The retention purge walks closed tickets in (closed_at, id) order.
         Index("ix_tickets_closed_at", "closed_at", "id"),
     )
 
@@ -84,7 +122,16 @@ class Ticket(Base):
     region: Mapped[str] = mapped_column(String(8), info=NONE)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=CONTENT)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=CONTENT)
-    # When the ticket was closed: the retention clock (6 years) runs from here; None while open.
+    priority: Mapped[str] = mapped_column(String(10), default="normal", server_default="normal", info=CONTENT)
+    # Account id of the agent working on it, or "".
+    assignee_id: Mapped[str] = mapped_column(String(32), default="", server_default="", info=ID)
+    # The requester's customer organisation and country when the ticket was opened (from their
+    # token): what colleagues' sharing and resellers' scopes are matched against.
+    # (The company is Identity Data; the country is location, Technical Data.)
+    organisation_id: Mapped[str] = mapped_column(String(32), default="", server_default="", info=ID)
+    requester_country: Mapped[str] = mapped_column(String(2), default="", server_default="",
+                                                   info={"category": "3.2.3"})
+    # Set when it is closed, cleared on reopening: retention runs from here (section 12).
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, info=CONTENT)
 
 
@@ -99,6 +146,24 @@ class Reply(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=CONTENT)
 
 
+class SharedOrganisation(Base):
+    """Customer organisations whose members see each other's tickets (identity's setting, applied
+    from its `identity.organisation.ticket_sharing_changed` events; absent means off)."""
+
+    __tablename__ = "shared_organisations"
+
+    # A company's setting, not a person's data.
+    organisation_id: Mapped[str] = mapped_column(String(32), primary_key=True, info=NONE)
+    enabled: Mapped[bool] = mapped_column(Boolean, info=NONE)
+    # When identity made the change: a late redelivery of an older event does not undo a newer one.
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=NONE)
+
+
+def search_terms(query: str) -> list[str]:
+    """The words of a search, lower-cased (letters and digits only: no query syntax reaches SQL)."""
+    return re.findall(r"\w+", query.casefold())[:20]
+
+
 class Repository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -106,27 +171,99 @@ class Repository:
     def add(self, row: Base) -> None:
         self.session.add(row)
 
+    def flush(self) -> None:
+        self.session.flush()
+
     def ticket(self, ticket_id: str) -> Ticket | None:
         return self.session.get(Ticket, ticket_id)
 
-    def page(self, *, requester_id: str | None, region: str, status: str,
+    def _visible(self, viewer: Viewer, region: str) -> ColumnElement[bool]:
+        """The SQL twin of Viewer.can_see."""
+        if viewer.is_customer:
+            own = Ticket.requester_id == viewer.subject_id
+            if viewer.shared_organisation:
+                return or_(own, Ticket.organisation_id == viewer.shared_organisation)
+            return own
+        if viewer.is_agent:
+            return Ticket.region == region
+        if viewer.is_reseller:
+            scope = viewer.scope
+            clauses = []
+            if scope.customer_organisation_ids:
+                clauses.append(Ticket.organisation_id.in_(sorted(scope.customer_organisation_ids)))
+            if scope.countries:
+                clauses.append(Ticket.requester_country.in_(sorted(scope.countries)))
+            return or_(*clauses) if clauses else false()
+        return false()
+
+    def page(self, viewer: Viewer, *, region: str, filters: dict[str, str], terms: list[str],
              after: tuple[datetime, str] | None, limit: int) -> list[Ticket]:
-        """Newest first, keyset-paginated on (created_at, id): no OFFSET."""
-        if requester_id is not None:
-            # A customer's own tickets: the (requester_id, created_at, id) index serves the order.
-            # No region filter here: it would tempt the planner onto the region index, and the
-            # region guard already keeps every stored ticket in this deployment's region.
-            query = select(Ticket).where(Ticket.requester_id == requester_id)
-        else:
-            query = select(Ticket).where(Ticket.region == region)
-        if status:
-            query = query.where(Ticket.status == status)
+        """Newest first, keyset-paginated on (created_at, id): no OFFSET. `filters` are equalities on
+        status, priority, product, assignee_id and organisation_id; `terms` a text search."""
+        query: Select[tuple[Ticket]] = select(Ticket).where(self._visible(viewer, region))
+        for name, value in filters.items():
+            query = query.where(getattr(Ticket, name) == value)
+        if terms:
+            # Few hits (a rare word): fetch them and sort. Many (a common word): walk the ordered
+            # index and keep the hits, which are then dense. Either plan alone is slow for the other.
+            hits = list(self.session.scalars(self._matching(terms).limit(SEARCH_HITS_FETCHED + 1)))
+            query = query.where(Ticket.id.in_(hits if len(hits) <= SEARCH_HITS_FETCHED else self._matching(terms)))
         if after is not None:
             created, tid = after
             query = query.where(or_(Ticket.created_at < created,
                                     and_(Ticket.created_at == created, Ticket.id < tid)))
         return list(self.session.scalars(
             query.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit)))
+
+    # --- text search --------------------------------------------------------------------
+    @property
+    def _postgres(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
+
+    def _matching(self, terms: list[str]) -> Select[tuple[str]]:
+        if self._postgres:
+            condition = text("tsv @@ plainto_tsquery('simple', :q)").bindparams(q=" ".join(terms))
+        else:
+            # Each word quoted: FTS5 treats it as a plain token, never as query syntax.
+            condition = text(f"{SEARCH_TABLE} MATCH :q").bindparams(q=" ".join(f'"{t}"' for t in terms))
+        return select(literal_column("ticket_id", String)).select_from(text(SEARCH_TABLE)).where(condition)
+
+    def index_text(self, ticket: Ticket) -> None:
+        """(Re)write the ticket's searchable text: subject, body and public replies. Internal notes
+        are never indexed, so no search can reveal them."""
+        public = self.session.scalars(select(Reply.body).where(Reply.ticket_id == ticket.id,
+                                                               Reply.internal.is_(False))
+                                      .order_by(Reply.created_at, Reply.id))
+        content = "\n".join([ticket.subject, ticket.body, *public])
+        self._unindex([ticket.id])
+        self.session.execute(text(f"INSERT INTO {SEARCH_TABLE} (ticket_id, content) VALUES (:id, :content)"),
+                             {"id": ticket.id, "content": content})
+
+    def _unindex(self, ticket_ids: list[str]) -> None:
+        for start in range(0, len(ticket_ids), 500):
+            chunk = ticket_ids[start:start + 500]
+            marks = ", ".join(f":i{n}" for n in range(len(chunk)))
+            self.session.execute(text(f"DELETE FROM {SEARCH_TABLE} WHERE ticket_id IN ({marks})"),
+                                 {f"i{n}": tid for n, tid in enumerate(chunk)})
+
+    def compact_search(self) -> None:
+        """Rewrite the search index without deleted entries (SQLite FTS5 keeps a deleted document's
+        terms in old segments until merged; with secure_delete the freed pages are zeroed)."""
+        if not self._postgres:
+            self.session.execute(text(f"INSERT INTO {SEARCH_TABLE} ({SEARCH_TABLE}) VALUES ('optimize')"))
+
+    # --- colleagues' sharing ---------------------------------------------------------------
+    def shares_tickets(self, organisation_id: str) -> bool:
+        row = self.session.get(SharedOrganisation, organisation_id) if organisation_id else None
+        return row is not None and row.enabled
+
+    def set_sharing(self, organisation_id: str, enabled: bool, changed_at: datetime) -> None:
+        row = self.session.get(SharedOrganisation, organisation_id)
+        if row is None:
+            self.session.add(SharedOrganisation(organisation_id=organisation_id, enabled=enabled,
+                                                changed_at=changed_at))
+        elif as_utc(row.changed_at) <= changed_at:
+            row.enabled, row.changed_at = enabled, changed_at
 
     def replies(self, ticket_id: str, include_internal: bool) -> list[Reply]:
         query = select(Reply).where(Reply.ticket_id == ticket_id)
@@ -155,6 +292,10 @@ class Repository:
         """Delete the subject's tickets, replies and restriction, except the tickets in `keep_ticket_ids`
         (legal holds) with every reply on them."""
         own = select(Ticket.id).where(Ticket.requester_id == subject_id, Ticket.id.not_in(keep_ticket_ids))
+        touched = list(self.session.scalars(
+            select(Reply.ticket_id).where(Reply.author_id == subject_id, Reply.ticket_id.not_in(keep_ticket_ids))
+            .distinct()))
+        self._unindex(list(self.session.scalars(own)))
         count = 0
         for statement in (
             delete(Reply).where(or_(Reply.ticket_id.in_(own), Reply.author_id == subject_id),
@@ -163,6 +304,10 @@ class Repository:
             delete(Restriction).where(Restriction.subject_id == subject_id),
         ):
             count += int(self.session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
+        # Others' tickets the subject replied on: re-index them without the subject's words.
+        for ticket in self.session.scalars(select(Ticket).where(Ticket.id.in_(touched))):
+            self.index_text(ticket)
+        self.compact_search()
         return count
 
     # --- governance: holds, audit, retention -------------------------------------------
@@ -181,19 +326,48 @@ class Repository:
     def access_log_of(self, subject_id: str) -> TableRows:
         return audit.export_table(self.session, AuditLog, subject_id)
 
+    def purge_closed(self, cutoff: datetime, limit: int, after: Key | None) -> Batch:
+        query = select(Ticket.id, Ticket.closed_at).where(
+            Ticket.closed_at < cutoff, not_held(LegalHold, "ticket", Ticket.id),
+            not_held(LegalHold, "subject", Ticket.requester_id))
+        if after is not None:
+            query = query.where(tuple_(Ticket.closed_at, Ticket.id) > tuple_(*after))
+        rows = list(self.session.execute(query.order_by(Ticket.closed_at, Ticket.id).limit(limit)))
+        if not rows:
+            return Batch(0, 0, after)
+        ids = [r.id for r in rows]
+        if self._postgres:  # keyed by ticket id there; SQLite's FTS5 rows go in the sweep below
+            self._unindex(ids)
+        replies = self.session.execute(delete(Reply).where(Reply.ticket_id.in_(ids))).rowcount  # type: ignore[attr-defined]
+        tickets = self.session.execute(delete(Ticket).where(Ticket.id.in_(ids))).rowcount  # type: ignore[attr-defined]
+        return Batch(len(ids), int(replies or 0) + int(tickets or 0), (rows[-1].closed_at, rows[-1].id))
+
+    def sweep_search(self, limit: int, after: Key | None) -> Batch:
+        """SQLite: remove search rows whose ticket is gone, walking the FTS5 table by rowid (its only
+        fast key: `ticket_id` is UNINDEXED, so deleting by it scans the whole index)."""
+        if self._postgres:
+            return Batch(0, 0, after)
+        start = int(after[0]) if after else 0
+        rows = list(self.session.execute(
+            text(f"SELECT rowid, ticket_id FROM {SEARCH_TABLE} WHERE rowid > :after ORDER BY rowid LIMIT :n"),
+            {"after": start, "n": limit}))
+        if not rows:
+            return Batch(0, 0, after)
+        alive = set(self.session.scalars(select(Ticket.id).where(Ticket.id.in_([r[1] for r in rows]))))
+        gone = [int(r[0]) for r in rows if r[1] not in alive]
+        if gone:
+            marks = ", ".join(f":r{n}" for n in range(len(gone)))
+            self.session.execute(text(f"DELETE FROM {SEARCH_TABLE} WHERE rowid IN ({marks})"),
+                                 {f"r{n}": rowid for n, rowid in enumerate(gone)})
+        return Batch(len(rows), len(gone), (int(rows[-1][0]),))
+
 
 def purge_closed_tickets(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:
-    """One batch of the retention purge: tickets closed before `cutoff` that no legal hold covers
-    (on the ticket or on its requester), with their replies, in (closed_at, id) order after `after`."""
-    query = select(Ticket.id, Ticket.closed_at).where(
-        Ticket.closed_at < cutoff, not_held(LegalHold, "ticket", Ticket.id),
-        not_held(LegalHold, "subject", Ticket.requester_id))
-    if after is not None:
-        query = query.where(tuple_(Ticket.closed_at, Ticket.id) > tuple_(*after))
-    rows = list(session.execute(query.order_by(Ticket.closed_at, Ticket.id).limit(limit)))
-    if not rows:
-        return Batch(0, 0, after)
-    ids = [r.id for r in rows]
-    replies = session.execute(delete(Reply).where(Reply.ticket_id.in_(ids))).rowcount  # type: ignore[attr-defined]
-    tickets = session.execute(delete(Ticket).where(Ticket.id.in_(ids))).rowcount  # type: ignore[attr-defined]
-    return Batch(len(ids), int(replies or 0) + int(tickets or 0), (rows[-1].closed_at, rows[-1].id))
+    """One batch of the retention purge: tickets closed before `cutoff` that no legal hold covers (on the
+    ticket or on its requester), with their replies (and, on PostgreSQL, their search rows)."""
+    return Repository(session).purge_closed(cutoff, limit, after)
+
+
+def sweep_search_rows(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:
+    """The follow-up of a purge on SQLite: search rows of purged tickets (see Repository.sweep_search)."""
+    return Repository(session).sweep_search(limit, after)

@@ -1,8 +1,17 @@
-"""Tickets' rules: customers reach their own tickets; agents the region's queue; deny otherwise."""
+"""Tickets' rules: a support desk on a need-to-know basis (sections 1.2, 5.1.1 and 11).
+
+Who sees what is visibility.py; this module decides what each may do. Every change is an event
+(`tickets.ticket.opened|replied|status_changed|assigned`) carrying ids and facts only; the
+consent service turns those that concern a customer into service communications (section 8.2).
+Every access by support (agents, resellers) is recorded in the audit trail (section 11); a reseller
+in another country reaches tickets only as the transfer policy allows (section 10); legal holds
+keep tickets from erasure (section 12.1). Knows nothing of gRPC, NATS or SQL.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from kaseum.events.v1 import tickets_events_pb2 as ev
 from servicekit import audit, cursors
@@ -13,24 +22,40 @@ from servicekit.holds import LegalHoldMixin
 from servicekit.personal_data import table_of
 from servicekit.region import RegionGuard
 from servicekit.subject_data import Erasure, Export, SubjectDataRules
+from servicekit.transfers import TransferGate, uk_adequacy
 
-from .models import Reply, Repository, Ticket
-
-# Every staff access to a ticket is recorded for this purpose (4.1.3: support).
-ACCESS_PURPOSE = audit.SUPPORT
-# Erasure keeps the access records: they are the security record of who saw the data (Art. 5(1)(f), 32, 33).
-KEPT_ACCESS_LOG = ("access_log", "kept as the record of who accessed the data (UK GDPR Art. 5(1)(f), 32, 33)")
+from .models import Reply, Repository, Ticket, search_terms
+from .scopes import ResellerScopes
+from .visibility import Scope, Viewer
 
 STATUSES = ("open", "pending", "resolved", "closed")
-STAFF_READERS = ("agent",)
+PRIORITIES = ("low", "normal", "high", "urgent")
+# What a customer may do to their own ticket's status: close it, or reopen it once resolved or closed.
+CUSTOMER_MOVES = {("open", "closed"), ("pending", "closed"), ("resolved", "closed"),
+                  ("resolved", "open"), ("closed", "open")}
 MAX_SUBJECT = 200
 MAX_BODY = 20_000
+MAX_QUERY = 200
+FILTERS = ("status", "priority", "product", "assignee_id", "organisation_id")
+# What a reseller sees of a ticket, for the transfer policy (section 10).
+RESELLER_CATEGORIES = ("ticket_content", "3.2.1", "3.2.5")
+# Erasure keeps the access records: they are the security record of who saw the data (Art. 5(1)(f), 32, 33).
+KEPT_ACCESS_LOG = ("access_log", "kept as the record of who accessed the data (UK GDPR Art. 5(1)(f), 32, 33)")
 
 
 @dataclass(frozen=True)
 class Page:
     items: list[Ticket]
     next_cursor: str
+
+
+@dataclass(frozen=True)
+class Change:
+    """What to change on a ticket; None leaves a field as it is."""
+
+    status: str | None = None
+    priority: str | None = None
+    assignee_id: str | None = None
 
 
 def _text(field: str, value: str, limit: int) -> str:
@@ -42,14 +67,72 @@ def _text(field: str, value: str, limit: int) -> str:
     return cleaned
 
 
+def _one_of(field: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise InvalidArgument(f"{field} must be one of {', '.join(allowed)}", f"invalid_{field}")
+    return value
+
+
 class TicketsService(SubjectDataRules):
-    def __init__(self, uow: UnitOfWorkFactory[Repository], region: str, page_size: int = 20) -> None:
+    def __init__(self, uow: UnitOfWorkFactory[Repository], region: str, scopes: ResellerScopes | None = None,
+                 page_size: int = 20, transfers: TransferGate | None = None) -> None:
         self.uow = uow
+        # The transfer policy (set by serve() once the runtime has built it). Without one, a reseller
+        # outside the home country is refused: no transfer without a decision.
+        self.transfers = transfers
         self.region = region
         self.guard = RegionGuard(region)
         self.page_size = page_size
+        # No identity to ask (unit tests of other rules): resellers see nothing.
+        self.scopes = scopes or ResellerScopes(lambda _account: Scope(), ttl=0)
 
-    def open(self, principal: Principal, subject: str, body: str, product: str) -> Ticket:
+    # --- who is asking ---------------------------------------------------------------------
+    def _viewer(self, uow: UnitOfWork[Repository], principal: Principal) -> Viewer:
+        self.guard.check(principal.region)
+        if principal.role == "customer":
+            shared = principal.organisation_id if uow.repo.shares_tickets(principal.organisation_id) else ""
+            return Viewer(principal, shared_organisation=shared)
+        if principal.role == "reseller":
+            return Viewer(principal, scope=self.scopes.of(principal.subject_id))
+        return Viewer(principal)
+
+    def _visible(self, uow: UnitOfWork[Repository], viewer: Viewer, ticket_id: str) -> Ticket:
+        ticket = uow.repo.ticket(ticket_id) if ticket_id else None
+        # Absent and not-yours answer the same, so existence never leaks.
+        if (ticket is None or ticket.region != self.region
+                or not viewer.can_see(ticket.requester_id, ticket.organisation_id, ticket.requester_country)):
+            raise NotFound("ticket not found")
+        return ticket
+
+    def _record(self, uow: UnitOfWork[Repository], viewer: Viewer, action: str, tickets: list[Ticket]) -> None:
+        """Support's access to customers' tickets goes on the audit trail, in this transaction (R-SEC-1)."""
+        if viewer.is_customer or not tickets:
+            return
+        uow.repo.audit(viewer.principal, [audit.Access(t.requester_id, action, t.id) for t in tickets],
+                       organisation_id=viewer.principal.organisation_id if viewer.is_reseller else "")
+
+    def _transfer(self, viewer: Viewer, subject_id: str) -> None:
+        """A reseller established abroad receives the data only as the transfer policy allows (section 10)."""
+        p = viewer.principal
+        if not viewer.is_reseller:
+            return
+        if self.transfers is None:
+            if p.country and p.country not in uk_adequacy().home:
+                raise PermissionDenied("transfer refused: no transfer policy configured", "transfer_refused")
+            return
+        if p.country in self.transfers.policy.adequacy.home:
+            return  # not a transfer
+        self.transfers.require("reseller_access", p.country or "??", p.organisation_id or p.subject_id,
+                               RESELLER_CATEGORIES, subject_id=subject_id, actor_id=p.subject_id)
+
+    @staticmethod
+    def _not_frozen(uow: UnitOfWork[Repository], viewer: Viewer, ticket: Ticket) -> None:
+        """A restricted subject's tickets stay readable but are frozen for support's edits (Art. 18)."""
+        if viewer.is_support and uow.repo.restricted(ticket.requester_id):
+            raise PermissionDenied("processing of this customer's data is restricted", "restricted")
+
+    # --- customers open, everyone permitted lists and reads ---------------------------------
+    def open(self, principal: Principal, subject: str, body: str, product: str, priority: str = "") -> Ticket:
         if principal.role != "customer":
             raise PermissionDenied("only customers open tickets")
         self.guard.check(principal.region)
@@ -57,79 +140,147 @@ class TicketsService(SubjectDataRules):
         ticket = Ticket(id=new_id(), requester_id=principal.subject_id,
                         subject=_text("subject", subject, MAX_SUBJECT), body=_text("body", body, MAX_BODY),
                         product=product.strip()[:100], status="open", region=self.region,
-                        created_at=now, updated_at=now)
+                        priority=_one_of("priority", priority or "normal", PRIORITIES), assignee_id="",
+                        organisation_id=principal.organisation_id, requester_country=principal.country,
+                        created_at=now, updated_at=now, closed_at=None)
         with self.uow() as uow:
             uow.repo.add(ticket)
+            uow.repo.index_text(ticket)
             uow.events.publish("tickets.ticket.opened", principal.subject_id, ev.TicketOpened(
                 ticket_id=ticket.id, requester_id=principal.subject_id, product=ticket.product))
             uow.commit()
         return ticket
 
-    def page(self, principal: Principal, status: str, cursor: str, page_size: int) -> Page:
-        self.guard.check(principal.region)
-        if status and status not in STATUSES:
-            raise InvalidArgument(f"status must be one of {', '.join(STATUSES)}", "invalid_status")
-        if principal.role == "customer":
-            requester: str | None = principal.subject_id
-        elif principal.role in STAFF_READERS:
-            requester = None
-        else:
-            raise PermissionDenied("not allowed to list tickets")
+    def page(self, principal: Principal, filters: dict[str, str], cursor: str, page_size: int,
+             query: str = "") -> Page:
+        """The tickets the caller may see, newest first, filtered and optionally searched."""
+        wanted = {name: value for name, value in filters.items() if value}
+        unknown = set(wanted) - set(FILTERS)
+        if unknown:
+            raise InvalidArgument(f"unknown filter: {', '.join(sorted(unknown))}", "invalid_filter")
+        if "status" in wanted:
+            _one_of("status", wanted["status"], STATUSES)
+        if "priority" in wanted:
+            _one_of("priority", wanted["priority"], PRIORITIES)
         size = page_size or self.page_size
         if not 1 <= size <= 100:
             raise InvalidArgument("page_size must be between 1 and 100", "invalid_page_size")
+        if len(query) > MAX_QUERY:
+            raise InvalidArgument(f"the search must be at most {MAX_QUERY} characters", "too_long")
+        terms = search_terms(query)
+        if query.strip() and not terms:
+            raise InvalidArgument("the search needs at least one word", "invalid_query")
+        after = cursors.decode(cursor)
         with self.uow() as uow:
-            items = uow.repo.page(requester_id=requester, region=self.region, status=status,
-                                  after=cursors.decode(cursor), limit=size + 1)
+            viewer = self._viewer(uow, principal)
+            if not viewer.may_list:
+                raise PermissionDenied("not allowed to list tickets")
+            items = uow.repo.page(viewer, region=self.region, filters=wanted, terms=terms, after=after,
+                                  limit=size + 1)
             more = len(items) > size
             items = items[:size]
-            if requester is None and items:
+            if items and not viewer.is_customer:
+                self._transfer(viewer, "")
                 # A queue page shows each ticket's requester and subject: one access per ticket.
-                uow.repo.audit(principal, [audit.Access(t.requester_id, "ticket.listed", t.id) for t in items])
+                self._record(uow, viewer, "ticket.listed", items)
                 uow.commit()
         next_cursor = cursors.encode(items[-1].created_at, items[-1].id) if more else ""
         return Page(items, next_cursor)
 
-    def _visible(self, uow: UnitOfWork[Repository], principal: Principal, ticket_id: str) -> Ticket:
-        self.guard.check(principal.region)
-        ticket = uow.repo.ticket(ticket_id) if ticket_id else None
-        # Absent and not-yours answer the same, so existence never leaks.
-        if ticket is None or ticket.region != self.region:
-            raise NotFound("ticket not found")
-        if principal.role == "customer" and ticket.requester_id == principal.subject_id:
-            return ticket
-        if principal.role in STAFF_READERS:
-            return ticket
-        raise NotFound("ticket not found")
-
     def get(self, principal: Principal, ticket_id: str) -> tuple[Ticket, list[Reply]]:
         with self.uow() as uow:
-            ticket = self._visible(uow, principal, ticket_id)
-            replies = uow.repo.replies(ticket.id, include_internal=principal.role in STAFF_READERS)
-            if principal.role != "customer":
-                uow.repo.audit(principal, [audit.Access(ticket.requester_id, "ticket.read", ticket.id)])
+            viewer = self._viewer(uow, principal)
+            ticket = self._visible(uow, viewer, ticket_id)
+            replies = uow.repo.replies(ticket.id, include_internal=viewer.sees_notes)
+            if not viewer.is_customer:
+                self._transfer(viewer, ticket.requester_id)
+                self._record(uow, viewer, "ticket.read", [ticket])
                 uow.commit()
             return ticket, replies
 
+    # --- answering and working the queue ------------------------------------------------------
     def reply(self, principal: Principal, ticket_id: str, body: str, internal: bool) -> Reply:
-        if internal and principal.role not in STAFF_READERS:
-            raise PermissionDenied("only staff write internal notes")
         with self.uow() as uow:
-            ticket = self._visible(uow, principal, ticket_id)
-            if principal.role in STAFF_READERS and uow.repo.restricted(ticket.requester_id):
-                raise PermissionDenied("processing of this customer's data is restricted")
+            viewer = self._viewer(uow, principal)
+            if internal and not viewer.sees_notes:
+                raise PermissionDenied("only agents write internal notes")
+            ticket = self._visible(uow, viewer, ticket_id)
+            if viewer.is_customer and ticket.requester_id != principal.subject_id:
+                raise PermissionDenied("only the requester answers their ticket")
+            self._not_frozen(uow, viewer, ticket)
+            self._transfer(viewer, ticket.requester_id)
+            self._record(uow, viewer, "ticket.replied", [ticket])
             now = utcnow()
             reply = Reply(id=new_id(), ticket_id=ticket.id, author_id=principal.subject_id,
                           body=_text("body", body, MAX_BODY), internal=internal, created_at=now)
             uow.repo.add(reply)
             ticket.updated_at = now
-            if principal.role != "customer":
-                uow.repo.audit(principal, [audit.Access(ticket.requester_id, "ticket.replied", ticket.id)])
             uow.events.publish("tickets.ticket.replied", ticket.requester_id, ev.TicketReplied(
                 ticket_id=ticket.id, reply_id=reply.id, author_id=principal.subject_id,
                 internal=internal, requester_id=ticket.requester_id))
+            if not internal:
+                uow.repo.flush()
+                uow.repo.index_text(ticket)
+                # The customer answering a ticket that waits on them (or was resolved) reopens it.
+                if viewer.is_customer and ticket.status in ("pending", "resolved"):
+                    self._move(uow, ticket, "open", principal.subject_id, now)
             uow.commit()
             return reply
+
+    def update(self, principal: Principal, ticket_id: str, change: Change) -> Ticket:
+        """Status, priority and assignment. Customers may only close or reopen their own ticket."""
+        with self.uow() as uow:
+            viewer = self._viewer(uow, principal)
+            ticket = self._visible(uow, viewer, ticket_id)
+            now = utcnow()
+            if viewer.is_customer:
+                if ticket.requester_id != principal.subject_id or change.priority is not None \
+                        or change.assignee_id is not None:
+                    raise PermissionDenied("customers may only close or reopen their own tickets")
+                if change.status is not None and change.status != ticket.status:
+                    if (ticket.status, _one_of("status", change.status, STATUSES)) not in CUSTOMER_MOVES:
+                        raise InvalidArgument(f"a {ticket.status} ticket cannot become {change.status}",
+                                              "invalid_transition")
+                    self._move(uow, ticket, change.status, principal.subject_id, now)
+            elif viewer.is_agent:
+                self._not_frozen(uow, viewer, ticket)
+                if change.status is not None and change.status != ticket.status:
+                    self._move(uow, ticket, _one_of("status", change.status, STATUSES), principal.subject_id, now)
+                if change.priority is not None:
+                    ticket.priority = _one_of("priority", change.priority, PRIORITIES)
+                if change.assignee_id is not None and change.assignee_id != ticket.assignee_id:
+                    self._assign(uow, ticket, change.assignee_id.strip(), principal.subject_id)
+            else:
+                raise PermissionDenied("only agents change a ticket")
+            self._record(uow, viewer, "ticket.updated", [ticket])
+            ticket.updated_at = now
+            uow.commit()
+            return ticket
+
+    @staticmethod
+    def _move(uow: UnitOfWork[Repository], ticket: Ticket, status: str, by: str, now: datetime) -> None:
+        before, ticket.status = ticket.status, status
+        ticket.closed_at = now if status == "closed" else None
+        uow.events.publish("tickets.ticket.status_changed", ticket.requester_id, ev.TicketStatusChanged(
+            ticket_id=ticket.id, requester_id=ticket.requester_id, from_status=before, to_status=status,
+            changed_by=by))
+        if status == "closed":
+            uow.events.publish("tickets.ticket.closed", ticket.requester_id, ev.TicketClosed(
+                ticket_id=ticket.id, requester_id=ticket.requester_id))
+
+    @staticmethod
+    def _assign(uow: UnitOfWork[Repository], ticket: Ticket, assignee_id: str, by: str) -> None:
+        if len(assignee_id) > 32:
+            raise InvalidArgument("assignee_id is not an account id", "invalid_assignee")
+        ticket.assignee_id = assignee_id
+        uow.events.publish("tickets.ticket.assigned", ticket.requester_id, ev.TicketAssigned(
+            ticket_id=ticket.id, assignee_id=assignee_id, assigned_by=by))
+
+    # --- what identity tells us ------------------------------------------------------------
+    @staticmethod
+    def apply_sharing(uow: UnitOfWork[Repository], organisation_id: str, enabled: bool, changed_at: datetime) -> None:
+        """identity.organisation.ticket_sharing_changed, in the consumer's transaction."""
+        uow.repo.set_sharing(organisation_id, enabled, changed_at)
 
     # --- the personal-data contract ---------------------------------------------------
     def export(self, subject_id: str) -> Export:

@@ -11,6 +11,7 @@ from ..auth import backends, require_caller
 from ..openapi import BEARER, spec
 from ..schemas import (
     Accepted,
+    CurrentSession,
     ErrorOut,
     LoginBody,
     LoginResult,
@@ -78,6 +79,15 @@ def confirm_password_reset(json: ResetConfirmBody) -> Response:
 def confirm_email(json: TokenBody) -> Response:
     backends().identity.ConfirmEmail(identity_pb2.ConfirmEmailRequest(token=json.token))
     return Response(status=204)
+
+
+@bp.get("/api/v1/sessions/current")
+@spec.validate(resp=Resp(HTTP_200=CurrentSession, HTTP_401=ErrorOut), tags=["sessions"], security=BEARER)
+def current_session() -> dict[str, str]:
+    """Who the token speaks for (pages use it to show what the role may do). Answered by the gateway
+    alone: signature, expiry and the revoked-session bucket, no service call."""
+    caller = require_caller()
+    return {"id": caller.session_id, "subject_id": caller.subject_id, "role": caller.role, "region": caller.region}
 
 
 @bp.delete("/api/v1/sessions/current")

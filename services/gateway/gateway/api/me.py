@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 from kaseum.consent.v1 import consent_pb2
 from kaseum.identity.v1 import identity_pb2
 from spectree import Response as Resp
@@ -74,8 +74,18 @@ def resend_verification() -> tuple[dict[str, str], int]:
                security=BEARER)
 def get_preferences() -> dict[str, Any]:
     caller = require_role("customer")
-    prefs = backends().consent.GetPreferences(consent_pb2.GetPreferencesRequest(), metadata=caller.metadata)
-    return convert.preferences(prefs)
+    if gpc():
+        # The signal is an opt-out wherever it is seen (R-COOKIE-1): record it, then answer the state.
+        prefs = backends().consent.UpdatePreferences(consent_pb2.UpdatePreferencesRequest(
+            source="preference_page", gpc=True), metadata=caller.metadata)
+    else:
+        prefs = backends().consent.GetPreferences(consent_pb2.GetPreferencesRequest(), metadata=caller.metadata)
+    return {**convert.preferences(prefs), "gpc": gpc()}
+
+
+def gpc() -> bool:
+    """Global Privacy Control: `Sec-GPC: 1` (the only valid value)."""
+    return request.headers.get("Sec-GPC", "").strip() == "1"
 
 
 @bp.put("/api/v1/me/preferences")
@@ -97,5 +107,5 @@ def put_preferences(json: PreferencesBody) -> dict[str, Any]:
             if value is not None:
                 changes[f"cookies_{kind}"] = value
     prefs = backends().consent.UpdatePreferences(
-        consent_pb2.UpdatePreferencesRequest(source="preference_page", **changes), metadata=caller.metadata)
-    return convert.preferences(prefs)
+        consent_pb2.UpdatePreferencesRequest(source="preference_page", gpc=gpc(), **changes), metadata=caller.metadata)
+    return {**convert.preferences(prefs), "gpc": gpc()}

@@ -24,6 +24,7 @@ from ..schemas import (
     OrganisationQuery,
     ResellerCustomerBody,
     ResellerCustomerOut,
+    TicketSharingBody,
 )
 
 bp = Blueprint("organisations", __name__)
@@ -32,7 +33,8 @@ BASE = "/api/v1/admin/organisations"
 
 def organisation(o: pb.Organisation) -> dict[str, Any]:
     return {"id": o.id, "name": o.name, "kind": o.kind, "countries": list(o.countries),
-            "customer_organisation_ids": list(o.customer_organisation_ids), "created_at": rfc3339(o.created_at)}
+            "customer_organisation_ids": list(o.customer_organisation_ids), "created_at": rfc3339(o.created_at),
+            "ticket_sharing": o.ticket_sharing}
 
 
 @bp.post(BASE)
@@ -77,6 +79,18 @@ def set_countries(organisation_id: str, json: CountriesBody) -> dict[str, Any]:
     updated = backends().organisations.SetResellerCountries(
         pb.SetResellerCountriesRequest(reseller_id=organisation_id, countries=json.countries),
         metadata=caller.metadata)
+    return organisation(updated)
+
+
+@bp.put(f"{BASE}/<organisation_id>/ticket-sharing")
+@spec.validate(json=TicketSharingBody, resp=Resp(HTTP_200=OrganisationOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut,
+                                                 HTTP_404=ErrorOut, HTTP_422=ErrorOut),
+               tags=["admin"], security=BEARER)
+def set_ticket_sharing(organisation_id: str, json: TicketSharingBody) -> dict[str, Any]:
+    """Let a customer organisation's members see each other's tickets (off by default)."""
+    caller = require_role("admin")
+    updated = backends().organisations.SetTicketSharing(
+        pb.SetTicketSharingRequest(organisation_id=organisation_id, enabled=json.enabled), metadata=caller.metadata)
     return organisation(updated)
 
 

@@ -39,13 +39,38 @@ class AnalyticsStub:
                 request_serializer=kaseum_dot_analytics_dot_v1_dot_analytics__pb2.FeatureUsageRequest.SerializeToString,
                 response_deserializer=kaseum_dot_analytics_dot_v1_dot_analytics__pb2.FeatureUsageResponse.FromString,
                 _registered_method=True)
+        self.ListFeatures = channel.unary_unary(
+                '/kaseum.analytics.v1.Analytics/ListFeatures',
+                request_serializer=kaseum_dot_analytics_dot_v1_dot_analytics__pb2.ListFeaturesRequest.SerializeToString,
+                response_deserializer=kaseum_dot_analytics_dot_v1_dot_analytics__pb2.ListFeaturesResponse.FromString,
+                _registered_method=True)
+        self.PrivacyBudget = channel.unary_unary(
+                '/kaseum.analytics.v1.Analytics/PrivacyBudget',
+                request_serializer=kaseum_dot_analytics_dot_v1_dot_analytics__pb2.PrivacyBudgetRequest.SerializeToString,
+                response_deserializer=kaseum_dot_analytics_dot_v1_dot_analytics__pb2.PrivacyBudgetResponse.FromString,
+                _registered_method=True)
 
 
 class AnalyticsServicer:
     """Missing associated documentation comment in .proto file."""
 
     def FeatureUsage(self, request, context):
-        """Distinct users of a feature per period, with small groups suppressed.
+        """Distinct users of a feature per period, overall or broken down by one
+        coarse dimension, with small groups suppressed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFeatures(self, request, context):
+        """Names of the features that have aggregates (no counts).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PrivacyBudget(self, request, context):
+        """The calling analyst's differential-privacy budget for the current period.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -58,6 +83,16 @@ def add_AnalyticsServicer_to_server(servicer, server):
                     servicer.FeatureUsage,
                     request_deserializer=kaseum_dot_analytics_dot_v1_dot_analytics__pb2.FeatureUsageRequest.FromString,
                     response_serializer=kaseum_dot_analytics_dot_v1_dot_analytics__pb2.FeatureUsageResponse.SerializeToString,
+            ),
+            'ListFeatures': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFeatures,
+                    request_deserializer=kaseum_dot_analytics_dot_v1_dot_analytics__pb2.ListFeaturesRequest.FromString,
+                    response_serializer=kaseum_dot_analytics_dot_v1_dot_analytics__pb2.ListFeaturesResponse.SerializeToString,
+            ),
+            'PrivacyBudget': grpc.unary_unary_rpc_method_handler(
+                    servicer.PrivacyBudget,
+                    request_deserializer=kaseum_dot_analytics_dot_v1_dot_analytics__pb2.PrivacyBudgetRequest.FromString,
+                    response_serializer=kaseum_dot_analytics_dot_v1_dot_analytics__pb2.PrivacyBudgetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,6 +122,60 @@ class Analytics:
             '/kaseum.analytics.v1.Analytics/FeatureUsage',
             kaseum_dot_analytics_dot_v1_dot_analytics__pb2.FeatureUsageRequest.SerializeToString,
             kaseum_dot_analytics_dot_v1_dot_analytics__pb2.FeatureUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFeatures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.analytics.v1.Analytics/ListFeatures',
+            kaseum_dot_analytics_dot_v1_dot_analytics__pb2.ListFeaturesRequest.SerializeToString,
+            kaseum_dot_analytics_dot_v1_dot_analytics__pb2.ListFeaturesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PrivacyBudget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.analytics.v1.Analytics/PrivacyBudget',
+            kaseum_dot_analytics_dot_v1_dot_analytics__pb2.PrivacyBudgetRequest.SerializeToString,
+            kaseum_dot_analytics_dot_v1_dot_analytics__pb2.PrivacyBudgetResponse.FromString,
             options,
             channel_credentials,
             insecure,

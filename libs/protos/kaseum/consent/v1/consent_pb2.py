@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fkaseum/consent/v1/consent.proto\x12\x11kaseum.consent.v1\"+\n\x15GetPreferencesRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\"-\n\tMarketing\x12\r\n\x05\x65mail\x18\x01 \x01(\x08\x12\x11\n\ttelephone\x18\x02 \x01(\x08\"/\n\x07\x43ookies\x12\x11\n\tanalytics\x18\x01 \x01(\x08\x12\x11\n\tmarketing\x18\x02 \x01(\x08\"\xb6\x01\n\x0bPreferences\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12/\n\tmarketing\x18\x02 \x01(\x0b\x32\x1c.kaseum.consent.v1.Marketing\x12\x1d\n\x15third_party_marketing\x18\x03 \x01(\x08\x12+\n\x07\x63ookies\x18\x04 \x01(\x0b\x32\x1a.kaseum.consent.v1.Cookies\x12\x16\n\x0enotice_version\x18\x05 \x01(\t\"\xc0\x02\n\x18UpdatePreferencesRequest\x12\x1c\n\x0fmarketing_email\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12 \n\x13marketing_telephone\x18\x02 \x01(\x08H\x01\x88\x01\x01\x12\"\n\x15third_party_marketing\x18\x03 \x01(\x08H\x02\x88\x01\x01\x12\x1e\n\x11\x63ookies_analytics\x18\x04 \x01(\x08H\x03\x88\x01\x01\x12\x1e\n\x11\x63ookies_marketing\x18\x05 \x01(\x08H\x04\x88\x01\x01\x12\x0e\n\x06source\x18\x06 \x01(\tB\x12\n\x10_marketing_emailB\x16\n\x14_marketing_telephoneB\x18\n\x16_third_party_marketingB\x14\n\x12_cookies_analyticsB\x14\n\x12_cookies_marketing\"I\n\x11\x43\x61nContactRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\"5\n\x12\x43\x61nContactResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t2\xa2\x02\n\x07\x43onsent\x12Z\n\x0eGetPreferences\x12(.kaseum.consent.v1.GetPreferencesRequest\x1a\x1e.kaseum.consent.v1.Preferences\x12`\n\x11UpdatePreferences\x12+.kaseum.consent.v1.UpdatePreferencesRequest\x1a\x1e.kaseum.consent.v1.Preferences\x12Y\n\nCanContact\x12$.kaseum.consent.v1.CanContactRequest\x1a%.kaseum.consent.v1.CanContactResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fkaseum/consent/v1/consent.proto\x12\x11kaseum.consent.v1\"+\n\x15GetPreferencesRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\"-\n\tMarketing\x12\r\n\x05\x65mail\x18\x01 \x01(\x08\x12\x11\n\ttelephone\x18\x02 \x01(\x08\"/\n\x07\x43ookies\x12\x11\n\tanalytics\x18\x01 \x01(\x08\x12\x11\n\tmarketing\x18\x02 \x01(\x08\"\xfe\x01\n\x0bPreferences\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12/\n\tmarketing\x18\x02 \x01(\x0b\x32\x1c.kaseum.consent.v1.Marketing\x12\x1d\n\x15third_party_marketing\x18\x03 \x01(\x08\x12+\n\x07\x63ookies\x18\x04 \x01(\x0b\x32\x1a.kaseum.consent.v1.Cookies\x12\x16\n\x0enotice_version\x18\x05 \x01(\t\x12\x10\n\x08objected\x18\x06 \x01(\x08\x12\x1a\n\x12reconsent_required\x18\x07 \x01(\x08\x12\x18\n\x10last_notice_seen\x18\x08 \x01(\t\"\xcd\x02\n\x18UpdatePreferencesRequest\x12\x1c\n\x0fmarketing_email\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12 \n\x13marketing_telephone\x18\x02 \x01(\x08H\x01\x88\x01\x01\x12\"\n\x15third_party_marketing\x18\x03 \x01(\x08H\x02\x88\x01\x01\x12\x1e\n\x11\x63ookies_analytics\x18\x04 \x01(\x08H\x03\x88\x01\x01\x12\x1e\n\x11\x63ookies_marketing\x18\x05 \x01(\x08H\x04\x88\x01\x01\x12\x0e\n\x06source\x18\x06 \x01(\t\x12\x0b\n\x03gpc\x18\x07 \x01(\x08\x42\x12\n\x10_marketing_emailB\x16\n\x14_marketing_telephoneB\x18\n\x16_third_party_marketingB\x14\n\x12_cookies_analyticsB\x14\n\x12_cookies_marketing\"I\n\x11\x43\x61nContactRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\"I\n\x12\x43\x61nContactResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nsubject_id\x18\x03 \x01(\t\"O\n\x16\x43\x61nContactBatchRequest\x12\x13\n\x0bsubject_ids\x18\x01 \x03(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\"S\n\x17\x43\x61nContactBatchResponse\x12\x38\n\tdecisions\x18\x01 \x03(\x0b\x32%.kaseum.consent.v1.CanContactResponse\"^\n\x13RecordOptOutRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hannels\x18\x02 \x03(\t\x12\x11\n\tobjection\x18\x03 \x01(\x08\x12\x0e\n\x06source\x18\x04 \x01(\t\"#\n\x12UnsubscribeRequest\x12\r\n\x05token\x18\x01 \x01(\t\"7\n\x13UnsubscribeResponse\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x0f\n\x07\x61lready\x18\x02 \x01(\x08\"u\n\x13SendCampaignRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x0f\n\x07purpose\x18\x04 \x01(\t\x12\x0f\n\x07product\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\t\"Z\n\x14SendCampaignResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x61udience\x18\x02 \x01(\x05\x12\x10\n\x08\x65ligible\x18\x03 \x01(\x05\x12\x12\n\nsuppressed\x18\x04 \x01(\x05\"c\n\x14PublishNoticeRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\t\x12\x17\n\x0f\x63hanges_purpose\x18\x03 \x01(\x08\x12\x0f\n\x07summary\x18\x04 \x01(\t\"<\n\x15PublishNoticeResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x12\n\nrecipients\x18\x02 \x01(\x05\")\n\x13VerifyLedgerRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\"N\n\x14VerifyLedgerResponse\x12\x0e\n\x06intact\x18\x01 \x01(\x08\x12\x15\n\rfirst_bad_seq\x18\x02 \x01(\x05\x12\x0f\n\x07\x65ntries\x18\x03 \x01(\x05\"B\n\x1bRecordProductHoldingRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0f\n\x07product\x18\x02 \x01(\t\"\x1e\n\x1cRecordProductHoldingResponse2\xc4\x08\n\x07\x43onsent\x12Z\n\x0eGetPreferences\x12(.kaseum.consent.v1.GetPreferencesRequest\x1a\x1e.kaseum.consent.v1.Preferences\x12`\n\x11UpdatePreferences\x12+.kaseum.consent.v1.UpdatePreferencesRequest\x1a\x1e.kaseum.consent.v1.Preferences\x12Y\n\nCanContact\x12$.kaseum.consent.v1.CanContactRequest\x1a%.kaseum.consent.v1.CanContactResponse\x12h\n\x0f\x43\x61nContactBatch\x12).kaseum.consent.v1.CanContactBatchRequest\x1a*.kaseum.consent.v1.CanContactBatchResponse\x12V\n\x0cRecordOptOut\x12&.kaseum.consent.v1.RecordOptOutRequest\x1a\x1e.kaseum.consent.v1.Preferences\x12\x61\n\x10\x43heckUnsubscribe\x12%.kaseum.consent.v1.UnsubscribeRequest\x1a&.kaseum.consent.v1.UnsubscribeResponse\x12\\\n\x0bUnsubscribe\x12%.kaseum.consent.v1.UnsubscribeRequest\x1a&.kaseum.consent.v1.UnsubscribeResponse\x12_\n\x0cSendCampaign\x12&.kaseum.consent.v1.SendCampaignRequest\x1a\'.kaseum.consent.v1.SendCampaignResponse\x12\x62\n\rPublishNotice\x12\'.kaseum.consent.v1.PublishNoticeRequest\x1a(.kaseum.consent.v1.PublishNoticeResponse\x12_\n\x0cVerifyLedger\x12&.kaseum.consent.v1.VerifyLedgerRequest\x1a\'.kaseum.consent.v1.VerifyLedgerResponse\x12w\n\x14RecordProductHolding\x12..kaseum.consent.v1.RecordProductHoldingRequest\x1a/.kaseum.consent.v1.RecordProductHoldingResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,13 +38,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COOKIES']._serialized_start=146
   _globals['_COOKIES']._serialized_end=193
   _globals['_PREFERENCES']._serialized_start=196
-  _globals['_PREFERENCES']._serialized_end=378
-  _globals['_UPDATEPREFERENCESREQUEST']._serialized_start=381
-  _globals['_UPDATEPREFERENCESREQUEST']._serialized_end=701
-  _globals['_CANCONTACTREQUEST']._serialized_start=703
-  _globals['_CANCONTACTREQUEST']._serialized_end=776
-  _globals['_CANCONTACTRESPONSE']._serialized_start=778
-  _globals['_CANCONTACTRESPONSE']._serialized_end=831
-  _globals['_CONSENT']._serialized_start=834
-  _globals['_CONSENT']._serialized_end=1124
+  _globals['_PREFERENCES']._serialized_end=450
+  _globals['_UPDATEPREFERENCESREQUEST']._serialized_start=453
+  _globals['_UPDATEPREFERENCESREQUEST']._serialized_end=786
+  _globals['_CANCONTACTREQUEST']._serialized_start=788
+  _globals['_CANCONTACTREQUEST']._serialized_end=861
+  _globals['_CANCONTACTRESPONSE']._serialized_start=863
+  _globals['_CANCONTACTRESPONSE']._serialized_end=936
+  _globals['_CANCONTACTBATCHREQUEST']._serialized_start=938
+  _globals['_CANCONTACTBATCHREQUEST']._serialized_end=1017
+  _globals['_CANCONTACTBATCHRESPONSE']._serialized_start=1019
+  _globals['_CANCONTACTBATCHRESPONSE']._serialized_end=1102
+  _globals['_RECORDOPTOUTREQUEST']._serialized_start=1104
+  _globals['_RECORDOPTOUTREQUEST']._serialized_end=1198
+  _globals['_UNSUBSCRIBEREQUEST']._serialized_start=1200
+  _globals['_UNSUBSCRIBEREQUEST']._serialized_end=1235
+  _globals['_UNSUBSCRIBERESPONSE']._serialized_start=1237
+  _globals['_UNSUBSCRIBERESPONSE']._serialized_end=1292
+  _globals['_SENDCAMPAIGNREQUEST']._serialized_start=1294
+  _globals['_SENDCAMPAIGNREQUEST']._serialized_end=1411
+  _globals['_SENDCAMPAIGNRESPONSE']._serialized_start=1413
+  _globals['_SENDCAMPAIGNRESPONSE']._serialized_end=1503
+  _globals['_PUBLISHNOTICEREQUEST']._serialized_start=1505
+  _globals['_PUBLISHNOTICEREQUEST']._serialized_end=1604
+  _globals['_PUBLISHNOTICERESPONSE']._serialized_start=1606
+  _globals['_PUBLISHNOTICERESPONSE']._serialized_end=1666
+  _globals['_VERIFYLEDGERREQUEST']._serialized_start=1668
+  _globals['_VERIFYLEDGERREQUEST']._serialized_end=1709
+  _globals['_VERIFYLEDGERRESPONSE']._serialized_start=1711
+  _globals['_VERIFYLEDGERRESPONSE']._serialized_end=1789
+  _globals['_RECORDPRODUCTHOLDINGREQUEST']._serialized_start=1791
+  _globals['_RECORDPRODUCTHOLDINGREQUEST']._serialized_end=1857
+  _globals['_RECORDPRODUCTHOLDINGRESPONSE']._serialized_start=1859
+  _globals['_RECORDPRODUCTHOLDINGRESPONSE']._serialized_end=1889
+  _globals['_CONSENT']._serialized_start=1892
+  _globals['_CONSENT']._serialized_end=2984
 # @@protoc_insertion_point(module_scope)

@@ -5,8 +5,10 @@ The consent service: marketing preferences, cookie choices, the consent
 ledger and outgoing communications.
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -99,12 +101,21 @@ class Preferences(_message.Message):
     THIRD_PARTY_MARKETING_FIELD_NUMBER: _builtins.int
     COOKIES_FIELD_NUMBER: _builtins.int
     NOTICE_VERSION_FIELD_NUMBER: _builtins.int
+    OBJECTED_FIELD_NUMBER: _builtins.int
+    RECONSENT_REQUIRED_FIELD_NUMBER: _builtins.int
+    LAST_NOTICE_SEEN_FIELD_NUMBER: _builtins.int
     subject_id: _builtins.str
     """Subject id."""
     third_party_marketing: _builtins.bool
     """Express consent to third-party marketing."""
     notice_version: _builtins.str
     """Version of the notice the choices were last made under."""
+    objected: _builtins.bool
+    """True once the subject objected to direct marketing (absolute, every channel)."""
+    reconsent_required: _builtins.bool
+    """True when a newer notice changed the marketing purpose and consent must be asked again."""
+    last_notice_seen: _builtins.str
+    """Version of the notice the subject was last sent (a notice-change message), or ""."""
     @_builtins.property
     def marketing(self) -> Global___Marketing:
         """First-party marketing per channel."""
@@ -121,10 +132,13 @@ class Preferences(_message.Message):
         third_party_marketing: _builtins.bool = ...,
         cookies: Global___Cookies | None = ...,
         notice_version: _builtins.str = ...,
+        objected: _builtins.bool = ...,
+        reconsent_required: _builtins.bool = ...,
+        last_notice_seen: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cookies", b"cookies", "marketing", b"marketing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cookies", b"cookies", "marketing", b"marketing", "notice_version", b"notice_version", "subject_id", b"subject_id", "third_party_marketing", b"third_party_marketing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cookies", b"cookies", "last_notice_seen", b"last_notice_seen", "marketing", b"marketing", "notice_version", b"notice_version", "objected", b"objected", "reconsent_required", b"reconsent_required", "subject_id", b"subject_id", "third_party_marketing", b"third_party_marketing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -140,6 +154,7 @@ class UpdatePreferencesRequest(_message.Message):
     COOKIES_ANALYTICS_FIELD_NUMBER: _builtins.int
     COOKIES_MARKETING_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
+    GPC_FIELD_NUMBER: _builtins.int
     marketing_email: _builtins.bool
     """New e-mail marketing choice (unset to keep)."""
     marketing_telephone: _builtins.bool
@@ -152,6 +167,10 @@ class UpdatePreferencesRequest(_message.Message):
     """New marketing cookie choice (unset to keep)."""
     source: _builtins.str
     """How the change was made, e.g. "preference_page" (recorded in the ledger)."""
+    gpc: _builtins.bool
+    """The browser sent the Global Privacy Control signal (Sec-GPC: 1): an opt-out of
+    third-party sharing and marketing cookies that overrides opt-ins in the same request.
+    """
     def __init__(
         self,
         *,
@@ -161,10 +180,11 @@ class UpdatePreferencesRequest(_message.Message):
         cookies_analytics: _builtins.bool | None = ...,
         cookies_marketing: _builtins.bool | None = ...,
         source: _builtins.str = ...,
+        gpc: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_cookies_analytics", b"_cookies_analytics", "_cookies_marketing", b"_cookies_marketing", "_marketing_email", b"_marketing_email", "_marketing_telephone", b"_marketing_telephone", "_third_party_marketing", b"_third_party_marketing", "cookies_analytics", b"cookies_analytics", "cookies_marketing", b"cookies_marketing", "marketing_email", b"marketing_email", "marketing_telephone", b"marketing_telephone", "third_party_marketing", b"third_party_marketing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cookies_analytics", b"_cookies_analytics", "_cookies_marketing", b"_cookies_marketing", "_marketing_email", b"_marketing_email", "_marketing_telephone", b"_marketing_telephone", "_third_party_marketing", b"_third_party_marketing", "cookies_analytics", b"cookies_analytics", "cookies_marketing", b"cookies_marketing", "marketing_email", b"marketing_email", "marketing_telephone", b"marketing_telephone", "source", b"source", "third_party_marketing", b"third_party_marketing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cookies_analytics", b"_cookies_analytics", "_cookies_marketing", b"_cookies_marketing", "_marketing_email", b"_marketing_email", "_marketing_telephone", b"_marketing_telephone", "_third_party_marketing", b"_third_party_marketing", "cookies_analytics", b"cookies_analytics", "cookies_marketing", b"cookies_marketing", "gpc", b"gpc", "marketing_email", b"marketing_email", "marketing_telephone", b"marketing_telephone", "source", b"source", "third_party_marketing", b"third_party_marketing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__cookies_analytics: _TypeAlias = _typing.Literal["cookies_analytics"]  # noqa: Y015
     _WhichOneofArgType__cookies_analytics: _TypeAlias = _typing.Literal["_cookies_analytics", b"_cookies_analytics"]  # noqa: Y015
@@ -223,20 +243,375 @@ class CanContactResponse(_message.Message):
 
     ALLOWED_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    SUBJECT_ID_FIELD_NUMBER: _builtins.int
     allowed: _builtins.bool
     """True when a message may be sent."""
     reason: _builtins.str
     """Machine reason, e.g. "no_consent", "restricted", "service_message"."""
+    subject_id: _builtins.str
+    """Subject id the decision is about (set in batch answers)."""
     def __init__(
         self,
         *,
         allowed: _builtins.bool = ...,
         reason: _builtins.str = ...,
+        subject_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "reason", b"reason", "subject_id", b"subject_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CanContactResponse: _TypeAlias = CanContactResponse  # noqa: Y015
+
+@_typing.final
+class CanContactBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_IDS_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    channel: _builtins.str
+    """"email" or "telephone"."""
+    purpose: _builtins.str
+    """"marketing", "third_party_marketing" or "service"."""
+    @_builtins.property
+    def subject_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Subject ids (at most 10,000 per call)."""
+
+    def __init__(
+        self,
+        *,
+        subject_ids: _abc.Iterable[_builtins.str] | None = ...,
+        channel: _builtins.str = ...,
+        purpose: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "purpose", b"purpose", "subject_ids", b"subject_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CanContactBatchRequest: _TypeAlias = CanContactBatchRequest  # noqa: Y015
+
+@_typing.final
+class CanContactBatchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def decisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___CanContactResponse]:
+        """One decision per subject asked, in the order asked."""
+
+    def __init__(
+        self,
+        *,
+        decisions: _abc.Iterable[Global___CanContactResponse] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decisions", b"decisions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CanContactBatchResponse: _TypeAlias = CanContactBatchResponse  # noqa: Y015
+
+@_typing.final
+class RecordOptOutRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_ID_FIELD_NUMBER: _builtins.int
+    CHANNELS_FIELD_NUMBER: _builtins.int
+    OBJECTION_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    subject_id: _builtins.str
+    """Subject id of the person who asked."""
+    objection: _builtins.bool
+    """True for an objection to direct marketing (UK GDPR Art. 21(2)): every channel, and the
+    person's addresses go on the suppression list.
+    """
+    source: _builtins.str
+    """How the request came: "dpo_email" (default) or "rights_request"."""
+    @_builtins.property
+    def channels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Channels to stop: "email", "telephone", "third_party"; empty means every marketing channel."""
+
+    def __init__(
+        self,
+        *,
+        subject_id: _builtins.str = ...,
+        channels: _abc.Iterable[_builtins.str] | None = ...,
+        objection: _builtins.bool = ...,
+        source: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "objection", b"objection", "source", b"source", "subject_id", b"subject_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordOptOutRequest: _TypeAlias = RecordOptOutRequest  # noqa: Y015
+
+@_typing.final
+class UnsubscribeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    """The signed token from the message's List-Unsubscribe link."""
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnsubscribeRequest: _TypeAlias = UnsubscribeRequest  # noqa: Y015
+
+@_typing.final
+class UnsubscribeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    ALREADY_FIELD_NUMBER: _builtins.int
+    channel: _builtins.str
+    """Channel the link stops, e.g. "email"."""
+    already: _builtins.bool
+    """True when the subject was already unsubscribed (nothing changed)."""
+    def __init__(
+        self,
+        *,
+        channel: _builtins.str = ...,
+        already: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["already", b"already", "channel", b"channel"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnsubscribeResponse: _TypeAlias = UnsubscribeResponse  # noqa: Y015
+
+@_typing.final
+class SendCampaignRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    subject: _builtins.str
+    """Message subject line."""
+    body: _builtins.str
+    """Plain-text body."""
+    channel: _builtins.str
+    """"email"."""
+    purpose: _builtins.str
+    """"marketing" or "service"."""
+    product: _builtins.str
+    """Audience filter: only customers holding this product ("" for every customer)."""
+    kind: _builtins.str
+    """"campaign" (default) or "product_update": an update notice for `product`, a service
+    message to its holders and marketing (CanContact) to everyone else (section 4.1.5).
+    """
+    def __init__(
+        self,
+        *,
+        subject: _builtins.str = ...,
+        body: _builtins.str = ...,
+        channel: _builtins.str = ...,
+        purpose: _builtins.str = ...,
+        product: _builtins.str = ...,
+        kind: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "channel", b"channel", "kind", b"kind", "product", b"product", "purpose", b"purpose", "subject", b"subject"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendCampaignRequest: _TypeAlias = SendCampaignRequest  # noqa: Y015
+
+@_typing.final
+class SendCampaignResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    AUDIENCE_FIELD_NUMBER: _builtins.int
+    ELIGIBLE_FIELD_NUMBER: _builtins.int
+    SUPPRESSED_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Opaque campaign id."""
+    audience: _builtins.int
+    """Subjects considered."""
+    eligible: _builtins.int
+    """Messages enqueued."""
+    suppressed: _builtins.int
+    """Subjects left out because CanContact said no."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        audience: _builtins.int = ...,
+        eligible: _builtins.int = ...,
+        suppressed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "eligible", b"eligible", "id", b"id", "suppressed", b"suppressed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendCampaignResponse: _TypeAlias = SendCampaignResponse  # noqa: Y015
+
+@_typing.final
+class PublishNoticeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    CHANGES_PURPOSE_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    version: _builtins.str
+    """New version label, e.g. "2025-02" (unique)."""
+    document: _builtins.str
+    """"privacy" or "terms"."""
+    changes_purpose: _builtins.bool
+    """True when the new version changes the purpose of marketing: earlier marketing
+    consents stop counting until given again.
+    """
+    summary: _builtins.str
+    """Short summary of what changed, put in the message."""
+    def __init__(
+        self,
+        *,
+        version: _builtins.str = ...,
+        document: _builtins.str = ...,
+        changes_purpose: _builtins.bool = ...,
+        summary: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes_purpose", b"changes_purpose", "document", b"document", "summary", b"summary", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishNoticeRequest: _TypeAlias = PublishNoticeRequest  # noqa: Y015
+
+@_typing.final
+class PublishNoticeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    RECIPIENTS_FIELD_NUMBER: _builtins.int
+    version: _builtins.str
+    """The version published."""
+    recipients: _builtins.int
+    """Customers sent the service message."""
+    def __init__(
+        self,
+        *,
+        version: _builtins.str = ...,
+        recipients: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recipients", b"recipients", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishNoticeResponse: _TypeAlias = PublishNoticeResponse  # noqa: Y015
+
+@_typing.final
+class VerifyLedgerRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_ID_FIELD_NUMBER: _builtins.int
+    subject_id: _builtins.str
+    """Subject id."""
+    def __init__(
+        self,
+        *,
+        subject_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["subject_id", b"subject_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyLedgerRequest: _TypeAlias = VerifyLedgerRequest  # noqa: Y015
+
+@_typing.final
+class VerifyLedgerResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INTACT_FIELD_NUMBER: _builtins.int
+    FIRST_BAD_SEQ_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    intact: _builtins.bool
+    """True when every entry's hash matches its facts and its predecessor."""
+    first_bad_seq: _builtins.int
+    """Sequence number of the first entry that does not match (0 when intact)."""
+    entries: _builtins.int
+    """Entries checked."""
+    def __init__(
+        self,
+        *,
+        intact: _builtins.bool = ...,
+        first_bad_seq: _builtins.int = ...,
+        entries: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "first_bad_seq", b"first_bad_seq", "intact", b"intact"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyLedgerResponse: _TypeAlias = VerifyLedgerResponse  # noqa: Y015
+
+@_typing.final
+class RecordProductHoldingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    subject_id: _builtins.str
+    """Subject id of the customer."""
+    product: _builtins.str
+    """Product code."""
+    def __init__(
+        self,
+        *,
+        subject_id: _builtins.str = ...,
+        product: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["product", b"product", "subject_id", b"subject_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordProductHoldingRequest: _TypeAlias = RecordProductHoldingRequest  # noqa: Y015
+
+@_typing.final
+class RecordProductHoldingResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordProductHoldingResponse: _TypeAlias = RecordProductHoldingResponse  # noqa: Y015

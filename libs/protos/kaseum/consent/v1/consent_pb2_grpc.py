@@ -49,6 +49,46 @@ class ConsentStub:
                 request_serializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.CanContactRequest.SerializeToString,
                 response_deserializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.CanContactResponse.FromString,
                 _registered_method=True)
+        self.CanContactBatch = channel.unary_unary(
+                '/kaseum.consent.v1.Consent/CanContactBatch',
+                request_serializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.CanContactBatchRequest.SerializeToString,
+                response_deserializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.CanContactBatchResponse.FromString,
+                _registered_method=True)
+        self.RecordOptOut = channel.unary_unary(
+                '/kaseum.consent.v1.Consent/RecordOptOut',
+                request_serializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.RecordOptOutRequest.SerializeToString,
+                response_deserializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.Preferences.FromString,
+                _registered_method=True)
+        self.CheckUnsubscribe = channel.unary_unary(
+                '/kaseum.consent.v1.Consent/CheckUnsubscribe',
+                request_serializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.UnsubscribeRequest.SerializeToString,
+                response_deserializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.UnsubscribeResponse.FromString,
+                _registered_method=True)
+        self.Unsubscribe = channel.unary_unary(
+                '/kaseum.consent.v1.Consent/Unsubscribe',
+                request_serializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.UnsubscribeRequest.SerializeToString,
+                response_deserializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.UnsubscribeResponse.FromString,
+                _registered_method=True)
+        self.SendCampaign = channel.unary_unary(
+                '/kaseum.consent.v1.Consent/SendCampaign',
+                request_serializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.SendCampaignRequest.SerializeToString,
+                response_deserializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.SendCampaignResponse.FromString,
+                _registered_method=True)
+        self.PublishNotice = channel.unary_unary(
+                '/kaseum.consent.v1.Consent/PublishNotice',
+                request_serializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.PublishNoticeRequest.SerializeToString,
+                response_deserializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.PublishNoticeResponse.FromString,
+                _registered_method=True)
+        self.VerifyLedger = channel.unary_unary(
+                '/kaseum.consent.v1.Consent/VerifyLedger',
+                request_serializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.VerifyLedgerRequest.SerializeToString,
+                response_deserializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.VerifyLedgerResponse.FromString,
+                _registered_method=True)
+        self.RecordProductHolding = channel.unary_unary(
+                '/kaseum.consent.v1.Consent/RecordProductHolding',
+                request_serializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.RecordProductHoldingRequest.SerializeToString,
+                response_deserializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.RecordProductHoldingResponse.FromString,
+                _registered_method=True)
 
 
 class ConsentServicer:
@@ -75,6 +115,64 @@ class ConsentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CanContactBatch(self, request, context):
+        """The same question for many subjects at once (one database round trip per chunk).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordOptOut(self, request, context):
+        """Staff (DPO, admin) or the rights service record an opt-out or an objection that
+        came by another route, e.g. an e-mail to the DPO (section 8.1(c)).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckUnsubscribe(self, request, context):
+        """What an unsubscribe link would do, without doing it (anyone holding the token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unsubscribe(self, request, context):
+        """One-click unsubscribe (RFC 8058) with a link's signed token; idempotent (anyone holding the token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendCampaign(self, request, context):
+        """Send a campaign (admin or the operator CLI): marketing only to those CanContact allows.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublishNotice(self, request, context):
+        """Publish a new version of the privacy notice or terms (admin or the operator CLI): every
+        active customer is sent a service message (section 4.1.2).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyLedger(self, request, context):
+        """Check a subject's ledger hash chain (DPO, admin or a service).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordProductHolding(self, request, context):
+        """Record that a customer holds a product (admin or the operator CLI), for update notices (section 4.1.5).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConsentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +190,46 @@ def add_ConsentServicer_to_server(servicer, server):
                     servicer.CanContact,
                     request_deserializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.CanContactRequest.FromString,
                     response_serializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.CanContactResponse.SerializeToString,
+            ),
+            'CanContactBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.CanContactBatch,
+                    request_deserializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.CanContactBatchRequest.FromString,
+                    response_serializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.CanContactBatchResponse.SerializeToString,
+            ),
+            'RecordOptOut': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordOptOut,
+                    request_deserializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.RecordOptOutRequest.FromString,
+                    response_serializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.Preferences.SerializeToString,
+            ),
+            'CheckUnsubscribe': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckUnsubscribe,
+                    request_deserializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.UnsubscribeRequest.FromString,
+                    response_serializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.UnsubscribeResponse.SerializeToString,
+            ),
+            'Unsubscribe': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unsubscribe,
+                    request_deserializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.UnsubscribeRequest.FromString,
+                    response_serializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.UnsubscribeResponse.SerializeToString,
+            ),
+            'SendCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendCampaign,
+                    request_deserializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.SendCampaignRequest.FromString,
+                    response_serializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.SendCampaignResponse.SerializeToString,
+            ),
+            'PublishNotice': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishNotice,
+                    request_deserializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.PublishNoticeRequest.FromString,
+                    response_serializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.PublishNoticeResponse.SerializeToString,
+            ),
+            'VerifyLedger': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyLedger,
+                    request_deserializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.VerifyLedgerRequest.FromString,
+                    response_serializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.VerifyLedgerResponse.SerializeToString,
+            ),
+            'RecordProductHolding': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordProductHolding,
+                    request_deserializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.RecordProductHoldingRequest.FromString,
+                    response_serializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.RecordProductHoldingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +313,222 @@ class Consent:
             '/kaseum.consent.v1.Consent/CanContact',
             kaseum_dot_consent_dot_v1_dot_consent__pb2.CanContactRequest.SerializeToString,
             kaseum_dot_consent_dot_v1_dot_consent__pb2.CanContactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CanContactBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.consent.v1.Consent/CanContactBatch',
+            kaseum_dot_consent_dot_v1_dot_consent__pb2.CanContactBatchRequest.SerializeToString,
+            kaseum_dot_consent_dot_v1_dot_consent__pb2.CanContactBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordOptOut(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.consent.v1.Consent/RecordOptOut',
+            kaseum_dot_consent_dot_v1_dot_consent__pb2.RecordOptOutRequest.SerializeToString,
+            kaseum_dot_consent_dot_v1_dot_consent__pb2.Preferences.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckUnsubscribe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.consent.v1.Consent/CheckUnsubscribe',
+            kaseum_dot_consent_dot_v1_dot_consent__pb2.UnsubscribeRequest.SerializeToString,
+            kaseum_dot_consent_dot_v1_dot_consent__pb2.UnsubscribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unsubscribe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.consent.v1.Consent/Unsubscribe',
+            kaseum_dot_consent_dot_v1_dot_consent__pb2.UnsubscribeRequest.SerializeToString,
+            kaseum_dot_consent_dot_v1_dot_consent__pb2.UnsubscribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.consent.v1.Consent/SendCampaign',
+            kaseum_dot_consent_dot_v1_dot_consent__pb2.SendCampaignRequest.SerializeToString,
+            kaseum_dot_consent_dot_v1_dot_consent__pb2.SendCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishNotice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.consent.v1.Consent/PublishNotice',
+            kaseum_dot_consent_dot_v1_dot_consent__pb2.PublishNoticeRequest.SerializeToString,
+            kaseum_dot_consent_dot_v1_dot_consent__pb2.PublishNoticeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyLedger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.consent.v1.Consent/VerifyLedger',
+            kaseum_dot_consent_dot_v1_dot_consent__pb2.VerifyLedgerRequest.SerializeToString,
+            kaseum_dot_consent_dot_v1_dot_consent__pb2.VerifyLedgerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordProductHolding(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.consent.v1.Consent/RecordProductHolding',
+            kaseum_dot_consent_dot_v1_dot_consent__pb2.RecordProductHoldingRequest.SerializeToString,
+            kaseum_dot_consent_dot_v1_dot_consent__pb2.RecordProductHoldingResponse.FromString,
             options,
             channel_credentials,
             insecure,

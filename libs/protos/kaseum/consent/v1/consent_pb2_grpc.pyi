@@ -39,6 +39,26 @@ class ConsentStub:
     """Change some of the caller's preferences."""
     CanContact: _grpc.UnaryUnaryMultiCallable[_consent_pb2.CanContactRequest, _consent_pb2.CanContactResponse]
     """May this subject be contacted on this channel for this purpose now?"""
+    CanContactBatch: _grpc.UnaryUnaryMultiCallable[_consent_pb2.CanContactBatchRequest, _consent_pb2.CanContactBatchResponse]
+    """The same question for many subjects at once (one database round trip per chunk)."""
+    RecordOptOut: _grpc.UnaryUnaryMultiCallable[_consent_pb2.RecordOptOutRequest, _consent_pb2.Preferences]
+    """Staff (DPO, admin) or the rights service record an opt-out or an objection that
+    came by another route, e.g. an e-mail to the DPO (section 8.1(c)).
+    """
+    CheckUnsubscribe: _grpc.UnaryUnaryMultiCallable[_consent_pb2.UnsubscribeRequest, _consent_pb2.UnsubscribeResponse]
+    """What an unsubscribe link would do, without doing it (anyone holding the token)."""
+    Unsubscribe: _grpc.UnaryUnaryMultiCallable[_consent_pb2.UnsubscribeRequest, _consent_pb2.UnsubscribeResponse]
+    """One-click unsubscribe (RFC 8058) with a link's signed token; idempotent (anyone holding the token)."""
+    SendCampaign: _grpc.UnaryUnaryMultiCallable[_consent_pb2.SendCampaignRequest, _consent_pb2.SendCampaignResponse]
+    """Send a campaign (admin or the operator CLI): marketing only to those CanContact allows."""
+    PublishNotice: _grpc.UnaryUnaryMultiCallable[_consent_pb2.PublishNoticeRequest, _consent_pb2.PublishNoticeResponse]
+    """Publish a new version of the privacy notice or terms (admin or the operator CLI): every
+    active customer is sent a service message (section 4.1.2).
+    """
+    VerifyLedger: _grpc.UnaryUnaryMultiCallable[_consent_pb2.VerifyLedgerRequest, _consent_pb2.VerifyLedgerResponse]
+    """Check a subject's ledger hash chain (DPO, admin or a service)."""
+    RecordProductHolding: _grpc.UnaryUnaryMultiCallable[_consent_pb2.RecordProductHoldingRequest, _consent_pb2.RecordProductHoldingResponse]
+    """Record that a customer holds a product (admin or the operator CLI), for update notices (section 4.1.5)."""
 
 @_typing.type_check_only
 class ConsentAsyncStub(ConsentStub):
@@ -49,6 +69,26 @@ class ConsentAsyncStub(ConsentStub):
     """Change some of the caller's preferences."""
     CanContact: _aio.UnaryUnaryMultiCallable[_consent_pb2.CanContactRequest, _consent_pb2.CanContactResponse]  # type: ignore[assignment]
     """May this subject be contacted on this channel for this purpose now?"""
+    CanContactBatch: _aio.UnaryUnaryMultiCallable[_consent_pb2.CanContactBatchRequest, _consent_pb2.CanContactBatchResponse]  # type: ignore[assignment]
+    """The same question for many subjects at once (one database round trip per chunk)."""
+    RecordOptOut: _aio.UnaryUnaryMultiCallable[_consent_pb2.RecordOptOutRequest, _consent_pb2.Preferences]  # type: ignore[assignment]
+    """Staff (DPO, admin) or the rights service record an opt-out or an objection that
+    came by another route, e.g. an e-mail to the DPO (section 8.1(c)).
+    """
+    CheckUnsubscribe: _aio.UnaryUnaryMultiCallable[_consent_pb2.UnsubscribeRequest, _consent_pb2.UnsubscribeResponse]  # type: ignore[assignment]
+    """What an unsubscribe link would do, without doing it (anyone holding the token)."""
+    Unsubscribe: _aio.UnaryUnaryMultiCallable[_consent_pb2.UnsubscribeRequest, _consent_pb2.UnsubscribeResponse]  # type: ignore[assignment]
+    """One-click unsubscribe (RFC 8058) with a link's signed token; idempotent (anyone holding the token)."""
+    SendCampaign: _aio.UnaryUnaryMultiCallable[_consent_pb2.SendCampaignRequest, _consent_pb2.SendCampaignResponse]  # type: ignore[assignment]
+    """Send a campaign (admin or the operator CLI): marketing only to those CanContact allows."""
+    PublishNotice: _aio.UnaryUnaryMultiCallable[_consent_pb2.PublishNoticeRequest, _consent_pb2.PublishNoticeResponse]  # type: ignore[assignment]
+    """Publish a new version of the privacy notice or terms (admin or the operator CLI): every
+    active customer is sent a service message (section 4.1.2).
+    """
+    VerifyLedger: _aio.UnaryUnaryMultiCallable[_consent_pb2.VerifyLedgerRequest, _consent_pb2.VerifyLedgerResponse]  # type: ignore[assignment]
+    """Check a subject's ledger hash chain (DPO, admin or a service)."""
+    RecordProductHolding: _aio.UnaryUnaryMultiCallable[_consent_pb2.RecordProductHoldingRequest, _consent_pb2.RecordProductHoldingResponse]  # type: ignore[assignment]
+    """Record that a customer holds a product (admin or the operator CLI), for update notices (section 4.1.5)."""
 
 class ConsentServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -74,5 +114,73 @@ class ConsentServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_consent_pb2.CanContactResponse, _abc.Awaitable[_consent_pb2.CanContactResponse]]:
         """May this subject be contacted on this channel for this purpose now?"""
+
+    @_abc_1.abstractmethod
+    def CanContactBatch(
+        self,
+        request: _consent_pb2.CanContactBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_consent_pb2.CanContactBatchResponse, _abc.Awaitable[_consent_pb2.CanContactBatchResponse]]:
+        """The same question for many subjects at once (one database round trip per chunk)."""
+
+    @_abc_1.abstractmethod
+    def RecordOptOut(
+        self,
+        request: _consent_pb2.RecordOptOutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_consent_pb2.Preferences, _abc.Awaitable[_consent_pb2.Preferences]]:
+        """Staff (DPO, admin) or the rights service record an opt-out or an objection that
+        came by another route, e.g. an e-mail to the DPO (section 8.1(c)).
+        """
+
+    @_abc_1.abstractmethod
+    def CheckUnsubscribe(
+        self,
+        request: _consent_pb2.UnsubscribeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_consent_pb2.UnsubscribeResponse, _abc.Awaitable[_consent_pb2.UnsubscribeResponse]]:
+        """What an unsubscribe link would do, without doing it (anyone holding the token)."""
+
+    @_abc_1.abstractmethod
+    def Unsubscribe(
+        self,
+        request: _consent_pb2.UnsubscribeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_consent_pb2.UnsubscribeResponse, _abc.Awaitable[_consent_pb2.UnsubscribeResponse]]:
+        """One-click unsubscribe (RFC 8058) with a link's signed token; idempotent (anyone holding the token)."""
+
+    @_abc_1.abstractmethod
+    def SendCampaign(
+        self,
+        request: _consent_pb2.SendCampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_consent_pb2.SendCampaignResponse, _abc.Awaitable[_consent_pb2.SendCampaignResponse]]:
+        """Send a campaign (admin or the operator CLI): marketing only to those CanContact allows."""
+
+    @_abc_1.abstractmethod
+    def PublishNotice(
+        self,
+        request: _consent_pb2.PublishNoticeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_consent_pb2.PublishNoticeResponse, _abc.Awaitable[_consent_pb2.PublishNoticeResponse]]:
+        """Publish a new version of the privacy notice or terms (admin or the operator CLI): every
+        active customer is sent a service message (section 4.1.2).
+        """
+
+    @_abc_1.abstractmethod
+    def VerifyLedger(
+        self,
+        request: _consent_pb2.VerifyLedgerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_consent_pb2.VerifyLedgerResponse, _abc.Awaitable[_consent_pb2.VerifyLedgerResponse]]:
+        """Check a subject's ledger hash chain (DPO, admin or a service)."""
+
+    @_abc_1.abstractmethod
+    def RecordProductHolding(
+        self,
+        request: _consent_pb2.RecordProductHoldingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_consent_pb2.RecordProductHoldingResponse, _abc.Awaitable[_consent_pb2.RecordProductHoldingResponse]]:
+        """Record that a customer holds a product (admin or the operator CLI), for update notices (section 4.1.5)."""
 
 def add_ConsentServicer_to_server(servicer: ConsentServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

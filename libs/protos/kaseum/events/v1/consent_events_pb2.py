@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%kaseum/events/v1/consent_events.proto\x12\x10kaseum.events.v1\"\x8d\x01\n\x12PreferencesChanged\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x17\n\x0fmarketing_email\x18\x02 \x01(\x08\x12\x1b\n\x13marketing_telephone\x18\x03 \x01(\x08\x12\x1d\n\x15third_party_marketing\x18\x04 \x01(\x08\x12\x0e\n\x06source\x18\x05 \x01(\t\"H\n\x10\x43onsentWithdrawn\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\"c\n\x11\x43ommunicationSent\x12\x18\n\x10\x63ommunication_id\x18\x01 \x01(\t\x12\x12\n\nsubject_id\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x04 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%kaseum/events/v1/consent_events.proto\x12\x10kaseum.events.v1\"\x8d\x01\n\x12PreferencesChanged\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x17\n\x0fmarketing_email\x18\x02 \x01(\x08\x12\x1b\n\x13marketing_telephone\x18\x03 \x01(\x08\x12\x1d\n\x15third_party_marketing\x18\x04 \x01(\x08\x12\x0e\n\x06source\x18\x05 \x01(\t\"H\n\x10\x43onsentWithdrawn\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\"\x86\x01\n\x11\x43ommunicationSent\x12\x18\n\x10\x63ommunication_id\x18\x01 \x01(\t\x12\x12\n\nsubject_id\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x04 \x01(\t\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x06 \x01(\t\"M\n\x0fNoticePublished\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\t\x12\x17\n\x0f\x63hanges_purpose\x18\x03 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,6 +35,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PREFERENCESCHANGED']._serialized_end=201
   _globals['_CONSENTWITHDRAWN']._serialized_start=203
   _globals['_CONSENTWITHDRAWN']._serialized_end=275
-  _globals['_COMMUNICATIONSENT']._serialized_start=277
-  _globals['_COMMUNICATIONSENT']._serialized_end=376
+  _globals['_COMMUNICATIONSENT']._serialized_start=278
+  _globals['_COMMUNICATIONSENT']._serialized_end=412
+  _globals['_NOTICEPUBLISHED']._serialized_start=414
+  _globals['_NOTICEPUBLISHED']._serialized_end=491
 # @@protoc_insertion_point(module_scope)

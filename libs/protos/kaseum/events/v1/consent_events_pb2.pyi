@@ -94,6 +94,8 @@ class CommunicationSent(_message.Message):
     SUBJECT_ID_FIELD_NUMBER: _builtins.int
     PURPOSE_FIELD_NUMBER: _builtins.int
     CHANNEL_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
     communication_id: _builtins.str
     """Opaque communication id."""
     subject_id: _builtins.str
@@ -102,6 +104,10 @@ class CommunicationSent(_message.Message):
     """"marketing" or "service"."""
     channel: _builtins.str
     """"email" or "telephone"."""
+    kind: _builtins.str
+    """What was sent, e.g. "verify_email", "campaign", "notice_change"."""
+    campaign_id: _builtins.str
+    """Opaque campaign id, or ""."""
     def __init__(
         self,
         *,
@@ -109,11 +115,43 @@ class CommunicationSent(_message.Message):
         subject_id: _builtins.str = ...,
         purpose: _builtins.str = ...,
         channel: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        campaign_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "communication_id", b"communication_id", "purpose", b"purpose", "subject_id", b"subject_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "channel", b"channel", "communication_id", b"communication_id", "kind", b"kind", "purpose", b"purpose", "subject_id", b"subject_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CommunicationSent: _TypeAlias = CommunicationSent  # noqa: Y015
+
+@_typing.final
+class NoticePublished(_message.Message):
+    """consent.notice.published: a new version of the privacy notice or terms."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    CHANGES_PURPOSE_FIELD_NUMBER: _builtins.int
+    version: _builtins.str
+    """Version label."""
+    document: _builtins.str
+    """"privacy" or "terms"."""
+    changes_purpose: _builtins.bool
+    """True when marketing consents must be asked again."""
+    def __init__(
+        self,
+        *,
+        version: _builtins.str = ...,
+        document: _builtins.str = ...,
+        changes_purpose: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes_purpose", b"changes_purpose", "document", b"document", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NoticePublished: _TypeAlias = NoticePublished  # noqa: Y015

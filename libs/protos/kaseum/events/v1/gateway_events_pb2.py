@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%kaseum/events/v1/gateway_events.proto\x12\x10kaseum.events.v1\"1\n\x0b\x46\x65\x61tureUsed\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\x11\n\tpseudonym\x18\x02 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%kaseum/events/v1/gateway_events.proto\x12\x10kaseum.events.v1\"i\n\x0b\x46\x65\x61tureUsed\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\x11\n\tpseudonym\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\x12\x0f\n\x07product\x18\x04 \x01(\t\x12\x15\n\rorg_size_band\x18\x05 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,5 +32,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kaseum.events.v1.gateway_ev
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_FEATUREUSED']._serialized_start=59
-  _globals['_FEATUREUSED']._serialized_end=108
+  _globals['_FEATUREUSED']._serialized_end=164
 # @@protoc_insertion_point(module_scope)

@@ -18,25 +18,45 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class FeatureUsed(_message.Message):
-    """gateway.usage.feature_used: a signed-in customer used a named feature."""
+    """gateway.usage.feature_used: a signed-in customer used a named feature.
+    The envelope carries the time (occurred_at) and the region; its subject_id
+    is always empty: the event must not name the person.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     FEATURE_FIELD_NUMBER: _builtins.int
     PSEUDONYM_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    ORG_SIZE_BAND_FIELD_NUMBER: _builtins.int
     feature: _builtins.str
     """Feature name, e.g. "tickets.open"."""
     pseudonym: _builtins.str
-    """Keyed hash of the subject id with a rotating key; never the id itself."""
+    """Keyed hash (HMAC-SHA-256, hex) of the subject id under the key of
+    `period`; the key rotates every period and is destroyed once the period
+    is rolled up, so pseudonyms cannot be linked across periods or recomputed.
+    """
+    period: _builtins.str
+    """The key's period: the UTC day as YYYY-MM-DD. The event is counted on this day."""
+    product: _builtins.str
+    """Coarse dimension: the product the use concerned (a short slug, "" if none)."""
+    org_size_band: _builtins.str
+    """Coarse dimension: the customer organisation's size band ("1-9", "10-49",
+    "50-249", "250+"), or "" when unknown.
+    """
     def __init__(
         self,
         *,
         feature: _builtins.str = ...,
         pseudonym: _builtins.str = ...,
+        period: _builtins.str = ...,
+        product: _builtins.str = ...,
+        org_size_band: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["feature", b"feature", "pseudonym", b"pseudonym"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["feature", b"feature", "org_size_band", b"org_size_band", "period", b"period", "product", b"product", "pseudonym", b"pseudonym"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -6,6 +6,7 @@ Events published by the identity service."""
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
@@ -216,8 +217,10 @@ class MessageRequested(_message.Message):
     """
     kind: _builtins.str
     """"verify_email", "reset_password", "signup_existing" (someone tried to
-    sign up with the recipient's address) or "signup_username_taken" (the
-    sign-up with this address asked for a username already in use).
+    sign up with the recipient's address), "signup_username_taken" (the
+    sign-up with this address asked for a username already in use) or
+    "inactivity_warning" (no sign-in for two years: sign in within 30 days
+    or the account is erased).
     """
     token_id: _builtins.str
     """Id of the one-time token to claim, or "" when the message has none."""
@@ -278,3 +281,67 @@ class ResellerRelationshipChanged(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResellerRelationshipChanged: _TypeAlias = ResellerRelationshipChanged  # noqa: Y015
+
+@_typing.final
+class TicketSharingChanged(_message.Message):
+    """identity.organisation.ticket_sharing_changed: a customer organisation's
+    members may (or may no longer) see each other's tickets. Published in the
+    transaction that makes the change; the tickets service applies it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANISATION_ID_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    CHANGED_BY_FIELD_NUMBER: _builtins.int
+    organisation_id: _builtins.str
+    """Opaque id of the customer organisation."""
+    enabled: _builtins.bool
+    """The setting after the change."""
+    changed_by: _builtins.str
+    """Opaque id of the administrator account or service that made the change."""
+    def __init__(
+        self,
+        *,
+        organisation_id: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+        changed_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_by", b"changed_by", "enabled", b"enabled", "organisation_id", b"organisation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TicketSharingChanged: _TypeAlias = TicketSharingChanged  # noqa: Y015
+
+@_typing.final
+class AccountDormant(_message.Message):
+    """identity.account.dormant: a customer was warned of inactivity (no sign-in
+    for two years, section 12) and did not sign in within the grace period.
+    The rights service erases the subject in every service, as for a request.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    LAST_ACTIVE_AT_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    """Opaque account id."""
+    @_builtins.property
+    def last_active_at(self) -> _timestamp_pb2.Timestamp:
+        """When the account was last used (sign-in or refresh)."""
+
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        last_active_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_active_at", b"last_active_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "last_active_at", b"last_active_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountDormant: _TypeAlias = AccountDormant  # noqa: Y015

@@ -86,7 +86,9 @@ Global___TicketReplied: _TypeAlias = TicketReplied  # noqa: Y015
 
 @_typing.final
 class TicketClosed(_message.Message):
-    """tickets.ticket.closed"""
+    """tickets.ticket.closed: published with the status change that closes a
+    ticket (retention of closed tickets runs from here, section 12).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -109,3 +111,76 @@ class TicketClosed(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TicketClosed: _TypeAlias = TicketClosed  # noqa: Y015
+
+@_typing.final
+class TicketStatusChanged(_message.Message):
+    """tickets.ticket.status_changed: open, pending (waiting on the customer),
+    resolved, closed, or reopened. The requester is told (a service
+    communication, section 8.2).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    REQUESTER_ID_FIELD_NUMBER: _builtins.int
+    FROM_STATUS_FIELD_NUMBER: _builtins.int
+    TO_STATUS_FIELD_NUMBER: _builtins.int
+    CHANGED_BY_FIELD_NUMBER: _builtins.int
+    ticket_id: _builtins.str
+    """Opaque ticket id."""
+    requester_id: _builtins.str
+    """Account id of the ticket's requester (to notify)."""
+    from_status: _builtins.str
+    """Status before the change."""
+    to_status: _builtins.str
+    """Status after the change."""
+    changed_by: _builtins.str
+    """Account id of whoever changed it (the requester or an agent)."""
+    def __init__(
+        self,
+        *,
+        ticket_id: _builtins.str = ...,
+        requester_id: _builtins.str = ...,
+        from_status: _builtins.str = ...,
+        to_status: _builtins.str = ...,
+        changed_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_by", b"changed_by", "from_status", b"from_status", "requester_id", b"requester_id", "ticket_id", b"ticket_id", "to_status", b"to_status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TicketStatusChanged: _TypeAlias = TicketStatusChanged  # noqa: Y015
+
+@_typing.final
+class TicketAssigned(_message.Message):
+    """tickets.ticket.assigned: an agent took the ticket, handed it on, or
+    unassigned it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    ASSIGNEE_ID_FIELD_NUMBER: _builtins.int
+    ASSIGNED_BY_FIELD_NUMBER: _builtins.int
+    ticket_id: _builtins.str
+    """Opaque ticket id."""
+    assignee_id: _builtins.str
+    """Account id of the agent now working on it ("" when unassigned)."""
+    assigned_by: _builtins.str
+    """Account id of the agent who assigned it."""
+    def __init__(
+        self,
+        *,
+        ticket_id: _builtins.str = ...,
+        assignee_id: _builtins.str = ...,
+        assigned_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assigned_by", b"assigned_by", "assignee_id", b"assignee_id", "ticket_id", b"ticket_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TicketAssigned: _TypeAlias = TicketAssigned  # noqa: Y015

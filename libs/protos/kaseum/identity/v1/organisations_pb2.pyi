@@ -39,12 +39,15 @@ class Organisation(_message.Message):
     COUNTRIES_FIELD_NUMBER: _builtins.int
     CUSTOMER_ORGANISATION_IDS_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    TICKET_SHARING_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque organisation id."""
     name: _builtins.str
     """Display name, as given."""
     kind: _builtins.str
     """"customer" or "reseller"."""
+    ticket_sharing: _builtins.bool
+    """Customers: true when members may see each other's tickets (off unless an admin enables it)."""
     @_builtins.property
     def countries(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Resellers: ISO 3166-1 alpha-2 countries it operates in, sorted; empty for customers."""
@@ -66,10 +69,11 @@ class Organisation(_message.Message):
         countries: _abc.Iterable[_builtins.str] | None = ...,
         customer_organisation_ids: _abc.Iterable[_builtins.str] | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        ticket_sharing: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["countries", b"countries", "created_at", b"created_at", "customer_organisation_ids", b"customer_organisation_ids", "id", b"id", "kind", b"kind", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["countries", b"countries", "created_at", b"created_at", "customer_organisation_ids", b"customer_organisation_ids", "id", b"id", "kind", b"kind", "name", b"name", "ticket_sharing", b"ticket_sharing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -357,3 +361,27 @@ class ResellerScopeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResellerScopeResponse: _TypeAlias = ResellerScopeResponse  # noqa: Y015
+
+@_typing.final
+class SetTicketSharingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANISATION_ID_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    organisation_id: _builtins.str
+    """Opaque id of a customer organisation."""
+    enabled: _builtins.bool
+    """True to let its members see each other's tickets; false to stop it."""
+    def __init__(
+        self,
+        *,
+        organisation_id: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "organisation_id", b"organisation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetTicketSharingRequest: _TypeAlias = SetTicketSharingRequest  # noqa: Y015

@@ -69,6 +69,11 @@ class OrganisationsStub:
                 request_serializer=kaseum_dot_identity_dot_v1_dot_organisations__pb2.ResellerScopeRequest.SerializeToString,
                 response_deserializer=kaseum_dot_identity_dot_v1_dot_organisations__pb2.ResellerScopeResponse.FromString,
                 _registered_method=True)
+        self.SetTicketSharing = channel.unary_unary(
+                '/kaseum.identity.v1.Organisations/SetTicketSharing',
+                request_serializer=kaseum_dot_identity_dot_v1_dot_organisations__pb2.SetTicketSharingRequest.SerializeToString,
+                response_deserializer=kaseum_dot_identity_dot_v1_dot_organisations__pb2.Organisation.FromString,
+                _registered_method=True)
 
 
 class OrganisationsServicer:
@@ -124,6 +129,14 @@ class OrganisationsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetTicketSharing(self, request, context):
+        """Let a customer organisation's members see each other's tickets, or stop
+        it (admin or CLI); published as identity.organisation.ticket_sharing_changed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrganisationsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -161,6 +174,11 @@ def add_OrganisationsServicer_to_server(servicer, server):
                     servicer.ResellerScope,
                     request_deserializer=kaseum_dot_identity_dot_v1_dot_organisations__pb2.ResellerScopeRequest.FromString,
                     response_serializer=kaseum_dot_identity_dot_v1_dot_organisations__pb2.ResellerScopeResponse.SerializeToString,
+            ),
+            'SetTicketSharing': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTicketSharing,
+                    request_deserializer=kaseum_dot_identity_dot_v1_dot_organisations__pb2.SetTicketSharingRequest.FromString,
+                    response_serializer=kaseum_dot_identity_dot_v1_dot_organisations__pb2.Organisation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -352,6 +370,33 @@ class Organisations:
             '/kaseum.identity.v1.Organisations/ResellerScope',
             kaseum_dot_identity_dot_v1_dot_organisations__pb2.ResellerScopeRequest.SerializeToString,
             kaseum_dot_identity_dot_v1_dot_organisations__pb2.ResellerScopeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTicketSharing(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.identity.v1.Organisations/SetTicketSharing',
+            kaseum_dot_identity_dot_v1_dot_organisations__pb2.SetTicketSharingRequest.SerializeToString,
+            kaseum_dot_identity_dot_v1_dot_organisations__pb2.Organisation.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,6 +57,10 @@ class OrganisationsStub:
     """Which customer organisations and countries a reseller account may support
     (the tickets service, or an admin).
     """
+    SetTicketSharing: _grpc.UnaryUnaryMultiCallable[_organisations_pb2.SetTicketSharingRequest, _organisations_pb2.Organisation]
+    """Let a customer organisation's members see each other's tickets, or stop
+    it (admin or CLI); published as identity.organisation.ticket_sharing_changed.
+    """
 
 @_typing.type_check_only
 class OrganisationsAsyncStub(OrganisationsStub):
@@ -76,6 +80,10 @@ class OrganisationsAsyncStub(OrganisationsStub):
     ResellerScope: _aio.UnaryUnaryMultiCallable[_organisations_pb2.ResellerScopeRequest, _organisations_pb2.ResellerScopeResponse]  # type: ignore[assignment]
     """Which customer organisations and countries a reseller account may support
     (the tickets service, or an admin).
+    """
+    SetTicketSharing: _aio.UnaryUnaryMultiCallable[_organisations_pb2.SetTicketSharingRequest, _organisations_pb2.Organisation]  # type: ignore[assignment]
+    """Let a customer organisation's members see each other's tickets, or stop
+    it (admin or CLI); published as identity.organisation.ticket_sharing_changed.
     """
 
 class OrganisationsServicer(metaclass=_abc_1.ABCMeta):
@@ -135,6 +143,16 @@ class OrganisationsServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_organisations_pb2.ResellerScopeResponse, _abc.Awaitable[_organisations_pb2.ResellerScopeResponse]]:
         """Which customer organisations and countries a reseller account may support
         (the tickets service, or an admin).
+        """
+
+    @_abc_1.abstractmethod
+    def SetTicketSharing(
+        self,
+        request: _organisations_pb2.SetTicketSharingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organisations_pb2.Organisation, _abc.Awaitable[_organisations_pb2.Organisation]]:
+        """Let a customer organisation's members see each other's tickets, or stop
+        it (admin or CLI); published as identity.organisation.ticket_sharing_changed.
         """
 
 def add_OrganisationsServicer_to_server(servicer: OrganisationsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fkaseum/tickets/v1/tickets.proto\x12\x11kaseum.tickets.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"v\n\x05Reply\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tauthor_id\x18\x02 \x01(\t\x12\x0c\n\x04\x62ody\x18\x03 \x01(\t\x12\x10\n\x08internal\x18\x04 \x01(\x08\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf5\x01\n\x06Ticket\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0crequester_id\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x0c\n\x04\x62ody\x18\x04 \x01(\t\x12\x0f\n\x07product\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x07replies\x18\t \x03(\x0b\x32\x18.kaseum.tickets.v1.Reply\"C\n\x11OpenTicketRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\t\x12\x0f\n\x07product\x18\x03 \x01(\t\"G\n\x12ListTicketsRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\"T\n\x13ListTicketsResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.kaseum.tickets.v1.Ticket\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"\x1e\n\x10GetTicketRequest\x12\n\n\x02id\x18\x01 \x01(\t\"D\n\x0f\x41\x64\x64ReplyRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\t\x12\x10\n\x08internal\x18\x03 \x01(\x08\x32\xcd\x02\n\x07Tickets\x12M\n\nOpenTicket\x12$.kaseum.tickets.v1.OpenTicketRequest\x1a\x19.kaseum.tickets.v1.Ticket\x12\\\n\x0bListTickets\x12%.kaseum.tickets.v1.ListTicketsRequest\x1a&.kaseum.tickets.v1.ListTicketsResponse\x12K\n\tGetTicket\x12#.kaseum.tickets.v1.GetTicketRequest\x1a\x19.kaseum.tickets.v1.Ticket\x12H\n\x08\x41\x64\x64Reply\x12\".kaseum.tickets.v1.AddReplyRequest\x1a\x18.kaseum.tickets.v1.Replyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fkaseum/tickets/v1/tickets.proto\x12\x11kaseum.tickets.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"v\n\x05Reply\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tauthor_id\x18\x02 \x01(\t\x12\x0c\n\x04\x62ody\x18\x03 \x01(\t\x12\x10\n\x08internal\x18\x04 \x01(\x08\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe4\x02\n\x06Ticket\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0crequester_id\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x0c\n\x04\x62ody\x18\x04 \x01(\t\x12\x0f\n\x07product\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x07replies\x18\t \x03(\x0b\x32\x18.kaseum.tickets.v1.Reply\x12\x10\n\x08priority\x18\n \x01(\t\x12\x13\n\x0b\x61ssignee_id\x18\x0b \x01(\t\x12\x17\n\x0forganisation_id\x18\x0c \x01(\t\x12-\n\tclosed_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"U\n\x11OpenTicketRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\t\x12\x0f\n\x07product\x18\x03 \x01(\t\x12\x10\n\x08priority\x18\x04 \x01(\t\"\xa7\x01\n\x12ListTicketsRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x10\n\x08priority\x18\x04 \x01(\t\x12\x0f\n\x07product\x18\x05 \x01(\t\x12\x13\n\x0b\x61ssignee_id\x18\x06 \x01(\t\x12\x17\n\x0forganisation_id\x18\x07 \x01(\t\x12\r\n\x05query\x18\x08 \x01(\t\"T\n\x13ListTicketsResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.kaseum.tickets.v1.Ticket\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"\x1e\n\x10GetTicketRequest\x12\n\n\x02id\x18\x01 \x01(\t\"D\n\x0f\x41\x64\x64ReplyRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\t\x12\x10\n\x08internal\x18\x03 \x01(\x08\"\x8f\x01\n\x13UpdateTicketRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x06status\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x15\n\x08priority\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x18\n\x0b\x61ssignee_id\x18\x04 \x01(\tH\x02\x88\x01\x01\x42\t\n\x07_statusB\x0b\n\t_priorityB\x0e\n\x0c_assignee_id2\xa0\x03\n\x07Tickets\x12M\n\nOpenTicket\x12$.kaseum.tickets.v1.OpenTicketRequest\x1a\x19.kaseum.tickets.v1.Ticket\x12\\\n\x0bListTickets\x12%.kaseum.tickets.v1.ListTicketsRequest\x1a&.kaseum.tickets.v1.ListTicketsResponse\x12K\n\tGetTicket\x12#.kaseum.tickets.v1.GetTicketRequest\x1a\x19.kaseum.tickets.v1.Ticket\x12H\n\x08\x41\x64\x64Reply\x12\".kaseum.tickets.v1.AddReplyRequest\x1a\x18.kaseum.tickets.v1.Reply\x12Q\n\x0cUpdateTicket\x12&.kaseum.tickets.v1.UpdateTicketRequest\x1a\x19.kaseum.tickets.v1.Ticketb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,17 +35,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPLY']._serialized_start=87
   _globals['_REPLY']._serialized_end=205
   _globals['_TICKET']._serialized_start=208
-  _globals['_TICKET']._serialized_end=453
-  _globals['_OPENTICKETREQUEST']._serialized_start=455
-  _globals['_OPENTICKETREQUEST']._serialized_end=522
-  _globals['_LISTTICKETSREQUEST']._serialized_start=524
-  _globals['_LISTTICKETSREQUEST']._serialized_end=595
-  _globals['_LISTTICKETSRESPONSE']._serialized_start=597
-  _globals['_LISTTICKETSRESPONSE']._serialized_end=681
-  _globals['_GETTICKETREQUEST']._serialized_start=683
-  _globals['_GETTICKETREQUEST']._serialized_end=713
-  _globals['_ADDREPLYREQUEST']._serialized_start=715
-  _globals['_ADDREPLYREQUEST']._serialized_end=783
-  _globals['_TICKETS']._serialized_start=786
-  _globals['_TICKETS']._serialized_end=1119
+  _globals['_TICKET']._serialized_end=564
+  _globals['_OPENTICKETREQUEST']._serialized_start=566
+  _globals['_OPENTICKETREQUEST']._serialized_end=651
+  _globals['_LISTTICKETSREQUEST']._serialized_start=654
+  _globals['_LISTTICKETSREQUEST']._serialized_end=821
+  _globals['_LISTTICKETSRESPONSE']._serialized_start=823
+  _globals['_LISTTICKETSRESPONSE']._serialized_end=907
+  _globals['_GETTICKETREQUEST']._serialized_start=909
+  _globals['_GETTICKETREQUEST']._serialized_end=939
+  _globals['_ADDREPLYREQUEST']._serialized_start=941
+  _globals['_ADDREPLYREQUEST']._serialized_end=1009
+  _globals['_UPDATETICKETREQUEST']._serialized_start=1012
+  _globals['_UPDATETICKETREQUEST']._serialized_end=1155
+  _globals['_TICKETS']._serialized_start=1158
+  _globals['_TICKETS']._serialized_end=1574
 # @@protoc_insertion_point(module_scope)

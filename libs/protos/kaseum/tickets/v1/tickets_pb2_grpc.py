@@ -54,6 +54,11 @@ class TicketsStub:
                 request_serializer=kaseum_dot_tickets_dot_v1_dot_tickets__pb2.AddReplyRequest.SerializeToString,
                 response_deserializer=kaseum_dot_tickets_dot_v1_dot_tickets__pb2.Reply.FromString,
                 _registered_method=True)
+        self.UpdateTicket = channel.unary_unary(
+                '/kaseum.tickets.v1.Tickets/UpdateTicket',
+                request_serializer=kaseum_dot_tickets_dot_v1_dot_tickets__pb2.UpdateTicketRequest.SerializeToString,
+                response_deserializer=kaseum_dot_tickets_dot_v1_dot_tickets__pb2.Ticket.FromString,
+                _registered_method=True)
 
 
 class TicketsServicer:
@@ -81,7 +86,14 @@ class TicketsServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AddReply(self, request, context):
-        """Add a reply (or, for staff, an internal note) to a ticket.
+        """Add a reply (or, for agents, an internal note) to a ticket.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTicket(self, request, context):
+        """Change status, priority or assignee (agents); close or reopen (the requester).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -109,6 +121,11 @@ def add_TicketsServicer_to_server(servicer, server):
                     servicer.AddReply,
                     request_deserializer=kaseum_dot_tickets_dot_v1_dot_tickets__pb2.AddReplyRequest.FromString,
                     response_serializer=kaseum_dot_tickets_dot_v1_dot_tickets__pb2.Reply.SerializeToString,
+            ),
+            'UpdateTicket': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTicket,
+                    request_deserializer=kaseum_dot_tickets_dot_v1_dot_tickets__pb2.UpdateTicketRequest.FromString,
+                    response_serializer=kaseum_dot_tickets_dot_v1_dot_tickets__pb2.Ticket.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,6 +236,33 @@ class Tickets:
             '/kaseum.tickets.v1.Tickets/AddReply',
             kaseum_dot_tickets_dot_v1_dot_tickets__pb2.AddReplyRequest.SerializeToString,
             kaseum_dot_tickets_dot_v1_dot_tickets__pb2.Reply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTicket(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.tickets.v1.Tickets/UpdateTicket',
+            kaseum_dot_tickets_dot_v1_dot_tickets__pb2.UpdateTicketRequest.SerializeToString,
+            kaseum_dot_tickets_dot_v1_dot_tickets__pb2.Ticket.FromString,
             options,
             channel_credentials,
             insecure,

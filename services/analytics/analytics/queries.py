@@ -1,0 +1,200 @@
+"""The analyst's questions: feature usage over periods and fixed dimensions, nothing finer.
+
+Only aggregates leave this service, never one below the small-group threshold (R-DATA-3), and
+never one that could be derived by subtracting two answers (complementary suppression over the
+one cube every query reads, see disclosure.py); or, when the analyst asks for it, with
+differential-privacy noise charged to a monthly budget (noise.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from servicekit.caller import Principal
+from servicekit.db import UnitOfWorkFactory, utcnow
+from servicekit.errors import InvalidArgument, PermissionDenied, Throttled
+
+from .cube import Cube, period_cubes
+from .disclosure import ALL_REGIONS, NONE, TOTAL, Key, protect
+from .models import Repository
+from .noise import noisy_counts
+from .periods import GRANULARITIES, period_starts
+from .service import MAX_FEATURE
+
+MAX_SPAN_DAYS = 366
+DIMENSIONS = ("", "product", "org_size_band")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_REGION = re.compile(r"^[a-z]{2,8}$")
+
+
+@dataclass(frozen=True)
+class Point:
+    period: date
+    users: int
+    percentage: float
+    suppressed: bool
+    value: str = ""
+
+
+@dataclass(frozen=True)
+class Usage:
+    series: list[Point]
+    dimension: str
+    epsilon_spent: float
+    budget_remaining: float
+
+
+@dataclass(frozen=True)
+class Budget:
+    period: date
+    total: float
+    spent: float
+    max_per_query: float
+
+
+def point(period: date, users: int, active: int, hidden: bool, value: str = "") -> Point:
+    """One cell; hidden (or empty) says only "suppressed": no count, no share."""
+    if hidden or active <= 0:
+        return Point(period, 0, 0.0, True, value)
+    return Point(period, users, min(100.0, users / active * 100), False, value)
+
+
+class AnalyticsQueries:
+    def __init__(self, uow: UnitOfWorkFactory[Repository], region: str, min_group_size: int,
+                 budget_epsilon: float, max_epsilon: float, ledger_key: bytes,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.uow = uow
+        self.region = region
+        self.k = min_group_size
+        self.budget_epsilon = budget_epsilon
+        self.max_epsilon = max_epsilon
+        self.ledger_key = ledger_key
+        self.clock = clock
+
+    @staticmethod
+    def require_analyst(principal: Principal) -> None:
+        # No region guard: aggregates are not personal data and may be read from any region.
+        if principal.is_service or principal.role != "analyst":
+            raise PermissionDenied("only analysts may read usage statistics")
+
+    def feature_usage(self, principal: Principal, feature: str, from_date: str, to_date: str,
+                      granularity: str, dimension: str = "", region: str = "",
+                      epsilon: float = 0.0) -> Usage:
+        self.require_analyst(principal)
+        first, last = self._validate(feature, from_date, to_date, granularity, dimension, region, epsilon)
+        row = ALL_REGIONS if region == "all" else (region or self.region)
+        with self.uow() as uow:
+            cells = uow.repo.cells(feature, first, last)
+        used, active = period_cubes(cells, feature, granularity, first)
+        starts = period_starts(first, last, granularity)
+        wanted = {start: self._wanted(used.get(start, {}), active.get(start, {}), row, dimension)
+                  for start in starts}
+        if epsilon:
+            series = self._noisy(starts, wanted, used, active, dimension, epsilon)
+            remaining = self._charge(principal, epsilon)
+            return Usage(series, dimension, epsilon, remaining)
+        series = []
+        for start in starts:
+            u, a = used.get(start, {}), active.get(start, {})
+            hidden_active = protect(a, self.k)
+            # A share is shown only with its denominator: a hidden denominator hides the cell.
+            hidden = protect(u, self.k, forced=hidden_active)
+            series += [point(start, u.get(key, 0), a.get(key, 0), key in hidden or key not in a, key[2])
+                       for key in wanted[start]]
+        return Usage(series, dimension, 0.0, self._remaining(principal))
+
+    @staticmethod
+    def _wanted(used: Cube, active: Cube, row: str, dimension: str) -> list[Key]:
+        keys: list[Key] = [(NONE, row, TOTAL)]
+        if dimension:
+            keys += sorted(k for k in active if k[0] == dimension and k[1] == row)
+        return keys
+
+    def _noisy(self, starts: list[date], wanted: dict[date, list[Key]], used: dict[date, Cube],
+               active: dict[date, Cube], dimension: str, epsilon: float) -> list[Point]:
+        """Noisy users and active users for the wanted cells; small noisy counts still suppressed."""
+        keys = [(s, k) for s in starts for k in wanted[s]]
+        exact = [used.get(s, {}).get(k, 0) for s, k in keys] + [active.get(s, {}).get(k, 0) for s, k in keys]
+        # Per period a person counts in the total and in one value (a size band) or, for products,
+        # in up to every product listed; both for users and active users.
+        per_period = 2 * (1 + (max((len(w) - 1 for w in wanted.values()), default=0)
+                               if dimension == "product" else 1 if dimension else 0))
+        noisy = noisy_counts(exact, per_period * len(starts), epsilon)
+        half = len(keys)
+        return [point(s, noisy[i], noisy[half + i], noisy[i] < self.k or noisy[half + i] < self.k, k[2])
+                for i, (s, k) in enumerate(keys)]
+
+    # --- budget ------------------------------------------------------------------------------
+    def _analyst(self, principal: Principal) -> str:
+        return hmac.new(self.ledger_key, principal.subject_id.encode(), hashlib.sha256).hexdigest()
+
+    def _budget_period(self) -> date:
+        return self.clock().date().replace(day=1)
+
+    def _charge(self, principal: Principal, epsilon: float) -> float:
+        with self.uow() as uow:
+            total = uow.repo.spend(self._analyst(principal), self._budget_period(), epsilon)
+            if total > self.budget_epsilon + 1e-9:
+                # Nothing is released and nothing is charged (the transaction rolls back).
+                raise Throttled("privacy budget for this month is spent", retry_after=_to_month_end(
+                    self.clock()), code="privacy_budget_spent")
+            uow.commit()
+        return max(0.0, self.budget_epsilon - total)
+
+    def _remaining(self, principal: Principal) -> float:
+        return max(0.0, self.budget_epsilon - self.budget(principal).spent)
+
+    def budget(self, principal: Principal) -> Budget:
+        self.require_analyst(principal)
+        with self.uow() as uow:
+            spent = uow.repo.spent(self._analyst(principal), self._budget_period())
+        return Budget(self._budget_period(), self.budget_epsilon, spent, self.max_epsilon)
+
+    def features(self, principal: Principal) -> list[str]:
+        self.require_analyst(principal)
+        with self.uow() as uow:
+            return uow.repo.features()
+
+    # --- validation -----------------------------------------------------------------------------
+    def _validate(self, feature: str, from_date: str, to_date: str, granularity: str, dimension: str,
+                  region: str, epsilon: float) -> tuple[date, date]:
+        if not feature or len(feature) > MAX_FEATURE or feature == "*":
+            raise InvalidArgument("feature name is missing or too long", "invalid_feature")
+        if granularity not in GRANULARITIES:
+            raise InvalidArgument(f"granularity must be one of {', '.join(GRANULARITIES)}",
+                                  "invalid_granularity")
+        if dimension not in DIMENSIONS:
+            raise InvalidArgument("dimension must be empty, product or org_size_band", "invalid_dimension")
+        if region and region != "all" and not _REGION.match(region):
+            raise InvalidArgument("region must be empty, all or a region code", "invalid_region")
+        if not (epsilon == 0 or 0 < epsilon <= self.max_epsilon):
+            raise InvalidArgument(f"epsilon must be 0 (exact) or in (0, {self.max_epsilon}]",
+                                  "invalid_epsilon")
+        first, last = _day("from_date", from_date), _day("to_date", to_date)
+        if first > last:
+            raise InvalidArgument("from_date must not be after to_date", "invalid_range")
+        if (last - first).days + 1 > MAX_SPAN_DAYS:
+            raise InvalidArgument(f"the range may span at most {MAX_SPAN_DAYS} days", "range_too_long")
+        return first, last
+
+
+def _to_month_end(now: datetime) -> int:
+    start = now.date().replace(day=1)
+    following = date(start.year + start.month // 12, start.month % 12 + 1, 1)
+    return max(1, int((datetime(following.year, following.month, 1, tzinfo=now.tzinfo) - now)
+                      .total_seconds()))
+
+
+def _day(name: str, value: str) -> date:
+    # fromisoformat alone would also take "20240131"; the API promises YYYY-MM-DD only.
+    if not _DATE.match(value):
+        raise InvalidArgument(f"{name} must be a date as YYYY-MM-DD", "invalid_date")
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidArgument(f"{name} must be a date as YYYY-MM-DD", "invalid_date") from exc

@@ -1,0 +1,252 @@
+"""The sender: works through the durable outgoing queue in the database, from any replica.
+
+Order of durable steps for one message, chosen so that nothing is sent twice and nothing is lost
+silently (ClaimMessageToken works only once):
+
+1. lease the row (a conditional UPDATE: one worker at a time; a dead worker's lease expires);
+2. ask identity for the address now (never stored) and, for marketing, ask CanContact again with it;
+3. claim the link token if the message has one, and commit it *sealed* (AES-GCM) on the row before
+   anything else, so a crash or a relay outage after the claim loses nothing: any replica resumes
+   with the sealed token. A token claimed by an attempt that died before step 3 committed cannot be
+   claimed again: that message is marked `failed/token_lost` and logged, never dropped quietly (the
+   person can ask for a new link);
+4. commit state `sending`, then hand the message to the relay;
+5. commit `sent` (the sealed token is dropped) with the `communication.sent` event in the outbox.
+
+A relay refusal returns the row to `pending` with back-off. A failure while the message was being
+handed over (outcome unknown) and a `sending` row whose worker died are marked `interrupted` and
+never retried: at most once, with the gap visible.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+from cryptography.exceptions import InvalidTag
+from kaseum.events.v1 import consent_events_pb2 as ev
+from servicekit.db import UnitOfWorkFactory, new_id, utcnow
+from servicekit.logs import get_logger
+
+from . import messages
+from .decisions import decide
+from .directory import Directory, DirectoryUnavailable, TokenGone
+from .mailer import OutcomeUnknown, Refused, SmtpConnection, SmtpMailer
+from .models import OutgoingMessage, Repository
+from .service import ConsentService
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class SenderConfig:
+    base_url: str
+    sender: str
+    batch: int = 20
+    max_attempts: int = 8
+    lease_seconds: float = 300.0
+
+
+class Skip(Exception):
+    """The message is not to be sent (state, reason)."""
+
+    def __init__(self, state: str, reason: str) -> None:
+        super().__init__(reason)
+        self.state, self.reason = state, reason
+
+
+class Later(Exception):
+    """A dependency is away: try this message again later."""
+
+
+class Sender:
+    def __init__(self, uow: UnitOfWorkFactory[Repository], consent: ConsentService, directory: Directory,
+                 mailer: SmtpMailer, config: SenderConfig, clock: Callable[[], datetime] = utcnow) -> None:
+        self.uow, self.consent, self.directory, self.mailer = uow, consent, directory, mailer
+        self.config, self.clock = config, clock
+
+    def run_once(self) -> int:
+        """Send one batch of due messages; returns how many rows were settled."""
+        now = self.clock()
+        lease = new_id()
+        with self.uow() as uow:
+            interrupted = uow.repo.interrupt_stale_sends(now)
+            batch = uow.repo.claim_due(now, lease, now + timedelta(seconds=self.config.lease_seconds),
+                                       self.config.batch)
+            uow.commit()
+        if interrupted:
+            log.warning("sends interrupted by a stopped worker; not retried", count=interrupted)
+        connection: SmtpConnection | None = None
+        settled = 0
+        try:
+            for row in batch:
+                try:
+                    email = self._prepare(row, lease)
+                    if connection is None:
+                        connection = self.mailer.connect()
+                    if not self._mark(row.id, lease, "sending"):
+                        continue
+                    connection.send(email)
+                except Skip as skip:
+                    self._finish(row.id, skip.state, skip.reason)
+                except Later:
+                    self._retry(row.id, "dependency_unavailable", count=False)
+                except Refused as refused:
+                    self._retry(row.id, "relay_refused", permanent=refused.permanent)
+                    if connection is None:  # the relay is away: leave the rest for the next round
+                        break
+                except OutcomeUnknown:
+                    self._finish(row.id, "interrupted", "outcome_unknown")
+                    connection = None
+                except Exception:
+                    # A bug or a surprise must not wedge the queue: count the attempt, give up after the last.
+                    log.exception("message could not be prepared", message_id=row.id, kind=row.kind)
+                    self._retry(row.id, "error")
+                else:
+                    self._sent(row)
+                settled += 1
+        finally:
+            self._release(lease)
+            if connection is not None:
+                connection.__exit__(None, None, None)
+        return settled
+
+    def drain(self, rounds: int = 1000) -> int:
+        total = 0
+        for _ in range(rounds):
+            done = self.run_once()
+            total += done
+            if not done:
+                break
+        return total
+
+    # --- the steps ----------------------------------------------------------------
+    def _prepare(self, row: OutgoingMessage, lease: str) -> EmailMessage:
+        marketing = row.purpose == "marketing"
+        to = ""
+        if row.subject_id:
+            try:
+                contact = self.directory.contact(row.subject_id)
+            except DirectoryUnavailable as exc:
+                raise Later() from exc
+            if contact is None:
+                raise Skip("failed", "no_recipient")
+            to = contact.email
+            if marketing:
+                with self.uow() as uow:
+                    decision = decide(uow.repo.preferences(row.subject_id), row.channel, "marketing",
+                                      contact.restricted or uow.repo.restricted(row.subject_id),
+                                      uow.repo.purpose_floor(),
+                                      self.consent.suppressed_since(uow, contact.email, contact.phone))
+                if not decision.allowed:
+                    raise Skip("skipped", decision.reason)
+        token = ""
+        if row.token_id:
+            token, claimed_to = self._token(row, lease)
+            to = to or claimed_to
+        if not to:
+            raise Skip("failed", "no_recipient")
+        unsubscribe_url = ""
+        if marketing:
+            unsubscribe_url = messages.link(self.config.base_url, "/api/v1/unsubscribe",
+                                            self.consent.unsubscribe_token(row.subject_id, row.channel, row.id))
+        email = messages.compose(message_id=row.id, sender=self.config.sender, to=to,
+                                 content=self._content(row, token), marketing=marketing,
+                                 unsubscribe_url=unsubscribe_url, now=self.clock())
+        return email
+
+    def _token(self, row: OutgoingMessage, lease: str) -> tuple[str, str]:
+        if row.token_sealed:
+            try:
+                opened = json.loads(self.consent.keys.open_text(row.token_sealed, row.id))
+            except InvalidTag as exc:  # sealed under a key since rotated: the token is gone
+                raise Skip("failed", "token_unreadable") from exc
+            return str(opened["t"]), str(opened["e"])
+        try:
+            claimed = self.directory.claim_token(row.token_id)
+        except TokenGone as exc:
+            log.warning("message token already claimed or unknown; message not sent", message_id=row.id,
+                        kind=row.kind)
+            raise Skip("failed", "token_lost") from exc
+        except DirectoryUnavailable as exc:
+            raise Later() from exc
+        sealed = self.consent.keys.seal_text(json.dumps({"t": claimed.token, "e": claimed.email}), row.id)
+        with self.uow() as uow:
+            found = uow.repo.message(row.id)
+            if found is not None and found.lease_id == lease:
+                found.token_sealed = sealed
+                uow.commit()
+        return claimed.token, claimed.email
+
+    def _content(self, row: OutgoingMessage, token: str) -> messages.Content:
+        if row.kind in ("campaign", "product_update"):
+            with self.uow() as uow:
+                campaign = uow.repo.campaign(row.campaign_id)
+            if campaign is None:
+                raise Skip("failed", "campaign_missing")
+            return messages.Content(campaign.subject, campaign.body)
+        if row.kind == "notice_change":
+            with self.uow() as uow:
+                notice = uow.repo.notice(row.ref)
+            if notice is None:
+                raise Skip("failed", "notice_missing")
+            return messages.notice_content(notice.document, notice.version, notice.summary, self.config.base_url)
+        return messages.service_content(row.kind, self.config.base_url, token, row.ref)
+
+    # --- recording -------------------------------------------------------------------
+    def _mark(self, message_id: str, lease: str, state: str) -> bool:
+        with self.uow() as uow:
+            row = uow.repo.message(message_id)
+            if row is None or row.lease_id != lease or row.state != "pending":
+                return False  # erased meanwhile, or the lease was lost
+            row.state = state
+            row.lease_until = self.clock() + timedelta(seconds=self.config.lease_seconds)
+            uow.commit()
+            return True
+
+    def _finish(self, message_id: str, state: str, reason: str) -> None:
+        with self.uow() as uow:
+            row = uow.repo.message(message_id)
+            if row is not None:
+                row.state, row.reason, row.token_sealed, row.lease_id, row.lease_until = state, reason, None, "", None
+                uow.commit()
+
+    def _retry(self, message_id: str, reason: str, permanent: bool = False, count: bool = True) -> None:
+        with self.uow() as uow:
+            row = uow.repo.message(message_id)
+            if row is None:
+                return
+            row.attempts += 1 if count else 0
+            if permanent or row.attempts >= self.config.max_attempts:
+                row.state, row.reason, row.token_sealed = "failed", "undeliverable", None
+            else:
+                row.state, row.reason = "pending", reason
+                row.next_attempt_at = self.clock() + timedelta(seconds=min(5 * 2 ** row.attempts, 900))
+            row.lease_id, row.lease_until = "", None
+            uow.commit()
+
+    def _sent(self, sent: OutgoingMessage) -> None:
+        with self.uow() as uow:
+            row = uow.repo.message(sent.id)
+            if row is None:
+                return
+            row.state, row.reason, row.sent_at, row.token_sealed = "sent", "", self.clock(), None
+            row.attempts += 1
+            row.lease_id, row.lease_until = "", None
+            if row.kind == "notice_change" and row.subject_id:
+                prefs = uow.repo.preferences(row.subject_id)
+                if prefs is not None:
+                    prefs.last_notice_seen = row.ref
+            uow.events.publish("consent.communication.sent", row.subject_id, ev.CommunicationSent(
+                communication_id=row.id, subject_id=row.subject_id, purpose=row.purpose, channel=row.channel,
+                kind=row.kind, campaign_id=row.campaign_id))
+            uow.commit()
+
+    def _release(self, lease: str) -> None:
+        """Rows of this batch not settled (the relay went away) are free for the next round."""
+        with self.uow() as uow:
+            uow.repo.release(lease)
+            uow.commit()

@@ -1,0 +1,115 @@
+"""Consent's test fixtures: a real migrated database, a real SMTP server in-process writing .eml files."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from consent.__main__ import MIGRATIONS
+from consent.campaigns import Campaigns
+from consent.directory import ClaimedToken, Contact, DirectoryUnavailable, TokenGone
+from consent.keys import Keys
+from consent.mail_sink import start
+from consent.mailer import SmtpMailer
+from consent.models import Outbox, Repository
+from consent.sending import Sender, SenderConfig
+from consent.service import ConsentService
+from servicekit.db import UnitOfWorkFactory
+from servicekit.testing import Clock, migrated_uow
+
+BASE = "https://portal.example"
+
+
+@dataclass
+class FakeDirectory:
+    """Identity's two answers (a fake is fine in a unit test of the sender's rules): claims work once."""
+
+    contacts: dict[str, Contact] = field(default_factory=dict)
+    tokens: dict[str, ClaimedToken] = field(default_factory=dict)
+    claimed: list[str] = field(default_factory=list)
+    down: bool = False
+
+    def contact(self, subject_id: str) -> Contact | None:
+        if self.down:
+            raise DirectoryUnavailable("down")
+        return self.contacts.get(subject_id)
+
+    def claim_token(self, token_id: str) -> ClaimedToken:
+        if self.down:
+            raise DirectoryUnavailable("down")
+        if token_id not in self.tokens or token_id in self.claimed:
+            raise TokenGone("gone")
+        self.claimed.append(token_id)
+        return self.tokens[token_id]
+
+
+@dataclass
+class Mailbox:
+    folder: Path
+    port: int
+
+    def messages(self) -> list[EmailMessage]:
+        return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+                for p in sorted(self.folder.glob("*.eml"))]
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages() if m["To"] == address]
+
+
+@dataclass
+class World:
+    uow: UnitOfWorkFactory[Repository]
+    consent: ConsentService
+    campaigns: Campaigns
+    sender: Sender
+    directory: FakeDirectory
+    mailbox: Mailbox
+    clock: Clock
+
+
+@pytest.fixture
+def mailbox(tmp_path: Path) -> Iterator[Mailbox]:
+    controller = start(tmp_path / "mail")
+    try:
+        yield Mailbox(tmp_path / "mail", controller.port)
+    finally:
+        controller.stop()
+
+
+POSTGRES = os.environ.get("KASEUM_TEST_POSTGRES", "")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"] if POSTGRES else ["sqlite"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """SQLite always; PostgreSQL too when KASEUM_TEST_POSTGRES names a server (as .ci/run does)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/consent.db"
+        return
+    import psycopg
+
+    name = f"k_consent_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"{POSTGRES.rsplit('/', 1)[0]}/{name}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def world(database_url: str, mailbox: Mailbox) -> Iterator[World]:
+    uow = migrated_uow(MIGRATIONS, database_url, Outbox, Repository)
+    clock = Clock(datetime(2025, 3, 1, 12, 0, tzinfo=UTC))
+    directory = FakeDirectory()
+    consent = ConsentService(uow, "uk", "2024-01", Keys.from_secret(b"k" * 32), directory, clock=clock)
+    sender = Sender(uow, consent, directory, SmtpMailer("127.0.0.1", mailbox.port, timeout=5),
+                    SenderConfig(base_url=BASE, sender="Kaseum <portal@kaseum.com>"), clock=clock)
+    yield World(uow, consent, Campaigns(uow, clock=clock), sender, directory, mailbox, clock)
+    uow.session_factory.kw["bind"].dispose()

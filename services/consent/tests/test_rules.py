@@ -1,0 +1,296 @@
+"""Consent's rules over a real database (and, for sends, a real SMTP server): CanContact over every
+state, the routes of opt-out, GPC, suppression, notice versions, campaigns and the data contract."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import pytest
+from consent import unsubscribe
+from consent.directory import Contact
+from consent.models import LedgerEntry, OutgoingMessage, SuppressionEntry
+from servicekit.caller import Principal
+from servicekit.errors import InvalidArgument, NotFound, PermissionDenied
+from servicekit.testing import person
+from sqlalchemy import select, update
+
+from .conftest import World
+from .test_sending import ADA, sign_up
+
+BOB = "b" * 32
+ADMIN = person("d" * 32, role="admin")
+DPO = person("e" * 32, role="dpo")
+CLI = Principal("service", "cli", "service")
+
+
+def decision(world: World, subject: str = ADA, purpose: str = "marketing") -> tuple[bool, str]:
+    d = world.consent.can_contact(subject, "email", purpose)
+    return d.allowed, d.reason
+
+
+def queued_for(world: World, subject: str) -> list[OutgoingMessage]:
+    with world.uow() as uow:
+        return list(uow.session.scalars(select(OutgoingMessage).where(OutgoingMessage.subject_id == subject)))
+
+
+# --- CanContact over every state --------------------------------------------------------------
+
+
+def state_no_consent(world: World) -> None:
+    sign_up(world)
+
+
+def state_consented(world: World) -> None:
+    sign_up(world, email=True)
+
+
+def state_withdrawn(world: World) -> None:
+    sign_up(world, email=True)
+    world.consent.update(person(ADA), {"email": False}, "preference_page")
+
+
+def state_objected(world: World) -> None:
+    sign_up(world, email=True)
+    world.consent.record_opt_out(DPO, ADA, [], True, "dpo_email")
+
+
+def state_restricted(world: World) -> None:
+    sign_up(world, email=True)
+    world.consent.set_restricted(ADA, True)
+
+
+def state_reconsent(world: World) -> None:
+    sign_up(world, email=True)
+    world.clock.advance(days=1)
+    world.campaigns.publish_notice(ADMIN, "2025-04", "privacy", True, "A new purpose.")
+
+
+def state_erased(world: World) -> None:
+    sign_up(world, email=True)
+    world.consent.erase(ADA)
+
+
+@pytest.mark.notice("6.1", "8.1", "8.2", "13.1.4", "13.1.5")
+@pytest.mark.rule("R-MKT-4", "R-MKT-5", "R-MKT-6", "R-RESTRICT-1", "R-ERASE-1")
+@pytest.mark.parametrize(("state", "marketing", "service"), [
+    (state_no_consent, (False, "no_consent"), True),
+    (state_consented, (True, "consented"), True),
+    (state_withdrawn, (False, "no_consent"), True),
+    (state_objected, (False, "objected"), True),
+    (state_restricted, (False, "restricted"), True),
+    (state_reconsent, (False, "reconsent_required"), True),
+    (state_erased, (False, "unknown_subject"), False),
+])
+def test_can_contact_over_every_state(world: World, state: object, marketing: tuple[bool, str],
+                                      service: bool) -> None:
+    state(world)  # type: ignore[operator]
+    assert decision(world) == marketing
+    assert decision(world, purpose="service")[0] is service
+    [batched] = world.consent.can_contact_batch([ADA], "email", "marketing")
+    assert (batched.allowed, batched.reason) == marketing
+
+
+@pytest.mark.rule("R-MKT-6")
+def test_a_suppressed_address_is_not_marketed_to_until_fresh_consent(world: World) -> None:
+    """A re-import (old consent, same address) is blocked at send time; a new opt-in is not."""
+    sign_up(world, email=True)
+    world.consent.record_opt_out(DPO, ADA, [], True, "dpo_email")
+    world.consent.erase(ADA)
+    with world.uow() as uow:
+        entries = list(uow.session.scalars(select(SuppressionEntry)))
+    assert {e.kind for e in entries} == {"email", "phone"}
+    unkeyed = hashlib.sha256(b"email:ada@example.com").hexdigest()
+    assert all(len(e.hash) == 64 and e.hash != unkeyed for e in entries)  # keyed hashes, no address
+    # Re-imported with the consent they once had (granted before the suppression).
+    sign_up(world, BOB, "ADA@example.com ")
+    with world.uow() as uow:
+        prefs = uow.repo.preferences(BOB)
+        assert prefs is not None
+        prefs.marketing_email, prefs.marketing_granted_at = True, world.clock() - timedelta(days=400)
+        uow.commit()
+    world.clock.advance(minutes=1)
+    world.campaigns.send(ADMIN, "Offer", "Buy", "email", "marketing", "")
+    world.sender.drain()
+    assert world.mailbox.to("ADA@example.com ") == [] and world.mailbox.messages() == []
+    assert [(m.state, m.reason) for m in queued_for(world, BOB)] == [("skipped", "suppressed")]
+    # Fresh consent on the preference page after the suppression: marketing may resume.
+    world.clock.advance(minutes=1)
+    world.consent.update(person(BOB), {"email": False}, "preference_page")
+    world.consent.update(person(BOB), {"email": True}, "preference_page")
+    world.campaigns.send(ADMIN, "Offer 2", "Buy", "email", "marketing", "")
+    world.sender.drain()
+    assert [m["Subject"] for m in world.mailbox.messages()] == ["Offer 2"]
+
+
+@pytest.mark.notice("13.1.3")
+@pytest.mark.rule("R-ERASE-1", "R-MKT-6")
+def test_erase_keeps_only_the_hashed_suppression_entry(world: World) -> None:
+    sign_up(world, email=True)
+    world.campaigns.send(ADMIN, "Offer", "Buy", "email", "marketing", "")
+    world.sender.drain()
+    erasure = world.consent.erase(ADA)
+    assert erasure.erased > 0 and [k for k, _ in erasure.kept] == ["suppression_list"]
+    assert all(not rows for _, _, _, rows in world.consent.export(ADA).tables)
+    with world.uow() as uow:
+        assert len(list(uow.session.scalars(select(SuppressionEntry)))) == 2
+
+
+@pytest.mark.notice("13.1.1")
+@pytest.mark.rule("R-ACCESS-1", "R-PORT-1")
+def test_the_export_has_preferences_ledger_and_communications(world: World) -> None:
+    sign_up(world, email=True)
+    world.campaigns.send(ADMIN, "Offer", "Buy", "email", "marketing", "")
+    world.sender.drain()
+    tables = {name: (columns, rows) for name, _, columns, rows in world.consent.export(ADA).tables}
+    assert len(tables["consent_ledger"][1]) == 3 and "source" in tables["consent_ledger"][0]
+    columns, rows = tables["communications"]
+    assert len(rows) == 1 and "token_sealed" not in columns
+    assert dict(zip(columns, rows[0], strict=True))["state"] == "sent"
+
+
+# --- the routes of opt-out ----------------------------------------------------------------------
+
+
+@pytest.mark.notice("8.1")
+@pytest.mark.rule("R-MKT-4")
+def test_unsubscribe_tokens_work_once_in_effect_and_refuse_forgery_and_expiry(world: World) -> None:
+    sign_up(world, email=True)
+    token = world.consent.unsubscribe_token(ADA, "email", "m1")
+    assert world.consent.check_unsubscribe(token) == ("email", False)  # looking changes nothing
+    assert decision(world)[0] is True
+    assert world.consent.unsubscribe(token) == ("email", False)
+    assert world.consent.unsubscribe(token) == ("email", True)  # idempotent
+    assert decision(world) == (False, "no_consent")
+    payload, _, mac = token.partition(".")
+    with pytest.raises(InvalidArgument):
+        world.consent.unsubscribe(payload + "." + mac[::-1])
+    with pytest.raises(InvalidArgument):
+        world.consent.unsubscribe("garbage")
+    world.clock.advance(days=91)
+    with pytest.raises(unsubscribe.TokenExpired):
+        world.consent.unsubscribe(token)
+    with world.uow() as uow:
+        sources = [e.source for e in uow.repo.ledger(ADA)]
+    assert sources[-1] == "unsubscribe_link"
+
+
+@pytest.mark.notice("8.1")
+@pytest.mark.rule("R-MKT-4", "R-SEC-1")
+def test_staff_record_an_opt_out_by_email_with_who_recorded_it(world: World) -> None:
+    sign_up(world, email=True, telephone=True)
+    with pytest.raises(PermissionDenied):
+        world.consent.record_opt_out(person(BOB), ADA, ["email"], False, "dpo_email")
+    with pytest.raises(NotFound):
+        world.consent.record_opt_out(DPO, BOB, ["email"], False, "dpo_email")
+    view = world.consent.record_opt_out(DPO, ADA, ["email"], False, "dpo_email")
+    assert (view.prefs.marketing_email, view.prefs.marketing_telephone) == (False, True)
+    with world.uow() as uow:
+        last = uow.repo.ledger(ADA)[-1]
+    assert (last.channel, last.granted, last.source, last.recorded_by) == ("email", False, "dpo_email", "e" * 32)
+    assert world.consent.verify_ledger(ADA)[0] is None
+
+
+@pytest.mark.rule("R-WITHDRAW-1")
+def test_a_withdraw_consent_request_takes_effect_when_received(world: World) -> None:
+    sign_up(world, email=True, third_party=True)
+    world.consent.update(person(ADA), {"cookies_analytics": True}, "preference_page")
+    with world.uow() as uow:
+        world.consent.on_rights_request(uow, ADA, "withdraw_consent")
+        uow.commit()
+    prefs = world.consent.get(person(ADA)).prefs
+    assert not (prefs.marketing_email or prefs.third_party_marketing or prefs.cookies_analytics)
+
+
+@pytest.mark.notice("7", "9")
+@pytest.mark.rule("R-COOKIE-1", "R-MKT-3")
+def test_gpc_opts_out_of_sharing_and_marketing_cookies_and_wins_over_the_same_request(world: World) -> None:
+    sign_up(world, third_party=True)
+    world.consent.update(person(ADA), {"cookies_marketing": True, "cookies_analytics": True}, "preference_page")
+    prefs = world.consent.update(person(ADA), {"third_party": True}, "preference_page", gpc=True).prefs
+    assert (prefs.third_party_marketing, prefs.cookies_marketing, prefs.cookies_analytics) == (False, False, True)
+    with world.uow() as uow:
+        gpc = [(e.channel, e.granted) for e in uow.repo.ledger(ADA) if e.source == "gpc"]
+    assert sorted(gpc) == [("cookies_marketing", False), ("third_party", False)]
+
+
+def test_cookies_default_off_and_a_person_cannot_claim_another_source(world: World) -> None:
+    sign_up(world)
+    prefs = world.consent.get(person(ADA)).prefs
+    assert not (prefs.cookies_analytics or prefs.cookies_marketing)
+    with pytest.raises(InvalidArgument):
+        world.consent.update(person(ADA), {"email": False}, "dpo_email")
+
+
+# --- campaigns and notices ------------------------------------------------------------------------
+
+
+@pytest.mark.notice("6", "8.1")
+@pytest.mark.rule("R-MKT-4")
+def test_a_campaign_enqueues_only_the_allowed_and_an_opt_out_before_the_send_still_counts(world: World) -> None:
+    sign_up(world, email=True)
+    sign_up(world, BOB, "bob@example.com")
+    world.directory.contacts[BOB] = Contact("bob@example.com", "", False)
+    result = world.campaigns.send(ADMIN, "Offer", "Buy", "email", "marketing", "")
+    assert (result.audience, result.eligible, result.suppressed) == (2, 1, 1)
+    world.consent.update(person(ADA), {"email": False}, "preference_page")  # after queueing, before sending
+    world.sender.drain()
+    assert world.mailbox.messages() == []
+    assert [(m.state, m.reason) for m in queued_for(world, ADA)] == [("skipped", "no_consent")]
+    with pytest.raises(PermissionDenied):
+        world.campaigns.send(person(ADA), "x", "y", "email", "marketing", "")
+    assert world.campaigns.send(CLI, "Svc", "Maintenance", "email", "service", "").eligible == 2
+
+
+@pytest.mark.notice("4.1.5")
+def test_an_update_notice_is_service_for_holders_marketing_for_others(world: World) -> None:
+    sign_up(world)  # holds the product, no marketing consent
+    sign_up(world, BOB, "bob@example.com", email=True)
+    sign_up(world, "c" * 32, "carol@example.com")
+    with world.uow() as uow:
+        world.consent.record_product(uow, ADA, "widget")
+        uow.commit()
+    result = world.campaigns.send(ADMIN, "Widget 2", "Now faster.", "email", "marketing", "widget", "product_update")
+    assert (result.audience, result.eligible) == (3, 2)
+    world.sender.drain()
+    [to_ada] = world.mailbox.to("ada@example.com")
+    [to_bob] = world.mailbox.to("bob@example.com")
+    assert "List-Unsubscribe" not in to_ada and to_bob["List-Unsubscribe"]
+
+
+@pytest.mark.notice("4.1.2")
+@pytest.mark.rule("R-MKT-1")
+def test_a_new_notice_is_sent_to_everyone_and_recorded_as_seen(world: World) -> None:
+    sign_up(world)
+    world.consent.record_opt_out(DPO, ADA, [], True, "dpo_email")  # even after objecting: a service message
+    version, recipients = world.campaigns.publish_notice(CLI, "2025-05", "terms", False, "Clearer wording.")
+    assert recipients == 1
+    world.sender.drain()
+    [mail] = world.mailbox.to("ada@example.com")
+    assert "terms of use" in mail["Subject"] and "Clearer wording." in mail.get_content()
+    view = world.consent.get(person(ADA))
+    assert view.prefs.last_notice_seen == version and not view.reconsent_required
+
+
+@pytest.mark.rule("R-MKT-1")
+def test_consent_given_under_an_older_notice_stays_valid_unless_the_purpose_changed(world: World) -> None:
+    sign_up(world, email=True)
+    world.campaigns.publish_notice(ADMIN, "2025-06", "privacy", False, "Typos.")
+    assert decision(world) == (True, "consented")
+    world.campaigns.publish_notice(ADMIN, "2025-07", "privacy", True, "New purpose.")
+    assert world.consent.get(person(ADA)).reconsent_required
+    world.consent.update(person(ADA), {"email": False}, "preference_page")
+    world.consent.update(person(ADA), {"email": True}, "preference_page")
+    assert decision(world) == (True, "consented")
+    with world.uow() as uow:
+        assert uow.repo.ledger(ADA)[-1].notice_version == "2025-07"
+
+
+@pytest.mark.rule("R-MKT-1")
+def test_the_chain_also_covers_who_recorded_an_entry(world: World) -> None:
+    sign_up(world, email=True)
+    world.consent.record_opt_out(DPO, ADA, ["email"], False, "dpo_email")
+    with world.uow() as uow:
+        uow.session.execute(update(LedgerEntry).where(LedgerEntry.seq == 4).values(recorded_by="f" * 32))
+        uow.commit()
+    assert world.consent.verify_ledger(ADA) == (4, 4)

@@ -1,0 +1,144 @@
+"""Usage events: every use of a named feature by a signed-in customer, as `gateway.usage.feature_used`.
+
+The event names no one: it carries the feature, the UTC day, coarse dimensions and a pseudonym,
+the HMAC of the subject id under the day's key from the region's key bucket (shared by every
+gateway replica, created by whichever first needs it; see servicekit.pseudonyms). Subjects on the
+region's analytics exclusion list (objected or restricted) are not published at all.
+
+Publishing never slows or fails the customer's request: after the response is built, the work is
+handed to the process's NATS loop and not awaited; if NATS is down, or too much is already
+waiting, the use is dropped (a lost count, never a 5xx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from flask import Flask, Response, g, request
+from kaseum.events.v1 import gateway_events_pb2 as gw
+from servicekit.bus import Bus
+from servicekit.logs import get_logger
+from servicekit.outbox import envelope, subject_for
+from servicekit.pseudonyms import Exclusions, PseudonymKeys, pseudonym
+
+log = get_logger(__name__)
+EVENT_TYPE = "gateway.usage.feature_used"
+_PRODUCT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
+
+# The named features: (method, route) → feature name. Only these are counted.
+FEATURES: dict[tuple[str, str], str] = {
+    ("POST", "/api/v1/tickets"): "tickets.open",
+    ("GET", "/api/v1/tickets"): "tickets.list",
+    ("GET", "/api/v1/tickets/<ticket_id>"): "tickets.view",
+    ("POST", "/api/v1/tickets/<ticket_id>/replies"): "tickets.reply",
+    ("PATCH", "/api/v1/tickets/<ticket_id>"): "tickets.update",
+    ("GET", "/api/v1/me"): "profile.view",
+    ("PATCH", "/api/v1/me"): "profile.update",
+    ("GET", "/api/v1/me/sessions"): "sessions.list",
+    ("DELETE", "/api/v1/me/sessions"): "sessions.sign_out_everywhere",
+    ("POST", "/api/v1/me/password"): "password.change",
+    ("GET", "/api/v1/me/preferences"): "preferences.view",
+    ("PUT", "/api/v1/me/preferences"): "preferences.update",
+    ("POST", "/api/v1/rights-requests"): "rights.request",
+    ("GET", "/api/v1/rights-requests"): "rights.list",
+    ("GET", "/api/v1/rights-requests/<request_id>"): "rights.view",
+}
+
+
+def coarse_product(value: object) -> str:
+    """A product slug as a dimension value; anything else (free text) is "other"."""
+    if not isinstance(value, str) or not value:
+        return ""
+    slug = value.strip().lower()
+    return slug if _PRODUCT.match(slug) else "other"
+
+
+class UsagePublisher:
+    def __init__(self, bus: Bus, region: str, max_pending: int = 1000,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.bus = bus
+        self.region = region
+        self.keys = PseudonymKeys(bus, region)
+        self.exclusions = Exclusions(bus, region)
+        self.max_pending = max_pending
+        self.clock = clock
+        self._pending = 0
+        self._lock = threading.Lock()
+        # Only the current day's key is kept in memory, and only until the day ends.
+        self._day_key: tuple[str, bytes] | None = None
+
+    def feature_used(self, subject_id: str, feature: str, product: str = "", size_band: str = "") -> bool:
+        """Hand the use to the NATS loop; True if handed, False if dropped. Never raises, never waits."""
+        try:
+            if not self.bus.connected:
+                return False
+            with self._lock:
+                if self._pending >= self.max_pending:
+                    return False
+                self._pending += 1
+            future = asyncio.run_coroutine_threadsafe(
+                self._publish(subject_id, feature, product, size_band), self.bus.loop)
+            future.add_done_callback(self._done)
+            return True
+        except Exception:
+            return False
+
+    def _done(self, future: object) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    async def _key(self, day: str) -> bytes | None:
+        if self._day_key is not None and self._day_key[0] == day:
+            return self._day_key[1]
+        key = await self.keys.get(datetime.fromisoformat(day).date(), create=True)
+        if key is not None:
+            self._day_key = (day, key)
+        return key
+
+    async def _publish(self, subject_id: str, feature: str, product: str, size_band: str) -> None:
+        try:
+            if await self.exclusions.is_excluded(subject_id):
+                return
+            day = self.clock().date().isoformat()
+            key = await self._key(day)
+            nc = self.bus.nc
+            if key is None or nc is None:
+                return
+            event = gw.FeatureUsed(feature=feature, pseudonym=pseudonym(key, subject_id), period=day,
+                                   product=product, org_size_band=size_band)
+            # No subject id in the envelope: the pseudonym is the only trace of the person.
+            env = envelope(EVENT_TYPE, self.region, "", event)
+            # Core publish into the region's stream: no wait for the stream's acknowledgement.
+            await nc.publish(subject_for(self.region, EVENT_TYPE), env.SerializeToString(),
+                             headers={"Nats-Msg-Id": env.id})
+        except Exception as exc:
+            log.info("usage event dropped", error=type(exc).__name__)
+
+
+def register(app: Flask, bus: Bus, region: str) -> UsagePublisher:
+    """Publish a use after each successful request of a signed-in customer to a named feature."""
+    publisher = UsagePublisher(bus, region)
+    app.extensions["kaseum_usage"] = publisher
+
+    @app.after_request
+    def _count_feature_use(response: Response) -> Response:
+        try:
+            caller = g.get("caller")
+            rule = request.url_rule
+            if caller is None or rule is None or caller.role != "customer" or response.status_code >= 400:
+                return response
+            feature = FEATURES.get((request.method, rule.rule))
+            if feature:
+                body = request.get_json(silent=True) if request.is_json else None
+                product = coarse_product(body.get("product")) if isinstance(body, dict) else ""
+                publisher.feature_used(caller.subject_id, feature, product)
+        except Exception as exc:
+            # Counting is never worth a failed request.
+            log.info("usage not counted", error=type(exc).__name__)
+        return response
+
+    return publisher

@@ -1,0 +1,65 @@
+"""Text search over the tickets a caller may see (SQLite FTS5 here; PostgreSQL tsvector in the system tests)."""
+
+from __future__ import annotations
+
+import pytest
+from servicekit.errors import InvalidArgument
+from sqlalchemy import text
+from tickets.service import TicketsService
+
+from .conftest import AGENT, ALICE, BOB, who
+
+
+def found(service: TicketsService, caller_id: str, query: str, role: str = "customer") -> list[str]:
+    return [t.subject for t in service.page(who(caller_id, role), {}, "", 0, query=query).items]
+
+
+def test_words_in_subjects_bodies_and_public_replies_are_found(service: TicketsService) -> None:
+    ticket = service.open(who(ALICE), "Invoice missing", "Where is my invoice for March?", "")
+    service.open(who(ALICE), "Password", "I cannot sign in", "")
+    service.reply(who(AGENT, "agent"), ticket.id, "Resent via the billing portal", False)
+    assert found(service, ALICE, "INVOICE") == ["Invoice missing"]
+    assert found(service, ALICE, "billing portal") == ["Invoice missing"]  # every word must match
+    assert found(service, ALICE, "invoice password") == []
+    assert found(service, AGENT, "march", "agent") == ["Invoice missing"]
+    assert found(service, BOB, "invoice") == []  # not Bob's
+
+
+@pytest.mark.parametrize("query", ['" OR 1=1 --', "NEAR(a b)", "subject:*", "a AND", "'; DROP TABLE tickets; --"])
+def test_query_syntax_never_reaches_the_database(service: TicketsService, query: str) -> None:
+    service.open(who(ALICE), "Plain", "text", "")
+    assert service.page(who(ALICE), {}, "", 0, query=query).items == []
+
+
+def test_an_empty_or_huge_search_is_refused(service: TicketsService) -> None:
+    with pytest.raises(InvalidArgument):
+        service.page(who(ALICE), {}, "", 0, query="!!! ???")
+    with pytest.raises(InvalidArgument):
+        service.page(who(ALICE), {}, "", 0, query="word " * 100)
+
+
+@pytest.mark.notice("13.1.3")
+@pytest.mark.rule("R-ERASE-1")
+def test_erasure_removes_the_subjects_words_from_the_index(service: TicketsService) -> None:
+    mine = service.open(who(ALICE), "Zanzibar holiday", "quokka", "")
+    bobs = service.open(who(BOB), "Bob's ticket", "hello", "")
+    service.reply(who(ALICE), mine.id, "axolotl", False)
+    service.reply(who(AGENT, "agent"), bobs.id, "answer", False)
+    # Replies on someone else's ticket (as a former reseller or agent account being erased would have).
+    with service.uow() as uow:
+        uow.session.execute(text("INSERT INTO replies (id, ticket_id, author_id, body, internal, created_at) "
+                                 "VALUES ('r1', :t, :a, 'wombat', 0, CURRENT_TIMESTAMP)"), {"t": bobs.id, "a": ALICE})
+        ticket = uow.repo.ticket(bobs.id)
+        assert ticket is not None
+        uow.repo.index_text(ticket)
+        uow.commit()
+    assert found(service, BOB, "wombat") == ["Bob's ticket"]
+    service.erase(ALICE)
+    for word in ("zanzibar", "quokka", "axolotl", "wombat"):
+        assert found(service, AGENT, word, "agent") == [], word
+    assert found(service, BOB, "hello") == ["Bob's ticket"]
+    # Not even the index's vocabulary keeps the words (FTS5 keeps deleted terms until merged).
+    with service.uow() as uow:
+        uow.session.execute(text("CREATE VIRTUAL TABLE temp.vocabulary USING fts5vocab(main, 'ticket_search', 'row')"))
+        terms = {row[0] for row in uow.session.execute(text("SELECT term FROM temp.vocabulary"))}
+    assert "hello" in terms and not terms & {"zanzibar", "quokka", "axolotl", "wombat"}

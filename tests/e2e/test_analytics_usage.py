@@ -1,0 +1,213 @@
+"""Usage statistics end to end: the gateway publishes pseudonymous uses, analytics counts them,
+analysts alone read aggregates, and nothing returns a row (N §3.3, §4.1.4; R-DATA-3, R-OBJ-1)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from analytics.models import UsageEvent
+from kaseum.events.v1 import envelope_pb2
+from kaseum.events.v1 import gateway_events_pb2 as gw
+from kaseum.events.v1 import identity_events_pb2 as identity
+from servicekit.db import make_engine
+from sqlalchemy import func, select
+
+from tests.support import jetstream
+from tests.support.api import PASSWORD, Api, sign_up_and_log_in
+from tests.support.waiting import eventually
+from tools.stack import Stack
+
+ROOT = Path(__file__).resolve().parents[2]
+KASEUM = str(Path(sys.executable).parent / "kaseum")
+STREAM = "KASEUM_UK"
+USED = "uk.gateway.usage.feature_used"
+
+
+@pytest.fixture(scope="module")
+def api(system: Stack) -> Api:
+    return Api(system.gateway_url)
+
+
+def cli(system: Stack, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {"KASEUM_ENV_FILE": str(system.var / "kaseum.env"), "IDENTITY_ADDR": system.grpc_addr("identity"),
+           "ANALYTICS_ADDR": system.grpc_addr("analytics"), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([KASEUM, *args], input=stdin, capture_output=True, text=True, env=env, timeout=60)
+
+
+def staff(system: Stack, api: Api, role: str) -> tuple[Api, str]:
+    name = f"{role}_{uuid.uuid4().hex[:8]}"
+    done = cli(system, "users", "create", "--role", role, "--username", name, "--email",
+               f"{name}@kaseum.example", "--password-stdin", stdin=PASSWORD + "\n")
+    assert done.returncode == 0, done.stderr
+    session = api.call("POST", "/api/v1/sessions", json={"login": name, "password": PASSWORD})
+    assert session.status_code == 200, session.text
+    return api.as_user(session.json()["token"]), name
+
+
+def stored_events(system: Stack) -> int:
+    engine = make_engine(system.database_url("analytics"))
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(UsageEvent)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def published(system: Stack) -> int:
+    return jetstream.count(system.nats_url, STREAM, USED)
+
+
+@pytest.mark.rule("R-DATA-3")
+@pytest.mark.notice("3.3", "4.1.4")
+def test_a_customers_use_is_published_under_a_pseudonym_and_stored(system: Stack, api: Api) -> None:
+    customer, account, _ = sign_up_and_log_in(api)
+    before_published, before_stored = published(system), stored_events(system)
+    opened = customer.call("POST", "/api/v1/tickets", json={"subject": "Printer", "body": "It jams.",
+                                                            "product": "Billing"})
+    assert opened.status_code == 201, opened.text
+    eventually(lambda: published(system) == before_published + 1, what="the usage event")
+    eventually(lambda: stored_events(system) == before_stored + 1, what="analytics to store it")
+    data = jetstream_last(system)
+    env = envelope_pb2.Envelope.FromString(data)
+    event = gw.FeatureUsed()
+    assert env.payload.Unpack(event)
+    assert (env.type, env.region, env.subject_id) == ("gateway.usage.feature_used", "uk", "")
+    assert (event.feature, event.product) == ("tickets.open", "billing")
+    assert re.fullmatch(r"[0-9a-f]{64}", event.pseudonym) and account["id"] not in data.decode(errors="replace")
+
+
+def jetstream_last(system: Stack) -> bytes:
+    import asyncio
+
+    import nats
+
+    async def last() -> bytes:
+        nc = await nats.connect(system.nats_url)
+        try:
+            msg = await nc.jetstream().get_last_msg(STREAM, USED)
+            return bytes(msg.data or b"")
+        finally:
+            await nc.close()
+
+    return asyncio.run(last())
+
+
+@pytest.mark.rule("R-DATA-3")
+def test_staff_and_failed_requests_are_not_counted(system: Stack, api: Api) -> None:
+    agent, _ = staff(system, api, "agent")
+    customer, _, _ = sign_up_and_log_in(api)
+    before = published(system)
+    assert agent.call("GET", "/api/v1/tickets").status_code == 200
+    assert customer.call("GET", "/api/v1/tickets/nope").status_code == 404
+    customer.call("GET", "/api/v1/me")  # one counted use, to know the others had their chance
+    eventually(lambda: published(system) == before + 1, what="the one counted use")
+
+
+@pytest.mark.rule("R-RESTRICT-1", "R-OBJ-1")
+@pytest.mark.notice("13.1.5", "4.1.4")
+def test_a_restricted_customer_is_no_longer_counted(system: Stack, api: Api) -> None:
+    customer, account, _ = sign_up_and_log_in(api)
+    jetstream.publish_events(system.nats_url, "uk", "identity.account.restricted",
+                             [(account["id"], identity.AccountRestricted(account_id=account["id"], restricted=True))])
+    eventually(lambda: jetstream.caught_up(system.nats_url, STREAM, "analytics-exclusions"),
+               what="analytics to take the restriction")
+    before = published(system)
+    assert customer.call("GET", "/api/v1/me").status_code == 200
+    other, _, _ = sign_up_and_log_in(api)
+    assert other.call("GET", "/api/v1/me").status_code == 200
+    eventually(lambda: published(system) == before + 1, what="only the other customer's use")
+
+
+@pytest.mark.rule("R-SEC-1", "R-DATA-3")
+@pytest.mark.notice("3.3")
+def test_analysts_read_aggregates_and_agents_and_customers_get_403(system: Stack, api: Api) -> None:
+    analyst, _ = staff(system, api, "analyst")
+    agent, _ = staff(system, api, "agent")
+    customer, _, _ = sign_up_and_log_in(api)
+    query = "/api/v1/analytics/feature-usage?feature=tickets.open&from=2025-03-01&to=2025-03-07&granularity=day"
+    answer = analyst.call("GET", query + "&dimension=org_size_band")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert len(body["series"]) == 7 and all(c["suppressed"] for c in body["series"])
+    assert body["min_group_size"] == 10
+    for who in (agent, customer):
+        assert who.call("GET", query).status_code == 403
+        assert who.call("GET", "/api/v1/analytics/features").status_code == 403
+    assert api.call("GET", query).status_code == 401
+    assert analyst.call("GET", query + "&dimension=company").status_code == 422
+
+
+@pytest.mark.rule("R-DATA-3")
+@pytest.mark.notice("3.3")
+def test_the_cli_answers_analysts_only(system: Stack, api: Api) -> None:
+    _, name = staff(system, api, "analyst")
+    args = ["analytics", "feature-usage", "--feature", "tickets.open", "--from", "2025-03-01", "--to", "2025-03-02"]
+    done = cli(system, *args, "--login", name, "--password-stdin", stdin=PASSWORD + "\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("suppressed") == 3 and "2025-03-02" in done.stdout
+    _, agent = staff(system, api, "agent")
+    refused = cli(system, *args, "--login", agent, "--password-stdin", stdin=PASSWORD + "\n")
+    assert refused.returncode == 1 and "forbidden" in refused.stderr
+
+
+@pytest.mark.rule("R-DATA-3")
+@pytest.mark.notice("3.3")
+def test_no_api_route_or_rpc_returns_an_event_row_or_a_pseudonym(system: Stack, api: Api) -> None:
+    # The contract: the analytics API's messages carry no pseudonym, subject or event id.
+    proto = (ROOT / "proto/kaseum/analytics/v1/analytics.proto").read_text()
+    fields = re.findall(r"^\s+(?:repeated\s+)?\w+\s+(\w+)\s*=\s*\d+;", proto, re.M)
+    assert fields and not {f for f in fields if re.search(r"pseudonym|subject|event|account|session", f)}
+    rpcs = re.findall(r"rpc (\w+)\(", proto)
+    assert rpcs == ["FeatureUsage", "ListFeatures", "PrivacyBudget"]
+    # The gateway: every analytics path is an aggregate; none lists events or pseudonyms.
+    paths = api.call("GET", "/api/openapi.json").json()["paths"]
+    analytics_paths = sorted(p for p in paths if p.startswith("/api/") and "analytics" in p)
+    assert analytics_paths == ["/api/v1/analytics/feature-usage", "/api/v1/analytics/feature-usage.svg",
+                               "/api/v1/analytics/features"]
+    assert not [p for p in paths if re.search(r"pseudonym|usage-event|usage_event", p)]
+    # And the CLI has no such command.
+    helptext = cli(system, "analytics", "--help").stdout
+    assert "feature-usage" in helptext and not re.search(r"event|pseudonym", helptext)
+
+
+@pytest.mark.rule("R-DATA-3", "R-SEC-1")
+@pytest.mark.notice("3.3")
+def test_the_dashboard_draws_charts_from_its_own_files_for_analysts_only(system: Stack, api: Api) -> None:
+    page = api.call("GET", "/analytics")
+    assert page.status_code == 200 and "default-src 'self'" in page.headers["Content-Security-Policy"]
+    # No external CDN: every script and stylesheet is the gateway's own.
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets and all(a.startswith("/static/analytics/") for a in assets)
+    assert all(api.call("GET", a).status_code == 200 for a in assets)
+    analyst, _ = staff(system, api, "analyst")
+    query = "/api/v1/analytics/feature-usage.svg?feature=tickets.open&from=2025-03-01&to=2025-03-07"
+    chart = analyst.call("GET", query)
+    assert chart.status_code == 200 and chart.headers["Content-Type"].startswith("image/svg+xml")
+    assert chart.text.startswith("<svg") and "every period suppressed" in chart.text
+    customer, _, _ = sign_up_and_log_in(api)
+    assert customer.call("GET", query).status_code == 403
+
+
+@pytest.mark.rule("R-DATA-3")
+def test_a_suppressed_period_is_a_gap_in_the_line_never_a_zero() -> None:
+    from gateway.charts import line_chart
+
+    svg = line_chart("t", ["d1", "d2", "d3", "d4"], {"all users": [12, None, 15, 18]})
+    assert svg.count("<circle") == 1 and svg.count("<polyline") == 1  # d1 alone, then d3–d4
+
+
+@pytest.mark.rule("R-DATA-3")
+def test_with_nats_down_customers_still_get_answers(system: Stack, api: Api) -> None:
+    customer, _, _ = sign_up_and_log_in(api)
+    system.stop_nats()
+    try:
+        # The revoked-session check falls back to identity; the usage event is simply lost.
+        for _ in range(3):
+            assert customer.call("GET", "/api/v1/me").status_code == 200
+    finally:
+        system.start_nats()
