@@ -114,15 +114,16 @@ class TicketsService(SubjectDataRules):
     def _transfer(self, viewer: Viewer, subject_id: str) -> None:
         """A reseller established abroad receives the data only as the transfer policy allows (section 10)."""
         p = viewer.principal
-        if not viewer.is_reseller:
+        # An account without a country is homed in this deployment's region by identity: not abroad.
+        if not viewer.is_reseller or not p.country:
             return
         if self.transfers is None:
-            if p.country and p.country not in uk_adequacy().home:
+            if p.country not in uk_adequacy().home:
                 raise PermissionDenied("transfer refused: no transfer policy configured", "transfer_refused")
             return
         if p.country in self.transfers.policy.adequacy.home:
             return  # not a transfer
-        self.transfers.require("reseller_access", p.country or "??", p.organisation_id or p.subject_id,
+        self.transfers.require("reseller_access", p.country, p.organisation_id or p.subject_id,
                                RESELLER_CATEGORIES, subject_id=subject_id, actor_id=p.subject_id)
 
     @staticmethod
