@@ -8,12 +8,13 @@ The tickets service's own code on a real database (SQLite in a temporary folder 
 PostgreSQL with --database-url, or KASEUM_TEST_POSTGRES as CI sets it: a fresh database is made):
 
 1. migrate the tickets schema and seed `--rows` tickets closed seven years ago (past the six-year
-   retention of tickets/governance.py), spread over 10,000 requesters;
+   retention of tickets/governance.py), spread over 10,000 requesters, each with its search-index row;
 2. create tickets through TicketsService.open (the rules, the unit of work, the outbox row) from
    `--threads` threads at `--rate` per second in total, open loop (latency is measured from each
    creation's due time, so waiting behind the purge counts), all along;
 3. meanwhile the servicekit Purger applies the tickets retention schedule, in alternating windows of
-   `--window` seconds without and with it (side by side, so a busy machine weighs on both), in batches of
+   `--window` seconds with it and half as long without (side by side, so a busy machine weighs on both),
+   in batches of
    at most `--batch` rows, shrunk while one takes longer than `--max-batch` seconds, each followed by a
    pause at least as long as the batch (the deployment's RETENTION_BATCH_SIZE,
    RETENTION_MAX_BATCH_SECONDS and RETENTION_BATCH_PAUSE_SECONDS), as `runtime.every` runs it in the
@@ -120,9 +121,13 @@ def seed(url: str, rows: int, closed_at: datetime) -> None:
 
         with psycopg.connect(url) as conn, conn.cursor() as cur:
             for start in range(0, rows, SEED_CHUNK):
+                batch = chunk(start, min(rows, start + SEED_CHUNK))
                 with cur.copy(f"COPY tickets ({columns}) FROM STDIN") as copy:
-                    for row in chunk(start, min(rows, start + SEED_CHUNK)):
+                    for row in batch:
                         copy.write_row(row)
+                with cur.copy("COPY ticket_search (ticket_id, content) FROM STDIN") as copy:
+                    for row in batch:
+                        copy.write_row((row[0], f"{row[2]}\n{row[3]}"))
             conn.commit()
             cur.execute("ANALYZE tickets")
             conn.commit()
@@ -132,6 +137,11 @@ def seed(url: str, rows: int, closed_at: datetime) -> None:
     conn = sqlite3.connect(url.split("///", 1)[1])
     try:
         for start in range(0, rows, SEED_CHUNK):
+            batch = chunk(start, min(rows, start + SEED_CHUNK))
+            conn.executemany("INSERT INTO ticket_search (rowid, ticket_id, content) VALUES (?, ?, ?)",
+                             [(start + n + 1, r[0], f"{r[2]}\n{r[3]}") for n, r in enumerate(batch)])
+            conn.executemany("INSERT INTO ticket_search_rows (ticket_id, fts_rowid) VALUES (?, ?)",
+                             [(r[0], start + n + 1) for n, r in enumerate(batch)])
             conn.executemany(f"INSERT INTO tickets ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              [(*r[:7], *(d.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")  # type: ignore[attr-defined]
                                for d in r[7:])) for r in chunk(start, min(
@@ -213,14 +223,14 @@ def create_load(service: object, rate: float, threads: int, stop: threading.Even
 
 
 def run_purge_bench(rows: int, rate: float, threads: int, window_s: float, batch: int, pause: float,
-                    database_url: str = "", say: object = print, max_batch: float = 0.05,
-                    yield_factor: float = 2.0) -> PurgeResult:
+                    database_url: str = "", say: object = print, max_batch: float = 0.025,
+                    yield_factor: float = 3.0) -> PurgeResult:
     from servicekit import migrations
     from servicekit.db import UnitOfWorkFactory, make_engine
     from servicekit.outbox import OutboxWriter
     from servicekit.retention import Purger
     from servicekit.testing import person
-    from sqlalchemy import func, select
+    from sqlalchemy import func, select, text
     from sqlalchemy.orm import sessionmaker
     from tickets.__main__ import MIGRATIONS
     from tickets.governance import RETENTION
@@ -247,7 +257,7 @@ def run_purge_bench(rows: int, rate: float, threads: int, window_s: float, batch
             created.append(service.open(person("f" * 32), "Warm-up", "Unmeasured.", "").id)
 
         stop = threading.Event()
-        windows = Windows(off=window_s, on=window_s)
+        windows = Windows(off=window_s / 2, on=window_s)
         outcome: dict[str, float] = {}
 
         def purge() -> None:
@@ -259,8 +269,8 @@ def run_purge_bench(rows: int, rate: float, threads: int, window_s: float, batch
             outcome["seconds"] = time.monotonic() - began
             outcome["purged"] = sum(r.purged for r in results)
             outcome["batches"] = sum(r.batches for r in results)
-            # One more window without the purge, so both sides have as many samples.
-            time.sleep(window_s + windows.grace)
+            # One more window without the purge.
+            time.sleep(window_s / 2 + windows.grace)
             stop.set()
 
         purging = threading.Thread(target=purge, daemon=True)
@@ -268,11 +278,14 @@ def run_purge_bench(rows: int, rate: float, threads: int, window_s: float, batch
         measured = create_load(service, rate, threads, stop, created, windows.label)
         purging.join()
         baseline, during = measured["without"], measured["during"]
-        echo(f"  {rate:g} creations/s from {threads} threads, open loop; purge on and off in {window_s:g} s windows:")
+        echo(f"  {rate:g} creations/s from {threads} threads, open loop; the purge on for {window_s:g} s, off for "
+             f"{window_s / 2:g} s, and so on:")
         echo(f"  without the purge: {baseline.line()}")
         echo(f"  during the purge:  {during.line()}")
         with sessions() as session:
             left = session.scalar(select(func.count()).select_from(Ticket).where(Ticket.closed_at.is_not(None))) or 0
+            left += session.scalar(text("SELECT count(*) FROM ticket_search WHERE ticket_id < :n"),
+                                   {"n": f"{rows:032x}"}) or 0
             kept = session.scalar(select(func.count()).select_from(Ticket).where(Ticket.id.in_(created[:5000]))) or 0
             recorded = session.scalar(select(func.sum(PurgeRun.purged))) or 0
         engine.dispose()
@@ -300,12 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=40.0, help="ticket creations per second (total)")
     parser.add_argument("--threads", type=int, default=4, help="threads creating tickets")
     parser.add_argument("--window", type=float, default=5.0,
-                        help="seconds of each window with, then without, the purge (alternating)")
+                        help="seconds of each window with the purge (those without it last half as long)")
     parser.add_argument("--batch", type=int, default=1000, help="rows per purge batch (one transaction each)")
     parser.add_argument("--pause", type=float, default=0.01, help="least seconds between purge batches")
-    parser.add_argument("--max-batch", type=float, default=0.05,
+    parser.add_argument("--max-batch", type=float, default=0.025,
                         help="a batch taking longer shrinks (RETENTION_MAX_BATCH_SECONDS)")
-    parser.add_argument("--yield-factor", type=float, default=2.0,
+    parser.add_argument("--yield-factor", type=float, default=3.0,
                         help="pause after a batch, as a multiple of its duration (RETENTION_YIELD_FACTOR)")
     parser.add_argument("--database-url", default="", help="tickets database (default: a fresh SQLite file, or a "
                                                          "fresh PostgreSQL database when KASEUM_TEST_POSTGRES is set)")

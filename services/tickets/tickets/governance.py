@@ -9,14 +9,14 @@ from __future__ import annotations
 from servicekit.declarations import Purpose, ServiceDeclaration
 from servicekit.retention import RetentionRule
 
-from .models import Base, purge_closed_tickets, sweep_search_rows
+from .models import Base, purge_closed_tickets
 
 LIMITATION = "Limitation Act 1980 s.5: a claim on a contract can be brought for 6 years"
 
 RETENTION = (
     RetentionRule("closed_tickets", "ticket_content", "tickets, their replies, internal notes and search text",
                   "closure of the ticket", LIMITATION + "; legal holds suspend it (12.1)", months=72,
-                  purge=purge_closed_tickets, then=sweep_search_rows, covers=("3.2.1", "3.2.3", "3.2.5")),
+                  purge=purge_closed_tickets, covers=("3.2.1", "3.2.3", "3.2.5")),
     RetentionRule("open_tickets", "ticket_content", "tickets not closed, with their replies",
                   "while the ticket is open (then as closed_tickets)", "needed to answer the customer (4.1.2, 4.1.3)",
                   covers=("3.2.1", "3.2.3", "3.2.5")),

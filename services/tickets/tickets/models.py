@@ -45,6 +45,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from .visibility import Viewer
 
 SEARCH_TABLE = "ticket_search"
+# SQLite only: each ticket's FTS5 rowid (made by hand in migrations, like SEARCH_TABLE, whose prefix
+# it shares so autogenerate leaves it alone).
+SEARCH_ROWS = "ticket_search_rows"
 # Up to this many search hits are fetched by id; past it the search is answered by walking the ticket
 # order instead (see Repository.page).
 SEARCH_HITS_FETCHED = 2000
@@ -238,13 +241,26 @@ class Repository:
         self._unindex([ticket.id])
         self.session.execute(text(f"INSERT INTO {SEARCH_TABLE} (ticket_id, content) VALUES (:id, :content)"),
                              {"id": ticket.id, "content": content})
+        if not self._postgres:
+            self.session.execute(text(f"INSERT INTO {SEARCH_ROWS} (ticket_id, fts_rowid) VALUES (:id, "
+                                      "last_insert_rowid())"), {"id": ticket.id})
 
     def _unindex(self, ticket_ids: list[str]) -> None:
         for start in range(0, len(ticket_ids), 500):
             chunk = ticket_ids[start:start + 500]
             marks = ", ".join(f":i{n}" for n in range(len(chunk)))
-            self.session.execute(text(f"DELETE FROM {SEARCH_TABLE} WHERE ticket_id IN ({marks})"),
-                                 {f"i{n}": tid for n, tid in enumerate(chunk)})
+            ids = {f"i{n}": tid for n, tid in enumerate(chunk)}
+            if self._postgres:
+                self.session.execute(text(f"DELETE FROM {SEARCH_TABLE} WHERE ticket_id IN ({marks})"), ids)
+                continue
+            # FTS5 finds a row fast only by rowid (`ticket_id` is UNINDEXED: deleting by it scans the
+            # whole index), so SQLite keeps each ticket's rowid in SEARCH_ROWS.
+            rowids = list(self.session.scalars(
+                text(f"SELECT fts_rowid FROM {SEARCH_ROWS} WHERE ticket_id IN ({marks})"), ids))
+            if rowids:
+                self.session.execute(text(f"DELETE FROM {SEARCH_TABLE} WHERE rowid = :r"),
+                                     [{"r": r} for r in rowids])
+                self.session.execute(text(f"DELETE FROM {SEARCH_ROWS} WHERE ticket_id IN ({marks})"), ids)
 
     def compact_search(self) -> None:
         """Rewrite the search index without deleted entries (SQLite FTS5 keeps a deleted document's
@@ -336,38 +352,13 @@ class Repository:
         if not rows:
             return Batch(0, 0, after)
         ids = [r.id for r in rows]
-        if self._postgres:  # keyed by ticket id there; SQLite's FTS5 rows go in the sweep below
-            self._unindex(ids)
+        self._unindex(ids)
         replies = self.session.execute(delete(Reply).where(Reply.ticket_id.in_(ids))).rowcount  # type: ignore[attr-defined]
         tickets = self.session.execute(delete(Ticket).where(Ticket.id.in_(ids))).rowcount  # type: ignore[attr-defined]
         return Batch(len(ids), int(replies or 0) + int(tickets or 0), (rows[-1].closed_at, rows[-1].id))
 
-    def sweep_search(self, limit: int, after: Key | None) -> Batch:
-        """SQLite: remove search rows whose ticket is gone, walking the FTS5 table by rowid (its only
-        fast key: `ticket_id` is UNINDEXED, so deleting by it scans the whole index)."""
-        if self._postgres:
-            return Batch(0, 0, after)
-        start = int(after[0]) if after else 0
-        rows = list(self.session.execute(
-            text(f"SELECT rowid, ticket_id FROM {SEARCH_TABLE} WHERE rowid > :after ORDER BY rowid LIMIT :n"),
-            {"after": start, "n": limit}))
-        if not rows:
-            return Batch(0, 0, after)
-        alive = set(self.session.scalars(select(Ticket.id).where(Ticket.id.in_([r[1] for r in rows]))))
-        gone = [int(r[0]) for r in rows if r[1] not in alive]
-        if gone:
-            marks = ", ".join(f":r{n}" for n in range(len(gone)))
-            self.session.execute(text(f"DELETE FROM {SEARCH_TABLE} WHERE rowid IN ({marks})"),
-                                 {f"r{n}": rowid for n, rowid in enumerate(gone)})
-        return Batch(len(rows), len(gone), (int(rows[-1][0]),))
-
 
 def purge_closed_tickets(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:
     """One batch of the retention purge: tickets closed before `cutoff` that no legal hold covers (on the
-    ticket or on its requester), with their replies (and, on PostgreSQL, their search rows)."""
+    ticket or on its requester), with their replies and search rows."""
     return Repository(session).purge_closed(cutoff, limit, after)
-
-
-def sweep_search_rows(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:
-    """The follow-up of a purge on SQLite: search rows of purged tickets (see Repository.sweep_search)."""
-    return Repository(session).sweep_search(limit, after)
