@@ -150,6 +150,12 @@ class Bus:
         await asyncio.gather(*running, return_exceptions=True)
         if self.nc is not None and not self.nc.is_closed:
             await self.nc.close()
+        # Whatever the client left behind (subscription readers, the flusher) ends with the loop,
+        # not later in the garbage collector of a closed loop.
+        leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
 
     async def _connect(self) -> None:
         # The service starts even when NATS is down: the outbox keeps events.

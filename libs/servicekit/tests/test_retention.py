@@ -60,7 +60,7 @@ def test_slow_batches_shrink_and_the_purge_yields_twice_as_long_as_it_worked(db:
     seed(db, 100, NOW - timedelta(days=91))
     timer = Timer([0.2, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01])
     purger = Purger([RULE], db.sessions, PurgeRun, Clock(NOW), batch_size=40, max_batch_seconds=0.05,
-                    sleep=timer.sleep, timer=timer)
+                    yield_factor=2.0, sleep=timer.sleep, timer=timer)
     result = purger.run_once()[0]
     assert result.purged == 100
     # 40 took 0.2 s: shrink to 10; quick ones double back up to the cap: batches of 40, 10, 20, then 40
