@@ -20,7 +20,7 @@ from tests.support.waiting import eventually
 from tools.stack import Stack, generate_secrets
 
 KASEUM = str(Path(sys.executable).parent / "kaseum")
-WIRED = {"tickets", "rights"}  # services serving kaseum.privacy.v1.Governance so far
+WIRED = {"identity", "tickets", "rights"}  # services serving kaseum.privacy.v1.Governance so far
 
 
 def cli(system: Stack, *args: str) -> subprocess.CompletedProcess[str]:

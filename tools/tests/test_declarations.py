@@ -14,8 +14,8 @@ from kaseum.privacy.v1 import governance_pb2 as pb
 from servicekit import ropa
 from servicekit.declarations import NOT_PERSONAL, ServiceDeclaration, catalogue, columns_of, undeclared
 
-# identity, consent and analytics join when their models are declared (the lead wires them).
-SERVICES = ["tickets", "rights"]
+# consent and analytics join when their models are declared.
+SERVICES = ["identity", "tickets", "rights"]
 
 
 def declaration(service: str) -> ServiceDeclaration:

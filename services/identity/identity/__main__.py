@@ -16,8 +16,9 @@ from servicekit.runtime import ServiceRuntime, main_entry
 from servicekit.settings import ServiceSettings
 
 from .config import IdentitySettings
+from .governance import declaration
 from .grpc_api import PUBLIC_METHODS, SERVICE, IdentityApi
-from .models import Inbox, Outbox, Repository
+from .models import GOVERNANCE, Inbox, Outbox, Repository
 from .organisations import OrganisationRules
 from .organisations_api import SERVICE as ORGANISATIONS
 from .organisations_api import OrganisationsApi
@@ -37,10 +38,9 @@ def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], Identi
     passwords = Passwords(settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism)
     service = IdentityService(runtime.uow, passwords, signer, runtime.verifier, settings.region,
                               settings.notice_version, throttle_key=settings.service_secret(),
-                              technical_retention=timedelta(days=settings.technical_retention_days),
                               session_lifetime=timedelta(days=settings.session_lifetime_days))
-    runtime.every(settings.purge_interval_seconds, service.purge_technical_data)
     runtime.every(settings.purge_interval_seconds, service.review_inactive)
+    runtime.governance(declaration(settings.technical_retention_days), GOVERNANCE)
     revocations = runtime.revocations
     # Identity confirms a session from its own database, not by calling itself.
     def confirm_locally(token: str) -> None:

@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from servicekit.audit import AuditLogMixin
+from servicekit.chain import ChainHeadMixin
+from servicekit.governance_models import GovernanceModels
+from servicekit.holds import LegalHoldMixin, not_held
 from servicekit.outbox import InboxMixin, OutboxMixin
 from servicekit.personal_data import table_of
+from servicekit.retention import Batch, Key, PurgeRunMixin
 from servicekit.subject_data import TableRows
-from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, delete, false, or_, select, update
+from servicekit.transfers import TransferLogMixin
+from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, delete, false, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+# Processing declarations (servicekit/declarations.py): every column names its category (section 3.2).
+IDENTITY = {"category": "3.2.1"}
+CONTACT = {"category": "3.2.2"}
+TECHNICAL = {"category": "3.2.3"}
+PROFILE = {"category": "3.2.4"}
+ACCESS = {"category": "access_records"}
+NONE = {"category": "none"}
 
 
 class Base(DeclarativeBase):
@@ -26,19 +41,41 @@ class Inbox(InboxMixin, Base):
     pass
 
 
+class ChainHead(ChainHeadMixin, Base):
+    pass
+
+
+class AuditLog(AuditLogMixin, Base):
+    """Staff and services' access to identity's personal data: append-only, hash-chained (section 11)."""
+
+
+class TransferLog(TransferLogMixin, Base):
+    pass
+
+
+class LegalHold(LegalHoldMixin, Base):
+    """Projection of the rights service's legal holds (events through the inbox)."""
+
+
+class PurgeRun(PurgeRunMixin, Base):
+    pass
+
+
+GOVERNANCE = GovernanceModels(ChainHead, AuditLog, TransferLog, LegalHold, PurgeRun)
+
+
 class Organisation(Base):
     """A customer company or a reseller (section 5.1.1)."""
 
     __tablename__ = "organisations"
-    __table_args__ = {"info": {"category": "identity"}}
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    name_key: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(20))  # customer | reseller
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, info=IDENTITY)
+    name: Mapped[str] = mapped_column(String(200), info=IDENTITY)
+    name_key: Mapped[str] = mapped_column(String(200), info=IDENTITY)
+    kind: Mapped[str] = mapped_column(String(20), info=NONE)  # customer | reseller
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=NONE)
     # Customers: members see each other's tickets only when an admin enables it (section 11).
-    ticket_sharing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    ticket_sharing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), info=NONE)
 
 
 class Account(Base):
@@ -46,30 +83,31 @@ class Account(Base):
 
     __tablename__ = "accounts"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    username: Mapped[str] = mapped_column(String(64), info={"category": "identity"})
-    username_key: Mapped[str] = mapped_column(String(64), unique=True, info={"category": "identity"})
-    email: Mapped[str] = mapped_column(String(320), info={"category": "contact"})
-    email_key: Mapped[str] = mapped_column(String(320), unique=True, info={"category": "contact"})
-    password_hash: Mapped[str] = mapped_column(String(200), info={"category": "profile"})
-    first_name: Mapped[str] = mapped_column(String(100), info={"category": "identity"})
-    last_name: Mapped[str] = mapped_column(String(100), info={"category": "identity"})
-    company: Mapped[str] = mapped_column(String(100), info={"category": "identity"})
-    job_title: Mapped[str] = mapped_column(String(100), info={"category": "identity"})
-    phone: Mapped[str] = mapped_column(String(20), default="", info={"category": "contact"})
-    country: Mapped[str] = mapped_column(String(2), info={"category": "identity"})
-    region: Mapped[str] = mapped_column(String(8))
-    role: Mapped[str] = mapped_column(String(20))
-    organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"), nullable=True)
-    restricted: Mapped[bool] = mapped_column(Boolean, default=False)
-    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, info=IDENTITY)
+    username: Mapped[str] = mapped_column(String(64), info=IDENTITY)
+    username_key: Mapped[str] = mapped_column(String(64), unique=True, info=IDENTITY)
+    email: Mapped[str] = mapped_column(String(320), info=CONTACT)
+    email_key: Mapped[str] = mapped_column(String(320), unique=True, info=CONTACT)
+    password_hash: Mapped[str] = mapped_column(String(200), info=PROFILE)
+    first_name: Mapped[str] = mapped_column(String(100), info=IDENTITY)
+    last_name: Mapped[str] = mapped_column(String(100), info=IDENTITY)
+    company: Mapped[str] = mapped_column(String(100), info=IDENTITY)
+    job_title: Mapped[str] = mapped_column(String(100), info=IDENTITY)
+    phone: Mapped[str] = mapped_column(String(20), default="", info=CONTACT)
+    country: Mapped[str] = mapped_column(String(2), info=IDENTITY)
+    region: Mapped[str] = mapped_column(String(8), info=IDENTITY)
+    role: Mapped[str] = mapped_column(String(20), info=PROFILE)
+    organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"), nullable=True, info=IDENTITY)
+    restricted: Mapped[bool] = mapped_column(Boolean, default=False, info=PROFILE)
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, info=PROFILE)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=PROFILE)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=PROFILE)
     # Last sign-in or refresh (set at sign-up): inactive accounts are warned, then erased (section 12).
-    last_active_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+    last_active_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True,
+                                                            info=TECHNICAL)
     # When the inactivity warning went out; cleared by the next sign-in.
     inactivity_warned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True,
-                                                                  index=True)
+                                                                  index=True, info=PROFILE)
 
 
 class SessionRecord(Base):
@@ -77,16 +115,16 @@ class SessionRecord(Base):
 
     __tablename__ = "sessions"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, info=TECHNICAL)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True, info=IDENTITY)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=TECHNICAL)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=TECHNICAL)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=TECHNICAL)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, info=TECHNICAL)
     # sha256 of the current refresh secret; rotated on every refresh.
-    refresh_hash: Mapped[str] = mapped_column(String(64), default="")
-    browser: Mapped[str] = mapped_column(String(100), default="", info={"category": "technical"})
-    os: Mapped[str] = mapped_column(String(100), default="", info={"category": "technical"})
+    refresh_hash: Mapped[str] = mapped_column(String(64), default="", info=TECHNICAL)
+    browser: Mapped[str] = mapped_column(String(100), default="", info=TECHNICAL)
+    os: Mapped[str] = mapped_column(String(100), default="", info=TECHNICAL)
 
 
 class SignIn(Base):
@@ -94,15 +132,15 @@ class SignIn(Base):
 
     __tablename__ = "sign_ins"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
-    session_id: Mapped[str] = mapped_column(String(32))
-    ip_address: Mapped[str] = mapped_column(String(45), info={"category": "technical"})
-    user_agent: Mapped[str] = mapped_column(Text, info={"category": "technical"})
-    browser: Mapped[str] = mapped_column(String(100), info={"category": "technical"})
-    os: Mapped[str] = mapped_column(String(100), info={"category": "technical"})
-    time_zone: Mapped[str] = mapped_column(String(64), default="", info={"category": "technical"})
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, info=TECHNICAL)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True, info=IDENTITY)
+    session_id: Mapped[str] = mapped_column(String(32), info=TECHNICAL)
+    ip_address: Mapped[str] = mapped_column(String(45), info=TECHNICAL)
+    user_agent: Mapped[str] = mapped_column(Text, info=TECHNICAL)
+    browser: Mapped[str] = mapped_column(String(100), info=TECHNICAL)
+    os: Mapped[str] = mapped_column(String(100), info=TECHNICAL)
+    time_zone: Mapped[str] = mapped_column(String(64), default="", info=TECHNICAL)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True, info=TECHNICAL)
 
 
 
@@ -114,13 +152,13 @@ class AccountToken(Base):
 
     __tablename__ = "account_tokens"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
-    purpose: Mapped[str] = mapped_column(String(20))
-    secret_hash: Mapped[str] = mapped_column(String(64), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, info=PROFILE)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True, info=IDENTITY)
+    purpose: Mapped[str] = mapped_column(String(20), info=PROFILE)
+    secret_hash: Mapped[str] = mapped_column(String(64), default="", info=PROFILE)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=PROFILE)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True, info=PROFILE)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, info=PROFILE)
 
 
 class AddressMessage(Base):
@@ -133,11 +171,11 @@ class AddressMessage(Base):
 
     __tablename__ = "address_messages"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    email: Mapped[str] = mapped_column(String(254))
-    purpose: Mapped[str] = mapped_column(String(30))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, info=CONTACT)
+    email: Mapped[str] = mapped_column(String(254), info=CONTACT)
+    purpose: Mapped[str] = mapped_column(String(30), info=CONTACT)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=CONTACT)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True, info=CONTACT)
 
 
 class LoginThrottle(Base):
@@ -145,10 +183,10 @@ class LoginThrottle(Base):
 
     __tablename__ = "login_throttle"
 
-    key: Mapped[str] = mapped_column(String(80), primary_key=True)
-    failures: Mapped[int] = mapped_column(default=0)
-    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    key: Mapped[str] = mapped_column(String(80), primary_key=True, info=TECHNICAL)
+    failures: Mapped[int] = mapped_column(default=0, info=TECHNICAL)
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, info=TECHNICAL)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True, info=TECHNICAL)
 
 
 # --- organisations and reseller relationships (section 5.1.1) -------------------------
@@ -159,8 +197,9 @@ class OrganisationCountry(Base):
 
     __tablename__ = "organisation_countries"
 
-    reseller_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True)
-    country: Mapped[str] = mapped_column(String(2), primary_key=True)  # ISO 3166-1 alpha-2
+    reseller_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True,
+                                             info=NONE)
+    country: Mapped[str] = mapped_column(String(2), primary_key=True, info=NONE)  # ISO 3166-1 alpha-2
 
 
 class ResellerCustomer(Base):
@@ -168,10 +207,11 @@ class ResellerCustomer(Base):
 
     __tablename__ = "reseller_customers"
 
-    reseller_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True)
+    reseller_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True,
+                                             info=NONE)
     customer_organisation_id: Mapped[str] = mapped_column(
-        ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True, index=True)
-    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+        ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True, index=True, info=NONE)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=NONE)
 
 
 class OrganisationAudit(Base):
@@ -183,14 +223,14 @@ class OrganisationAudit(Base):
 
     __tablename__ = "organisation_audit"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    actor_kind: Mapped[str] = mapped_column(String(10))  # person | service
-    actor_id: Mapped[str] = mapped_column(String(64))  # account id, or the service's name
-    action: Mapped[str] = mapped_column(String(40))
-    organisation_id: Mapped[str] = mapped_column(String(32), index=True)
-    customer_organisation_id: Mapped[str] = mapped_column(String(32), default="")
-    detail: Mapped[str] = mapped_column(Text, default="")  # e.g. the new countries, "FR,GB"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, info=ACCESS)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True, info=ACCESS)
+    actor_kind: Mapped[str] = mapped_column(String(10), info=ACCESS)  # person | service
+    actor_id: Mapped[str] = mapped_column(String(64), info=ACCESS)  # account id, or the service's name
+    action: Mapped[str] = mapped_column(String(40), info=ACCESS)
+    organisation_id: Mapped[str] = mapped_column(String(32), index=True, info=ACCESS)
+    customer_organisation_id: Mapped[str] = mapped_column(String(32), default="", info=ACCESS)
+    detail: Mapped[str] = mapped_column(Text, default="", info=ACCESS)  # e.g. the new countries, "FR,GB"
 
 
 class OrganisationRepository:
@@ -340,20 +380,6 @@ class Repository(OrganisationRepository):
         assert row is not None
         return row
 
-    def purge_technical(self, before: datetime, batch: int) -> int:
-        """Delete up to `batch` sign-in records, and ended sessions, older than `before`."""
-        old = select(SignIn.id).where(SignIn.created_at < before).limit(batch)
-        count = int(self.session.execute(delete(SignIn).where(SignIn.id.in_(old))).rowcount or 0)  # type: ignore[attr-defined]
-        ended = select(SessionRecord.id).where(
-            or_(SessionRecord.expires_at < before, SessionRecord.revoked_at < before)).limit(batch)
-        count += int(self.session.execute(  # type: ignore[attr-defined]
-            delete(SessionRecord).where(SessionRecord.id.in_(ended))).rowcount or 0)
-        used = select(AccountToken.id).where(AccountToken.expires_at < before).limit(batch)
-        self.session.execute(delete(AccountToken).where(AccountToken.id.in_(used)))
-        stale = select(LoginThrottle.key).where(LoginThrottle.updated_at < before).limit(batch)
-        self.session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(stale)))
-        return count
-
     def inactive_unwarned(self, before: datetime, batch: int) -> list[Account]:
         """Customers whose last activity was before `before` and who have not been warned."""
         return list(self.session.scalars(
@@ -365,12 +391,6 @@ class Repository(OrganisationRepository):
         return list(self.session.scalars(
             select(Account).where(Account.role == "customer", Account.inactivity_warned_at < warned_before,
                                   Account.last_active_at < Account.inactivity_warned_at).limit(batch)))
-
-    def purge_address_messages(self, now: datetime, batch: int) -> int:
-        """Delete up to `batch` unclaimed address-only messages past their expiry."""
-        expired = select(AddressMessage.id).where(AddressMessage.expires_at < now).limit(batch)
-        return int(self.session.execute(  # type: ignore[attr-defined]
-            delete(AddressMessage).where(AddressMessage.id.in_(expired))).rowcount or 0)
 
     def rows_of(self, account_id: str) -> list[TableRows]:
         """The subject's rows for an export; the password hash is never exported."""
@@ -395,3 +415,46 @@ class Repository(OrganisationRepository):
             count += int(result.rowcount or 0)  # type: ignore[attr-defined]
         result = self.session.execute(delete(Account).where(Account.id == account_id))
         return count + int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# --- the retention purge (identity/governance.py declares the periods) ------------------------------
+def _older(session: Session, model: Any, when: Any, cutoff: datetime, limit: int, after: Key | None,
+           subject: Any = None) -> Batch:
+    """Delete up to `limit` rows of `model` whose `when` is before `cutoff`, in (when, key) order after
+    `after`, skipping a subject under a legal hold."""
+    key = model.__mapper__.primary_key[0]
+    query = select(when, key).where(when < cutoff)
+    if subject is not None:
+        query = query.where(not_held(LegalHold, "subject", subject))
+    if after is not None:
+        query = query.where(tuple_(when, key) > tuple_(*after))
+    rows = list(session.execute(query.order_by(when, key).limit(limit)))
+    if not rows:
+        return Batch(0, 0, after)
+    deleted = session.execute(delete(model).where(key.in_([r[1] for r in rows]))).rowcount  # type: ignore[attr-defined]
+    return Batch(len(rows), int(deleted or 0), tuple(rows[-1]))
+
+
+def purge_sign_ins(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:
+    """Technical data captured at sign-in (section 3.2.3), from its capture."""
+    return _older(session, SignIn, SignIn.created_at, cutoff, limit, after, SignIn.account_id)
+
+
+def purge_ended_sessions(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:
+    """Sessions (device, last seen), from their expiry; a revoked one expires too."""
+    return _older(session, SessionRecord, SessionRecord.expires_at, cutoff, limit, after, SessionRecord.account_id)
+
+
+def purge_throttles(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:
+    """Failed-sign-in counters (keyed hashes), from their last update."""
+    return _older(session, LoginThrottle, LoginThrottle.updated_at, cutoff, limit, after)
+
+
+def purge_tokens(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:
+    """Verification and reset tokens, from their expiry."""
+    return _older(session, AccountToken, AccountToken.expires_at, cutoff, limit, after, AccountToken.account_id)
+
+
+def purge_address_messages(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:
+    """Addresses of people without an account that the sender never claimed, from their expiry."""
+    return _older(session, AddressMessage, AddressMessage.expires_at, cutoff, limit, after)

@@ -75,7 +75,6 @@ class NewStaff:
 class IdentityService(SubjectDataRules):
     def __init__(self, uow: UnitOfWorkFactory[Repository], passwords: Passwords, signer: TokenSigner,
                  verifier: TokenVerifier, region: str, notice_version: str, throttle_key: bytes = b"",
-                 technical_retention: timedelta = timedelta(days=90),
                  session_lifetime: timedelta = timedelta(days=30),
                  inactive_warning: timedelta = timedelta(days=730), inactive_grace: timedelta = timedelta(days=30),
                  announce: Callable[[list[str]], None] = lambda ids: None) -> None:
@@ -85,7 +84,6 @@ class IdentityService(SubjectDataRules):
         self.announce = announce
         self.throttle = Throttle(throttle_key)
         self.recovery = Recovery(uow, passwords, self.throttle, announce)
-        self.technical_retention = technical_retention
         self.inactive_warning = inactive_warning
         self.inactive_grace = inactive_grace
         self.session_lifetime = session_lifetime
@@ -346,20 +344,6 @@ class IdentityService(SubjectDataRules):
             dormant += len(due)
             if len(due) < batch:
                 return warned, dormant
-
-    def purge_technical_data(self, now: datetime | None = None, batch: int = 1000) -> int:
-        """Delete Technical Data past its retention period (section 12), in batches."""
-        now = now or utcnow()
-        cutoff = now - self.technical_retention
-        total = 0
-        while True:
-            with self.uow() as uow:
-                count = uow.repo.purge_technical(cutoff, batch)
-                uow.repo.purge_address_messages(now, batch)
-                uow.commit()
-            total += count
-            if count < batch:
-                return total
 
     def authenticate(self, token: str) -> Principal:
         principal = self.verifier.verify_person(token)

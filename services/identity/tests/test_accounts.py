@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
-from identity.models import LoginThrottle, Outbox
+from identity.governance import DECLARATION
+from identity.models import LegalHold, LoginThrottle, Outbox, PurgeRun
 from identity.passwords import Passwords
 from identity.recovery import ADDRESS_LIFETIME, USERNAME_TAKEN
 from identity.service import IdentityService, NewStaff
@@ -19,6 +20,9 @@ from servicekit.errors import (
     Unauthenticated,
     WrongRegion,
 )
+from servicekit.holds import placed
+from servicekit.retention import Purger
+from servicekit.testing import Clock
 from sqlalchemy import select
 
 from .conftest import requested, signup
@@ -67,7 +71,7 @@ def test_an_unclaimed_address_is_purged_when_it_expires(service: IdentityService
     service.sign_up(signup())
     service.sign_up(signup(username="ada", email="someone@example.com"))
     told = requested(service)[-1]
-    service.purge_technical_data(now=utcnow() + ADDRESS_LIFETIME + timedelta(minutes=1))
+    purge(service, utcnow() + ADDRESS_LIFETIME + timedelta(minutes=1))
     with service.uow() as uow:
         assert uow.repo.address_message(told.token_id) is None
 
@@ -226,16 +230,28 @@ def test_changing_the_password_revokes_every_other_session(service: IdentityServ
 def test_technical_data_is_purged_after_its_retention_period(service: IdentityService) -> None:
     account = service.sign_up(signup())
     service.login("ada", "correct horse battery", "203.0.113.9", "curl/8")
-    assert service.purge_technical_data(now=utcnow() + timedelta(days=89)) == 0
+    assert purge(service, utcnow() + timedelta(days=89))["sign_ins"] == 0
     tables = {name: rows for name, _, _, rows in service.export(account.id).tables}
     assert tables["sign_ins"]
-    assert service.purge_technical_data(now=utcnow() + timedelta(days=91), batch=1) == 1  # the sign-in
+    assert purge(service, utcnow() + timedelta(days=91))["sign_ins"] == 1
     tables = {name: rows for name, _, _, rows in service.export(account.id).tables}
     assert not tables["sign_ins"] and tables["sessions"]
     # The session record goes 90 days after the session ended (30 days after its last refresh).
-    assert service.purge_technical_data(now=utcnow() + timedelta(days=121)) == 1
+    assert purge(service, utcnow() + timedelta(days=121))["sessions"] == 1
     tables = {name: rows for name, _, _, rows in service.export(account.id).tables}
     assert not tables["sessions"] and tables["accounts"]
+
+
+@pytest.mark.notice("12.1")
+@pytest.mark.rule("R-RET-2")
+def test_a_legal_hold_on_the_subject_keeps_their_technical_data(service: IdentityService) -> None:
+    account = service.sign_up(signup())
+    service.login("ada", "correct horse battery", "203.0.113.9", "curl/8")
+    with service.uow() as uow:
+        placed(uow.session, LegalHold, "h1", "subject", account.id, "complaint", utcnow() + timedelta(days=400))
+        uow.commit()
+    assert purge(service, utcnow() + timedelta(days=200))["sign_ins"] == 0
+    assert {name: rows for name, _, _, rows in service.export(account.id).tables}["sign_ins"]
 
 
 @pytest.mark.notice("13.1.5")
@@ -248,6 +264,13 @@ def test_restriction_is_published_for_other_services(service: IdentityService) -
     with service.uow() as uow:
         subjects = [r.subject for r in uow.session.scalars(select(Outbox).order_by(Outbox.created_at))]
     assert subjects.count("uk.identity.account.restricted") == 2
+
+
+def purge(service: IdentityService, now: datetime) -> dict[str, int]:
+    """One run of identity's retention purge (the schedule in identity/governance.py) at `now`."""
+    purger = Purger(DECLARATION.retention, service.uow.session_factory, PurgeRun, Clock(now),
+                    sleep=lambda _s: None)
+    return {result.rule: result.purged for result in purger.run_once()}
 
 
 class CountingPasswords(Passwords):
