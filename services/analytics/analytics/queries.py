@@ -19,15 +19,15 @@ from servicekit.caller import Principal
 from servicekit.db import UnitOfWorkFactory, utcnow
 from servicekit.errors import InvalidArgument, PermissionDenied, Throttled
 
-from .cube import Cube, period_cubes
-from .disclosure import ALL_REGIONS, NONE, TOTAL, Key, protect
-from .models import Repository
+from .cube import ANY_FEATURE, Cube, period_cubes
+from .disclosure import ALL_REGIONS, Key
+from .models import ReleasedRow, Repository
 from .noise import noisy_counts
 from .periods import GRANULARITIES, period_starts
+from .release import DIMENSIONS, hidden_cells, shown, wanted_keys
 from .service import MAX_FEATURE
 
 MAX_SPAN_DAYS = 366
-DIMENSIONS = ("", "product", "org_size_band")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _REGION = re.compile(r"^[a-z]{2,8}$")
 
@@ -88,12 +88,19 @@ class AnalyticsQueries:
         self.require_analyst(principal)
         first, last = self._validate(feature, from_date, to_date, granularity, dimension, region, epsilon)
         row = ALL_REGIONS if region == "all" else (region or self.region)
+        starts = period_starts(first, last, granularity)
+        if granularity == "day" and not epsilon:
+            # Each day's cells were protected when it was rolled up: one range read.
+            with self.uow() as uow:
+                released = uow.repo.released(feature, row, dimension, first, last)
+            if all(r[6] == self.k for r in released):
+                return Usage(released_series(starts, feature, released), dimension, 0.0,
+                             self._remaining(principal))
+            # Released under another threshold (the roll-up job will redo them): protect now.
         with self.uow() as uow:
             cells = uow.repo.cells(feature, first, last)
         used, active = period_cubes(cells, feature, granularity, first)
-        starts = period_starts(first, last, granularity)
-        wanted = {start: self._wanted(used.get(start, {}), active.get(start, {}), row, dimension)
-                  for start in starts}
+        wanted = {start: wanted_keys(active.get(start, {}), row, dimension) for start in starts}
         if epsilon:
             series = self._noisy(starts, wanted, used, active, dimension, epsilon)
             remaining = self._charge(principal, epsilon)
@@ -101,19 +108,10 @@ class AnalyticsQueries:
         series = []
         for start in starts:
             u, a = used.get(start, {}), active.get(start, {})
-            hidden_active = protect(a, self.k)
-            # A share is shown only with its denominator: a hidden denominator hides the cell.
-            hidden = protect(u, self.k, forced=hidden_active)
-            series += [point(start, u.get(key, 0), a.get(key, 0), key in hidden or key not in a, key[2])
-                       for key in wanted[start]]
+            hidden, _ = hidden_cells(u, a, self.k)
+            series += [point(start, users, total, hide, value)
+                       for value, users, total, hide in shown(u, a, hidden, wanted[start])]
         return Usage(series, dimension, 0.0, self._remaining(principal))
-
-    @staticmethod
-    def _wanted(used: Cube, active: Cube, row: str, dimension: str) -> list[Key]:
-        keys: list[Key] = [(NONE, row, TOTAL)]
-        if dimension:
-            keys += sorted(k for k in active if k[0] == dimension and k[1] == row)
-        return keys
 
     def _noisy(self, starts: list[date], wanted: dict[date, list[Key]], used: dict[date, Cube],
                active: dict[date, Cube], dimension: str, epsilon: float) -> list[Point]:
@@ -181,6 +179,24 @@ class AnalyticsQueries:
         if (last - first).days + 1 > MAX_SPAN_DAYS:
             raise InvalidArgument(f"the range may span at most {MAX_SPAN_DAYS} days", "range_too_long")
         return first, last
+
+
+def released_series(days: list[date], feature: str, released: list[ReleasedRow]) -> list[Point]:
+    """A daily series from released cells: a day's cells of `feature`, or, on a day nobody used it,
+    the day's cells with active users, all suppressed; a day with neither is suppressed."""
+    mine: dict[date, list[ReleasedRow]] = {}
+    anyone: dict[date, list[ReleasedRow]] = {}
+    for r in released:
+        (anyone if r[0] == ANY_FEATURE else mine).setdefault(r[1], []).append(r)
+    series: list[Point] = []
+    for day in days:
+        if day in mine:
+            # The total ("") first, then each value (in code point order on every database).
+            series += [point(day, r[3], r[4], r[5], r[2]) for r in sorted(mine[day], key=lambda r: r[2])]
+        else:
+            values = sorted(r[2] for r in anyone.get(day, [])) or [""]
+            series += [point(day, 0, 0, True, v) for v in values]
+    return series
 
 
 def _to_month_end(now: datetime) -> int:

@@ -15,7 +15,7 @@ import pytest
 from analytics.__main__ import MIGRATIONS
 from analytics.models import Outbox, Repository, UsageDaily
 from analytics.queries import AnalyticsQueries
-from analytics.service import AnalyticsService
+from analytics.service import AnalyticsService, release_day
 from servicekit.bus import Bus
 from servicekit.caller import Principal
 from servicekit.db import UnitOfWorkFactory, new_id
@@ -113,12 +113,15 @@ def person() -> Callable[..., Principal]:
 @pytest.fixture
 def daily(uow: UnitOfWorkFactory[Repository]) -> Callable[..., None]:
     """Store one rolled-up cell: `daily(date(2025, 3, 3), users=12, feature="tickets.open")`;
-    dimension "all" by default, feature "*" for active users."""
+    dimension "all" by default, feature "*" for active users. The day is released again, as the
+    roll-up does (threshold 10, as the `queries` fixture)."""
     def store(day: date, users: int, feature: str = "tickets.open", region: str = REGION,
               dimension: str = "all", value: str = "") -> None:
         with uow() as u:
             u.repo.add(UsageDaily(day=day, region=region, feature=feature, dimension=dimension, value=value,
                                   users=users))
+            u.session.flush()
+            release_day(u.repo, day, 10)
             u.commit()
 
     return store
