@@ -16,18 +16,20 @@ under-count, never an over-count).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import date
+from datetime import date, datetime
 
 from servicekit.outbox import InboxMixin, OutboxMixin
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
+    DateTime,
     Executable,
     Float,
     Index,
     Integer,
     String,
+    Text,
     and_,
     delete,
     func,
@@ -122,6 +124,21 @@ class UsageReleased(Base):
     min_group_size: Mapped[int] = mapped_column(Integer)
 
 
+class NoisyAnswer(Base):
+    """A differentially private answer as released, kept a day so that a retried request (same
+    analyst, same request id) gets the same answer and spends nothing more: a fresh answer would
+    be a second draw of noise, which is a second spend. Holds noisy aggregates only."""
+
+    __tablename__ = "noisy_answers"
+
+    analyst: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # A hash of the query's parameters: the same id for another question is refused.
+    query: Mapped[str] = mapped_column(String(64))
+    answer: Mapped[str] = mapped_column(Text)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class PrivacySpend(Base):
     """Epsilon an analyst spent in a budget period; `analyst` is a keyed hash of the account id."""
 
@@ -143,6 +160,8 @@ ReleasedCell = tuple[str, str, str, str, int, int, bool]
 # (feature, day, value, users, active, suppressed, min_group_size): a released cell, as read back
 ReleasedRow = tuple[str, date, str, int, int, bool, int]
 _CELL_KEY = ("day", "region", "feature", "dimension", "value")
+# Rows fetched at a time when a day's events are read.
+STREAM_ROWS = 20000
 # Rows per statement in bulk writes (SQLite binds at most 32 766 parameters per statement).
 _CHUNK = 2000
 
@@ -210,8 +229,9 @@ class Repository:
         memory stays flat however many events the day has."""
         statement = (select(UsageEvent.pseudonym, UsageEvent.region, UsageEvent.feature, UsageEvent.product,
                             UsageEvent.size_band)
-                     .where(UsageEvent.day == day).order_by(UsageEvent.pseudonym))
-        result = self.session.connection().execution_options(yield_per=20000).execute(statement)
+                     .where(UsageEvent.day == day).order_by(UsageEvent.pseudonym)
+                     .execution_options(yield_per=STREAM_ROWS))
+        result = self.session.connection().execute(statement)
         for rows in result.partitions():
             yield from rows  # type: ignore[misc]
 
@@ -305,3 +325,15 @@ class Repository:
             self.session.add(row)
         row.spent += epsilon
         return row.spent
+
+    # --- noisy answers ---------------------------------------------------------------
+    def noisy_answer(self, analyst: str, request_id: str) -> NoisyAnswer | None:
+        return self.session.get(NoisyAnswer, (analyst, request_id))
+
+    def keep_noisy_answer(self, analyst: str, request_id: str, query: str, answer: str, now: datetime) -> None:
+        self.session.add(NoisyAnswer(analyst=analyst, request_id=request_id, query=query, answer=answer,
+                                     created=now))
+
+    def forget_noisy_answers(self, before: datetime) -> int:
+        result = self.session.execute(delete(NoisyAnswer).where(NoisyAnswer.created < before))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]

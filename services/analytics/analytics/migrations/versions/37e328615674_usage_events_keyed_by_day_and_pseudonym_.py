@@ -1,4 +1,4 @@
-"""usage events keyed by day and pseudonym, stored pseudonyms as 64-bit integers, released cells
+"""usage events keyed by day and pseudonym, stored pseudonyms as 64-bit integers, released cells, noisy answers
 
 Revision ID: 37e328615674
 Revises: aeaf1df81094
@@ -90,10 +90,24 @@ def upgrade() -> None:
         batch_op.create_index('ix_usage_released_day', ['day'], unique=False)
     # Days already rolled up are released by the service's roll-up job (release_stale_days).
 
+    op.create_table('noisy_answers',
+    sa.Column('analyst', sa.String(length=64), nullable=False),
+    sa.Column('request_id', sa.String(length=64), nullable=False),
+    sa.Column('query', sa.String(length=64), nullable=False),
+    sa.Column('answer', sa.Text(), nullable=False),
+    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('analyst', 'request_id')
+    )
+    with op.batch_alter_table('noisy_answers', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_noisy_answers_created'), ['created'], unique=False)
+
 
 def downgrade() -> None:
     # A stored pseudonym cannot be turned back into its hex text: un-rolled events are dropped
     # (the day's counts can only be lower, never higher).
+    with op.batch_alter_table('noisy_answers', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_noisy_answers_created'))
+    op.drop_table('noisy_answers')
     with op.batch_alter_table('usage_released', schema=None) as batch_op:
         batch_op.drop_index('ix_usage_released_day')
     op.drop_table('usage_released')
