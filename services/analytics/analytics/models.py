@@ -192,15 +192,23 @@ class Repository:
         return {(r[0], r[1]) for r in rows}
 
     def insert_uses(self, uses: Sequence[UseRow]) -> None:
-        """Insert, skipping events already stored (a redelivery)."""
+        """Insert, skipping events already stored (a redelivery).
+
+        The driver's own executemany with plain tuples: this runs for every usage event, and
+        building a parameter dict per row costs more than the insert itself.
+        """
         if not uses:
             return
-        columns = ("id", "day", "region", "feature", "pseudonym", "product", "size_band")
-        values = [dict(zip(columns, u, strict=True)) for u in uses]
-        statement = (pg_insert if self._postgres() else sqlite_insert)(UsageEvent).on_conflict_do_nothing()
-        connection = self.session.connection()
-        for chunk in _chunks(values):
-            connection.execute(statement, chunk)
+        columns = "id, day, region, feature, pseudonym, product, size_band"
+        if self._postgres():
+            rows: Sequence[tuple[object, ...]] = uses
+            marks = ", ".join(["%s"] * 7)
+        else:
+            # SQLite holds a Date as its ISO text (as SQLAlchemy's Date type writes it).
+            rows = [(u[0], u[1].isoformat(), *u[2:]) for u in uses]
+            marks = ", ".join(["?"] * 7)
+        self.session.connection().exec_driver_sql(
+            f"INSERT INTO usage_events ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
 
     def exclude_pseudonym(self, day: date, pseudonym: int) -> int:
         """Delete the pseudonym's events of `day` and refuse its later ones; returns deleted."""
