@@ -237,11 +237,22 @@ class Repository:
         memory stays flat however many events the day has."""
         statement = (select(UsageEvent.pseudonym, UsageEvent.region, UsageEvent.feature, UsageEvent.product,
                             UsageEvent.size_band)
-                     .where(UsageEvent.day == day).order_by(UsageEvent.pseudonym)
-                     .execution_options(yield_per=STREAM_ROWS))
-        result = self.session.connection().execute(statement)
-        for rows in result.partitions():
-            yield from rows  # type: ignore[misc]
+                     .where(UsageEvent.day == day).order_by(UsageEvent.pseudonym))
+        connection = self.session.connection()
+        if self._postgres():
+            result = connection.execute(statement.execution_options(yield_per=STREAM_ROWS))
+            for rows in result.partitions():
+                yield from rows  # type: ignore[misc]
+            return
+        # SQLite: the driver's cursor in the session's transaction, its rows as they come (this
+        # reads every event; result rows cost more than the read). The day as SQLite holds it.
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(str(statement.compile(connection)), (day.isoformat(),))
+            while rows := cursor.fetchmany(STREAM_ROWS):
+                yield from rows
+        finally:
+            cursor.close()
 
     def merge_cells(self, cells: Iterable[Cell]) -> None:
         """Store counts in bulk; a cell already there keeps the larger count (see AnalyticsService.rollup)."""

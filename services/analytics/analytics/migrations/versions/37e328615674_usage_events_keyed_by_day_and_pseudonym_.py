@@ -36,7 +36,9 @@ def _retire(table: str) -> str:
 def _copy(source: str, target: sa.Table, columns: list[str]) -> None:
     """Copy rows in batches (memory stays flat), the pseudonym column converted."""
     bind = op.get_bind()
-    result = bind.execute(sa.text(f"SELECT {', '.join(columns)} FROM {source}").execution_options(yield_per=BATCH))
+    # Typed columns, so a day comes back as a date on SQLite too; the old pseudonym is text.
+    old = sa.table(source, *[sa.column(c, sa.String() if c == 'pseudonym' else target.c[c].type) for c in columns])
+    result = bind.execute(sa.select(*[old.c[c] for c in columns]).execution_options(yield_per=BATCH))
     for rows in result.partitions():
         values = [dict(zip(columns, row, strict=True)) for row in rows]
         for v in values:
