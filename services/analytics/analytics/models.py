@@ -31,6 +31,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -157,8 +158,8 @@ UseRow = tuple[str, date, str, str, int, str, str]
 DayUse = tuple[int, str, str, str, str]
 # (feature, region row, dimension, value, users, active, suppressed): a released cell of one day
 ReleasedCell = tuple[str, str, str, str, int, int, bool]
-# (feature, day, value, users, active, suppressed, min_group_size): a released cell, as read back
-ReleasedRow = tuple[str, date, str, int, int, bool, int]
+# (day, value, users, active, suppressed, min_group_size): a released cell, as read back
+ReleasedRow = tuple[date, str, int, int, bool, int]
 _CELL_KEY = ("day", "region", "feature", "dimension", "value")
 # Rows fetched at a time when a day's events are read.
 STREAM_ROWS = 20000
@@ -169,6 +170,16 @@ _CHUNK = 2000
 def _chunks(rows: Sequence[dict[str, object]]) -> Iterator[Sequence[dict[str, object]]]:
     for start in range(0, len(rows), _CHUNK):
         yield rows[start:start + _CHUNK]
+
+
+# Built once: a year's daily series is this one statement, and building it costs more than running it.
+_RELEASED = (
+    select(UsageReleased.day, UsageReleased.value, UsageReleased.users, UsageReleased.active,
+           UsageReleased.suppressed, UsageReleased.min_group_size)
+    .where(UsageReleased.feature == bindparam("feature"), UsageReleased.region == bindparam("region"),
+           UsageReleased.dimension == bindparam("dimension"), UsageReleased.day >= bindparam("first"),
+           UsageReleased.day <= bindparam("last"))
+)
 
 
 class Repository:
@@ -301,15 +312,11 @@ class Repository:
             connection.execute(insert(UsageReleased), chunk)
 
     def released(self, feature: str, region: str, dimension: str, first: date, last: date) -> list[ReleasedRow]:
-        """Released cells of `feature` and "*" for one region row and dimension set in [first, last]:
-        two range reads of the table's key."""
-        rows = self.session.connection().execute(
-            select(UsageReleased.feature, UsageReleased.day, UsageReleased.value, UsageReleased.users,
-                   UsageReleased.active, UsageReleased.suppressed, UsageReleased.min_group_size)
-            .where(UsageReleased.feature.in_((feature, "*")), UsageReleased.region == region,
-                   UsageReleased.dimension == dimension, UsageReleased.day >= first, UsageReleased.day <= last)
-        ).all()
-        return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+        """Released cells of one feature ("*": the cells with active users), region row and
+        dimension set in [first, last]: one range read of the table's key."""
+        rows = self.session.connection().execute(_RELEASED, {
+            "feature": feature, "region": region, "dimension": dimension, "first": first, "last": last}).all()
+        return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     def days_to_release(self, min_group_size: int) -> list[date]:
         """Days with counts but no cells released under this threshold."""

@@ -102,10 +102,14 @@ class AnalyticsQueries:
             if not epsilon:
                 remaining = max(0.0, self.budget_epsilon - uow.repo.spent(analyst, self._budget_period()))
             if granularity == "day" and not epsilon:
-                # Each day's cells were protected when it was rolled up: one range read.
-                released = uow.repo.released(feature, row, dimension, first, last)
-                if all(r[6] == self.k for r in released):
-                    return Usage(released_series(starts, feature, released), dimension, 0.0, remaining)
+                # Each day's cells were protected when it was rolled up: a range read or two.
+                mine = uow.repo.released(feature, row, dimension, first, last)
+                days_used = {r[0] for r in mine}
+                anyone = ([] if len(days_used) == len(starts) else
+                          [r for r in uow.repo.released(ANY_FEATURE, row, dimension, first, last)
+                           if r[0] not in days_used])
+                if all(r[5] == self.k for r in mine) and all(r[5] == self.k for r in anyone):
+                    return Usage(released_series(starts, mine, anyone), dimension, 0.0, remaining)
                 # Released under another threshold (the roll-up job will redo them): protect now.
             cells = uow.repo.cells(feature, first, last)
         used, active = period_cubes(cells, feature, granularity, first)
@@ -223,22 +227,29 @@ class AnalyticsQueries:
         return first, last
 
 
-def released_series(days: list[date], feature: str, released: list[ReleasedRow]) -> list[Point]:
-    """A daily series from released cells: a day's cells of `feature`, or, on a day nobody used it,
-    the day's cells with active users, all suppressed; a day with neither is suppressed."""
-    mine: dict[date, list[ReleasedRow]] = {}
-    anyone: dict[date, list[ReleasedRow]] = {}
-    for r in released:
-        (anyone if r[0] == ANY_FEATURE else mine).setdefault(r[1], []).append(r)
+def released_series(days: list[date], mine: list[ReleasedRow], anyone: list[ReleasedRow]) -> list[Point]:
+    """A daily series from released cells: a day's cells of the feature (`mine`), or, on a day
+    nobody used it, the day's cells with active users (`anyone`), all suppressed; a day with
+    neither is suppressed."""
+    cells: dict[date, list[ReleasedRow]] = {}
+    for r in mine:
+        cells.setdefault(r[0], []).append(r)
+    for r in anyone:
+        cells.setdefault(r[0], []).append((r[0], r[1], 0, 0, True, r[5]))
     series: list[Point] = []
     for day in days:
-        if day in mine:
-            # The total ("") first, then each value (in code point order on every database).
-            series += [point(day, r[3], r[4], r[5], r[2]) for r in sorted(mine[day], key=lambda r: r[2])]
-        else:
-            values = sorted(r[2] for r in anyone.get(day, [])) or [""]
-            series += [point(day, 0, 0, True, v) for v in values]
+        found = cells.get(day)
+        if not found:
+            series.append(Point(day, 0, 0.0, True, ""))
+            continue
+        # The total ("") first, then each value (in code point order on every database).
+        found.sort(key=_value)
+        series += [point(day, users, active, hidden, value) for _, value, users, active, hidden, _ in found]
     return series
+
+
+def _value(row: ReleasedRow) -> str:
+    return row[1]
 
 
 def _json_of(series: list[Point]) -> str:
