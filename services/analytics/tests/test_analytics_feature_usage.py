@@ -301,7 +301,7 @@ def test_cells_released_under_another_threshold_are_not_shown_and_are_redone(
     service.min_group_size = 12
     assert service.release_stale_days() == [MONDAY]
     with uow() as u:
-        assert {r[6] for r in u.repo.released("tickets.open", "uk", "", MONDAY, MONDAY)} == {12}
+        assert {r[5] for r in u.repo.released("tickets.open", "uk", "", MONDAY, MONDAY)} == {12}
     assert usage(stricter, person) == [Point(MONDAY, 0, 0.0, True)]
     assert service.release_stale_days() == []
 
