@@ -266,12 +266,13 @@ class AnalyticsService(SubjectDataRules):
             days = uow.repo.days_with_events(through=last)
         for day in days:
             self.rollup(day)
-        self.release_stale_days()
         try:
             self.keys.destroy_through(last)
         except Exception:
             # The bucket's TTL destroys the key anyway; the next run tries again.
             log.warning("could not destroy pseudonym keys now")
+        # After the keys: whatever happens here, they are gone.
+        self.release_stale_days()
         return days
 
     # --- the personal-data contract ----------------------------------------------------------
