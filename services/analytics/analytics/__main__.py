@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import hmac
 from datetime import timedelta
@@ -47,6 +48,10 @@ def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], Analyt
 
 def serve(base: ServiceSettings) -> None:
     runtime, service, queries = bootstrap(base)
+    # What start-up made (modules, settings, engine) lives as long as the process: out of the
+    # collector's way, so a full collection in the middle of a query scans only what queries made
+    # (otherwise a pause of tens of milliseconds now and then, the p99 of a year's series).
+    gc.freeze()
     runtime.serve(
         [
             (analytics_pb2_grpc.add_AnalyticsServicer_to_server, AnalyticsApi(queries), SERVICE),
