@@ -7,8 +7,9 @@
    the day's released cells, the events deleted) against a plain SQL `GROUP BY day, feature`
    counting distinct pseudonyms on the raw rows; target < 120 s; with the process's peak memory
    before and after (a streamed roll-up does not raise it with the number of events);
-3. query latency over a year of daily aggregates (p99 of the analyst's query, suppression included)
-   against the same question as a `GROUP BY` on the raw rows; target p99 < 20 ms and ≥ 10× faster.
+3. query latency over a year of daily aggregates (p99 of the analyst's query, suppression included,
+   after one untimed query, start-up objects frozen as the serving process has them) against the
+   same question as a `GROUP BY` on the raw rows; target p99 < 20 ms and ≥ 10× faster.
 
     .venv/bin/python bench/analytics.py [--events 10000000] [--ingest 50000] [--queries 200]
 """
