@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from analytics.models import UsageEvent
+from analytics.models import NoisyAnswer, UsageEvent
 from kaseum.events.v1 import envelope_pb2
 from kaseum.events.v1 import gateway_events_pb2 as gw
 from kaseum.events.v1 import identity_events_pb2 as identity
@@ -140,6 +140,33 @@ def test_analysts_read_aggregates_and_agents_and_customers_get_403(system: Stack
         assert who.call("GET", "/api/v1/analytics/features").status_code == 403
     assert api.call("GET", query).status_code == 401
     assert analyst.call("GET", query + "&dimension=company").status_code == 422
+
+
+def kept_answers(system: Stack) -> list[str]:
+    engine = make_engine(system.database_url("analytics"))
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(select(NoisyAnswer.request_id)).scalars())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.rule("R-DATA-3")
+@pytest.mark.notice("3.3")
+def test_a_noisy_query_through_the_gateway_carries_a_request_id_and_is_charged_once(system: Stack, api: Api) -> None:
+    analyst, _ = staff(system, api, "analyst")
+    query = ("/api/v1/analytics/feature-usage?feature=tickets.open&from=2025-03-01&to=2025-03-07"
+             "&granularity=day&epsilon=0.5")
+    before = set(kept_answers(system))
+    first = analyst.call("GET", query)
+    assert first.status_code == 200, first.text
+    second = analyst.call("GET", query)
+    assert first.json()["epsilon_spent"] == 0.5
+    # Two requests are two queries, each charged once (a retry of one inside the gateway would
+    # carry its id and be answered from the kept answer).
+    assert second.json()["budget_remaining"] == pytest.approx(first.json()["budget_remaining"] - 0.5)
+    ids = set(kept_answers(system)) - before
+    assert len(ids) == 2 and all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
 
 
 @pytest.mark.rule("R-DATA-3")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import hmac
 from datetime import timedelta
@@ -32,7 +33,8 @@ def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], Analyt
     region = settings.region
     service = AnalyticsService(runtime.uow, region, PseudonymKeys(runtime.bus, region),
                                Exclusions(runtime.bus, region),
-                               rollup_grace=timedelta(seconds=settings.rollup_grace_seconds))
+                               rollup_grace=timedelta(seconds=settings.rollup_grace_seconds),
+                               min_group_size=settings.min_group_size)
     # The budget ledger names analysts by a keyed hash; the key is derived from the deployment secret.
     ledger_key = hmac.new(settings.service_secret(), b"analytics-privacy-ledger", hashlib.sha256).digest()
     queries = AnalyticsQueries(runtime.uow, region, settings.min_group_size, settings.dp_budget_epsilon,
@@ -40,11 +42,16 @@ def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], Analyt
     runtime.subscribe("analytics-exclusions", [s.format(region=region) for s in SUBJECTS], handlers(service))
     UsageConsumer(runtime.bus, region, service).start()
     runtime.every(settings.rollup_interval_seconds, service.rollup_finished_days)
+    runtime.every(settings.rollup_interval_seconds, queries.forget_noisy_answers)
     return runtime, service, queries
 
 
 def serve(base: ServiceSettings) -> None:
     runtime, service, queries = bootstrap(base)
+    # What start-up made (modules, settings, engine) lives as long as the process: out of the
+    # collector's way, so a full collection in the middle of a query scans only what queries made
+    # (otherwise a pause of tens of milliseconds now and then, the p99 of a year's series).
+    gc.freeze()
     runtime.serve(
         [
             (analytics_pb2_grpc.add_AnalyticsServicer_to_server, AnalyticsApi(queries), SERVICE),

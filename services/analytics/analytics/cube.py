@@ -18,22 +18,41 @@ from .models import Cell
 from .periods import period_of
 
 Cube = dict[Key, int]
+ANY_FEATURE = "*"  # the feature of active-user cells (the denominators)
 
 
 def key_of(region: str, dimension: str, value: str) -> Key:
     return (NONE, region, TOTAL) if dimension == "all" else (dimension, region, value)
 
 
+def add_cell(cube: Cube, region: str, dimension: str, value: str, users: int) -> None:
+    """Count a stored cell in its region's place and in the margin over regions."""
+    key = key_of(region, dimension, value)
+    cube[key] = cube.get(key, 0) + users
+    margin = key_of(ALL_REGIONS, dimension, value)
+    cube[margin] = cube.get(margin, 0) + users
+
+
+def day_cubes(cells: Iterable[Cell]) -> dict[str, Cube]:
+    """One day's cube per feature ("*": active users); a feature's cube has a count (maybe 0) for
+    every cell where someone was active, as in `period_cubes`."""
+    cubes: dict[str, Cube] = {}
+    for _, region, f, dimension, value, users in cells:
+        add_cell(cubes.setdefault(f, {}), region, dimension, value, users)
+    active = cubes.get(ANY_FEATURE, {})
+    for f, cube in cubes.items():
+        if f != ANY_FEATURE:
+            for key in active:
+                cube.setdefault(key, 0)
+    return cubes
+
+
 def period_cubes(cells: Iterable[Cell], feature: str, granularity: str, first: date
                  ) -> tuple[dict[date, Cube], dict[date, Cube]]:
-    """(users of `feature`, active users) per period start."""
+    """(users of `feature`, active users) per period start, from the cells of `feature` and "*"."""
     days: dict[tuple[str, date], Cube] = {}
     for day, region, f, dimension, value, users in cells:
-        cube = days.setdefault((f, day), {})
-        key = key_of(region, dimension, value)
-        cube[key] = cube.get(key, 0) + users
-        margin = key_of(ALL_REGIONS, dimension, value)
-        cube[margin] = cube.get(margin, 0) + users
+        add_cell(days.setdefault((f, day), {}), region, dimension, value, users)
     used: dict[date, Cube] = {}
     active: dict[date, Cube] = {}
     for (f, day), cube in days.items():

@@ -25,7 +25,7 @@ class AnalyticsApi(analytics_pb2_grpc.AnalyticsServicer):
     def FeatureUsage(self, request: pb.FeatureUsageRequest, context: Any) -> pb.FeatureUsageResponse:
         usage = self.queries.feature_usage(caller.require_person(), request.feature, request.from_date,
                                            request.to_date, request.granularity, request.dimension,
-                                           request.region, request.epsilon)
+                                           request.region, request.epsilon, request.request_id)
         return pb.FeatureUsageResponse(series=[point_message(p) for p in usage.series],
                                        dimension=usage.dimension, epsilon_spent=usage.epsilon_spent,
                                        budget_remaining=usage.budget_remaining,

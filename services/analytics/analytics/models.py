@@ -3,17 +3,40 @@
 No table holds a name, an address or a subject id. Usage events carry a pseudonym under a key
 that rotates every day and is destroyed once the day is rolled up; they and the day's excluded
 pseudonyms are deleted by that roll-up. What remains is counts of distinct users per day, per
-region, feature and coarse dimension value. The privacy-budget ledger is keyed by a keyed hash
-of the analyst's (staff) account id, never the id.
+region, feature and coarse dimension value, and those counts after disclosure control (the
+released cells a daily series reads). The privacy-budget ledger is keyed by a keyed hash of the
+analyst's (staff) account id, never the id.
+
+A stored pseudonym is the first 64 bits of the keyed hash, as a signed integer: half the space of
+the hex text and an integer compare when a day is read in pseudonym order (two people colliding
+in 64 bits on one day is about one chance in 10^6 at ten million users, and merges them: an
+under-count, never an over-count).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import date
+from datetime import date, datetime
 
 from servicekit.outbox import InboxMixin, OutboxMixin
-from sqlalchemy import Date, Float, Index, Integer, String, and_, delete, func, select, tuple_
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Executable,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -32,17 +55,23 @@ class Inbox(InboxMixin, Base):
 
 
 class UsageEvent(Base):
-    """One use of a feature under that day's pseudonym; deleted when the day is rolled up."""
+    """One use of a feature under that day's pseudonym; deleted when the day is rolled up.
+
+    The key is (day, pseudonym, event id), and SQLite stores the table in key order (WITHOUT
+    ROWID): a day's events are one contiguous range, read in pseudonym order by the roll-up and
+    deleted as a range, and an erasure finds a pseudonym's events by the key. An event's day and
+    pseudonym never change, so the key still makes a redelivered event insert nothing.
+    """
 
     __tablename__ = "usage_events"
-    __table_args__ = (Index("ix_usage_events_day_pseudonym", "day", "pseudonym"),)
+    __table_args__ = {"sqlite_with_rowid": False}
 
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    pseudonym: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     # The event's id (JetStream de-duplicates on it; a redelivery inserts nothing).
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    day: Mapped[date] = mapped_column(Date)
     region: Mapped[str] = mapped_column(String(8))
     feature: Mapped[str] = mapped_column(String(100))
-    pseudonym: Mapped[str] = mapped_column(String(128))
     product: Mapped[str] = mapped_column(String(40), default="")
     size_band: Mapped[str] = mapped_column(String(10), default="")
 
@@ -56,7 +85,7 @@ class ExcludedPseudonym(Base):
     __tablename__ = "excluded_pseudonyms"
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
-    pseudonym: Mapped[str] = mapped_column(String(128), primary_key=True)
+    pseudonym: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
 
 
 class UsageDaily(Base):
@@ -74,6 +103,43 @@ class UsageDaily(Base):
     users: Mapped[int] = mapped_column(Integer)
 
 
+class UsageReleased(Base):
+    """One day's cells as an analyst may see them, computed at roll-up (release.py) so that a daily
+    series is one range read: for a feature, per region row (a region or "all") and dimension set,
+    the total (value "") and each value, with users and active users, or suppressed (counts 0).
+    Feature "*" lists the day's cells for features nobody used that day (all suppressed).
+    `min_group_size` is the threshold the cells were protected with: a query under another one
+    does not use them, and the roll-up job recomputes them."""
+
+    __tablename__ = "usage_released"
+    __table_args__ = (Index("ix_usage_released_day", "day"), {"sqlite_with_rowid": False})
+
+    feature: Mapped[str] = mapped_column(String(100), primary_key=True)
+    region: Mapped[str] = mapped_column(String(8), primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(20), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    value: Mapped[str] = mapped_column(String(40), primary_key=True)
+    users: Mapped[int] = mapped_column(Integer)
+    active: Mapped[int] = mapped_column(Integer)
+    suppressed: Mapped[bool] = mapped_column(Boolean)
+    min_group_size: Mapped[int] = mapped_column(Integer)
+
+
+class NoisyAnswer(Base):
+    """A differentially private answer as released, kept a day so that a retried request (same
+    analyst, same request id) gets the same answer and spends nothing more: a fresh answer would
+    be a second draw of noise, which is a second spend. Holds noisy aggregates only."""
+
+    __tablename__ = "noisy_answers"
+
+    analyst: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # A hash of the query's parameters: the same id for another question is refused.
+    query: Mapped[str] = mapped_column(String(64))
+    answer: Mapped[str] = mapped_column(Text)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class PrivacySpend(Base):
     """Epsilon an analyst spent in a budget period; `analyst` is a keyed hash of the account id."""
 
@@ -87,7 +153,33 @@ class PrivacySpend(Base):
 # (day, region, feature, dimension, value, users)
 Cell = tuple[date, str, str, str, str, int]
 # (event id, day, region, feature, pseudonym, product, size band)
-UseRow = tuple[str, date, str, str, str, str, str]
+UseRow = tuple[str, date, str, str, int, str, str]
+# (pseudonym, region, feature, product, size band): one event of a day, as the roll-up reads it
+DayUse = tuple[int, str, str, str, str]
+# (feature, region row, dimension, value, users, active, suppressed): a released cell of one day
+ReleasedCell = tuple[str, str, str, str, int, int, bool]
+# (day, value, users, active, suppressed, min_group_size): a released cell, as read back
+ReleasedRow = tuple[date, str, int, int, bool, int]
+_CELL_KEY = ("day", "region", "feature", "dimension", "value")
+# Rows fetched at a time when a day's events are read.
+STREAM_ROWS = 20000
+# Rows per statement in bulk writes (SQLite binds at most 32 766 parameters per statement).
+_CHUNK = 2000
+
+
+def _chunks(rows: Sequence[dict[str, object]]) -> Iterator[Sequence[dict[str, object]]]:
+    for start in range(0, len(rows), _CHUNK):
+        yield rows[start:start + _CHUNK]
+
+
+# Built once: a year's daily series is this one statement, and building it costs more than running it.
+_RELEASED = (
+    select(UsageReleased.day, UsageReleased.value, UsageReleased.users, UsageReleased.active,
+           UsageReleased.suppressed, UsageReleased.min_group_size)
+    .where(UsageReleased.feature == bindparam("feature"), UsageReleased.region == bindparam("region"),
+           UsageReleased.dimension == bindparam("dimension"), UsageReleased.day >= bindparam("first"),
+           UsageReleased.day <= bindparam("last"))
+)
 
 
 class Repository:
@@ -97,60 +189,107 @@ class Repository:
     def add(self, row: Base) -> None:
         self.session.add(row)
 
+    def _postgres(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
+
     # --- ingest ------------------------------------------------------------------
-    def excluded_among(self, keys: set[tuple[date, str]]) -> set[tuple[date, str]]:
-        if not keys:
+    def excluded_on(self, days: Iterable[date]) -> set[tuple[date, int]]:
+        """Every excluded pseudonym of these days (objections are few: one small read per batch)."""
+        wanted = sorted(set(days))
+        if not wanted:
             return set()
         rows = self.session.execute(select(ExcludedPseudonym.day, ExcludedPseudonym.pseudonym)
-                                    .where(tuple_(ExcludedPseudonym.day, ExcludedPseudonym.pseudonym)
-                                           .in_(list(keys)))).all()
+                                    .where(ExcludedPseudonym.day.in_(wanted))).all()
         return {(r[0], r[1]) for r in rows}
 
     def insert_uses(self, uses: Sequence[UseRow]) -> None:
-        """Insert, skipping event ids already stored (a redelivery)."""
+        """Insert, skipping events already stored (a redelivery).
+
+        The driver's own executemany with plain tuples: this runs for every usage event, and
+        building a parameter dict per row costs more than the insert itself.
+        """
         if not uses:
             return
-        columns = ("id", "day", "region", "feature", "pseudonym", "product", "size_band")
-        values = [dict(zip(columns, u, strict=True)) for u in uses]
-        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        self.session.execute(insert(UsageEvent).on_conflict_do_nothing(index_elements=["id"]), values)
+        columns = "id, day, region, feature, pseudonym, product, size_band"
+        if self._postgres():
+            rows: Sequence[tuple[object, ...]] = uses
+            marks = ", ".join(["%s"] * 7)
+        else:
+            # SQLite holds a Date as its ISO text (as SQLAlchemy's Date type writes it).
+            rows = [(u[0], u[1].isoformat(), *u[2:]) for u in uses]
+            marks = ", ".join(["?"] * 7)
+        self.session.connection().exec_driver_sql(
+            f"INSERT INTO usage_events ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
 
-    def exclude_pseudonym(self, day: date, pseudonym: str) -> int:
+    def exclude_pseudonym(self, day: date, pseudonym: int) -> int:
         """Delete the pseudonym's events of `day` and refuse its later ones; returns deleted."""
         deleted = self.delete_events_of(day, pseudonym)
         if self.session.get(ExcludedPseudonym, (day, pseudonym)) is None:
             self.session.add(ExcludedPseudonym(day=day, pseudonym=pseudonym))
         return deleted
 
-    def delete_events_of(self, day: date, pseudonym: str) -> int:
+    def delete_events_of(self, day: date, pseudonym: int) -> int:
         result = self.session.execute(delete(UsageEvent).where(
             and_(UsageEvent.day == day, UsageEvent.pseudonym == pseudonym)))
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     # --- roll-up -----------------------------------------------------------------
     def days_with_events(self, through: date) -> list[date]:
-        return list(self.session.scalars(
-            select(UsageEvent.day).where(UsageEvent.day <= through).distinct().order_by(UsageEvent.day)
-        ).all())
+        """Days up to `through` that have events: one key seek per day, not a scan of the events."""
+        days: list[date] = []
+        current = self.session.scalar(select(func.min(UsageEvent.day)))
+        while current is not None and current <= through:
+            days.append(current)
+            current = self.session.scalar(select(func.min(UsageEvent.day)).where(UsageEvent.day > current))
+        return days
 
-    def distinct_uses(self, day: date) -> Iterator[tuple[str, str, str, str, str]]:
-        """(region, feature, product, size band, pseudonym) of one day, each once, streamed."""
-        result = self.session.execute(
-            select(UsageEvent.region, UsageEvent.feature, UsageEvent.product, UsageEvent.size_band,
-                   UsageEvent.pseudonym).where(UsageEvent.day == day).distinct(),
-            execution_options={"yield_per": 20000})
-        for row in result:
-            yield row[0], row[1], row[2], row[3], row[4]
+    def day_uses(self, day: date) -> Iterator[DayUse]:
+        """Every event of `day` in pseudonym order, streamed (a server-side cursor on PostgreSQL):
+        memory stays flat however many events the day has."""
+        statement = (select(UsageEvent.pseudonym, UsageEvent.region, UsageEvent.feature, UsageEvent.product,
+                            UsageEvent.size_band)
+                     .where(UsageEvent.day == day).order_by(UsageEvent.pseudonym))
+        connection = self.session.connection()
+        if self._postgres():
+            result = connection.execute(statement.execution_options(yield_per=STREAM_ROWS))
+            for rows in result.partitions():
+                yield from rows  # type: ignore[misc]
+            return
+        # SQLite: the driver's cursor in the session's transaction, its rows as they come (this
+        # reads every event; result rows cost more than the read). The day as SQLite holds it.
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(str(statement.compile(connection)), (day.isoformat(),))
+            while rows := cursor.fetchmany(STREAM_ROWS):
+                yield from rows
+        finally:
+            cursor.close()
 
     def merge_cells(self, cells: Iterable[Cell]) -> None:
-        """Store counts; a cell already there keeps the larger count (see AnalyticsService.rollup)."""
-        for day, region, feature, dimension, value, users in cells:
-            row = self.session.get(UsageDaily, (day, region, feature, dimension, value))
-            if row is None:
-                self.session.add(UsageDaily(day=day, region=region, feature=feature, dimension=dimension,
-                                            value=value, users=users))
-            else:
-                row.users = max(row.users, users)
+        """Store counts in bulk; a cell already there keeps the larger count (see AnalyticsService.rollup)."""
+        values = [dict(zip((*_CELL_KEY, "users"), c, strict=True)) for c in cells]
+        if not values:
+            return
+        statement: Executable
+        if self._postgres():
+            pg = pg_insert(UsageDaily)
+            statement = pg.on_conflict_do_update(
+                index_elements=list(_CELL_KEY), set_={"users": func.greatest(UsageDaily.users, pg.excluded.users)})
+        else:
+            lite = sqlite_insert(UsageDaily)
+            # SQLite's two-argument max() is the larger of its arguments (not the aggregate).
+            statement = lite.on_conflict_do_update(
+                index_elements=list(_CELL_KEY), set_={"users": func.max(UsageDaily.users, lite.excluded.users)})
+        connection = self.session.connection()
+        for chunk in _chunks(values):
+            connection.execute(statement, chunk)
+
+    def cells_of_day(self, day: date) -> list[Cell]:
+        """Every stored cell of one day: all features, "*", regions and dimensions."""
+        rows = self.session.execute(
+            select(UsageDaily.day, UsageDaily.region, UsageDaily.feature, UsageDaily.dimension,
+                   UsageDaily.value, UsageDaily.users).where(UsageDaily.day == day)).all()
+        return [(r[0], r[1], r[2], r[3], r[4], int(r[5])) for r in rows]
 
     def has_cells(self, day: date) -> bool:
         return self.session.scalar(select(func.count()).select_from(UsageDaily)
@@ -160,6 +299,30 @@ class Repository:
         result = self.session.execute(delete(UsageEvent).where(UsageEvent.day == day))
         self.session.execute(delete(ExcludedPseudonym).where(ExcludedPseudonym.day == day))
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    # --- released cells ------------------------------------------------------------
+    def replace_released(self, day: date, cells: Iterable[ReleasedCell], min_group_size: int) -> None:
+        """The day's released cells, replacing any computed before (late events, another threshold)."""
+        self.session.execute(delete(UsageReleased).where(UsageReleased.day == day))
+        columns = ("feature", "region", "dimension", "value", "users", "active", "suppressed")
+        values = [{**dict(zip(columns, c, strict=True)), "day": day, "min_group_size": min_group_size}
+                  for c in cells]
+        connection = self.session.connection()
+        for chunk in _chunks(values):
+            connection.execute(insert(UsageReleased), chunk)
+
+    def released(self, feature: str, region: str, dimension: str, first: date, last: date) -> list[ReleasedRow]:
+        """Released cells of one feature ("*": the cells with active users), region row and
+        dimension set in [first, last]: one range read of the table's key."""
+        rows = self.session.connection().execute(_RELEASED, {
+            "feature": feature, "region": region, "dimension": dimension, "first": first, "last": last}).all()
+        return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    def days_to_release(self, min_group_size: int) -> list[date]:
+        """Days with counts but no cells released under this threshold."""
+        released = select(UsageReleased.day).where(UsageReleased.min_group_size == min_group_size)
+        return list(self.session.scalars(select(UsageDaily.day).distinct()
+                                         .where(UsageDaily.day.not_in(released)).order_by(UsageDaily.day)).all())
 
     # --- queries -------------------------------------------------------------------
     def cells(self, feature: str, first: date, last: date) -> list[Cell]:
@@ -188,3 +351,15 @@ class Repository:
             self.session.add(row)
         row.spent += epsilon
         return row.spent
+
+    # --- noisy answers ---------------------------------------------------------------
+    def noisy_answer(self, analyst: str, request_id: str) -> NoisyAnswer | None:
+        return self.session.get(NoisyAnswer, (analyst, request_id))
+
+    def keep_noisy_answer(self, analyst: str, request_id: str, query: str, answer: str, now: datetime) -> None:
+        self.session.add(NoisyAnswer(analyst=analyst, request_id=request_id, query=query, answer=answer,
+                                     created=now))
+
+    def forget_noisy_answers(self, before: datetime) -> int:
+        result = self.session.execute(delete(NoisyAnswer).where(NoisyAnswer.created < before))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -35,6 +35,8 @@ def period_of(day: date, granularity: str, first: date) -> date:
 def period_starts(first: date, last: date, granularity: str) -> list[date]:
     """Every period from `first` to `last` inclusive, so an empty period shows as suppressed
     rather than missing (a gap would itself say "fewer than the threshold")."""
+    if granularity == "day":
+        return [first + timedelta(days=n) for n in range((last - first).days + 1)]
     starts: list[date] = []
     current = first
     while current <= last:

@@ -10,30 +10,34 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 from servicekit.caller import Principal
 from servicekit.db import UnitOfWorkFactory, utcnow
-from servicekit.errors import InvalidArgument, PermissionDenied, Throttled
+from servicekit.errors import Collision, InvalidArgument, PermissionDenied, Throttled
 
-from .cube import Cube, period_cubes
-from .disclosure import ALL_REGIONS, NONE, TOTAL, Key, protect
-from .models import Repository
+from .cube import ANY_FEATURE, Cube, period_cubes
+from .disclosure import ALL_REGIONS, Key
+from .models import ReleasedRow, Repository
 from .noise import noisy_counts
 from .periods import GRANULARITIES, period_starts
+from .release import DIMENSIONS, hidden_cells, shown, wanted_keys
 from .service import MAX_FEATURE
 
 MAX_SPAN_DAYS = 366
-DIMENSIONS = ("", "product", "org_size_band")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _REGION = re.compile(r"^[a-z]{2,8}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{0,64}$")
+NOISY_ANSWERS_KEPT = timedelta(days=1)
 
 
-@dataclass(frozen=True)
-class Point:
+class Point(NamedTuple):
+    # A tuple rather than a dataclass: a year's series makes hundreds per query.
     period: date
     users: int
     percentage: float
@@ -84,36 +88,87 @@ class AnalyticsQueries:
 
     def feature_usage(self, principal: Principal, feature: str, from_date: str, to_date: str,
                       granularity: str, dimension: str = "", region: str = "",
-                      epsilon: float = 0.0) -> Usage:
+                      epsilon: float = 0.0, request_id: str = "") -> Usage:
+        """Usage of `feature` per period. With `epsilon`, a noisy answer charged to the analyst's
+        budget; `request_id` makes it safe to retry (see `_answer_noisily`)."""
         self.require_analyst(principal)
-        first, last = self._validate(feature, from_date, to_date, granularity, dimension, region, epsilon)
+        first, last = self._validate(feature, from_date, to_date, granularity, dimension, region, epsilon,
+                                     request_id)
         row = ALL_REGIONS if region == "all" else (region or self.region)
+        starts = period_starts(first, last, granularity)
+        analyst = self._analyst(principal)
+        remaining = 0.0
         with self.uow() as uow:
+            if not epsilon:
+                remaining = max(0.0, self.budget_epsilon - uow.repo.spent(analyst, self._budget_period()))
+            if granularity == "day" and not epsilon:
+                # Each day's cells were protected when it was rolled up: a range read or two.
+                mine = uow.repo.released(feature, row, dimension, first, last)
+                days_used = {r[0] for r in mine}
+                anyone = ([] if len(days_used) == len(starts) else
+                          [r for r in uow.repo.released(ANY_FEATURE, row, dimension, first, last)
+                           if r[0] not in days_used])
+                if all(r[5] == self.k for r in mine) and all(r[5] == self.k for r in anyone):
+                    return Usage(released_series(starts, mine, anyone), dimension, 0.0, remaining)
+                # Released under another threshold (the roll-up job will redo them): protect now.
             cells = uow.repo.cells(feature, first, last)
         used, active = period_cubes(cells, feature, granularity, first)
-        starts = period_starts(first, last, granularity)
-        wanted = {start: self._wanted(used.get(start, {}), active.get(start, {}), row, dimension)
-                  for start in starts}
+        wanted = {start: wanted_keys(active.get(start, {}), row, dimension) for start in starts}
         if epsilon:
-            series = self._noisy(starts, wanted, used, active, dimension, epsilon)
-            remaining = self._charge(principal, epsilon)
-            return Usage(series, dimension, epsilon, remaining)
+            query = hashlib.sha256(repr((feature, first, last, granularity, dimension, row, epsilon)).encode())
+            return self._answer_noisily(analyst, request_id, query.hexdigest(), dimension, epsilon,
+                                        lambda: self._noisy(starts, wanted, used, active, dimension, epsilon))
         series = []
         for start in starts:
             u, a = used.get(start, {}), active.get(start, {})
-            hidden_active = protect(a, self.k)
-            # A share is shown only with its denominator: a hidden denominator hides the cell.
-            hidden = protect(u, self.k, forced=hidden_active)
-            series += [point(start, u.get(key, 0), a.get(key, 0), key in hidden or key not in a, key[2])
-                       for key in wanted[start]]
-        return Usage(series, dimension, 0.0, self._remaining(principal))
+            hidden, _ = hidden_cells(u, a, self.k)
+            series += [point(start, users, total, hide, value)
+                       for value, users, total, hide in shown(u, a, hidden, wanted[start])]
+        return Usage(series, dimension, 0.0, remaining)
 
-    @staticmethod
-    def _wanted(used: Cube, active: Cube, row: str, dimension: str) -> list[Key]:
-        keys: list[Key] = [(NONE, row, TOTAL)]
-        if dimension:
-            keys += sorted(k for k in active if k[0] == dimension and k[1] == row)
-        return keys
+    def _answer_noisily(self, analyst: str, request_id: str, query: str, dimension: str, epsilon: float,
+                        draw: Callable[[], list[Point]]) -> Usage:
+        """Charge the budget and draw the noisy answer in one transaction.
+
+        A retried request (same analyst and `request_id`, e.g. the gateway's retry after a lost
+        reply) gets the answer it was first given and is not charged again. A fresh draw instead
+        would be a second noisy look at the same counts: a second spend that went unrecorded.
+        Without a request id every call is a new query, charged.
+        """
+        try:
+            return self._charge_and_draw(analyst, request_id, query, dimension, epsilon, draw)
+        except Collision:
+            # The same request arrived twice at once and the other one was answered first.
+            return self._charge_and_draw(analyst, request_id, query, dimension, epsilon, draw)
+
+    def _charge_and_draw(self, analyst: str, request_id: str, query: str, dimension: str, epsilon: float,
+                         draw: Callable[[], list[Point]]) -> Usage:
+        with self.uow() as uow:
+            # The ledger row is locked from here: a concurrent query of this analyst waits.
+            total = uow.repo.spend(analyst, self._budget_period(), epsilon)
+            kept = uow.repo.noisy_answer(analyst, request_id) if request_id else None
+            if kept is not None:
+                if kept.query != query:
+                    raise InvalidArgument("request_id was already used for another query", "request_id_reused")
+                # Answered before: the same answer, and this spend rolls back (no commit).
+                return Usage(_series_of(kept.answer), dimension, epsilon,
+                             max(0.0, self.budget_epsilon - (total - epsilon)))
+            if total > self.budget_epsilon + 1e-9:
+                # Nothing is released and nothing is charged (the transaction rolls back).
+                raise Throttled("privacy budget for this month is spent", retry_after=_to_month_end(
+                    self.clock()), code="privacy_budget_spent")
+            series = draw()
+            if request_id:
+                uow.repo.keep_noisy_answer(analyst, request_id, query, _json_of(series), self.clock())
+            uow.commit()
+        return Usage(series, dimension, epsilon, max(0.0, self.budget_epsilon - total))
+
+    def forget_noisy_answers(self) -> int:
+        """Drop kept answers older than a day: retries come within seconds."""
+        with self.uow() as uow:
+            forgotten = uow.repo.forget_noisy_answers(self.clock() - NOISY_ANSWERS_KEPT)
+            uow.commit()
+        return forgotten
 
     def _noisy(self, starts: list[date], wanted: dict[date, list[Key]], used: dict[date, Cube],
                active: dict[date, Cube], dimension: str, epsilon: float) -> list[Point]:
@@ -136,19 +191,6 @@ class AnalyticsQueries:
     def _budget_period(self) -> date:
         return self.clock().date().replace(day=1)
 
-    def _charge(self, principal: Principal, epsilon: float) -> float:
-        with self.uow() as uow:
-            total = uow.repo.spend(self._analyst(principal), self._budget_period(), epsilon)
-            if total > self.budget_epsilon + 1e-9:
-                # Nothing is released and nothing is charged (the transaction rolls back).
-                raise Throttled("privacy budget for this month is spent", retry_after=_to_month_end(
-                    self.clock()), code="privacy_budget_spent")
-            uow.commit()
-        return max(0.0, self.budget_epsilon - total)
-
-    def _remaining(self, principal: Principal) -> float:
-        return max(0.0, self.budget_epsilon - self.budget(principal).spent)
-
     def budget(self, principal: Principal) -> Budget:
         self.require_analyst(principal)
         with self.uow() as uow:
@@ -162,7 +204,9 @@ class AnalyticsQueries:
 
     # --- validation -----------------------------------------------------------------------------
     def _validate(self, feature: str, from_date: str, to_date: str, granularity: str, dimension: str,
-                  region: str, epsilon: float) -> tuple[date, date]:
+                  region: str, epsilon: float, request_id: str) -> tuple[date, date]:
+        if not _REQUEST_ID.match(request_id):
+            raise InvalidArgument("request_id is at most 64 letters, digits, '-' or '_'", "invalid_request_id")
         if not feature or len(feature) > MAX_FEATURE or feature == "*":
             raise InvalidArgument("feature name is missing or too long", "invalid_feature")
         if granularity not in GRANULARITIES:
@@ -181,6 +225,39 @@ class AnalyticsQueries:
         if (last - first).days + 1 > MAX_SPAN_DAYS:
             raise InvalidArgument(f"the range may span at most {MAX_SPAN_DAYS} days", "range_too_long")
         return first, last
+
+
+def released_series(days: list[date], mine: list[ReleasedRow], anyone: list[ReleasedRow]) -> list[Point]:
+    """A daily series from released cells: a day's cells of the feature (`mine`), or, on a day
+    nobody used it, the day's cells with active users (`anyone`), all suppressed; a day with
+    neither is suppressed."""
+    cells: dict[date, list[ReleasedRow]] = {}
+    for r in mine:
+        cells.setdefault(r[0], []).append(r)
+    for r in anyone:
+        cells.setdefault(r[0], []).append((r[0], r[1], 0, 0, True, r[5]))
+    series: list[Point] = []
+    for day in days:
+        found = cells.get(day)
+        if not found:
+            series.append(Point(day, 0, 0.0, True, ""))
+            continue
+        # The total ("") first, then each value (in code point order on every database).
+        found.sort(key=_value)
+        series += [point(day, users, active, hidden, value) for _, value, users, active, hidden, _ in found]
+    return series
+
+
+def _value(row: ReleasedRow) -> str:
+    return row[1]
+
+
+def _json_of(series: list[Point]) -> str:
+    return json.dumps([[p.period.isoformat(), p.users, p.percentage, p.suppressed, p.value] for p in series])
+
+
+def _series_of(answer: str) -> list[Point]:
+    return [Point(date.fromisoformat(d), int(u), float(pct), bool(s), str(v)) for d, u, pct, s, v in json.loads(answer)]
 
 
 def _to_month_end(now: datetime) -> int:

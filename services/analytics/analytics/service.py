@@ -19,6 +19,7 @@ hashes of them would still be personal data and could not be matched to a rotate
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,7 +31,9 @@ from servicekit.logs import get_logger
 from servicekit.pseudonyms import pseudonym
 from servicekit.subject_data import Erasure, Export, SubjectDataRules
 
-from .models import Cell, Repository, UseRow
+from .cube import ANY_FEATURE
+from .models import Cell, DayUse, Repository, UseRow
+from .release import released_cells
 
 log = get_logger(__name__)
 
@@ -40,7 +43,6 @@ _PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
 _PRODUCT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
 SIZE_BANDS = ("1-9", "10-49", "50-249", "250+")
 OTHER_PRODUCT = "other"
-ANY_FEATURE = "*"
 
 NO_PERSONAL_DATA = (
     "Analytics keeps no personal data: usage is held under a pseudonym whose key changes every "
@@ -97,22 +99,67 @@ def accepted(use: Use) -> Use | None:
     return Use(use.event_id, use.day, use.region, use.feature, use.pseudonym, product, band)
 
 
-def day_cells(day: date, uses: Iterable[tuple[str, str, str, str, str]]) -> list[Cell]:
-    """Distinct users per (region, feature or "*", dimension, value) from one day's distinct uses."""
-    sets: dict[tuple[str, str, str, str], set[str]] = {}
-    for region, feature, product, band, who in uses:
-        for f in (feature, ANY_FEATURE):
-            sets.setdefault((region, f, "all", ""), set()).add(who)
-            sets.setdefault((region, f, "product", product or "none"), set()).add(who)
-            sets.setdefault((region, f, "org_size_band", band or "unknown"), set()).add(who)
-    return [(day, r, f, d, v, len(s)) for (r, f, d, v), s in sets.items()]
+def stored_pseudonym(pseudonym_hex: str) -> int:
+    """The pseudonym as stored: its first 64 bits as a signed integer (see models.py)."""
+    return int(pseudonym_hex[:16], 16) - (1 << 63)
+
+
+CellKey = tuple[str, str, str, str]  # (region, feature or "*", dimension, value)
+
+
+def _cells_of(region: str, feature: str, product: str, band: str) -> tuple[CellKey, ...]:
+    """The cells one use counts in: its feature's and any feature's, overall and per dimension."""
+    product, band = product or "none", band or "unknown"
+    return tuple((region, f, d, v) for f in (feature, ANY_FEATURE)
+                 for d, v in (("all", ""), ("product", product), ("org_size_band", band)))
+
+
+def day_cells(day: date, uses: Iterable[DayUse]) -> list[Cell]:
+    """Distinct users per (region, feature or "*", dimension, value) from one day's events, which
+    must come in pseudonym order: one pass, and only one person's cells held at a time (each
+    person's cells are gathered while their events pass, then counted once)."""
+    # People are counted per set of cells they touched (most touch the cells of one use), and the
+    # sets are spread over their cells at the end: one count per person instead of one per cell.
+    people: dict[frozenset[CellKey] | tuple[CellKey, ...], int] = {}
+    known: dict[tuple[str, str, str, str], tuple[CellKey, ...]] = {}
+    previous: int | None = None
+    theirs: tuple[CellKey, ...] | set[CellKey] = ()
+    for who, region, feature, product, band in uses:
+        combo = (region, feature, product, band)
+        cells = known.get(combo)
+        if cells is None:
+            cells = known[combo] = _cells_of(*combo)
+        if who != previous:
+            if previous is not None:
+                if who < previous:
+                    # Out of order, a person could be counted twice: refuse rather than over-count.
+                    raise ValueError("a day's events must come in pseudonym order")
+                group = frozenset(theirs) if isinstance(theirs, set) else theirs
+                people[group] = people.get(group, 0) + 1
+            previous, theirs = who, cells
+        elif cells is not theirs:
+            theirs = {*theirs, *cells}
+    if previous is not None:
+        group = frozenset(theirs) if isinstance(theirs, set) else theirs
+        people[group] = people.get(group, 0) + 1
+    counts: Counter[CellKey] = Counter()
+    for group, n in people.items():
+        for key in group:
+            counts[key] += n
+    return [(day, r, f, d, v, n) for (r, f, d, v), n in counts.items()]
+
+
+def release_day(repo: Repository, day: date, min_group_size: int) -> None:
+    """Recompute what analysts may see of `day` from its stored counts (see release.py)."""
+    repo.replace_released(day, released_cells(repo.cells_of_day(day), day, min_group_size), min_group_size)
 
 
 class AnalyticsService(SubjectDataRules):
     def __init__(self, uow: UnitOfWorkFactory[Repository], region: str, keys: KeyStore,
                  exclusions: ExclusionList, rollup_grace: timedelta = timedelta(hours=1),
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, min_group_size: int = 10) -> None:
         self.uow = uow
+        self.min_group_size = min_group_size
         self.region = region
         self.keys = keys
         self.exclusions = exclusions
@@ -127,9 +174,12 @@ class AnalyticsService(SubjectDataRules):
         """
         kept = [u for u in (accepted(u) for u in uses) if u is not None and u.region == self.region]
         with self.uow() as uow:
-            excluded = uow.repo.excluded_among({(u.day, u.pseudonym) for u in kept})
-            rows: list[UseRow] = [(u.event_id, u.day, u.region, u.feature, u.pseudonym, u.product,
-                                   u.size_band) for u in kept if (u.day, u.pseudonym) not in excluded]
+            excluded = uow.repo.excluded_on({u.day for u in kept})
+            rows: list[UseRow] = []
+            for u in kept:
+                who = stored_pseudonym(u.pseudonym)
+                if (u.day, who) not in excluded:
+                    rows.append((u.event_id, u.day, u.region, u.feature, who, u.product, u.size_band))
             uow.repo.insert_uses(rows)
             uow.commit()
         return len(rows)
@@ -171,7 +221,7 @@ class AnalyticsService(SubjectDataRules):
                 key = self.keys.key(day, create=remember and day == today)
                 if key is None:
                     continue
-                who = pseudonym(key, subject_id)
+                who = stored_pseudonym(pseudonym(key, subject_id))
                 deleted += repo.exclude_pseudonym(day, who) if remember else repo.delete_events_of(day, who)
         return deleted
 
@@ -186,16 +236,28 @@ class AnalyticsService(SubjectDataRules):
         return (self.clock() - self.rollup_grace).date() - timedelta(days=1)
 
     def rollup(self, day: date) -> int:
-        """Count one day's distinct pseudonyms per cell, then delete its events; returns deleted."""
+        """Count one day's distinct pseudonyms per cell, release what analysts may see of the day,
+        then delete its events, in one transaction; returns the events deleted."""
         with self.uow() as uow:
             repo = uow.repo
             # Late events for a day already rolled up: the first batch's pseudonyms are gone, so
             # overlap is unknowable. max() may under-count, never over-count, so it can never lift
             # a small group over the threshold.
-            repo.merge_cells(day_cells(day, repo.distinct_uses(day)))
+            repo.merge_cells(day_cells(day, repo.day_uses(day)))
+            release_day(repo, day, self.min_group_size)
             deleted = repo.delete_day(day)
             uow.commit()
         return deleted
+
+    def release_stale_days(self) -> list[date]:
+        """Release again the days whose released cells are missing or protected under another
+        threshold (a changed setting, cells stored before releases existed)."""
+        with self.uow() as uow:
+            days = uow.repo.days_to_release(self.min_group_size)
+            for day in days:
+                release_day(uow.repo, day, self.min_group_size)
+            uow.commit()
+        return days
 
     def rollup_finished_days(self) -> list[date]:
         """Roll up every finished day, then destroy the keys of those days."""
@@ -209,6 +271,8 @@ class AnalyticsService(SubjectDataRules):
         except Exception:
             # The bucket's TTL destroys the key anyway; the next run tries again.
             log.warning("could not destroy pseudonym keys now")
+        # After the keys: whatever happens here, they are gone.
+        self.release_stale_days()
         return days
 
     # --- the personal-data contract ----------------------------------------------------------

@@ -3,6 +3,7 @@ with JetStream for the key and exclusion buckets, a settable clock."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -15,7 +16,7 @@ import pytest
 from analytics.__main__ import MIGRATIONS
 from analytics.models import Outbox, Repository, UsageDaily
 from analytics.queries import AnalyticsQueries
-from analytics.service import AnalyticsService
+from analytics.service import AnalyticsService, release_day
 from servicekit.bus import Bus
 from servicekit.caller import Principal
 from servicekit.db import UnitOfWorkFactory, new_id
@@ -80,9 +81,30 @@ def exclusions(bus: Bus, region: str) -> Exclusions:
     return Exclusions(bus, region)
 
 
+POSTGRES = os.environ.get("KASEUM_TEST_POSTGRES", "")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"] if POSTGRES else ["sqlite"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """SQLite always; PostgreSQL too when KASEUM_TEST_POSTGRES names a server (as .ci/run does)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/analytics.db"
+        return
+    import psycopg
+
+    name = f"k_analytics_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"{POSTGRES.rsplit('/', 1)[0]}/{name}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
-def uow(tmp_path: Path) -> UnitOfWorkFactory[Repository]:
-    return migrated_uow(MIGRATIONS, f"sqlite:///{tmp_path}/analytics.db", Outbox, Repository, REGION)
+def uow(database_url: str) -> Iterator[UnitOfWorkFactory[Repository]]:
+    factory = migrated_uow(MIGRATIONS, database_url, Outbox, Repository, REGION)
+    yield factory
+    factory.session_factory.kw["bind"].dispose()
 
 
 @pytest.fixture
@@ -113,12 +135,15 @@ def person() -> Callable[..., Principal]:
 @pytest.fixture
 def daily(uow: UnitOfWorkFactory[Repository]) -> Callable[..., None]:
     """Store one rolled-up cell: `daily(date(2025, 3, 3), users=12, feature="tickets.open")`;
-    dimension "all" by default, feature "*" for active users."""
+    dimension "all" by default, feature "*" for active users. The day is released again, as the
+    roll-up does (threshold 10, as the `queries` fixture)."""
     def store(day: date, users: int, feature: str = "tickets.open", region: str = REGION,
               dimension: str = "all", value: str = "") -> None:
         with uow() as u:
             u.repo.add(UsageDaily(day=day, region=region, feature=feature, dimension=dimension, value=value,
                                   users=users))
+            u.session.flush()
+            release_day(u.repo, day, 10)
             u.commit()
 
     return store

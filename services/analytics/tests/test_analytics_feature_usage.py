@@ -9,12 +9,16 @@ from typing import Any
 
 import pytest
 from analytics.config import AnalyticsSettings
+from analytics.models import Repository, UsageDaily
 from analytics.queries import AnalyticsQueries, Point, point
-from hypothesis import given
+from analytics.service import AnalyticsService, release_day
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from servicekit.caller import Principal
+from servicekit.db import UnitOfWorkFactory
 from servicekit.errors import InvalidArgument, PermissionDenied, Throttled
+from sqlalchemy import delete
 
 MONDAY = date(2025, 3, 3)
 
@@ -251,3 +255,109 @@ def test_noisy_answers_spend_the_analysts_budget_until_it_is_refused(queries: An
     other = person(subject_id="analyst-2")
     assert queries.feature_usage(other, "tickets.open", "2025-03-03", "2025-03-03", "day",
                                  epsilon=0.5).budget_remaining == pytest.approx(2.5)
+
+
+# --- released day cells --------------------------------------------------------------------------
+DAY_CELLS = st.dictionaries(
+    st.tuples(st.sampled_from(["uk", "eu"]), st.sampled_from(["tickets.open", "tickets.reply", "*"]),
+              st.sampled_from([("all", ""), ("org_size_band", "1-9"), ("org_size_band", "250+"),
+                               ("product", "billing"), ("product", "none")])),
+    st.integers(0, 40), max_size=30)
+
+
+@pytest.mark.rule("R-DATA-3")
+@pytest.mark.notice("3.3")
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cells=DAY_CELLS)
+def test_a_daily_series_read_from_released_cells_is_the_one_protected_at_query_time(
+        queries: AnalyticsQueries, person: Any, uow: UnitOfWorkFactory[Repository],
+        cells: dict[tuple[str, str, tuple[str, str]], int]) -> None:
+    with uow() as u:
+        u.session.execute(delete(UsageDaily))
+        u.session.add_all([UsageDaily(day=MONDAY, region=r, feature=f, dimension=d, value=v, users=n)
+                           for (r, f, (d, v)), n in cells.items()])
+        u.session.flush()
+        release_day(u.repo, MONDAY, queries.k)
+        u.commit()
+    for region in ("", "eu", "all", "fr"):
+        for dimension in ("", "org_size_band", "product"):
+            for feature in ("tickets.open", "tickets.reply", "tickets.close"):
+                day = queries.feature_usage(person(), feature, "2025-03-03", "2025-03-03", "day", dimension, region)
+                # A week that starts and ends on Monday is protected when asked, from the raw counts.
+                week = queries.feature_usage(person(), feature, "2025-03-03", "2025-03-03", "week", dimension,
+                                             region)
+                assert day.series == week.series, (region, dimension, feature)
+
+
+@pytest.mark.rule("R-DATA-3")
+def test_cells_released_under_another_threshold_are_not_shown_and_are_redone(
+        uow: UnitOfWorkFactory[Repository], person: Any, daily: Any, service: AnalyticsService,
+        clock: Any) -> None:
+    daily(MONDAY, users=11)  # released with 10: shown
+    daily(MONDAY, users=40, feature="*")
+    stricter = AnalyticsQueries(uow, "uk", min_group_size=12, budget_epsilon=3.0, max_epsilon=1.0,
+                                ledger_key=b"k" * 32, clock=clock)
+    assert usage(stricter, person) == [Point(MONDAY, 0, 0.0, True)]
+    service.min_group_size = 12
+    assert service.release_stale_days() == [MONDAY]
+    with uow() as u:
+        assert {r[5] for r in u.repo.released("tickets.open", "uk", "", MONDAY, MONDAY)} == {12}
+    assert usage(stricter, person) == [Point(MONDAY, 0, 0.0, True)]
+    assert service.release_stale_days() == []
+
+
+# --- a retried noisy query ---------------------------------------------------------------------------
+def noisy(queries: AnalyticsQueries, analyst: Principal, request_id: str, epsilon: float = 1.0,
+          dimension: str = "org_size_band") -> Any:
+    return queries.feature_usage(analyst, "tickets.open", "2025-03-03", "2025-03-03", "day", dimension,
+                                 epsilon=epsilon, request_id=request_id)
+
+
+@pytest.mark.rule("R-DATA-3")
+@pytest.mark.notice("3.3")
+def test_a_retried_noisy_query_gets_its_first_answer_and_is_charged_once(
+        queries: AnalyticsQueries, person: Any, daily: Any) -> None:
+    band_day(daily, {"1-9": 400, "250+": 600}, {"1-9": 800, "250+": 1200})
+    analyst = person(subject_id="analyst-r")
+    first = noisy(queries, analyst, "req-1")
+    again = noisy(queries, analyst, "req-1")  # the gateway's retry after a lost reply
+    assert again.series == first.series and again.budget_remaining == first.budget_remaining == 2.0
+    assert queries.budget(analyst).spent == pytest.approx(1.0)
+    # Another analyst's id is theirs alone; and every new id is a new query, charged.
+    assert noisy(queries, person(subject_id="analyst-s"), "req-1").budget_remaining == 2.0
+    assert noisy(queries, analyst, "req-2").budget_remaining == pytest.approx(1.0)
+    assert noisy(queries, analyst, "").budget_remaining == pytest.approx(0.0)
+    # With the budget spent, an answered request is still answered the same (it costs nothing more);
+    # a new one is refused.
+    assert noisy(queries, analyst, "req-1").series == first.series
+    with pytest.raises(Throttled):
+        noisy(queries, analyst, "req-3")
+    assert queries.budget(analyst).spent == pytest.approx(3.0)
+
+
+@pytest.mark.rule("R-DATA-3")
+def test_a_request_id_names_one_question(queries: AnalyticsQueries, person: Any, daily: Any) -> None:
+    band_day(daily, {"1-9": 400, "250+": 600}, {"1-9": 800, "250+": 1200})
+    analyst = person(subject_id="analyst-q")
+    noisy(queries, analyst, "req-1")
+    with pytest.raises(InvalidArgument):
+        noisy(queries, analyst, "req-1", dimension="")  # another question under the same id
+    with pytest.raises(InvalidArgument):
+        noisy(queries, analyst, "req-1", epsilon=0.5)
+    with pytest.raises(InvalidArgument):
+        noisy(queries, analyst, "x" * 65)
+    assert queries.budget(analyst).spent == pytest.approx(1.0)
+
+
+@pytest.mark.rule("R-DATA-3")
+def test_kept_noisy_answers_are_forgotten_after_a_day(queries: AnalyticsQueries, person: Any, daily: Any,
+                                                      clock: Any) -> None:
+    band_day(daily, {"1-9": 400, "250+": 600}, {"1-9": 800, "250+": 1200})
+    analyst = person(subject_id="analyst-f")
+    noisy(queries, analyst, "req-1")
+    clock.advance(hours=23)
+    assert queries.forget_noisy_answers() == 0
+    clock.advance(hours=2)
+    assert queries.forget_noisy_answers() == 1
+    # The id now asks anew, and is charged anew.
+    assert noisy(queries, analyst, "req-1").budget_remaining == pytest.approx(1.0)

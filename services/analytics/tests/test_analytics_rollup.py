@@ -3,20 +3,27 @@ day's key (N §3.3, §4.1.4; R-DATA-3, R-RET-1)."""
 
 from __future__ import annotations
 
+import tracemalloc
 import uuid
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
+from analytics import models
+from analytics.__main__ import MIGRATIONS
 from analytics.events import parse_use
 from analytics.models import ExcludedPseudonym, Repository, UsageDaily, UsageEvent
-from analytics.service import AnalyticsService, Use
+from analytics.service import AnalyticsService, Use, day_cells, stored_pseudonym
+from hypothesis import given
+from hypothesis import strategies as st
 from kaseum.events.v1 import gateway_events_pb2 as gw
 from kaseum.events.v1 import rights_events_pb2
-from servicekit.db import UnitOfWorkFactory
+from servicekit.db import UnitOfWorkFactory, make_engine
+from servicekit.migrations import upgrade
 from servicekit.outbox import envelope
 from servicekit.pseudonyms import PseudonymKeys, pseudonym
 from servicekit.testing import Clock
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 DAY = date(2025, 3, 3)
 
@@ -132,3 +139,77 @@ def test_a_day_is_rolled_up_an_hour_after_it_ends_and_its_key_is_destroyed(
     with uow() as u:
         assert [e.day for e in u.session.scalars(select(UsageEvent)).all()] == [date(2025, 3, 11)] * 2
     assert count(uow, ExcludedPseudonym) == 0
+
+
+# --- the roll-up's one pass -----------------------------------------------------------------------
+def naive_cells(day: date, uses: list[tuple[int, str, str, str, str]]) -> set[tuple[date, str, str, str, str, int]]:
+    """Distinct users per cell, the obvious way: a set of pseudonyms per cell."""
+    sets: dict[tuple[str, str, str, str], set[int]] = {}
+    for who_, region, feature, product, band in uses:
+        for f in (feature, "*"):
+            for d, v in (("all", ""), ("product", product or "none"), ("org_size_band", band or "unknown")):
+                sets.setdefault((region, f, d, v), set()).add(who_)
+    return {(day, r, f, d, v, len(s)) for (r, f, d, v), s in sets.items()}
+
+
+@pytest.mark.rule("R-DATA-3")
+@given(st.lists(st.tuples(st.integers(-5, 30), st.sampled_from(["uk", "eu"]), st.sampled_from(["a.x", "b.y"]),
+                          st.sampled_from(["", "billing", "support"]), st.sampled_from(["", "1-9", "250+"])),
+                max_size=80))
+def test_the_one_pass_count_equals_counting_sets_of_pseudonyms(
+        uses: list[tuple[int, str, str, str, str]]) -> None:
+    ordered = sorted(uses, key=lambda u: u[0])
+    cells = day_cells(DAY, ordered)
+    assert len(cells) == len(set(cells)) and set(cells) == naive_cells(DAY, ordered)
+
+
+@pytest.mark.rule("R-DATA-3")
+def test_events_out_of_pseudonym_order_are_refused_rather_than_counted_twice() -> None:
+    with pytest.raises(ValueError, match="pseudonym order"):
+        day_cells(DAY, [(2, "uk", "a.x", "", ""), (1, "uk", "a.x", "", ""), (2, "uk", "a.x", "", "")])
+
+
+def rolled_up_peak(service: AnalyticsService, uow: UnitOfWorkFactory[Repository], people: int, day: date) -> int:
+    """Peak memory (bytes) while `day` is rolled up, after storing 4 events for each of `people`."""
+    rows = [(uuid.uuid4().hex, day, service.region, f"feature.f{i % 4}", stored_pseudonym(who(n)), "billing",
+             "1-9") for n in range(people) for i in range(4)]
+    with uow() as u:
+        u.repo.insert_uses(rows)
+        u.commit()
+    del rows
+    tracemalloc.start()
+    try:
+        service.rollup(day)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.rule("R-RET-1")
+def test_the_rollup_streams_a_day_so_memory_does_not_grow_with_its_events(
+        service: AnalyticsService, uow: UnitOfWorkFactory[Repository], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(models, "STREAM_ROWS", 500)
+    small = rolled_up_peak(service, uow, 250, DAY)         # 1 000 events
+    large = rolled_up_peak(service, uow, 4000, DAY + timedelta(days=1))  # 16 000 events
+    # Holding the day's events would take 16 times the memory; streaming takes about the same.
+    assert large < 2 * small, (small, large)
+    assert cells(uow)[(DAY + timedelta(days=1), "*", "")] == 4000 and count(uow, UsageEvent) == 0
+
+
+@pytest.mark.rule("R-RET-1")
+def test_the_migration_carries_unrolled_events_over_under_their_stored_pseudonym(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/old.db"
+    upgrade(MIGRATIONS, url, "aeaf1df81094")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO usage_events (id, day, region, feature, pseudonym, product, size_band) "
+                          "VALUES ('e1', '2025-03-03', 'uk', 'tickets.open', :p, 'billing', '1-9')"), {"p": who(1)})
+        conn.execute(text("INSERT INTO excluded_pseudonyms (day, pseudonym) VALUES ('2025-03-03', :p)"),
+                     {"p": who(2)})
+    upgrade(MIGRATIONS, url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT id, pseudonym FROM usage_events")).all() == [
+            ("e1", stored_pseudonym(who(1)))]
+        assert conn.execute(text("SELECT pseudonym FROM excluded_pseudonyms")).scalars().all() == [
+            stored_pseudonym(who(2))]
+    engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from flask import Blueprint
@@ -16,9 +17,12 @@ bp = Blueprint("analytics", __name__)
 
 
 def usage(query: UsageQuery, metadata: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    # FeatureUsage is retried on UNAVAILABLE (backends.IDEMPOTENT): the id, the same in every
+    # attempt, makes a retried noisy query return its first answer instead of spending twice.
     result = backends().analytics.FeatureUsage(analytics_pb2.FeatureUsageRequest(
         feature=query.feature, from_date=query.from_, to_date=query.to, granularity=query.granularity,
-        dimension=query.dimension, region=query.region, epsilon=query.epsilon), metadata=metadata)
+        dimension=query.dimension, region=query.region, epsilon=query.epsilon, request_id=uuid.uuid4().hex),
+        metadata=metadata)
     series: list[dict[str, Any]] = []
     for p in result.series:
         cell: dict[str, Any] = {"period": p.period}

@@ -35,6 +35,7 @@ class FeatureUsageRequest(_message.Message):
     DIMENSION_FIELD_NUMBER: _builtins.int
     REGION_FIELD_NUMBER: _builtins.int
     EPSILON_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     feature: _builtins.str
     """Feature name, e.g. "tickets.open"."""
     from_date: _builtins.str
@@ -56,6 +57,12 @@ class FeatureUsageRequest(_message.Message):
     the epsilon this query spends from the analyst's budget, > 0 and at most
     the per-query maximum.
     """
+    request_id: _builtins.str
+    """Makes a noisy query safe to retry: a request repeated with the same id
+    (same analyst, same question) gets the answer it was first given and
+    spends no more budget; the same id for another question is refused.
+    Empty: every call is a new query. At most 64 letters, digits, '-', '_'.
+    """
     def __init__(
         self,
         *,
@@ -66,10 +73,11 @@ class FeatureUsageRequest(_message.Message):
         dimension: _builtins.str = ...,
         region: _builtins.str = ...,
         epsilon: _builtins.float = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dimension", b"dimension", "epsilon", b"epsilon", "feature", b"feature", "from_date", b"from_date", "granularity", b"granularity", "region", b"region", "to_date", b"to_date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dimension", b"dimension", "epsilon", b"epsilon", "feature", b"feature", "from_date", b"from_date", "granularity", b"granularity", "region", b"region", "request_id", b"request_id", "to_date", b"to_date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
