@@ -8,7 +8,7 @@ from typing import Any
 from servicekit.audit import AuditLogMixin
 from servicekit.chain import ChainHeadMixin
 from servicekit.governance_models import GovernanceModels
-from servicekit.holds import LegalHoldMixin, not_held
+from servicekit.holds import LegalHoldMixin, active_holds, not_held
 from servicekit.outbox import InboxMixin, OutboxMixin
 from servicekit.personal_data import table_of
 from servicekit.retention import Batch, Key, PurgeRunMixin
@@ -404,6 +404,10 @@ class Repository(OrganisationRepository):
             table_of("sign_ins", "technical", SignIn, sign_ins),
             table_of("account_tokens", "profile", AccountToken, tokens, exclude=("secret_hash",)),
         ]
+
+    def subject_holds(self, account_id: str) -> list[LegalHoldMixin]:
+        """Active legal holds on the subject (the rights service's, projected here through the inbox)."""
+        return active_holds(self.session, LegalHold, [account_id], "subject")
 
     def session_ids_of(self, account_id: str) -> list[str]:
         return list(self.session.scalars(select(SessionRecord.id).where(SessionRecord.account_id == account_id)))

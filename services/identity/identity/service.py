@@ -12,6 +12,7 @@ from kaseum.events.v1 import identity_events_pb2 as ev
 from servicekit.caller import ROLES, Principal, TokenVerifier
 from servicekit.db import UnitOfWork, UnitOfWorkFactory, as_utc, new_id, utcnow
 from servicekit.errors import Collision, Conflict, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from servicekit.holds import LegalHoldMixin
 from servicekit.region import RegionGuard, home_region
 from servicekit.subject_data import Erasure, Export, Rectification, SubjectDataRules
 from servicekit.timestamps import to_timestamp
@@ -35,6 +36,8 @@ from .tokens import TokenSigner
 BAD_LOGIN = "login or password is incorrect"
 SIGNUPS_PER_IP_HOUR = 20
 EDITABLE = ("email", "first_name", "last_name", "company", "job_title", "phone")
+HELD_DATA = "account, sessions and technical data"
+KEPT_ACCESS_LOG = ("access_log", "kept as the record of who accessed the data (UK GDPR Art. 5(1)(f), 32, 33)")
 
 
 @dataclass(frozen=True)
@@ -427,14 +430,19 @@ class IdentityService(SubjectDataRules):
             return Export(uow.repo.rows_of(subject_id))
 
     def erase(self, subject_id: str) -> Erasure:
+        """The account, its sessions and technical data, unless a legal hold covers the subject:
+        then nothing is erased and the hold is reported as the reason (section 12.1)."""
         with self.uow() as uow:
+            holds = uow.repo.subject_holds(subject_id)
+            if holds:
+                return Erasure(0, [(HELD_DATA, _held(h)) for h in holds] + [KEPT_ACCESS_LOG])
             self.announce(uow.repo.session_ids_of(subject_id))
             erased = uow.repo.erase(subject_id)
             if erased:
                 uow.events.publish("identity.account.erased", subject_id,
                                    ev.AccountErased(account_id=subject_id))
             uow.commit()
-        return Erasure(erased)
+        return Erasure(erased, [KEPT_ACCESS_LOG])
 
     def rectify(self, subject_id: str, corrections: dict[str, str]) -> Rectification:
         applied: list[str] = []
@@ -471,3 +479,8 @@ class IdentityService(SubjectDataRules):
             return restricted
 
 
+
+
+def _held(hold: LegalHoldMixin) -> str:
+    return (f"legal hold {hold.hold_id} ({hold.reason_code}; UK GDPR Art. 17(3)(e)), review on "
+            f"{hold.review_at:%Y-%m-%d}")

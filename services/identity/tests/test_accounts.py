@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from identity.governance import DECLARATION
@@ -20,7 +20,7 @@ from servicekit.errors import (
     Unauthenticated,
     WrongRegion,
 )
-from servicekit.holds import placed
+from servicekit.holds import placed, released
 from servicekit.retention import Purger
 from servicekit.testing import Clock
 from sqlalchemy import select
@@ -123,6 +123,33 @@ def test_sign_in_records_technical_data_in_the_export(service: IdentityService) 
     row = dict(zip(cols, rows[0], strict=True))
     assert row["ip_address"] == "203.0.113.9" and row["browser"] == "Chrome" and row["os"] == "Windows"
     assert "password_hash" not in tables["accounts"][0]
+
+
+@pytest.mark.notice("12.1", "13.1.3")
+@pytest.mark.rule("R-RET-2", "R-ERASE-1")
+def test_a_subject_under_a_legal_hold_is_not_erased_and_the_hold_is_reported(service: IdentityService) -> None:
+    account = service.sign_up(signup())
+    token = service.login("ada", "correct horse battery", "203.0.113.9", "curl/8")
+    with service.uow() as uow:
+        placed(uow.session, LegalHold, "h1", "subject", account.id, "complaint", datetime(2031, 5, 1, tzinfo=UTC))
+        placed(uow.session, LegalHold, "h2", "ticket", account.id, "claim", datetime(2031, 5, 1, tzinfo=UTC))
+        uow.commit()
+    erasure = service.erase(account.id)
+    assert erasure.erased == 0
+    kept = dict(erasure.kept)
+    assert "legal hold h1 (complaint; UK GDPR Art. 17(3)(e)), review on 2031-05-01" in kept.values()
+    assert "h2" not in " ".join(kept.values())  # a ticket hold is not a hold on the person
+    tables = {name: rows for name, _, _, rows in service.export(account.id).tables}
+    assert tables["accounts"] and tables["sessions"] and tables["sign_ins"]
+    assert service.authenticate(token.access).subject_id == account.id
+    with service.uow() as uow:
+        assert not [r for r in uow.session.scalars(select(Outbox)) if r.subject.endswith("account.erased")]
+    # Released, the next request erases.
+    with service.uow() as uow:
+        released(uow.session, LegalHold, "h1", "subject", account.id)
+        uow.commit()
+    assert service.erase(account.id).erased > 0
+    assert not {name: rows for name, _, _, rows in service.export(account.id).tables}["accounts"]
 
 
 @pytest.mark.notice("13.1.3")
