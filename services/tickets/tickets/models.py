@@ -180,6 +180,9 @@ class Repository:
     def ticket(self, ticket_id: str) -> Ticket | None:
         return self.session.get(Ticket, ticket_id)
 
+    def reply(self, reply_id: str) -> Reply | None:
+        return self.session.get(Reply, reply_id)
+
     def _visible(self, viewer: Viewer, region: str) -> ColumnElement[bool]:
         """The SQL twin of Viewer.can_see."""
         if viewer.is_customer:

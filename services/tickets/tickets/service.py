@@ -10,7 +10,7 @@ keep tickets from erasure (section 12.1). Knows nothing of gRPC, NATS or SQL.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from kaseum.events.v1 import tickets_events_pb2 as ev
@@ -21,7 +21,7 @@ from servicekit.errors import InvalidArgument, NotFound, PermissionDenied
 from servicekit.holds import LegalHoldMixin
 from servicekit.personal_data import table_of
 from servicekit.region import RegionGuard
-from servicekit.subject_data import Erasure, Export, SubjectDataRules
+from servicekit.subject_data import Erasure, Export, Rectification, SubjectDataRules
 from servicekit.transfers import TransferGate, uk_adequacy
 
 from .models import Reply, Repository, Ticket, search_terms
@@ -41,12 +41,29 @@ FILTERS = ("status", "priority", "product", "assignee_id", "organisation_id")
 RESELLER_CATEGORIES = ("ticket_content", "3.2.1", "3.2.5")
 # Erasure keeps the access records: they are the security record of who saw the data (Art. 5(1)(f), 32, 33).
 KEPT_ACCESS_LOG = ("access_log", "kept as the record of who accessed the data (UK GDPR Art. 5(1)(f), 32, 33)")
+# Rectification (Art. 16) corrects the author's own words, named `ticket:<id>:subject`, `ticket:<id>:body`
+# or `reply:<id>:body`.
+RECTIFIABLE = {("ticket", "subject"): MAX_SUBJECT, ("ticket", "body"): MAX_BODY, ("reply", "body"): MAX_BODY}
+NOT_RECTIFIABLE = "not a field tickets holds (ticket:<id>:subject, ticket:<id>:body or reply:<id>:body)"
+NOT_THEIRS = "no such ticket or reply written by this subject"
+ACCESS_LOG_IS_FACT = ("the access log is a record of fact (who read which ticket, when and why), not the "
+                      "subject's statement: it is not rectified (UK GDPR Art. 5(1)(f), 32, 33)")
 
 
 @dataclass(frozen=True)
 class Page:
     items: list[Ticket]
     next_cursor: str
+
+
+@dataclass
+class _Corrected:
+    """What a rectification changed on one ticket."""
+
+    ticket: Ticket
+    fields: list[str] = field(default_factory=list)
+    reply_ids: list[str] = field(default_factory=list)
+    public: bool = False  # whether a customer sees any of it
 
 
 @dataclass(frozen=True)
@@ -303,6 +320,68 @@ class TicketsService(SubjectDataRules):
             uow.commit()
             return Erasure(count, [(f"ticket {h.target_id} and its replies", _held(h)) for h in on_tickets]
                            + [KEPT_ACCESS_LOG])
+
+    def rectify(self, subject_id: str, corrections: dict[str, str]) -> Rectification:
+        """The subject corrects words they wrote: their tickets' subject and body, their replies' body.
+        Every other field is refused with its reason, never dropped. A ticket under a legal hold is kept
+        as it was (the evidence the hold preserves); the subject can complete it with a reply instead
+        (a supplementary statement, Art. 16)."""
+        applied: list[str] = []
+        rejected: list[tuple[str, str]] = []
+        changed: dict[str, _Corrected] = {}  # by ticket id
+        with self.uow() as uow:
+            held = {h.target_id for h in uow.repo.ticket_holds_of(subject_id)}
+            on_subject = bool(uow.repo.subject_holds(subject_id))
+            for name, value in sorted(corrections.items()):
+                kind, _, rest = name.partition(":")
+                target_id, _, column = rest.rpartition(":")
+                if kind == "access_log":
+                    rejected.append((name, ACCESS_LOG_IS_FACT))
+                    continue
+                limit = RECTIFIABLE.get((kind, column))
+                if limit is None or not target_id:
+                    rejected.append((name, NOT_RECTIFIABLE))
+                    continue
+                reply = uow.repo.reply(target_id) if kind == "reply" else None
+                ticket = uow.repo.ticket(reply.ticket_id if reply else target_id) if kind == "ticket" or reply else None
+                if ticket is None or (reply is None and ticket.requester_id != subject_id) or (
+                        reply is not None and reply.author_id != subject_id):
+                    rejected.append((name, NOT_THEIRS))
+                    continue
+                if on_subject or ticket.id in held:
+                    rejected.append((name, "kept unaltered under a legal hold (UK GDPR Art. 17(3)(e)); "
+                                           "a reply on the ticket can complete it instead"))
+                    continue
+                try:
+                    text = _text(column, value, limit)
+                except InvalidArgument as exc:
+                    rejected.append((name, exc.message))
+                    continue
+                entry = changed.setdefault(ticket.id, _Corrected(ticket))
+                if reply is not None:
+                    reply.body = text
+                    entry.reply_ids.append(reply.id)
+                    entry.public = entry.public or not reply.internal
+                else:
+                    setattr(ticket, column, text)
+                    entry.fields.append(column)
+                    entry.public = True
+                applied.append(name)
+            now = utcnow()
+            uow.repo.flush()
+            for entry in changed.values():
+                ticket = entry.ticket
+                # A corrected internal note changes nothing a customer sees, so it does not move updated_at.
+                if entry.public:
+                    ticket.updated_at = now
+                uow.repo.index_text(ticket)  # the old words leave the search index too
+                uow.events.publish("tickets.ticket.rectified", ticket.requester_id, ev.TicketRectified(
+                    ticket_id=ticket.id, requester_id=ticket.requester_id, author_id=subject_id,
+                    fields=entry.fields, reply_ids=entry.reply_ids))
+            if changed:
+                uow.repo.compact_search()
+            uow.commit()
+        return Rectification(applied, rejected)
 
     def set_restricted(self, subject_id: str, restricted: bool) -> bool:
         with self.uow() as uow:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%kaseum/events/v1/tickets_events.proto\x12\x10kaseum.events.v1\"H\n\x0cTicketOpened\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x14\n\x0crequester_id\x18\x02 \x01(\t\x12\x0f\n\x07product\x18\x03 \x01(\t\"o\n\rTicketReplied\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08reply_id\x18\x02 \x01(\t\x12\x11\n\tauthor_id\x18\x03 \x01(\t\x12\x10\n\x08internal\x18\x04 \x01(\x08\x12\x14\n\x0crequester_id\x18\x05 \x01(\t\"7\n\x0cTicketClosed\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x14\n\x0crequester_id\x18\x02 \x01(\t\"z\n\x13TicketStatusChanged\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x14\n\x0crequester_id\x18\x02 \x01(\t\x12\x13\n\x0b\x66rom_status\x18\x03 \x01(\t\x12\x11\n\tto_status\x18\x04 \x01(\t\x12\x12\n\nchanged_by\x18\x05 \x01(\t\"M\n\x0eTicketAssigned\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61ssignee_id\x18\x02 \x01(\t\x12\x13\n\x0b\x61ssigned_by\x18\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%kaseum/events/v1/tickets_events.proto\x12\x10kaseum.events.v1\"H\n\x0cTicketOpened\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x14\n\x0crequester_id\x18\x02 \x01(\t\x12\x0f\n\x07product\x18\x03 \x01(\t\"o\n\rTicketReplied\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08reply_id\x18\x02 \x01(\t\x12\x11\n\tauthor_id\x18\x03 \x01(\t\x12\x10\n\x08internal\x18\x04 \x01(\x08\x12\x14\n\x0crequester_id\x18\x05 \x01(\t\"7\n\x0cTicketClosed\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x14\n\x0crequester_id\x18\x02 \x01(\t\"z\n\x13TicketStatusChanged\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x14\n\x0crequester_id\x18\x02 \x01(\t\x12\x13\n\x0b\x66rom_status\x18\x03 \x01(\t\x12\x11\n\tto_status\x18\x04 \x01(\t\x12\x12\n\nchanged_by\x18\x05 \x01(\t\"M\n\x0eTicketAssigned\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61ssignee_id\x18\x02 \x01(\t\x12\x13\n\x0b\x61ssigned_by\x18\x03 \x01(\t\"p\n\x0fTicketRectified\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x14\n\x0crequester_id\x18\x02 \x01(\t\x12\x11\n\tauthor_id\x18\x03 \x01(\t\x12\x0e\n\x06\x66ields\x18\x04 \x03(\t\x12\x11\n\treply_ids\x18\x05 \x03(\t\"\x80\x01\n\x15TicketPriorityChanged\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x14\n\x0crequester_id\x18\x02 \x01(\t\x12\x15\n\rfrom_priority\x18\x03 \x01(\t\x12\x13\n\x0bto_priority\x18\x04 \x01(\t\x12\x12\n\nchanged_by\x18\x05 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,4 +41,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TICKETSTATUSCHANGED']._serialized_end=425
   _globals['_TICKETASSIGNED']._serialized_start=427
   _globals['_TICKETASSIGNED']._serialized_end=504
+  _globals['_TICKETRECTIFIED']._serialized_start=506
+  _globals['_TICKETRECTIFIED']._serialized_end=618
+  _globals['_TICKETPRIORITYCHANGED']._serialized_start=621
+  _globals['_TICKETPRIORITYCHANGED']._serialized_end=749
 # @@protoc_insertion_point(module_scope)

@@ -3,8 +3,10 @@
 isort:skip_file
 Events published by the tickets service."""
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -184,3 +186,87 @@ class TicketAssigned(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TicketAssigned: _TypeAlias = TicketAssigned  # noqa: Y015
+
+@_typing.final
+class TicketRectified(_message.Message):
+    """tickets.ticket.rectified: the author corrected their own words on a ticket
+    through a rights request (Art. 16); the names of what changed, never the
+    text. Recipients who saw the old text (agents, resellers) see the corrected
+    text on their next read (Art. 19).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    REQUESTER_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_ID_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
+    REPLY_IDS_FIELD_NUMBER: _builtins.int
+    ticket_id: _builtins.str
+    """Opaque ticket id."""
+    requester_id: _builtins.str
+    """Account id of the ticket's requester."""
+    author_id: _builtins.str
+    """Account id of the author whose words were corrected."""
+    @_builtins.property
+    def fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Fields of the ticket corrected: "subject" and/or "body"."""
+
+    @_builtins.property
+    def reply_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Replies on the ticket whose body was corrected."""
+
+    def __init__(
+        self,
+        *,
+        ticket_id: _builtins.str = ...,
+        requester_id: _builtins.str = ...,
+        author_id: _builtins.str = ...,
+        fields: _abc.Iterable[_builtins.str] | None = ...,
+        reply_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_id", b"author_id", "fields", b"fields", "reply_ids", b"reply_ids", "requester_id", b"requester_id", "ticket_id", b"ticket_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TicketRectified: _TypeAlias = TicketRectified  # noqa: Y015
+
+@_typing.final
+class TicketPriorityChanged(_message.Message):
+    """tickets.ticket.priority_changed: an agent changed a ticket's priority."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    REQUESTER_ID_FIELD_NUMBER: _builtins.int
+    FROM_PRIORITY_FIELD_NUMBER: _builtins.int
+    TO_PRIORITY_FIELD_NUMBER: _builtins.int
+    CHANGED_BY_FIELD_NUMBER: _builtins.int
+    ticket_id: _builtins.str
+    """Opaque ticket id."""
+    requester_id: _builtins.str
+    """Account id of the ticket's requester."""
+    from_priority: _builtins.str
+    """Priority before the change."""
+    to_priority: _builtins.str
+    """Priority after the change."""
+    changed_by: _builtins.str
+    """Account id of the agent who changed it."""
+    def __init__(
+        self,
+        *,
+        ticket_id: _builtins.str = ...,
+        requester_id: _builtins.str = ...,
+        from_priority: _builtins.str = ...,
+        to_priority: _builtins.str = ...,
+        changed_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_by", b"changed_by", "from_priority", b"from_priority", "requester_id", b"requester_id", "ticket_id", b"ticket_id", "to_priority", b"to_priority"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TicketPriorityChanged: _TypeAlias = TicketPriorityChanged  # noqa: Y015
