@@ -111,7 +111,7 @@ class IdentityApi(identity_pb2_grpc.IdentityServicer):
             raise PermissionDenied("only an administrator may create users")
         account = self.service.create_user(NewStaff(
             role=request.role, username=request.username, email=request.email,
-            password=request.password, organisation=request.organisation, country=request.country))
+            password=request.password, organisation=request.organisation, country=request.country), principal)
         return pb.CreateUserResponse(id=account.id, username=account.username, role=account.role)
 
     def ListSessions(self, request: pb.ListSessionsRequest, context: Any) -> pb.ListSessionsResponse:
@@ -129,7 +129,7 @@ class IdentityApi(identity_pb2_grpc.IdentityServicer):
         return pb.ChangePasswordResponse()
 
     def GetContact(self, request: pb.GetContactRequest, context: Any) -> pb.GetContactResponse:
-        caller.require_service("consent", "rights")
-        account = self.service.get_contact(request.subject_id)
+        principal = caller.require_service("consent", "rights")
+        account = self.service.get_contact(request.subject_id, principal)
         return pb.GetContactResponse(email=account.email, phone=account.phone,
                                      restricted=account.restricted)

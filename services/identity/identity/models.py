@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from servicekit import audit
 from servicekit.audit import AuditLogMixin
+from servicekit.caller import Principal
 from servicekit.chain import ChainHeadMixin
 from servicekit.governance_models import GovernanceModels
 from servicekit.holds import LegalHoldMixin, active_holds, not_held
@@ -403,7 +405,13 @@ class Repository(OrganisationRepository):
             table_of("sessions", "technical", SessionRecord, sessions, exclude=("refresh_hash",)),
             table_of("sign_ins", "technical", SignIn, sign_ins),
             table_of("account_tokens", "profile", AccountToken, tokens, exclude=("secret_hash",)),
+            audit.export_table(self.session, AuditLog, account_id),
         ]
+
+    def audit(self, principal: Principal, accesses: list[audit.Access], purpose: str = audit.SUPPORT) -> None:
+        """Append to the audit trail in this transaction (R-SEC-1)."""
+        organisation = principal.organisation_id if principal.role == "reseller" else ""
+        audit.record(self.session, AuditLog, ChainHead, principal, accesses, purpose, organisation)
 
     def subject_holds(self, account_id: str) -> list[LegalHoldMixin]:
         """Active legal holds on the subject (the rights service's, projected here through the inbox)."""

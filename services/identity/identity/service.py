@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from kaseum.events.v1 import identity_events_pb2 as ev
+from servicekit import audit, caller
 from servicekit.caller import ROLES, Principal, TokenVerifier
 from servicekit.db import UnitOfWork, UnitOfWorkFactory, as_utc, new_id, utcnow
 from servicekit.errors import Collision, Conflict, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
@@ -37,6 +38,10 @@ BAD_LOGIN = "login or password is incorrect"
 SIGNUPS_PER_IP_HOUR = 20
 EDITABLE = ("email", "first_name", "last_name", "company", "job_title", "phone")
 HELD_DATA = "account, sessions and technical data"
+# Why a service reads or changes a subject's data here, for the audit trail (section 11): consent reads
+# addresses only to send messages (4.1.5); the rights service acts on the subject's own request (13).
+RIGHTS_PURPOSE = "13"
+CONTACT_PURPOSES = {"consent": "4.1.5", "rights": RIGHTS_PURPOSE}
 KEPT_ACCESS_LOG = ("access_log", "kept as the record of who accessed the data (UK GDPR Art. 5(1)(f), 32, 33)")
 
 
@@ -120,7 +125,8 @@ class IdentityService(SubjectDataRules):
         )
         return self._store(account, cmd.company, "customer", event, decoy=True)
 
-    def create_user(self, cmd: NewStaff) -> Account:
+    def create_user(self, cmd: NewStaff, by: Principal | None = None) -> Account:
+        """A staff account, made by an admin (or the operator CLI), `by`: recorded on the audit trail."""
         if cmd.role not in ROLES:
             raise InvalidArgument(f"role must be one of {', '.join(sorted(ROLES))}", "invalid_role")
         if cmd.role == "reseller" and not cmd.organisation.strip():
@@ -136,7 +142,7 @@ class IdentityService(SubjectDataRules):
         event = ev.AccountCreated(account_id=account.id, role=cmd.role, home_region=region,
                                   notice_version=self.notice_version)
         kind = "reseller" if cmd.role == "reseller" else "customer"
-        return self._store(account, cmd.organisation, kind, event)
+        return self._store(account, cmd.organisation, kind, event, by=by)
 
     def _new_account(self, *, role: str, username: str, email: str, password: str, first_name: str,
                      last_name: str, company: str, job_title: str, phone: str, country: str,
@@ -157,7 +163,7 @@ class IdentityService(SubjectDataRules):
         )
 
     def _store(self, account: Account, org_name: str, kind: str, event: ev.AccountCreated,
-               decoy: bool = False) -> Account:
+               decoy: bool = False, by: Principal | None = None) -> Account:
         """Create the account. For a customer's own sign-up (`decoy`), an address or a username
         already in use gets the same answer as a new account (with an id that exists nowhere), so the
         answer never tells whether either exists; the address's owner is told by a service message
@@ -182,6 +188,8 @@ class IdentityService(SubjectDataRules):
             uow.repo.add(account)
             uow.events.publish("identity.account.created", account.id, event)
             request_message(uow, account.id, VERIFY, now)
+            if by is not None:
+                uow.repo.audit(by, [audit.Access(account.id, "account.created", account.id)])
             try:
                 uow.commit()
             except Collision:
@@ -416,25 +424,45 @@ class IdentityService(SubjectDataRules):
                 changed.append(field)
         return changed
 
-    def get_contact(self, subject_id: str) -> Account:
+    def get_contact(self, subject_id: str, by: Principal) -> Account:
+        """The subject's address and telephone for a service (`by`) that must reach them; every
+        read is on the audit trail with the purpose it serves."""
         with self.uow() as uow:
             account = uow.repo.account(subject_id)
             if account is None:
                 raise NotFound("subject not found")
             self.guard.check(account.region)
+            uow.repo.audit(by, [audit.Access(subject_id, "contact.read", subject_id)],
+                           CONTACT_PURPOSES.get(by.subject_id, audit.SUPPORT))
+            uow.commit()
             return account
 
     # --- the personal-data contract ------------------------------------------------
+    # Driven by the rights service (or the operator CLI): who asked comes from servicekit's request
+    # context, and each call goes on the audit trail in its own transaction (R-SEC-1).
+    @staticmethod
+    def _audit_contract(uow: UnitOfWork[Repository], subject_id: str, action: str) -> None:
+        by = caller.current()
+        if by is not None:
+            uow.repo.audit(by, [audit.Access(subject_id, action, subject_id)], RIGHTS_PURPOSE)
+
     def export(self, subject_id: str) -> Export:
         with self.uow() as uow:
-            return Export(uow.repo.rows_of(subject_id))
+            # Recorded first, so the export shows this access too.
+            self._audit_contract(uow, subject_id, "account.exported")
+            uow.repo.flush()
+            export = Export(uow.repo.rows_of(subject_id))
+            uow.commit()
+        return export
 
     def erase(self, subject_id: str) -> Erasure:
         """The account, its sessions and technical data, unless a legal hold covers the subject:
         then nothing is erased and the hold is reported as the reason (section 12.1)."""
         with self.uow() as uow:
             holds = uow.repo.subject_holds(subject_id)
+            self._audit_contract(uow, subject_id, "account.erase_refused" if holds else "account.erased")
             if holds:
+                uow.commit()
                 return Erasure(0, [(HELD_DATA, _held(h)) for h in holds] + [KEPT_ACCESS_LOG])
             self.announce(uow.repo.session_ids_of(subject_id))
             erased = uow.repo.erase(subject_id)
@@ -456,6 +484,7 @@ class IdentityService(SubjectDataRules):
                     applied += self._apply(uow.repo, account, {field: value})
                 except (InvalidArgument, Conflict) as exc:
                     rejected.append((field, exc.message))
+            self._audit_contract(uow, subject_id, "account.rectified")
             if "email" in applied:
                 request_message(uow, account.id, VERIFY, utcnow())
             if applied:
@@ -470,6 +499,7 @@ class IdentityService(SubjectDataRules):
             account = uow.repo.account(subject_id)
             if account is None:
                 raise NotFound("subject not found")
+            self._audit_contract(uow, subject_id, "account.restricted" if restricted else "account.unrestricted")
             if account.restricted != restricted:
                 account.restricted = restricted
                 # Other services stop (or resume) processing on this fact.
