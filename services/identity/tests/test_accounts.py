@@ -10,6 +10,7 @@ from identity.models import LegalHold, LoginThrottle, Outbox, PurgeRun
 from identity.passwords import Passwords
 from identity.recovery import ADDRESS_LIFETIME, USERNAME_TAKEN
 from identity.service import IdentityService, NewStaff
+from kaseum.events.v1 import envelope_pb2, identity_events_pb2
 from servicekit.db import utcnow
 from servicekit.errors import (
     Conflict,
@@ -156,9 +157,23 @@ def test_a_subject_under_a_legal_hold_is_not_erased_and_the_hold_is_reported(ser
 @pytest.mark.rule("R-ERASE-1")
 def test_erase_removes_the_account_sessions_and_technical_data(service: IdentityService) -> None:
     account = service.sign_up(signup())
-    service.login("ada", "correct horse battery", "203.0.113.9", "curl/8")
+    token = service.login("ada", "correct horse battery", "203.0.113.9", "curl/8")
+    session_id = service.authenticate(token.access).session_id
+    announced: list[str] = []
+    service.announce = announced.extend  # what the gateways are told (the region's revocation bucket)
     assert service.erase(account.id).erased == 4  # account, session, sign-in, verification token
     assert all(not rows for _, _, _, rows in service.export(account.id).tables)
+    assert announced == [session_id]
+    with pytest.raises(Unauthenticated):
+        service.authenticate(token.access)
+    with pytest.raises(Unauthenticated):
+        service.refresh(token.refresh)
+    with service.uow() as uow:
+        erased = [envelope_pb2.Envelope.FromString(r.data) for r in uow.session.scalars(select(Outbox))
+                  if r.subject == "uk.identity.account.erased"]
+    assert len(erased) == 1
+    event = identity_events_pb2.AccountErased()
+    assert erased[0].payload.Unpack(event) and event.account_id == account.id
 
 
 @pytest.mark.notice("13.1.2")
