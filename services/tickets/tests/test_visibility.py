@@ -5,8 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from kaseum.events.v1 import envelope_pb2
+from kaseum.tickets.v1.tickets_pb2 import ListTicketsResponse
 from servicekit.caller import Principal
 from servicekit.errors import NotFound, PermissionDenied
+from sqlalchemy import select
+from tickets.grpc_api import ticket_message
+from tickets.models import Outbox
 from tickets.service import Change, TicketsService
 from tickets.visibility import Scope
 
@@ -94,3 +99,45 @@ def test_resellers_answer_publicly_but_do_not_change_tickets(service: TicketsSer
     service.set_restricted(ALICE, True)
     with pytest.raises(PermissionDenied):
         service.reply(reseller, ticket.id, "more", False)
+
+
+def customer_view(service: TicketsService, customer: Principal, ticket_id: str) -> tuple[bytes, bytes, list[
+        tuple[str, str, list[str], list[list[str]]]]]:
+    """Everything a customer can get: the listing, the ticket with its replies (all fields as the API
+    sends them), and their access export."""
+    listed = ListTicketsResponse(items=[ticket_message(t) for t in service.page(customer, {}, "", 0).items])
+    ticket, replies = service.get(customer, ticket_id)
+    return (listed.SerializeToString(), ticket_message(ticket, replies).SerializeToString(),
+            service.export(customer.subject_id).tables)
+
+
+@pytest.mark.notice("13.1.1")
+def test_an_internal_note_reaches_the_customer_by_no_path(service: TicketsService) -> None:
+    alice, agent = who(ALICE, organisation=ACME), who(AGENT, "agent")
+    ticket = service.open(alice, "Help", "text", "")
+    service.reply(agent, ticket.id, "first public answer", False)
+    service.get(agent, ticket.id)
+    listing, reading, export = customer_view(service, alice, ticket.id)
+
+    note = service.reply(agent, ticket.id, "zanzibar: customer is difficult", True)
+
+    after_listing, after_reading, after_export = customer_view(service, alice, ticket.id)
+    # List and read, every field (updated_at included): byte for byte what they were before the note.
+    assert (after_listing, after_reading) == (listing, reading)
+    # Export, every table and field: only the access log grew, by a plain read of the ticket.
+    before, after = {t[0]: t for t in export}, {t[0]: t for t in after_export}
+    assert {n: t for n, t in after.items() if n != "access_log"} == {
+        n: t for n, t in before.items() if n != "access_log"}
+    columns, rows = after["access_log"][2], after["access_log"][3]
+    assert [dict(zip(columns, r, strict=True))["action"] for r in rows[len(before["access_log"][3]):]] == [
+        "ticket.read"]
+    cells = [cell for _, _, _, table_rows in after_export for row in table_rows for cell in row]
+    assert not any("zanzibar" in cell or note.id in cell for cell in cells)
+    # Search: a note's words find nothing.
+    assert service.page(alice, {}, "", 0, query="zanzibar").items == []
+    # Events: the note's own type, which no customer-facing consumer subscribes to; its text in none.
+    with service.uow() as uow:
+        envelopes = [envelope_pb2.Envelope.FromString(row.data) for row in uow.session.scalars(select(Outbox))]
+    assert all(b"zanzibar" not in e.SerializeToString() for e in envelopes)
+    about_note = [e.type for e in envelopes if note.id.encode() in e.payload.value]
+    assert about_note == ["tickets.ticket.noted"]

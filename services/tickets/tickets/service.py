@@ -227,16 +227,21 @@ class TicketsService(SubjectDataRules):
                 raise PermissionDenied("only the requester answers their ticket")
             self._not_frozen(uow, viewer, ticket)
             self._transfer(viewer, ticket.requester_id)
-            self._record(uow, viewer, "ticket.replied", [ticket])
+            # The access log goes into the customer's export: an internal note is recorded as the read it
+            # is (the note itself, with its author and time, is in the replies table for the DPO).
+            self._record(uow, viewer, "ticket.read" if internal else "ticket.replied", [ticket])
             now = utcnow()
             reply = Reply(id=new_id(), ticket_id=ticket.id, author_id=principal.subject_id,
                           body=_text("body", body, MAX_BODY), internal=internal, created_at=now)
             uow.repo.add(reply)
-            ticket.updated_at = now
-            uow.events.publish("tickets.ticket.replied", ticket.requester_id, ev.TicketReplied(
-                ticket_id=ticket.id, reply_id=reply.id, author_id=principal.subject_id,
-                internal=internal, requester_id=ticket.requester_id))
+            # A note has its own event type, which no customer-facing consumer subscribes to.
+            uow.events.publish("tickets.ticket.noted" if internal else "tickets.ticket.replied",
+                               ticket.requester_id, ev.TicketReplied(
+                                   ticket_id=ticket.id, reply_id=reply.id, author_id=principal.subject_id,
+                                   internal=internal, requester_id=ticket.requester_id))
             if not internal:
+                # Only what the customer sees moves updated_at: a note must not show as activity.
+                ticket.updated_at = now
                 uow.repo.flush()
                 uow.repo.index_text(ticket)
                 # The customer answering a ticket that waits on them (or was resolved) reopens it.

@@ -50,7 +50,9 @@ Global___TicketOpened: _TypeAlias = TicketOpened  # noqa: Y015
 
 @_typing.final
 class TicketReplied(_message.Message):
-    """tickets.ticket.replied"""
+    """tickets.ticket.replied for a public reply; tickets.ticket.noted for an
+    internal note (a subject no customer-facing consumer subscribes to).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
