@@ -18,9 +18,10 @@ from servicekit.settings import ServiceSettings
 
 from .config import AnalyticsSettings
 from .events import SUBJECTS, handlers
+from .governance import declaration
 from .grpc_api import SERVICE, AnalyticsApi
 from .ingest import UsageConsumer
-from .models import Inbox, Outbox, Repository
+from .models import GOVERNANCE, Inbox, Outbox, Repository
 from .queries import AnalyticsQueries
 from .service import AnalyticsService
 
@@ -41,13 +42,18 @@ def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], Analyt
                                settings.dp_max_epsilon_per_query, ledger_key)
     runtime.subscribe("analytics-exclusions", [s.format(region=region) for s in SUBJECTS], handlers(service))
     UsageConsumer(runtime.bus, region, service).start()
+    # The roll-up is the purge of usage events (governance.py); kept noisy answers and the budget
+    # ledger are purged by the retention job that runtime.governance() schedules.
     runtime.every(settings.rollup_interval_seconds, service.rollup_finished_days)
-    runtime.every(settings.rollup_interval_seconds, queries.forget_noisy_answers)
     return runtime, service, queries
 
 
 def serve(base: ServiceSettings) -> None:
     runtime, service, queries = bootstrap(base)
+    # No legal-hold projection: it would put subject ids in a database that holds none, and no row
+    # here can be tied to a subject id for a hold to cover (see governance.py).
+    runtime.governance(declaration(AnalyticsSettings(**base.model_dump()).rollup_grace_seconds), GOVERNANCE,
+                       hold_events=False)
     # What start-up made (modules, settings, engine) lives as long as the process: out of the
     # collector's way, so a full collection in the middle of a query scans only what queries made
     # (otherwise a pause of tens of milliseconds now and then, the p99 of a year's series).

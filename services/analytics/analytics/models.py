@@ -18,7 +18,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 
+from servicekit.audit import AuditLogMixin
+from servicekit.chain import ChainHeadMixin
+from servicekit.governance_models import GovernanceModels
+from servicekit.holds import LegalHoldMixin
 from servicekit.outbox import InboxMixin, OutboxMixin
+from servicekit.retention import Batch, Key, PurgeRunMixin
+from servicekit.transfers import TransferLogMixin
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -36,10 +42,19 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    tuple_,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+# Categories (servicekit/declarations.py): an event under a pseudonym is Usage Data of a person
+# until its day is rolled up; counts are not personal data. The budget ledger and kept noisy
+# answers name an analyst by a keyed hash of their staff account id (an identifier, Identity
+# Data, since this service can recompute it) beside what the analyst did (Usage Data).
+NONE = {"category": "none"}
+USAGE = {"category": "3.2.5"}
+ANALYST = {"category": "3.2.1"}
 
 
 class Base(DeclarativeBase):
@@ -54,6 +69,29 @@ class Inbox(InboxMixin, Base):
     pass
 
 
+class ChainHead(ChainHeadMixin, Base):
+    pass
+
+
+class AuditLog(AuditLogMixin, Base):
+    pass
+
+
+class TransferLog(TransferLogMixin, Base):
+    pass
+
+
+class LegalHold(LegalHoldMixin, Base):
+    pass
+
+
+class PurgeRun(PurgeRunMixin, Base):
+    pass
+
+
+GOVERNANCE = GovernanceModels(ChainHead, AuditLog, TransferLog, LegalHold, PurgeRun)
+
+
 class UsageEvent(Base):
     """One use of a feature under that day's pseudonym; deleted when the day is rolled up.
 
@@ -66,14 +104,14 @@ class UsageEvent(Base):
     __tablename__ = "usage_events"
     __table_args__ = {"sqlite_with_rowid": False}
 
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    pseudonym: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    day: Mapped[date] = mapped_column(Date, primary_key=True, info=USAGE)
+    pseudonym: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False, info=USAGE)
     # The event's id (JetStream de-duplicates on it; a redelivery inserts nothing).
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    region: Mapped[str] = mapped_column(String(8))
-    feature: Mapped[str] = mapped_column(String(100))
-    product: Mapped[str] = mapped_column(String(40), default="")
-    size_band: Mapped[str] = mapped_column(String(10), default="")
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, info=USAGE)
+    region: Mapped[str] = mapped_column(String(8), info=USAGE)
+    feature: Mapped[str] = mapped_column(String(100), info=USAGE)
+    product: Mapped[str] = mapped_column(String(40), default="", info=USAGE)
+    size_band: Mapped[str] = mapped_column(String(10), default="", info=USAGE)
 
 
 class ExcludedPseudonym(Base):
@@ -84,8 +122,8 @@ class ExcludedPseudonym(Base):
 
     __tablename__ = "excluded_pseudonyms"
 
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    pseudonym: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    day: Mapped[date] = mapped_column(Date, primary_key=True, info=USAGE)
+    pseudonym: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False, info=USAGE)
 
 
 class UsageDaily(Base):
@@ -95,12 +133,12 @@ class UsageDaily(Base):
     __tablename__ = "usage_daily"
     __table_args__ = (Index("ix_usage_daily_feature_day", "feature", "day"),)
 
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    region: Mapped[str] = mapped_column(String(8), primary_key=True)
-    feature: Mapped[str] = mapped_column(String(100), primary_key=True)
-    dimension: Mapped[str] = mapped_column(String(20), primary_key=True)
-    value: Mapped[str] = mapped_column(String(40), primary_key=True)
-    users: Mapped[int] = mapped_column(Integer)
+    day: Mapped[date] = mapped_column(Date, primary_key=True, info=NONE)
+    region: Mapped[str] = mapped_column(String(8), primary_key=True, info=NONE)
+    feature: Mapped[str] = mapped_column(String(100), primary_key=True, info=NONE)
+    dimension: Mapped[str] = mapped_column(String(20), primary_key=True, info=NONE)
+    value: Mapped[str] = mapped_column(String(40), primary_key=True, info=NONE)
+    users: Mapped[int] = mapped_column(Integer, info=NONE)
 
 
 class UsageReleased(Base):
@@ -114,15 +152,15 @@ class UsageReleased(Base):
     __tablename__ = "usage_released"
     __table_args__ = (Index("ix_usage_released_day", "day"), {"sqlite_with_rowid": False})
 
-    feature: Mapped[str] = mapped_column(String(100), primary_key=True)
-    region: Mapped[str] = mapped_column(String(8), primary_key=True)
-    dimension: Mapped[str] = mapped_column(String(20), primary_key=True)
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    value: Mapped[str] = mapped_column(String(40), primary_key=True)
-    users: Mapped[int] = mapped_column(Integer)
-    active: Mapped[int] = mapped_column(Integer)
-    suppressed: Mapped[bool] = mapped_column(Boolean)
-    min_group_size: Mapped[int] = mapped_column(Integer)
+    feature: Mapped[str] = mapped_column(String(100), primary_key=True, info=NONE)
+    region: Mapped[str] = mapped_column(String(8), primary_key=True, info=NONE)
+    dimension: Mapped[str] = mapped_column(String(20), primary_key=True, info=NONE)
+    day: Mapped[date] = mapped_column(Date, primary_key=True, info=NONE)
+    value: Mapped[str] = mapped_column(String(40), primary_key=True, info=NONE)
+    users: Mapped[int] = mapped_column(Integer, info=NONE)
+    active: Mapped[int] = mapped_column(Integer, info=NONE)
+    suppressed: Mapped[bool] = mapped_column(Boolean, info=NONE)
+    min_group_size: Mapped[int] = mapped_column(Integer, info=NONE)
 
 
 class NoisyAnswer(Base):
@@ -132,12 +170,12 @@ class NoisyAnswer(Base):
 
     __tablename__ = "noisy_answers"
 
-    analyst: Mapped[str] = mapped_column(String(64), primary_key=True)
-    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    analyst: Mapped[str] = mapped_column(String(64), primary_key=True, info=ANALYST)
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True, info=USAGE)
     # A hash of the query's parameters: the same id for another question is refused.
-    query: Mapped[str] = mapped_column(String(64))
-    answer: Mapped[str] = mapped_column(Text)
-    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    query: Mapped[str] = mapped_column(String(64), info=USAGE)
+    answer: Mapped[str] = mapped_column(Text, info=NONE)  # noisy aggregates
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True, info=USAGE)
 
 
 class PrivacySpend(Base):
@@ -145,9 +183,9 @@ class PrivacySpend(Base):
 
     __tablename__ = "privacy_spend"
 
-    analyst: Mapped[str] = mapped_column(String(64), primary_key=True)
-    period: Mapped[date] = mapped_column(Date, primary_key=True)
-    spent: Mapped[float] = mapped_column(Float)
+    analyst: Mapped[str] = mapped_column(String(64), primary_key=True, info=ANALYST)
+    period: Mapped[date] = mapped_column(Date, primary_key=True, info=USAGE)
+    spent: Mapped[float] = mapped_column(Float, info=USAGE)
 
 
 # (day, region, feature, dimension, value, users)
@@ -360,6 +398,35 @@ class Repository:
         self.session.add(NoisyAnswer(analyst=analyst, request_id=request_id, query=query, answer=answer,
                                      created=now))
 
-    def forget_noisy_answers(self, before: datetime) -> int:
-        result = self.session.execute(delete(NoisyAnswer).where(NoisyAnswer.created < before))
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# --- retention (governance.py): one batch each, in key order after the previous batch's last key ---
+# No legal hold is consulted: nothing here can be tied to a subject id (a hold names one), and the
+# analysts' ledger rows are named by a keyed hash, not by the staff account a hold would name.
+def purge_noisy_answers(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:
+    """Kept noisy answers made before `cutoff` (a retry comes within seconds, not a day later)."""
+    query = select(NoisyAnswer.created, NoisyAnswer.analyst, NoisyAnswer.request_id).where(
+        NoisyAnswer.created < cutoff)
+    if after is not None:
+        query = query.where(tuple_(NoisyAnswer.created, NoisyAnswer.analyst, NoisyAnswer.request_id) > tuple_(*after))
+    rows = session.execute(query.order_by(NoisyAnswer.created, NoisyAnswer.analyst, NoisyAnswer.request_id)
+                           .limit(limit)).all()
+    if not rows:
+        return Batch(0, 0, after)
+    result = session.execute(delete(NoisyAnswer).where(
+        tuple_(NoisyAnswer.analyst, NoisyAnswer.request_id).in_([(r[1], r[2]) for r in rows])))
+    return Batch(len(rows), int(result.rowcount or 0), tuple(rows[-1]))  # type: ignore[attr-defined]
+
+
+def purge_privacy_spend(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:
+    """Ledger rows of budget periods that began before `cutoff`'s day. The rule's period is longer
+    than a budget period, so the current period's row, which enforces the budget, is never due."""
+    query = select(PrivacySpend.period, PrivacySpend.analyst).where(PrivacySpend.period < cutoff.date())
+    if after is not None:
+        query = query.where(tuple_(PrivacySpend.period, PrivacySpend.analyst) > tuple_(*after))
+    rows = session.execute(query.order_by(PrivacySpend.period, PrivacySpend.analyst).limit(limit)).all()
+    if not rows:
+        return Batch(0, 0, after)
+    result = session.execute(delete(PrivacySpend).where(
+        tuple_(PrivacySpend.period, PrivacySpend.analyst).in_([(r[0], r[1]) for r in rows])))
+    return Batch(len(rows), int(result.rowcount or 0), tuple(rows[-1]))  # type: ignore[attr-defined]

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import NamedTuple
 
 from servicekit.caller import Principal
@@ -33,7 +33,6 @@ MAX_SPAN_DAYS = 366
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _REGION = re.compile(r"^[a-z]{2,8}$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{0,64}$")
-NOISY_ANSWERS_KEPT = timedelta(days=1)
 
 
 class Point(NamedTuple):
@@ -162,13 +161,6 @@ class AnalyticsQueries:
                 uow.repo.keep_noisy_answer(analyst, request_id, query, _json_of(series), self.clock())
             uow.commit()
         return Usage(series, dimension, epsilon, max(0.0, self.budget_epsilon - total))
-
-    def forget_noisy_answers(self) -> int:
-        """Drop kept answers older than a day: retries come within seconds."""
-        with self.uow() as uow:
-            forgotten = uow.repo.forget_noisy_answers(self.clock() - NOISY_ANSWERS_KEPT)
-            uow.commit()
-        return forgotten
 
     def _noisy(self, starts: list[date], wanted: dict[date, list[Key]], used: dict[date, Cube],
                active: dict[date, Cube], dimension: str, epsilon: float) -> list[Point]:

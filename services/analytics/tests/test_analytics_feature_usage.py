@@ -347,17 +347,3 @@ def test_a_request_id_names_one_question(queries: AnalyticsQueries, person: Any,
     with pytest.raises(InvalidArgument):
         noisy(queries, analyst, "x" * 65)
     assert queries.budget(analyst).spent == pytest.approx(1.0)
-
-
-@pytest.mark.rule("R-DATA-3")
-def test_kept_noisy_answers_are_forgotten_after_a_day(queries: AnalyticsQueries, person: Any, daily: Any,
-                                                      clock: Any) -> None:
-    band_day(daily, {"1-9": 400, "250+": 600}, {"1-9": 800, "250+": 1200})
-    analyst = person(subject_id="analyst-f")
-    noisy(queries, analyst, "req-1")
-    clock.advance(hours=23)
-    assert queries.forget_noisy_answers() == 0
-    clock.advance(hours=2)
-    assert queries.forget_noisy_answers() == 1
-    # The id now asks anew, and is charged anew.
-    assert noisy(queries, analyst, "req-1").budget_remaining == pytest.approx(1.0)
