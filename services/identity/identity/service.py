@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -36,6 +37,7 @@ from .tokens import TokenSigner
 
 BAD_LOGIN = "login or password is incorrect"
 SIGNUPS_PER_IP_HOUR = 20
+EMAIL_CHANGES_PER_HOUR = 5
 EDITABLE = ("email", "first_name", "last_name", "company", "job_title", "phone")
 HELD_DATA = "account, sessions and technical data"
 # Why a service reads or changes a subject's data here, for the audit trail (section 11): consent reads
@@ -388,20 +390,46 @@ class IdentityService(SubjectDataRules):
             return account
 
     def update_me(self, principal: Principal, changes: dict[str, str]) -> Account:
+        """Apply the caller's changes. A new address that belongs to another account gets the
+        answer a free one gets (the account as changed, the address unverified) but is not applied:
+        the caller keeps their address, and the answer never tells whether the other exists."""
+        now = utcnow()
         with self.uow() as uow:
             account = uow.repo.account(principal.subject_id)
             if account is None:
                 raise NotFound("account not found")
             self.guard.check(account.region)
+            changes, taken = self._without_taken_address(uow.repo, account, changes)
+            if taken or "email" in changes:
+                # Capped whether or not the address is free, so the cap reveals nothing either.
+                self.throttle.count(uow.repo, self.throttle.key("email-change", account.id), EMAIL_CHANGES_PER_HOUR,
+                                    timedelta(hours=1), now)
             changed = self._apply(uow.repo, account, changes)
             if "email" in changed:
-                request_message(uow, account.id, VERIFY, utcnow())
+                request_message(uow, account.id, VERIFY, now)
             if changed:
-                account.updated_at = utcnow()
+                account.updated_at = now
                 uow.events.publish("identity.account.rectified", account.id,
                                    ev.AccountRectified(account_id=account.id, fields=changed))
             uow.commit()
-            return account
+        if taken:
+            # Detached now (the unit of work is closed): shown as a free address would be, never stored.
+            account.email, account.email_verified_at = taken, None
+        return account
+
+    @staticmethod
+    def _without_taken_address(repo: Repository, account: Account,
+                               changes: dict[str, str]) -> tuple[dict[str, str], str]:
+        """`changes` less a new address that belongs to another account, and that address ("" if none).
+
+        As at sign-up, no answer may tell whether an address has an account. There is no message to
+        the owner of the address here: consent has no template for it yet."""
+        if "email" not in changes:
+            return changes, ""
+        value = v.email(changes["email"])  # an invalid address is refused as ever
+        if not repo.email_taken(v.email_key(value), except_id=account.id):
+            return changes, ""
+        return {f: raw for f, raw in changes.items() if f != "email"}, value
 
     def _apply(self, repo: Repository, account: Account, changes: dict[str, str]) -> list[str]:
         changed: list[str] = []
@@ -411,7 +439,8 @@ class IdentityService(SubjectDataRules):
             if field == "email":
                 value = v.email(raw)
                 if repo.email_taken(v.email_key(value), except_id=account.id):
-                    raise Conflict("that e-mail address is already registered", "account_exists")
+                    # Taken since it was checked (`_without_taken_address`): a race, told as one.
+                    raise Collision()
                 account.email_key = v.email_key(value)
                 if value != account.email:
                     account.email_verified_at = None  # a changed address is verified again
@@ -479,18 +508,25 @@ class IdentityService(SubjectDataRules):
             account = uow.repo.account(subject_id)
             if account is None:
                 raise NotFound("subject not found")
+            # A taken address is reported applied, as a free one is, and not applied (see update_me).
+            taken = ""
+            with suppress(InvalidArgument):  # an invalid address is reported below with the other refusals
+                corrections, taken = self._without_taken_address(uow.repo, account, corrections)
+            if taken:
+                applied.append("email")
             for field, value in corrections.items():
                 try:
                     applied += self._apply(uow.repo, account, {field: value})
-                except (InvalidArgument, Conflict) as exc:
+                except InvalidArgument as exc:
                     rejected.append((field, exc.message))
             self._audit_contract(uow, subject_id, "account.rectified")
-            if "email" in applied:
+            changed = [f for f in applied if f != "email" or not taken]
+            if "email" in changed:
                 request_message(uow, account.id, VERIFY, utcnow())
-            if applied:
+            if changed:
                 account.updated_at = utcnow()
                 uow.events.publish("identity.account.rectified", subject_id,
-                                   ev.AccountRectified(account_id=subject_id, fields=applied))
+                                   ev.AccountRectified(account_id=subject_id, fields=changed))
             uow.commit()
         return Rectification(applied, rejected)
 

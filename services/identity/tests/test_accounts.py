@@ -398,3 +398,48 @@ def test_an_inactive_customer_is_warned_then_reported_dormant_unless_they_sign_i
     assert len(subjects) == 1 and sleeper.id.encode() in subjects[0][1] and waker.id.encode() not in subjects[0][1]
     assert service.review_inactive(warned_at + timedelta(days=60)) == (0, 0)  # reported once
     assert staff.id not in {m.account_id for m in requested(service, "inactivity_warning")}
+
+
+@pytest.mark.notice("3.2.2")
+def test_changing_to_another_accounts_address_answers_like_a_free_one_and_changes_nothing(
+        service: IdentityService) -> None:
+    ada = service.sign_up(signup())
+    bob = service.sign_up(signup(username="bob", email="bob@example.com"))
+    me = service.authenticate(service.login("ada", "correct horse battery", "", "").access)
+    free = service.update_me(me, {"email": "ada.new@example.com", "job_title": "Engineer"})
+    taken = service.update_me(me, {"email": "BOB@example.com", "job_title": "Director"})
+    assert (free.email, free.email_verified_at, free.job_title) == ("ada.new@example.com", None, "Engineer")
+    assert (taken.email, taken.email_verified_at, taken.job_title) == ("BOB@example.com", None, "Director")
+    with service.uow() as uow:
+        stored, owner = uow.repo.account(ada.id), uow.repo.account(bob.id)
+        assert stored is not None and owner is not None
+        assert (stored.email, stored.job_title) == ("ada.new@example.com", "Director")  # the rest applied
+        assert owner.email == "bob@example.com"
+    assert [m.account_id for m in requested(service, "verify_email")] == [ada.id, bob.id, ada.id]  # none for Bob's
+
+
+@pytest.mark.notice("13.1.2")
+@pytest.mark.rule("R-RECT-1")
+def test_rectifying_to_another_accounts_address_reports_like_a_free_one_and_changes_nothing(
+        service: IdentityService) -> None:
+    ada = service.sign_up(signup())
+    service.sign_up(signup(username="bob", email="bob@example.com"))
+    free = service.rectify(ada.id, {"email": "ada.new@example.com"})
+    taken = service.rectify(ada.id, {"email": "bob@example.com", "last_name": "Byron"})
+    assert (free.applied, free.rejected) == (["email"], [])
+    assert (sorted(taken.applied), taken.rejected) == (["email", "last_name"], [])
+    with service.uow() as uow:
+        stored = uow.repo.account(ada.id)
+        assert stored is not None and (stored.email, stored.last_name) == ("ada.new@example.com", "Byron")
+
+
+def test_address_changes_are_capped_whether_or_not_the_address_is_free(service: IdentityService) -> None:
+    service.sign_up(signup())
+    service.sign_up(signup(username="bob", email="bob@example.com"))
+    me = service.authenticate(service.login("ada", "correct horse battery", "", "").access)
+    for n in range(4):
+        service.update_me(me, {"email": f"ada{n}@example.com"})
+    service.update_me(me, {"email": "bob@example.com"})
+    with pytest.raises(Throttled):
+        service.update_me(me, {"email": "free@example.com"})
+    service.update_me(me, {"job_title": "Engineer"})  # other fields are not capped
