@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -68,47 +68,74 @@ class CallerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
         handler = continuation(details)
         method: str = details.method
-        if handler is None or handler.unary_unary is None or method.startswith("/grpc."):
+        if handler is None or method.startswith("/grpc."):
             return handler
-        behaviour = handler.unary_unary
         public = method in self._public
+        if handler.unary_unary is not None:
+            unary = handler.unary_unary
 
-        def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
-            failure: tuple[grpc.StatusCode, str, str] | None = None
-            trailers: list[tuple[str, str]] = []
-            token = None
-            try:
-                metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
-                principal = self._verifier.from_metadata(metadata)
-                if principal is None and not public:
-                    raise Unauthenticated("credentials required")
-                if principal is not None and not principal.is_service and self._session_check is not None:
-                    # A valid signature is not enough: the session must not have been revoked.
-                    self._session_check(principal, metadata.get("authorization", "").partition(" ")[2])
-                token = caller.set_current(principal)
-                return behaviour(request, context)
-            except IntegrityError:
-                # Two requests raced on a unique key: the loser is told to try again, not "internal".
-                failure = (grpc.StatusCode.ABORTED, "conflict", RACE_MESSAGE)
-            except DomainError as exc:
-                failure = (status_of(exc), exc.code, exc.message)
-                if isinstance(exc, Throttled):
-                    trailers.append((RETRY_AFTER_KEY, str(exc.retry_after)))
-            except Exception:
-                log.exception("unhandled error", method=method)
-                failure = (grpc.StatusCode.INTERNAL, "internal", "internal error")
-            finally:
-                if token is not None:
-                    caller.reset_current(token)
-            code, machine, message = failure
-            context.set_trailing_metadata(((ERROR_CODE_KEY, machine), *trailers))
-            context.abort(code, message)
+            def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
+                token = None
+                try:
+                    token = caller.set_current(self._authenticate(context, public))
+                    return unary(request, context)
+                except Exception as exc:
+                    self._abort(context, method, exc)
+                finally:
+                    if token is not None:
+                        caller.reset_current(token)
 
+            return grpc.unary_unary_rpc_method_handler(
+                wrapped, request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        if handler.unary_stream is not None:
+            streaming = handler.unary_stream
+
+            def wrapped_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                # The same checks as a unary call; errors while streaming end the stream with a status.
+                token = None
+                try:
+                    token = caller.set_current(self._authenticate(context, public))
+                    yield from streaming(request, context)
+                except Exception as exc:
+                    self._abort(context, method, exc)
+                finally:
+                    if token is not None:
+                        caller.reset_current(token)
+
+            return grpc.unary_stream_rpc_method_handler(
+                wrapped_stream, request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        # Deny by default: a client-streaming method would otherwise skip authentication.
         return grpc.unary_unary_rpc_method_handler(
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+            lambda request, context: context.abort(grpc.StatusCode.UNIMPLEMENTED, "not served"))
+
+    def _authenticate(self, context: grpc.ServicerContext, public: bool) -> caller.Principal | None:
+        metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+        principal = self._verifier.from_metadata(metadata)
+        if principal is None and not public:
+            raise Unauthenticated("credentials required")
+        if principal is not None and not principal.is_service and self._session_check is not None:
+            # A valid signature is not enough: the session must not have been revoked.
+            self._session_check(principal, metadata.get("authorization", "").partition(" ")[2])
+        return principal
+
+    @staticmethod
+    def _abort(context: grpc.ServicerContext, method: str, exc: Exception) -> NoReturn:
+        trailers: list[tuple[str, str]] = []
+        if isinstance(exc, IntegrityError):
+            # Two requests raced on a unique key: the loser is told to try again, not "internal".
+            code, machine, message = grpc.StatusCode.ABORTED, "conflict", RACE_MESSAGE
+        elif isinstance(exc, DomainError):
+            code, machine, message = status_of(exc), exc.code, exc.message
+            if isinstance(exc, Throttled):
+                trailers.append((RETRY_AFTER_KEY, str(exc.retry_after)))
+        else:
+            log.exception("unhandled error", method=method)
+            code, machine, message = grpc.StatusCode.INTERNAL, "internal", "internal error"
+        context.set_trailing_metadata(((ERROR_CODE_KEY, machine), *trailers))
+        context.abort(code, message)
+        raise AssertionError("context.abort always raises")
 
 
 class HealthReporter:

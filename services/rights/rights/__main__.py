@@ -14,10 +14,12 @@ from servicekit.settings import ServiceSettings
 from .config import RightsSettings
 from .governance import DECLARATION
 from .grpc_api import SERVICE, RightsApi
+from .grpc_steps import GrpcStepRunner
 from .holds import HoldRules
 from .holds_api import FULL_NAME as LEGAL_HOLDS
 from .holds_api import LegalHoldsApi
 from .models import GOVERNANCE, Inbox, Outbox, Repository
+from .orchestration import Orchestrator
 from .service import RightsService
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -33,6 +35,10 @@ def serve(base: ServiceSettings) -> None:
     runtime, service = bootstrap(base)
     # Rights owns the holds: its own table is the truth, so it does not subscribe to their events.
     runtime.governance(DECLARATION, GOVERNANCE, hold_events=False)
+    # Every replica drives due steps; leases in the database keep them from running one twice.
+    settings = RightsSettings(**base.model_dump())
+    orchestrator = Orchestrator(runtime.uow, GrpcStepRunner(settings, runtime.credentials))
+    runtime.every(settings.orchestrator_interval_seconds, orchestrator.run_once)
     runtime.serve(
         [
             (rights_pb2_grpc.add_RightsServicer_to_server, RightsApi(service), SERVICE),

@@ -9,3 +9,5 @@ from servicekit.settings import ServiceSettings
 class RightsSettings(ServiceSettings):
     # Used when a ListRequests call leaves page_size at 0 (the proto's documented default).
     page_size_default: int = Field(default=20, ge=1, le=100)
+    # How often a replica looks for due request steps (a step filed now starts within this).
+    orchestrator_interval_seconds: float = Field(default=0.5, gt=0)

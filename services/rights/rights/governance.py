@@ -5,7 +5,7 @@ from __future__ import annotations
 from servicekit.declarations import Purpose, ServiceDeclaration
 from servicekit.retention import RetentionRule
 
-from .models import Base, purge_completed_requests, purge_released_holds
+from .models import Base, purge_completed_requests, purge_expired_exports, purge_released_holds
 
 LIMITATION = "Limitation Act 1980 s.5 (6 years)"
 
@@ -24,6 +24,14 @@ RETENTION = (
                   "the DPO's reads of requests, every hold change, transfer decisions", "the access or decision",
                   f"{LIMITATION} and evidence for breach assessment (Art. 33); append-only, so removed by rotating "
                   "the table, not row by row (not automated yet)", months=72, covers=("transfer_records", "3.2.1")),
+    RetentionRule("access_exports", "rights_requests", "the copy of a subject's data built for an access or "
+                  "portability request", "the export is built (its download link is valid 7 days)",
+                  "only to let the requester download it (notice 13.1.1); deleted when the link expires", days=7,
+                  purge=purge_expired_exports, covers=("3.2.1", "3.2.2", "3.2.3", "3.2.4", "3.2.5", "3.2.6",
+                                                       "ticket_content", "access_records")),
+    RetentionRule("erasure_ledger", "3.2.1", "ids of erased subjects (nothing else)", "the erasure",
+                  "replayed after a database restore so a backup taken before an erasure cannot bring the subject "
+                  "back (R-ERASE-*); kept while such backups exist"),
     RetentionRule("outbox_events", "3.2.1", "events not yet published (ids only)",
                   "until published (seconds); the event stream keeps them 30 days",
                   "delivery to the other services; the relay deletes each row once published", days=30),

@@ -2,25 +2,46 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
 from kaseum.rights.v1 import rights_pb2 as pb
 from kaseum.rights.v1 import rights_pb2_grpc
 from servicekit import caller
+from servicekit.db import as_utc
 from servicekit.timestamps import to_timestamp
 
-from .models import RightsRequest
-from .service import RightsService
+from . import export_zip
+from .models import RequestStep, RightsRequest
+from .service import RequestView, RightsService
 
 SERVICE = "kaseum.rights.v1.Rights"
 
 
+def step_message(s: RequestStep) -> pb.Step:
+    step = pb.Step(service=s.service, operation=s.operation, status=s.status, attempts=s.attempts,
+                   error=s.last_error, outcome=s.outcome, kept=json.loads(s.kept or "[]"))
+    if s.next_attempt_at is not None and s.status == "pending":
+        step.next_attempt_at.CopyFrom(to_timestamp(as_utc(s.next_attempt_at)))
+    return step
 
 
-def request_message(r: RightsRequest) -> pb.RightsRequest:
-    # Steps arrive with the orchestration of the per-service PersonalData calls.
-    return pb.RightsRequest(id=r.id, kind=r.kind, status=r.status, received_at=to_timestamp(r.received_at),
-                            due_at=to_timestamp(r.due_at), steps=[], subject_id=r.subject_id, details=r.details)
+def request_message(r: RightsRequest, steps: list[RequestStep]) -> pb.RightsRequest:
+    message = pb.RightsRequest(
+        id=r.id, kind=r.kind, status=r.status, received_at=to_timestamp(r.received_at),
+        due_at=to_timestamp(r.due_at), steps=[step_message(s) for s in steps], subject_id=r.subject_id,
+        details=r.details, extension_reason=r.extension_reason, refusal_reason=r.refusal_reason,
+        purpose=r.purpose, corrections=json.loads(r.corrections or "{}"))
+    if r.completed_at is not None:
+        message.completed_at.CopyFrom(to_timestamp(r.completed_at))
+    if r.export_expires_at is not None:
+        message.export_expires_at.CopyFrom(to_timestamp(r.export_expires_at))
+    return message
+
+
+def view_message(view: RequestView) -> pb.RightsRequest:
+    return request_message(view.request, view.steps)
 
 
 class RightsApi(rights_pb2_grpc.RightsServicer):
@@ -28,14 +49,34 @@ class RightsApi(rights_pb2_grpc.RightsServicer):
         self.service = service
 
     def FileRequest(self, request: pb.FileRequestRequest, context: Any) -> pb.RightsRequest:
-        row = self.service.file_request(caller.require_person(), request.kind, request.details)
-        return request_message(row)
+        return view_message(self.service.file_request(caller.require_person(), request.kind, request.details,
+                                                      request.purpose, dict(request.corrections)))
 
     def ListRequests(self, request: pb.ListRequestsRequest, context: Any) -> pb.ListRequestsResponse:
         page = self.service.list_requests(caller.require_person(), request.status, request.overdue,
                                           request.cursor, request.page_size)
-        return pb.ListRequestsResponse(items=[request_message(r) for r in page.items],
+        return pb.ListRequestsResponse(items=[request_message(r, page.steps.get(r.id, [])) for r in page.items],
                                        next_cursor=page.next_cursor)
 
     def GetRequest(self, request: pb.GetRequestRequest, context: Any) -> pb.RightsRequest:
-        return request_message(self.service.get_request(caller.require_person(), request.id))
+        return view_message(self.service.get_request(caller.require_person(), request.id))
+
+    def RetryRequest(self, request: pb.RetryRequestRequest, context: Any) -> pb.RightsRequest:
+        return view_message(self.service.retry(caller.require_person(), request.id))
+
+    def ExtendRequest(self, request: pb.ExtendRequestRequest, context: Any) -> pb.RightsRequest:
+        return view_message(self.service.extend(caller.require_person(), request.id, request.months,
+                                                request.reason))
+
+    def RefuseRequest(self, request: pb.RefuseRequestRequest, context: Any) -> pb.RightsRequest:
+        return view_message(self.service.refuse(caller.require_person(), request.id, request.reason))
+
+    def DownloadExport(self, request: pb.DownloadExportRequest, context: Any) -> Iterator[pb.ExportChunk]:
+        row, parts = self.service.export_parts(caller.require_person(), request.id)
+        fields = export_zip.request_fields(row.id, row.kind, as_utc(row.received_at),
+                                           as_utc(row.completed_at) if row.completed_at else None)
+        zipped = export_zip.build(fields, [export_zip.Part(p.service, p.export, p.declarations) for p in parts],
+                                  portable_only=row.kind == "portability")
+        for chunk in zipped:
+            if chunk:
+                yield pb.ExportChunk(data=chunk)

@@ -20,15 +20,19 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Index,
+    Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
     and_,
     delete,
+    func,
     or_,
     select,
     text,
     tuple_,
+    update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -97,6 +101,74 @@ class RightsRequest(Base):
     # When the request was completed or refused: its 6-year retention runs from here.
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, info=REQUEST)
     region: Mapped[str] = mapped_column(String(8), info=NONE)
+    # An objection's processing (direct_marketing, analytics, profiling, all); "" for other kinds.
+    purpose: Mapped[str] = mapped_column(String(20), default="", info=REQUEST)
+    # A rectification's corrections as a JSON object (field → corrected value).
+    corrections: Mapped[str] = mapped_column(Text, default="{}", info=REQUEST)
+    # Why the deadline was extended / the request refused: both are told to the subject.
+    extension_reason: Mapped[str] = mapped_column(Text, default="", info=REQUEST)
+    refusal_reason: Mapped[str] = mapped_column(Text, default="", info=REQUEST)
+    # Until when an access/portability export may be downloaded; None when there is none.
+    export_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, info=REQUEST)
+
+
+class RequestStep(Base):
+    """One service's part of a request (e.g. tickets/erase), driven by the orchestrator until done.
+
+    A step is leased by one worker at a time (a conditional UPDATE on lease_until), so replicas
+    share the work and a dead worker's lease simply expires; `phase` orders steps (identity's
+    erasure runs after every other service's, which may still need to ask identity).
+    """
+
+    __tablename__ = "request_steps"
+    __table_args__ = (
+        # The orchestrator's scan: pending steps by when they are due.
+        Index("ix_request_steps_due", "status", "next_attempt_at"),
+    )
+
+    request_id: Mapped[str] = mapped_column(String(32), primary_key=True, info=NONE)
+    service: Mapped[str] = mapped_column(String(20), primary_key=True, info=NONE)
+    operation: Mapped[str] = mapped_column(String(20), primary_key=True, info=NONE)
+    phase: Mapped[int] = mapped_column(Integer, default=1, info=NONE)
+    # pending, done or failed (kept failing: waits for the DPO's retry).
+    status: Mapped[str] = mapped_column(String(10), default="pending", info=NONE)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, info=NONE)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, info=NONE)
+    # A machine code (gRPC status name), never a message that could carry personal data.
+    last_error: Mapped[str] = mapped_column(String(40), default="", info=NONE)
+    # What the service reported doing ("erased 12 rows") and what it kept, as JSON: no personal data.
+    outcome: Mapped[str] = mapped_column(String(200), default="", info=NONE)
+    kept: Mapped[str] = mapped_column(Text, default="[]", info=REQUEST)
+    lease_id: Mapped[str] = mapped_column(String(32), default="", info=NONE)
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, info=NONE)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, info=NONE)
+
+
+class ExportPart(Base):
+    """One service's export for an access or portability request, as it answered (serialized
+    protobuf), kept only until the download link expires (7 days), then purged."""
+
+    __tablename__ = "export_parts"
+    __table_args__ = (Index("ix_export_parts_created", "created_at", "request_id", "service"),)
+
+    request_id: Mapped[str] = mapped_column(String(32), primary_key=True, info=NONE)
+    service: Mapped[str] = mapped_column(String(20), primary_key=True, info=NONE)
+    # kaseum.privacy.v1.ExportResponse: a copy of everything that service holds on the subject.
+    export: Mapped[bytes] = mapped_column(LargeBinary, info={"category": "rights_requests"})
+    # kaseum.privacy.v1.Declarations of that service (purposes, recipients, retention): no personal data.
+    declarations: Mapped[bytes] = mapped_column(LargeBinary, info=NONE)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, info=NONE)
+
+
+class ErasureLedger(Base):
+    """Subjects erased, by id only: replayed after a database restore so that a backup taken before
+    an erasure does not bring the subject back (`python -m rights replay-erasures`)."""
+
+    __tablename__ = "erasure_ledger"
+
+    subject_id: Mapped[str] = mapped_column(String(32), primary_key=True, info=ID)
+    request_id: Mapped[str] = mapped_column(String(32), info=NONE)
+    erased_at: Mapped[datetime] = mapped_column(UtcDateTime, info=NONE)
 
 
 class LegalHold(LegalHoldMixin, Base):
@@ -191,6 +263,70 @@ class Repository:
     def is_restricted(self, subject_id: str) -> bool:
         return is_restricted(self.session, Restriction, subject_id)
 
+    # --- orchestration: steps, exports, the erasure ledger ------------------------------
+    def add_steps(self, steps: list[RequestStep]) -> None:
+        self.session.add_all(steps)
+
+    def steps(self, request_id: str) -> list[RequestStep]:
+        return list(self.session.scalars(select(RequestStep).where(RequestStep.request_id == request_id)
+                                         .order_by(RequestStep.phase, RequestStep.service, RequestStep.operation)))
+
+    def steps_of(self, request_ids: list[str]) -> dict[str, list[RequestStep]]:
+        found: dict[str, list[RequestStep]] = {r: [] for r in request_ids}
+        if request_ids:
+            for step in self.session.scalars(select(RequestStep).where(RequestStep.request_id.in_(request_ids))
+                                             .order_by(RequestStep.phase, RequestStep.service)):
+                found[step.request_id].append(step)
+        return found
+
+    def claim_due_steps(self, now: datetime, lease_id: str, until: datetime, limit: int) -> list[RequestStep]:
+        """Lease up to `limit` due steps to this worker. The conditional UPDATE is the lock: two
+        replicas racing for a step cannot both match it, and a dead worker's lease expires."""
+        free = or_(RequestStep.lease_until.is_(None), RequestStep.lease_until < now)
+        due = and_(RequestStep.status == "pending", RequestStep.next_attempt_at <= now, free)
+        keys = list(self.session.execute(
+            select(RequestStep.request_id, RequestStep.service, RequestStep.operation).where(due)
+            .order_by(RequestStep.next_attempt_at).limit(limit)))
+        if not keys:
+            return []
+        self.session.execute(update(RequestStep).where(
+            tuple_(RequestStep.request_id, RequestStep.service, RequestStep.operation).in_([tuple(k) for k in keys]),
+            due).values(lease_id=lease_id, lease_until=until))
+        return list(self.session.scalars(select(RequestStep).where(RequestStep.lease_id == lease_id)
+                                         .order_by(RequestStep.next_attempt_at)))
+
+    def step(self, request_id: str, service: str, operation: str) -> RequestStep | None:
+        return self.session.get(RequestStep, (request_id, service, operation))
+
+    def earlier_phase_open(self, request_id: str, phase: int) -> bool:
+        return self.session.scalar(select(func.count()).select_from(RequestStep).where(
+            RequestStep.request_id == request_id, RequestStep.phase < phase,
+            RequestStep.status != "done")) != 0
+
+    def save_export_part(self, part: ExportPart) -> None:
+        self.session.merge(part)
+
+    def export_parts(self, request_id: str) -> list[ExportPart]:
+        return list(self.session.scalars(select(ExportPart).where(ExportPart.request_id == request_id)
+                                         .order_by(ExportPart.service)))
+
+    def first_part_at(self, request_id: str) -> datetime | None:
+        value = self.session.scalar(select(func.min(ExportPart.created_at))
+                                    .where(ExportPart.request_id == request_id))
+        return None if value is None else (value.replace(tzinfo=UTC) if value.tzinfo is None else value)
+
+    def record_erasure(self, subject_id: str, request_id: str, at: datetime) -> None:
+        if self.session.get(ErasureLedger, subject_id) is None:
+            self.session.add(ErasureLedger(subject_id=subject_id, request_id=request_id, erased_at=at))
+
+    def erasure_ledger(self) -> list[ErasureLedger]:
+        return list(self.session.scalars(select(ErasureLedger).order_by(ErasureLedger.erased_at)))
+
+    def erase_exports(self, subject_id: str) -> int:
+        ids = select(RightsRequest.id).where(RightsRequest.subject_id == subject_id).scalar_subquery()
+        result = self.session.execute(delete(ExportPart).where(ExportPart.request_id.in_(ids)))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
     # --- governance: holds, audit, retention -------------------------------------------
     def hold(self, hold_id: str) -> LegalHold | None:
         return self.session.get(LegalHold, hold_id) if hold_id else None
@@ -216,8 +352,11 @@ def purge_completed_requests(session: Session, cutoff: datetime, limit: int, aft
     rows = list(session.execute(query.order_by(RightsRequest.completed_at, RightsRequest.id).limit(limit)))
     if not rows:
         return Batch(0, 0, after)
+    ids = [r.id for r in rows]
+    session.execute(delete(RequestStep).where(RequestStep.request_id.in_(ids)))
+    session.execute(delete(ExportPart).where(ExportPart.request_id.in_(ids)))
     deleted = session.execute(delete(RightsRequest).where(  # type: ignore[attr-defined]
-        RightsRequest.id.in_([r.id for r in rows]))).rowcount
+        RightsRequest.id.in_(ids))).rowcount
     return Batch(len(rows), int(deleted or 0), (rows[-1].completed_at, rows[-1].id))
 
 
@@ -232,3 +371,22 @@ def purge_released_holds(session: Session, cutoff: datetime, limit: int, after: 
     deleted = session.execute(delete(LegalHold).where(  # type: ignore[attr-defined]
         LegalHold.hold_id.in_([r.hold_id for r in rows]))).rowcount
     return Batch(len(rows), int(deleted or 0), (rows[-1].released_at, rows[-1].hold_id))
+
+
+def purge_expired_exports(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:
+    """One batch: export parts built before `cutoff` (their 7-day download link has expired;
+    a request's link expires 7 days after its first part was built, so none outlives its link)."""
+    query = select(ExportPart.created_at, ExportPart.request_id, ExportPart.service).where(
+        ExportPart.created_at < cutoff)
+    if after is not None:
+        query = query.where(tuple_(ExportPart.created_at, ExportPart.request_id, ExportPart.service) > tuple_(*after))
+    rows = list(session.execute(query.order_by(ExportPart.created_at, ExportPart.request_id, ExportPart.service)
+                                .limit(limit)))
+    if not rows:
+        return Batch(0, 0, after)
+    deleted = 0
+    for row in rows:
+        result = session.execute(delete(ExportPart).where(
+            ExportPart.request_id == row.request_id, ExportPart.service == row.service))
+        deleted += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return Batch(len(rows), deleted, (rows[-1].created_at, rows[-1].request_id, rows[-1].service))

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from dateutil.relativedelta import relativedelta
 from kaseum.events.v1 import rights_events_pb2 as ev
 from servicekit import audit, cursors
 from servicekit.caller import Principal
-from servicekit.db import UnitOfWorkFactory, as_utc, new_id, utcnow
-from servicekit.errors import InvalidArgument, NotFound, PermissionDenied
+from servicekit.db import UnitOfWork, UnitOfWorkFactory, as_utc, new_id, utcnow
+from servicekit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
 from servicekit.region import RegionGuard
 from servicekit.subject_data import Erasure, Export, SubjectDataRules
 from servicekit.timestamps import to_timestamp
 
 from .deadlines import due_date
-from .models import Repository, RightsRequest
+from .models import ExportPart, Repository, RequestStep, RightsRequest
+from .orchestration import new_steps, publish_change
+from .plans import OBJECTION_PURPOSES, RECTIFIABLE, plan
 
 # The rights of notice section 13.1, in its order (13.1.1 … 13.1.7).
 KINDS = ("access", "rectification", "erasure", "objection", "restriction", "portability",
@@ -24,6 +29,9 @@ KINDS = ("access", "rectification", "erasure", "objection", "restriction", "port
 STATUSES = ("received", "verifying", "in_progress", "completed", "refused", "extended")
 MAX_DETAILS = 5000
 MAX_PAGE = 100
+MAX_REASON = 2000
+MAX_CORRECTION = 500
+CLOSED = ("completed", "refused")
 
 # Art. 17(3)(b): the request and what was done about it are the controller's evidence of compliance.
 KEPT_AS_EVIDENCE = ("rights_requests",
@@ -34,6 +42,18 @@ KEPT_AS_EVIDENCE = ("rights_requests",
 class Page:
     items: list[RightsRequest]
     next_cursor: str
+    steps: dict[str, list[RequestStep]]
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """A request with its steps; reads through to the request's own fields (view.id, view.status)."""
+
+    request: RightsRequest
+    steps: list[RequestStep]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.request, name)
 
 
 class RightsService(SubjectDataRules):
@@ -46,33 +66,41 @@ class RightsService(SubjectDataRules):
         self.clock = clock
 
     # --- the subject's requests --------------------------------------------------
-    def file_request(self, principal: Principal, kind: str, details: str) -> RightsRequest:
+    def file_request(self, principal: Principal, kind: str, details: str, purpose: str = "",
+                     corrections: dict[str, str] | None = None) -> RequestView:
+        """A signed-in customer's request: verified by their session, so its steps start at once."""
         self._require(principal, "customer")
         if kind not in KINDS:
             raise InvalidArgument(f"kind must be one of {', '.join(KINDS)}", "invalid_kind")
         if len(details) > MAX_DETAILS:
             raise InvalidArgument(f"details must be at most {MAX_DETAILS} characters", "too_long")
+        purpose, fixes = _check_specifics(kind, purpose, corrections or {})
         subject = principal.subject_id
         with self.uow() as uow:
             existing = uow.repo.open_request(subject, kind)
             if existing is not None:
                 # Asking again does not restart the clock or open a second case: same request.
-                return existing
+                return RequestView(existing, uow.repo.steps(existing.id))
             received = self.clock()
             row = RightsRequest(id=new_id(), subject_id=subject, kind=kind, details=details,
-                                status="received", received_at=received, due_at=due_date(received),
-                                completed_at=None, region=self.region)
+                                status="in_progress", received_at=received, due_at=due_date(received),
+                                completed_at=None, region=self.region, purpose=purpose,
+                                corrections=json.dumps(fixes, sort_keys=True), extension_reason="",
+                                refusal_reason="", export_expires_at=None)
             if uow.repo.insert_unless_duplicate(row):
+                steps = new_steps(row.id, plan(kind, purpose), received)
+                uow.repo.add_steps(steps)
                 uow.events.publish("rights.request.received", subject, ev.RequestReceived(
                     request_id=row.id, kind=kind, subject_id=subject, due_at=to_timestamp(row.due_at)))
+                publish_change(uow, row, "filed")
                 uow.commit()
-                return row
+                return RequestView(row, steps)
         # A concurrent filing of the same kind won the race: that one is the request.
         with self.uow() as uow:
             winner = uow.repo.open_request(subject, kind)
             if winner is None:
                 raise RuntimeError("open request vanished after a duplicate insert")
-            return winner
+            return RequestView(winner, uow.repo.steps(winner.id))
 
     def list_requests(self, principal: Principal, status: str = "", overdue: bool = False,
                       cursor: str = "", page_size: int = 0) -> Page:
@@ -92,21 +120,107 @@ class RightsService(SubjectDataRules):
                 # The DPO's queue shows whose requests they are: one access per request listed.
                 uow.repo.audit(principal, [audit.Access(r.subject_id, "request.listed", r.id) for r in rows[:size]])
                 uow.commit()
-        items = rows[:size]
+            items = rows[:size]
+            steps = uow.repo.steps_of([r.id for r in items])
         more = len(rows) > size
-        return Page(items, cursors.encode(as_utc(items[-1].due_at), items[-1].id) if more else "")
+        return Page(items, cursors.encode(as_utc(items[-1].due_at), items[-1].id) if more else "", steps)
 
-    def get_request(self, principal: Principal, request_id: str) -> RightsRequest:
+    def get_request(self, principal: Principal, request_id: str) -> RequestView:
         self._require(principal, "customer", "dpo")
         with self.uow() as uow:
-            row = uow.repo.request(request_id) if request_id else None
-            # Someone else's request answers exactly like a missing one: existence is not revealed.
-            if row is None or (principal.role != "dpo" and row.subject_id != principal.subject_id):
-                raise NotFound("request not found")
+            row = self._visible(uow, principal, request_id)
             if principal.role == "dpo":
                 uow.repo.audit(principal, [audit.Access(row.subject_id, "request.read", row.id)])
                 uow.commit()
-            return row
+            return RequestView(row, uow.repo.steps(row.id))
+
+    @staticmethod
+    def _visible(uow: UnitOfWork[Repository], principal: Principal, request_id: str) -> RightsRequest:
+        row = uow.repo.request(request_id) if request_id else None
+        # Someone else's request answers exactly like a missing one: existence is not revealed.
+        if row is None or (principal.role != "dpo" and row.subject_id != principal.subject_id):
+            raise NotFound("request not found")
+        return row
+
+    # --- the DPO's actions ---------------------------------------------------------------
+    def retry(self, principal: Principal, request_id: str) -> RequestView:
+        """Failed steps get a fresh round of attempts now; a request never sits stuck and unseen."""
+        self._require(principal, "dpo")
+        now = self.clock()
+        with self.uow() as uow:
+            row = self._visible(uow, principal, request_id)
+            if row.status in CLOSED:
+                raise Conflict(f"the request is already {row.status}", "request_closed")
+            steps = uow.repo.steps(row.id)
+            for step in steps:
+                if step.status == "failed":
+                    step.status, step.attempts, step.next_attempt_at, step.updated_at = "pending", 0, now, now
+            uow.repo.audit(principal, [audit.Access(row.subject_id, "request.retried", row.id)])
+            publish_change(uow, row, "retried")
+            uow.commit()
+            return RequestView(row, steps)
+
+    def extend(self, principal: Principal, request_id: str, months: int, reason: str) -> RequestView:
+        """Art. 12(3): once, by up to two further months, with a reason the subject is told."""
+        self._require(principal, "dpo")
+        if months not in (1, 2):
+            raise InvalidArgument("months must be 1 or 2 (at most two further months)", "invalid_months")
+        reason = reason.strip()
+        if not reason or len(reason) > MAX_REASON:
+            raise InvalidArgument(f"a reason (1 to {MAX_REASON} characters) is required: the subject is told it",
+                                  "invalid_reason")
+        with self.uow() as uow:
+            row = self._visible(uow, principal, request_id)
+            if row.status in CLOSED:
+                raise Conflict(f"the request is already {row.status}", "request_closed")
+            if row.extension_reason:
+                raise Conflict("a request's deadline can be extended only once", "already_extended")
+            row.due_at = due_date(as_utc(row.received_at)) + relativedelta(months=months)
+            row.status, row.extension_reason = "extended", reason
+            uow.repo.audit(principal, [audit.Access(row.subject_id, "request.extended", row.id)])
+            publish_change(uow, row, "extended")
+            uow.commit()
+            return RequestView(row, uow.repo.steps(row.id))
+
+    def refuse(self, principal: Principal, request_id: str, reason: str) -> RequestView:
+        """Art. 12(5): a manifestly unfounded or excessive request, refused with a reason the subject is
+        told together with their right to complain to the ICO (notice 13.3)."""
+        self._require(principal, "dpo")
+        reason = reason.strip()
+        if not reason or len(reason) > MAX_REASON:
+            raise InvalidArgument(f"a reason (1 to {MAX_REASON} characters) is required: the subject is told it",
+                                  "invalid_reason")
+        now = self.clock()
+        with self.uow() as uow:
+            row = self._visible(uow, principal, request_id)
+            if row.status in CLOSED:
+                raise Conflict(f"the request is already {row.status}", "request_closed")
+            row.status, row.refusal_reason, row.completed_at = "refused", reason, now
+            steps = uow.repo.steps(row.id)
+            for step in steps:
+                if step.status != "done":
+                    step.status, step.next_attempt_at, step.outcome = "done", None, "not run: the request was refused"
+            uow.repo.audit(principal, [audit.Access(row.subject_id, "request.refused", row.id)])
+            uow.events.publish("rights.request.completed", row.subject_id, ev.RequestCompleted(
+                request_id=row.id, status="refused", kind=row.kind))
+            publish_change(uow, row, "refused")
+            uow.commit()
+            return RequestView(row, steps)
+
+    # --- the requester's download ---------------------------------------------------------
+    def export_parts(self, principal: Principal, request_id: str) -> tuple[RightsRequest, list[ExportPart]]:
+        """The parts of an access/portability export, for its requester only, while the link is valid."""
+        self._require(principal, "customer")
+        now = self.clock()
+        with self.uow() as uow:
+            row = self._visible(uow, principal, request_id)
+            if row.kind not in ("access", "portability"):
+                raise NotFound("this request has no export")
+            if row.status != "completed" or row.export_expires_at is None:
+                raise Conflict("the export is not ready yet", "export_not_ready")
+            if as_utc(row.export_expires_at) <= now:
+                raise NotFound("the download link has expired (exports are kept 7 days)", "export_expired")
+            return row, uow.repo.export_parts(row.id)
 
     def _require(self, principal: Principal, *roles: str) -> None:
         # Deny by default: only the roles named may act, and only for this deployment's region.
@@ -120,8 +234,11 @@ class RightsService(SubjectDataRules):
             return Export(uow.repo.rows_of(subject_id))
 
     def erase(self, subject_id: str) -> Erasure:
-        """Nothing is deleted: every row rights holds is evidence of how a request was handled."""
-        return Erasure(0, [KEPT_AS_EVIDENCE])
+        """Exports built for the subject go; the requests themselves are evidence of how each was handled."""
+        with self.uow() as uow:
+            erased = uow.repo.erase_exports(subject_id)
+            uow.commit()
+        return Erasure(erased, [KEPT_AS_EVIDENCE])
 
     def set_restricted(self, subject_id: str, restricted: bool) -> bool:
         # Recorded only: a restricted subject keeps their rights, so requests still proceed.
@@ -130,3 +247,23 @@ class RightsService(SubjectDataRules):
             uow.commit()
             return result
 
+
+
+def _check_specifics(kind: str, purpose: str, corrections: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """An objection's purpose (direct marketing when unsaid) and a rectification's corrections."""
+    if kind == "objection":
+        purpose = purpose or "direct_marketing"
+        if purpose not in OBJECTION_PURPOSES:
+            raise InvalidArgument(f"purpose must be one of {', '.join(OBJECTION_PURPOSES)}", "invalid_purpose")
+    elif purpose:
+        raise InvalidArgument("purpose is only for an objection", "invalid_purpose")
+    if kind == "rectification":
+        unknown = sorted(set(corrections) - set(RECTIFIABLE))
+        if unknown or not corrections:
+            raise InvalidArgument(f"corrections must name at least one of {', '.join(RECTIFIABLE)}",
+                                  "invalid_corrections")
+        if any(len(v) > MAX_CORRECTION for v in corrections.values()):
+            raise InvalidArgument(f"a corrected value is at most {MAX_CORRECTION} characters", "too_long")
+    elif corrections:
+        raise InvalidArgument("corrections are only for a rectification", "invalid_corrections")
+    return purpose, corrections

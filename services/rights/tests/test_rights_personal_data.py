@@ -72,7 +72,7 @@ def test_restriction_is_recorded_and_requests_still_proceed(
     assert api.Restrict(pd.RestrictRequest(subject_id=customer.subject_id), None).restricted is True  # idempotent
     with service.uow() as u:
         assert u.repo.is_restricted(customer.subject_id)
-    assert service.file_request(customer, "objection", "").status == "received"
+    assert service.file_request(customer, "objection", "").status == "in_progress"
     lifted = api.LiftRestriction(pd.LiftRestrictionRequest(subject_id=customer.subject_id), None)
     assert lifted.restricted is False
     with service.uow() as u:
@@ -96,8 +96,8 @@ def test_grpc_api_files_lists_and_gets_for_the_calling_person(
     api = RightsApi(service)
     as_caller(customer)
     filed = api.FileRequest(pb.FileRequestRequest(kind="portability", details="to my new provider"), None)
-    assert (filed.kind, filed.status, filed.subject_id, list(filed.steps)) == (
-        "portability", "received", customer.subject_id, [])
+    assert (filed.kind, filed.status, filed.subject_id) == ("portability", "in_progress", customer.subject_id)
+    assert sorted(s.service for s in filed.steps) == ["analytics", "consent", "identity", "rights", "tickets"]
     assert filed.due_at.ToDatetime() > filed.received_at.ToDatetime()
     listed = api.ListRequests(pb.ListRequestsRequest(), None)
     assert [r.id for r in listed.items] == [filed.id] and listed.next_cursor == ""

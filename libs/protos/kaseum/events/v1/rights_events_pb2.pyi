@@ -93,23 +93,70 @@ class RequestCompleted(_message.Message):
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Opaque rights request id."""
     status: _builtins.str
     """Final status: completed or refused."""
+    kind: _builtins.str
+    """Kind of the request (see RequestReceived.kind)."""
     def __init__(
         self,
         *,
         request_id: _builtins.str = ...,
         status: _builtins.str = ...,
+        kind: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "request_id", b"request_id", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RequestCompleted: _TypeAlias = RequestCompleted  # noqa: Y015
+
+@_typing.final
+class RequestStatusChanged(_message.Message):
+    """rights.request.status_changed: any other change of a request's state
+    (in_progress, extended, a step done or failed, a retry). The subject is
+    told of an extension or a refusal through a service message.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Opaque rights request id."""
+    kind: _builtins.str
+    """Kind of the request."""
+    status: _builtins.str
+    """The request's status after the change."""
+    change: _builtins.str
+    """What changed: filed, step_done, step_failed, retried, extended, refused,
+    completed.
+    """
+    step: _builtins.str
+    """For a step change: the service and operation, e.g. "tickets/erase"."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        status: _builtins.str = ...,
+        change: _builtins.str = ...,
+        step: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "kind", b"kind", "request_id", b"request_id", "status", b"status", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestStatusChanged: _TypeAlias = RequestStatusChanged  # noqa: Y015
 
 @_typing.final
 class HoldPlaced(_message.Message):

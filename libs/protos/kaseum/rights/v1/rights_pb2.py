@@ -25,25 +25,43 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dkaseum/rights/v1/rights.proto\x12\x10kaseum.rights.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"L\n\x04Step\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x11\n\toperation\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\x05\"\xe2\x01\n\rRightsRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12/\n\x0breceived_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06\x64ue_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x05steps\x18\x06 \x03(\x0b\x32\x16.kaseum.rights.v1.Step\x12\x12\n\nsubject_id\x18\x07 \x01(\t\x12\x0f\n\x07\x64\x65tails\x18\x08 \x01(\t\"3\n\x12\x46ileRequestRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x65tails\x18\x02 \x01(\t\"Y\n\x13ListRequestsRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0f\n\x07overdue\x18\x02 \x01(\x08\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\"[\n\x14ListRequestsResponse\x12.\n\x05items\x18\x01 \x03(\x0b\x32\x1f.kaseum.rights.v1.RightsRequest\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"\x1f\n\x11GetRequestRequest\x12\n\n\x02id\x18\x01 \x01(\t2\x91\x02\n\x06Rights\x12T\n\x0b\x46ileRequest\x12$.kaseum.rights.v1.FileRequestRequest\x1a\x1f.kaseum.rights.v1.RightsRequest\x12]\n\x0cListRequests\x12%.kaseum.rights.v1.ListRequestsRequest\x1a&.kaseum.rights.v1.ListRequestsResponse\x12R\n\nGetRequest\x12#.kaseum.rights.v1.GetRequestRequest\x1a\x1f.kaseum.rights.v1.RightsRequestb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dkaseum/rights/v1/rights.proto\x12\x10kaseum.rights.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x01\n\x04Step\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x11\n\toperation\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\x05\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x33\n\x0fnext_attempt_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07outcome\x18\x07 \x01(\t\x12\x0c\n\x04kept\x18\x08 \x03(\t\"\x9c\x04\n\rRightsRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12/\n\x0breceived_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06\x64ue_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x05steps\x18\x06 \x03(\x0b\x32\x16.kaseum.rights.v1.Step\x12\x12\n\nsubject_id\x18\x07 \x01(\t\x12\x0f\n\x07\x64\x65tails\x18\x08 \x01(\t\x12\x30\n\x0c\x63ompleted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11\x65xport_expires_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x65xtension_reason\x18\x0b \x01(\t\x12\x16\n\x0erefusal_reason\x18\x0c \x01(\t\x12\x0f\n\x07purpose\x18\r \x01(\t\x12\x45\n\x0b\x63orrections\x18\x0e \x03(\x0b\x32\x30.kaseum.rights.v1.RightsRequest.CorrectionsEntry\x12\x11\n\tlinked_to\x18\x0f \x01(\t\x1a\x32\n\x10\x43orrectionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc4\x01\n\x12\x46ileRequestRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x65tails\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12J\n\x0b\x63orrections\x18\x04 \x03(\x0b\x32\x35.kaseum.rights.v1.FileRequestRequest.CorrectionsEntry\x1a\x32\n\x10\x43orrectionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"Y\n\x13ListRequestsRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0f\n\x07overdue\x18\x02 \x01(\x08\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\"[\n\x14ListRequestsResponse\x12.\n\x05items\x18\x01 \x03(\x0b\x32\x1f.kaseum.rights.v1.RightsRequest\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"\x1f\n\x11GetRequestRequest\x12\n\n\x02id\x18\x01 \x01(\t\"!\n\x13RetryRequestRequest\x12\n\n\x02id\x18\x01 \x01(\t\"B\n\x14\x45xtendRequestRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06months\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\"2\n\x14RefuseRequestRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"#\n\x15\x44ownloadExportRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1b\n\x0b\x45xportChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x32\xf9\x04\n\x06Rights\x12T\n\x0b\x46ileRequest\x12$.kaseum.rights.v1.FileRequestRequest\x1a\x1f.kaseum.rights.v1.RightsRequest\x12]\n\x0cListRequests\x12%.kaseum.rights.v1.ListRequestsRequest\x1a&.kaseum.rights.v1.ListRequestsResponse\x12R\n\nGetRequest\x12#.kaseum.rights.v1.GetRequestRequest\x1a\x1f.kaseum.rights.v1.RightsRequest\x12V\n\x0cRetryRequest\x12%.kaseum.rights.v1.RetryRequestRequest\x1a\x1f.kaseum.rights.v1.RightsRequest\x12X\n\rExtendRequest\x12&.kaseum.rights.v1.ExtendRequestRequest\x1a\x1f.kaseum.rights.v1.RightsRequest\x12X\n\rRefuseRequest\x12&.kaseum.rights.v1.RefuseRequestRequest\x1a\x1f.kaseum.rights.v1.RightsRequest\x12Z\n\x0e\x44ownloadExport\x12\'.kaseum.rights.v1.DownloadExportRequest\x1a\x1d.kaseum.rights.v1.ExportChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kaseum.rights.v1.rights_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STEP']._serialized_start=84
-  _globals['_STEP']._serialized_end=160
-  _globals['_RIGHTSREQUEST']._serialized_start=163
-  _globals['_RIGHTSREQUEST']._serialized_end=389
-  _globals['_FILEREQUESTREQUEST']._serialized_start=391
-  _globals['_FILEREQUESTREQUEST']._serialized_end=442
-  _globals['_LISTREQUESTSREQUEST']._serialized_start=444
-  _globals['_LISTREQUESTSREQUEST']._serialized_end=533
-  _globals['_LISTREQUESTSRESPONSE']._serialized_start=535
-  _globals['_LISTREQUESTSRESPONSE']._serialized_end=626
-  _globals['_GETREQUESTREQUEST']._serialized_start=628
-  _globals['_GETREQUESTREQUEST']._serialized_end=659
-  _globals['_RIGHTS']._serialized_start=662
-  _globals['_RIGHTS']._serialized_end=935
+  _globals['_RIGHTSREQUEST_CORRECTIONSENTRY']._loaded_options = None
+  _globals['_RIGHTSREQUEST_CORRECTIONSENTRY']._serialized_options = b'8\001'
+  _globals['_FILEREQUESTREQUEST_CORRECTIONSENTRY']._loaded_options = None
+  _globals['_FILEREQUESTREQUEST_CORRECTIONSENTRY']._serialized_options = b'8\001'
+  _globals['_STEP']._serialized_start=85
+  _globals['_STEP']._serialized_end=260
+  _globals['_RIGHTSREQUEST']._serialized_start=263
+  _globals['_RIGHTSREQUEST']._serialized_end=803
+  _globals['_RIGHTSREQUEST_CORRECTIONSENTRY']._serialized_start=753
+  _globals['_RIGHTSREQUEST_CORRECTIONSENTRY']._serialized_end=803
+  _globals['_FILEREQUESTREQUEST']._serialized_start=806
+  _globals['_FILEREQUESTREQUEST']._serialized_end=1002
+  _globals['_FILEREQUESTREQUEST_CORRECTIONSENTRY']._serialized_start=753
+  _globals['_FILEREQUESTREQUEST_CORRECTIONSENTRY']._serialized_end=803
+  _globals['_LISTREQUESTSREQUEST']._serialized_start=1004
+  _globals['_LISTREQUESTSREQUEST']._serialized_end=1093
+  _globals['_LISTREQUESTSRESPONSE']._serialized_start=1095
+  _globals['_LISTREQUESTSRESPONSE']._serialized_end=1186
+  _globals['_GETREQUESTREQUEST']._serialized_start=1188
+  _globals['_GETREQUESTREQUEST']._serialized_end=1219
+  _globals['_RETRYREQUESTREQUEST']._serialized_start=1221
+  _globals['_RETRYREQUESTREQUEST']._serialized_end=1254
+  _globals['_EXTENDREQUESTREQUEST']._serialized_start=1256
+  _globals['_EXTENDREQUESTREQUEST']._serialized_end=1322
+  _globals['_REFUSEREQUESTREQUEST']._serialized_start=1324
+  _globals['_REFUSEREQUESTREQUEST']._serialized_end=1374
+  _globals['_DOWNLOADEXPORTREQUEST']._serialized_start=1376
+  _globals['_DOWNLOADEXPORTREQUEST']._serialized_end=1411
+  _globals['_EXPORTCHUNK']._serialized_start=1413
+  _globals['_EXPORTCHUNK']._serialized_end=1440
+  _globals['_RIGHTS']._serialized_start=1443
+  _globals['_RIGHTS']._serialized_end=2076
 # @@protoc_insertion_point(module_scope)

@@ -29,14 +29,32 @@ class Step(_message.Message):
     OPERATION_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPT_AT_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    KEPT_FIELD_NUMBER: _builtins.int
     service: _builtins.str
     """Service, e.g. "identity"."""
     operation: _builtins.str
     """Operation, e.g. "export", "erase"."""
     status: _builtins.str
-    """pending, done or failed."""
+    """pending (not yet run, or to be retried), done, or failed (kept failing:
+    waits for the DPO's retry).
+    """
     attempts: _builtins.int
     """Attempts made so far."""
+    error: _builtins.str
+    """The last failure's machine code (e.g. UNAVAILABLE); never personal data."""
+    outcome: _builtins.str
+    """What the service reported doing, e.g. "erased 12 rows"; never personal data."""
+    @_builtins.property
+    def next_attempt_at(self) -> _timestamp_pb2.Timestamp:
+        """When a pending step is next tried; unset once done."""
+
+    @_builtins.property
+    def kept(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What the service kept and why (legal holds, legal obligations)."""
+
     def __init__(
         self,
         *,
@@ -44,10 +62,14 @@ class Step(_message.Message):
         operation: _builtins.str = ...,
         status: _builtins.str = ...,
         attempts: _builtins.int = ...,
+        error: _builtins.str = ...,
+        next_attempt_at: _timestamp_pb2.Timestamp | None = ...,
+        outcome: _builtins.str = ...,
+        kept: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["next_attempt_at", b"next_attempt_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "operation", b"operation", "service", b"service", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "error", b"error", "kept", b"kept", "next_attempt_at", b"next_attempt_at", "operation", b"operation", "outcome", b"outcome", "service", b"service", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -57,6 +79,26 @@ Global___Step: _TypeAlias = Step  # noqa: Y015
 class RightsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class CorrectionsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ID_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
@@ -65,6 +107,13 @@ class RightsRequest(_message.Message):
     STEPS_FIELD_NUMBER: _builtins.int
     SUBJECT_ID_FIELD_NUMBER: _builtins.int
     DETAILS_FIELD_NUMBER: _builtins.int
+    COMPLETED_AT_FIELD_NUMBER: _builtins.int
+    EXPORT_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    EXTENSION_REASON_FIELD_NUMBER: _builtins.int
+    REFUSAL_REASON_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    CORRECTIONS_FIELD_NUMBER: _builtins.int
+    LINKED_TO_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque request id."""
     kind: _builtins.str
@@ -77,6 +126,18 @@ class RightsRequest(_message.Message):
     """Subject id."""
     details: _builtins.str
     """Free text or fields to correct, as the subject wrote it."""
+    extension_reason: _builtins.str
+    """Why the deadline was extended (told to the subject); "" if it was not."""
+    refusal_reason: _builtins.str
+    """Why the request was refused (told to the subject); "" unless refused."""
+    purpose: _builtins.str
+    """For an objection: the processing objected to (direct_marketing,
+    analytics, profiling or all).
+    """
+    linked_to: _builtins.str
+    """Id of the open request this filing was linked to, when the same subject
+    asked again for the same kind ("" otherwise).
+    """
     @_builtins.property
     def received_at(self) -> _timestamp_pb2.Timestamp:
         """When the request was received."""
@@ -89,6 +150,20 @@ class RightsRequest(_message.Message):
     def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___Step]:
         """Per-service steps."""
 
+    @_builtins.property
+    def completed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the request was completed or refused; unset while open."""
+
+    @_builtins.property
+    def export_expires_at(self) -> _timestamp_pb2.Timestamp:
+        """Until when the access/portability export can be downloaded; unset when
+        there is none (other kinds, not yet built, or already deleted).
+        """
+
+    @_builtins.property
+    def corrections(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Corrections of a rectification request: field name to corrected value."""
+
     def __init__(
         self,
         *,
@@ -100,10 +175,17 @@ class RightsRequest(_message.Message):
         steps: _abc.Iterable[Global___Step] | None = ...,
         subject_id: _builtins.str = ...,
         details: _builtins.str = ...,
+        completed_at: _timestamp_pb2.Timestamp | None = ...,
+        export_expires_at: _timestamp_pb2.Timestamp | None = ...,
+        extension_reason: _builtins.str = ...,
+        refusal_reason: _builtins.str = ...,
+        purpose: _builtins.str = ...,
+        corrections: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        linked_to: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at", "received_at", b"received_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "due_at", b"due_at", "export_expires_at", b"export_expires_at", "received_at", b"received_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "due_at", b"due_at", "id", b"id", "kind", b"kind", "received_at", b"received_at", "status", b"status", "steps", b"steps", "subject_id", b"subject_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "corrections", b"corrections", "details", b"details", "due_at", b"due_at", "export_expires_at", b"export_expires_at", "extension_reason", b"extension_reason", "id", b"id", "kind", b"kind", "linked_to", b"linked_to", "purpose", b"purpose", "received_at", b"received_at", "refusal_reason", b"refusal_reason", "status", b"status", "steps", b"steps", "subject_id", b"subject_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -113,21 +195,53 @@ Global___RightsRequest: _TypeAlias = RightsRequest  # noqa: Y015
 class FileRequestRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class CorrectionsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     KIND_FIELD_NUMBER: _builtins.int
     DETAILS_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    CORRECTIONS_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """Kind of request (see RightsRequest.kind)."""
     details: _builtins.str
     """Free text / fields to correct / processing objected to."""
+    purpose: _builtins.str
+    """For an objection: direct_marketing (the default), analytics, profiling or all."""
+    @_builtins.property
+    def corrections(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """For a rectification: field name to corrected value (identity's fields:
+        first_name, last_name, company, job_title, email, phone, country).
+        """
+
     def __init__(
         self,
         *,
         kind: _builtins.str = ...,
         details: _builtins.str = ...,
+        purpose: _builtins.str = ...,
+        corrections: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "kind", b"kind"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["corrections", b"corrections", "details", b"details", "kind", b"kind", "purpose", b"purpose"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -210,3 +324,117 @@ class GetRequestRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetRequestRequest: _TypeAlias = GetRequestRequest  # noqa: Y015
+
+@_typing.final
+class RetryRequestRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Opaque request id."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryRequestRequest: _TypeAlias = RetryRequestRequest  # noqa: Y015
+
+@_typing.final
+class ExtendRequestRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    MONTHS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Opaque request id."""
+    months: _builtins.int
+    """Further months, 1 or 2 (at most two in all, once)."""
+    reason: _builtins.str
+    """Why: the complexity or number of the subject's requests (told to them)."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        months: _builtins.int = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "months", b"months", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExtendRequestRequest: _TypeAlias = ExtendRequestRequest  # noqa: Y015
+
+@_typing.final
+class RefuseRequestRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Opaque request id."""
+    reason: _builtins.str
+    """Why the request is manifestly unfounded or excessive (told to the subject)."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefuseRequestRequest: _TypeAlias = RefuseRequestRequest  # noqa: Y015
+
+@_typing.final
+class DownloadExportRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Opaque request id."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DownloadExportRequest: _TypeAlias = DownloadExportRequest  # noqa: Y015
+
+@_typing.final
+class ExportChunk(_message.Message):
+    """A piece of the ZIP file, in order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    """The next bytes of the ZIP."""
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportChunk: _TypeAlias = ExportChunk  # noqa: Y015

@@ -49,6 +49,26 @@ class RightsStub:
                 request_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.GetRequestRequest.SerializeToString,
                 response_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.FromString,
                 _registered_method=True)
+        self.RetryRequest = channel.unary_unary(
+                '/kaseum.rights.v1.Rights/RetryRequest',
+                request_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.RetryRequestRequest.SerializeToString,
+                response_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.FromString,
+                _registered_method=True)
+        self.ExtendRequest = channel.unary_unary(
+                '/kaseum.rights.v1.Rights/ExtendRequest',
+                request_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.ExtendRequestRequest.SerializeToString,
+                response_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.FromString,
+                _registered_method=True)
+        self.RefuseRequest = channel.unary_unary(
+                '/kaseum.rights.v1.Rights/RefuseRequest',
+                request_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.RefuseRequestRequest.SerializeToString,
+                response_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.FromString,
+                _registered_method=True)
+        self.DownloadExport = channel.unary_stream(
+                '/kaseum.rights.v1.Rights/DownloadExport',
+                request_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.DownloadExportRequest.SerializeToString,
+                response_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.ExportChunk.FromString,
+                _registered_method=True)
 
 
 class RightsServicer:
@@ -75,6 +95,38 @@ class RightsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetryRequest(self, request, context):
+        """DPO: run a request's failed steps again now (attempt counts continue).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExtendRequest(self, request, context):
+        """DPO: extend the deadline once, by one or two further months, with a
+        reason the subject is told (UK GDPR Art. 12(3)).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefuseRequest(self, request, context):
+        """DPO: refuse a manifestly unfounded or excessive request, with a reason
+        the subject is told together with their right to complain to the ICO
+        (Art. 12(5); notice 13.3).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadExport(self, request, context):
+        """The requester: the ZIP of a completed access or portability request,
+        streamed in chunks while its download link is valid (7 days).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RightsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +144,26 @@ def add_RightsServicer_to_server(servicer, server):
                     servicer.GetRequest,
                     request_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.GetRequestRequest.FromString,
                     response_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.SerializeToString,
+            ),
+            'RetryRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryRequest,
+                    request_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.RetryRequestRequest.FromString,
+                    response_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.SerializeToString,
+            ),
+            'ExtendRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExtendRequest,
+                    request_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.ExtendRequestRequest.FromString,
+                    response_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.SerializeToString,
+            ),
+            'RefuseRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefuseRequest,
+                    request_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.RefuseRequestRequest.FromString,
+                    response_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.SerializeToString,
+            ),
+            'DownloadExport': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadExport,
+                    request_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.DownloadExportRequest.FromString,
+                    response_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.ExportChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +247,114 @@ class Rights:
             '/kaseum.rights.v1.Rights/GetRequest',
             kaseum_dot_rights_dot_v1_dot_rights__pb2.GetRequestRequest.SerializeToString,
             kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.rights.v1.Rights/RetryRequest',
+            kaseum_dot_rights_dot_v1_dot_rights__pb2.RetryRequestRequest.SerializeToString,
+            kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExtendRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.rights.v1.Rights/ExtendRequest',
+            kaseum_dot_rights_dot_v1_dot_rights__pb2.ExtendRequestRequest.SerializeToString,
+            kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefuseRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.rights.v1.Rights/RefuseRequest',
+            kaseum_dot_rights_dot_v1_dot_rights__pb2.RefuseRequestRequest.SerializeToString,
+            kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadExport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/kaseum.rights.v1.Rights/DownloadExport',
+            kaseum_dot_rights_dot_v1_dot_rights__pb2.DownloadExportRequest.SerializeToString,
+            kaseum_dot_rights_dot_v1_dot_rights__pb2.ExportChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,21 @@ class RightsStub:
     """Requests the caller may see (own; all for the DPO), by due date."""
     GetRequest: _grpc.UnaryUnaryMultiCallable[_rights_pb2.GetRequestRequest, _rights_pb2.RightsRequest]
     """One request; NOT_FOUND if absent or not the caller's."""
+    RetryRequest: _grpc.UnaryUnaryMultiCallable[_rights_pb2.RetryRequestRequest, _rights_pb2.RightsRequest]
+    """DPO: run a request's failed steps again now (attempt counts continue)."""
+    ExtendRequest: _grpc.UnaryUnaryMultiCallable[_rights_pb2.ExtendRequestRequest, _rights_pb2.RightsRequest]
+    """DPO: extend the deadline once, by one or two further months, with a
+    reason the subject is told (UK GDPR Art. 12(3)).
+    """
+    RefuseRequest: _grpc.UnaryUnaryMultiCallable[_rights_pb2.RefuseRequestRequest, _rights_pb2.RightsRequest]
+    """DPO: refuse a manifestly unfounded or excessive request, with a reason
+    the subject is told together with their right to complain to the ICO
+    (Art. 12(5); notice 13.3).
+    """
+    DownloadExport: _grpc.UnaryStreamMultiCallable[_rights_pb2.DownloadExportRequest, _rights_pb2.ExportChunk]
+    """The requester: the ZIP of a completed access or portability request,
+    streamed in chunks while its download link is valid (7 days).
+    """
 
 @_typing.type_check_only
 class RightsAsyncStub(RightsStub):
@@ -47,6 +62,21 @@ class RightsAsyncStub(RightsStub):
     """Requests the caller may see (own; all for the DPO), by due date."""
     GetRequest: _aio.UnaryUnaryMultiCallable[_rights_pb2.GetRequestRequest, _rights_pb2.RightsRequest]  # type: ignore[assignment]
     """One request; NOT_FOUND if absent or not the caller's."""
+    RetryRequest: _aio.UnaryUnaryMultiCallable[_rights_pb2.RetryRequestRequest, _rights_pb2.RightsRequest]  # type: ignore[assignment]
+    """DPO: run a request's failed steps again now (attempt counts continue)."""
+    ExtendRequest: _aio.UnaryUnaryMultiCallable[_rights_pb2.ExtendRequestRequest, _rights_pb2.RightsRequest]  # type: ignore[assignment]
+    """DPO: extend the deadline once, by one or two further months, with a
+    reason the subject is told (UK GDPR Art. 12(3)).
+    """
+    RefuseRequest: _aio.UnaryUnaryMultiCallable[_rights_pb2.RefuseRequestRequest, _rights_pb2.RightsRequest]  # type: ignore[assignment]
+    """DPO: refuse a manifestly unfounded or excessive request, with a reason
+    the subject is told together with their right to complain to the ICO
+    (Art. 12(5); notice 13.3).
+    """
+    DownloadExport: _aio.UnaryStreamMultiCallable[_rights_pb2.DownloadExportRequest, _rights_pb2.ExportChunk]  # type: ignore[assignment]
+    """The requester: the ZIP of a completed access or portability request,
+    streamed in chunks while its download link is valid (7 days).
+    """
 
 class RightsServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -72,5 +102,44 @@ class RightsServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_rights_pb2.RightsRequest, _abc.Awaitable[_rights_pb2.RightsRequest]]:
         """One request; NOT_FOUND if absent or not the caller's."""
+
+    @_abc_1.abstractmethod
+    def RetryRequest(
+        self,
+        request: _rights_pb2.RetryRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rights_pb2.RightsRequest, _abc.Awaitable[_rights_pb2.RightsRequest]]:
+        """DPO: run a request's failed steps again now (attempt counts continue)."""
+
+    @_abc_1.abstractmethod
+    def ExtendRequest(
+        self,
+        request: _rights_pb2.ExtendRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rights_pb2.RightsRequest, _abc.Awaitable[_rights_pb2.RightsRequest]]:
+        """DPO: extend the deadline once, by one or two further months, with a
+        reason the subject is told (UK GDPR Art. 12(3)).
+        """
+
+    @_abc_1.abstractmethod
+    def RefuseRequest(
+        self,
+        request: _rights_pb2.RefuseRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rights_pb2.RightsRequest, _abc.Awaitable[_rights_pb2.RightsRequest]]:
+        """DPO: refuse a manifestly unfounded or excessive request, with a reason
+        the subject is told together with their right to complain to the ICO
+        (Art. 12(5); notice 13.3).
+        """
+
+    @_abc_1.abstractmethod
+    def DownloadExport(
+        self,
+        request: _rights_pb2.DownloadExportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_rights_pb2.ExportChunk], _abc.AsyncIterator[_rights_pb2.ExportChunk]]:
+        """The requester: the ZIP of a completed access or portability request,
+        streamed in chunks while its download link is valid (7 days).
+        """
 
 def add_RightsServicer_to_server(servicer: RightsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

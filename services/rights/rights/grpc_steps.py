@@ -1,0 +1,98 @@
+"""The orchestrator's StepRunner over gRPC: each step is a call to the service that owns the data.
+
+Calls carry rights' service token and the request id (the contract's idempotency key); any gRPC
+failure becomes a StepFailed with the status name only (messages could carry personal data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import grpc
+from kaseum.consent.v1 import consent_pb2, consent_pb2_grpc
+from kaseum.privacy.v1 import governance_pb2, governance_pb2_grpc, personal_data_pb2_grpc
+from kaseum.privacy.v1 import personal_data_pb2 as pd
+from servicekit import clients
+from servicekit.caller import ServiceCredentials
+from servicekit.settings import CommonSettings
+
+from .orchestration import StepCall, StepFailed, StepResult
+from .plans import HOLDERS
+
+T = TypeVar("T")
+# An export of a large history takes longer than the other calls; all stay below the step lease.
+DEADLINES = {"export": 60.0}
+DEFAULT_DEADLINE = 20.0
+
+
+class GrpcStepRunner:
+    def __init__(self, settings: CommonSettings, credentials: ServiceCredentials) -> None:
+        self.credentials = credentials
+        self.personal_data = {
+            s: personal_data_pb2_grpc.PersonalDataStub(clients.channel(settings.addr_of(s))) for s in HOLDERS}
+        self.governance = {
+            s: governance_pb2_grpc.GovernanceStub(clients.channel(settings.addr_of(s))) for s in HOLDERS}
+        self.consent = consent_pb2_grpc.ConsentStub(clients.channel(settings.addr_of("consent")))
+
+    def run(self, call: StepCall) -> StepResult:
+        deadline = DEADLINES.get(call.operation, DEFAULT_DEADLINE)
+        meta = self.credentials.metadata()
+        stub = self.personal_data[call.service]
+        op = call.operation
+        if op == "export":
+            exported = _call(lambda: stub.Export(pd.ExportRequest(subject_id=call.subject_id,
+                                                                  request_id=call.request_id),
+                                                 metadata=meta, timeout=deadline))
+            rows = sum(len(t.rows) for t in exported.tables)
+            return StepResult(f"exported {len(exported.tables)} tables, {rows} rows",
+                              export=exported.SerializeToString(), declarations=self._declarations(call.service))
+        if op == "erase":
+            erased = _call(lambda: stub.Erase(pd.EraseRequest(subject_id=call.subject_id, request_id=call.request_id),
+                                              metadata=meta, timeout=deadline))
+            return StepResult(f"erased {erased.erased_rows} rows", [f"{k.what}: {k.reason}" for k in erased.kept])
+        if op == "rectify":
+            fixed = _call(lambda: stub.Rectify(pd.RectifyRequest(
+                subject_id=call.subject_id, request_id=call.request_id, corrections=call.corrections),
+                metadata=meta, timeout=deadline))
+            applied = ", ".join(fixed.applied) or "nothing"
+            return StepResult(f"corrected {applied}", [f"{r.field} not corrected: {r.reason}" for r in fixed.rejected])
+        if op == "restrict":
+            _call(lambda: stub.Restrict(pd.RestrictRequest(subject_id=call.subject_id, request_id=call.request_id),
+                                        metadata=meta, timeout=deadline))
+            return StepResult("restricted")
+        if op in ("object", "withdraw"):
+            objection = op == "object"
+            try:
+                _call(lambda: self.consent.RecordOptOut(consent_pb2.RecordOptOutRequest(
+                    subject_id=call.subject_id, objection=objection, source="rights_request"),
+                    metadata=meta, timeout=deadline))
+            except StepFailed as failed:
+                if failed.code != "NOT_FOUND":
+                    raise
+                return StepResult("no marketing preferences held: nothing to stop")
+            return StepResult("objection to direct marketing recorded" if objection else "every consent withdrawn")
+        raise StepFailed("UNKNOWN_OPERATION")
+
+    def _declarations(self, service: str) -> bytes:
+        """What the service declares (purposes, recipients, retention, transfers) for report.html."""
+        try:
+            declared = self.governance[service].GetDeclarations(
+                governance_pb2.GetDeclarationsRequest(), metadata=self.credentials.metadata(),
+                timeout=DEFAULT_DEADLINE)
+        except grpc.RpcError as exc:
+            if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return b""  # a service that does not declare yet: the report says so
+            raise StepFailed(_code(exc)) from exc
+        return bytes(declared.SerializeToString())
+
+
+def _code(exc: grpc.RpcError) -> str:
+    return exc.code().name if isinstance(exc, grpc.Call) else "UNAVAILABLE"
+
+
+def _call(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except grpc.RpcError as exc:
+        raise StepFailed(_code(exc)) from exc

@@ -1,0 +1,209 @@
+"""Drives each request's steps to completion (notice 13; R-RIGHTS-*): durable, retried, applied once.
+
+State lives in the database only (`request_steps`), so any replica can take over and the
+service survives its own restart: a worker leases due steps (a conditional UPDATE), calls the
+owning service through a `StepRunner` (grpc_steps.py; a fake in unit tests), and records the
+answer in a transaction that first checks it still holds the lease. A failure is retried with
+exponential back-off (capped) for `max_attempts`, then the step is `failed` and shown to the DPO,
+who can retry it. Calls carry the request id as their idempotency key, and every operation is
+idempotent in its owner (erasing or restricting twice changes nothing the second time), so a
+lease that expired mid-call costs a repeated read, never a second effect. The request completes
+when every step is done; every change is an event and an audit record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from kaseum.events.v1 import objection_events_pb2 as objection
+from kaseum.events.v1 import rights_events_pb2 as ev
+from servicekit import audit
+from servicekit.caller import Principal
+from servicekit.db import UnitOfWork, UnitOfWorkFactory, new_id, utcnow
+from servicekit.logs import get_logger
+
+from .models import ExportPart, Repository, RequestStep, RightsRequest
+from .plans import PlannedStep
+
+log = get_logger(__name__)
+EXPORT_DAYS = 7
+# The orchestrator acts for the subject (their request) as the rights service.
+ORCHESTRATOR = Principal(kind="service", subject_id="rights", role="service")
+
+
+@dataclass(frozen=True)
+class StepCall:
+    request_id: str
+    subject_id: str
+    service: str
+    operation: str
+    corrections: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    outcome: str
+    kept: list[str] = field(default_factory=list)
+    # For an export: the service's ExportResponse and Declarations, serialized.
+    export: bytes | None = None
+    declarations: bytes | None = None
+
+
+class StepFailed(Exception):
+    """The owning service did not do the step; `code` is a machine code (never personal data)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class StepRunner(Protocol):
+    def run(self, call: StepCall) -> StepResult: ...
+
+
+@dataclass(frozen=True)
+class Backoff:
+    first_seconds: float = 1.0
+    max_seconds: float = 60.0
+    # 20 attempts with a 60 s cap keep trying for about 15 minutes before asking the DPO.
+    max_attempts: int = 20
+
+    def delay(self, attempts: int) -> timedelta:
+        return timedelta(seconds=min(self.max_seconds, self.first_seconds * 2 ** max(0, attempts - 1)))
+
+
+def new_steps(request_id: str, planned: list[PlannedStep], now: datetime) -> list[RequestStep]:
+    return [RequestStep(request_id=request_id, service=p.service, operation=p.operation, phase=p.phase,
+                        status="pending", attempts=0, next_attempt_at=now, last_error="", outcome="", kept="[]",
+                        lease_id="", lease_until=None, updated_at=now) for p in planned]
+
+
+def publish_change(uow: UnitOfWork[Repository], request: RightsRequest, change: str, step: str = "") -> None:
+    """Every state change of a request: an event for the other services and an audit record."""
+    uow.events.publish("rights.request.status_changed", request.subject_id, ev.RequestStatusChanged(
+        request_id=request.id, kind=request.kind, status=request.status, change=change, step=step))
+    uow.repo.audit(ORCHESTRATOR, [audit.Access(request.subject_id, f"request.{change}", request.id)])
+
+
+class Orchestrator:
+    def __init__(self, uow: UnitOfWorkFactory[Repository], runner: StepRunner,
+                 clock: Callable[[], datetime] = utcnow, backoff: Backoff = Backoff(),
+                 lease_seconds: float = 120.0, batch: int = 16, workers: int = 8) -> None:
+        self.uow = uow
+        self.runner = runner
+        self.clock = clock
+        self.backoff = backoff
+        # Longer than any call's deadline, so a live worker never loses its lease mid-call.
+        self.lease = timedelta(seconds=lease_seconds)
+        self.batch = batch
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rights-steps")
+
+    def run_once(self) -> int:
+        """Lease the due steps, run them in parallel, record each answer; the number of steps run."""
+        total = 0
+        while True:
+            calls = self._lease()
+            if not calls:
+                return total
+            list(self.pool.map(lambda job: self._run(*job), calls))
+            total += len(calls)
+            if len(calls) < self.batch:
+                return total
+
+    def _lease(self) -> list[tuple[str, StepCall]]:
+        now = self.clock()
+        lease_id = new_id()
+        jobs: list[tuple[str, StepCall]] = []
+        with self.uow() as uow:
+            for step in uow.repo.claim_due_steps(now, lease_id, now + self.lease, self.batch):
+                request = uow.repo.request(step.request_id)
+                if request is None or request.status in ("completed", "refused"):
+                    step.status, step.lease_id, step.lease_until = "done", "", None
+                    step.outcome = step.outcome or "not needed: the request was closed"
+                    continue
+                if uow.repo.earlier_phase_open(step.request_id, step.phase):
+                    # Waits for the earlier phase; looked at again shortly, without using an attempt.
+                    step.lease_id, step.lease_until = "", None
+                    step.next_attempt_at = now + timedelta(seconds=self.backoff.first_seconds)
+                    continue
+                jobs.append((lease_id, StepCall(request.id, request.subject_id, step.service, step.operation,
+                                                json.loads(request.corrections or "{}"))))
+            uow.commit()
+        return jobs
+
+    def _run(self, lease_id: str, call: StepCall) -> None:
+        try:
+            result = StepResult("event published") if call.operation == "notify" else self.runner.run(call)
+        except StepFailed as failure:
+            self._failed(lease_id, call, failure.code)
+        except Exception:  # a bug must not wedge the step: it is retried and shown to the DPO
+            log.exception("rights step crashed", service=call.service, operation=call.operation)
+            self._failed(lease_id, call, "INTERNAL")
+        else:
+            self._done(lease_id, call, result)
+
+    def _held(self, uow: UnitOfWork[Repository], lease_id: str, call: StepCall) -> RequestStep | None:
+        step = uow.repo.step(call.request_id, call.service, call.operation)
+        # Another worker took over (our lease expired) or the step was settled meanwhile.
+        if step is None or step.lease_id != lease_id or step.status != "pending":
+            return None
+        return step
+
+    def _done(self, lease_id: str, call: StepCall, result: StepResult) -> None:
+        now = self.clock()
+        with self.uow() as uow:
+            step = self._held(uow, lease_id, call)
+            request = uow.repo.request(call.request_id)
+            if step is None or request is None:
+                return
+            step.status, step.attempts, step.updated_at = "done", step.attempts + 1, now
+            step.lease_id, step.lease_until, step.next_attempt_at, step.last_error = "", None, None, ""
+            step.outcome, step.kept = result.outcome[:200], json.dumps(result.kept)
+            if result.export is not None:
+                uow.repo.save_export_part(_part(call, result, now))
+            if call.operation == "notify":
+                uow.events.publish("rights.processing.objected", call.subject_id, objection.ProcessingObjected(
+                    subject_id=call.subject_id, purpose="analytics", objected=True))
+            publish_change(uow, request, "step_done", f"{call.service}/{call.operation}")
+            if all(s.status == "done" for s in uow.repo.steps(call.request_id)):
+                self._complete(uow, request, now)
+            uow.commit()
+
+    def _failed(self, lease_id: str, call: StepCall, code: str) -> None:
+        now = self.clock()
+        with self.uow() as uow:
+            step = self._held(uow, lease_id, call)
+            request = uow.repo.request(call.request_id)
+            if step is None or request is None:
+                return
+            step.attempts += 1
+            step.last_error, step.lease_id, step.lease_until, step.updated_at = code[:40], "", None, now
+            if step.attempts >= self.backoff.max_attempts:
+                step.status, step.next_attempt_at = "failed", None
+                log.warning("rights step failed for good", service=call.service, operation=call.operation,
+                            attempts=step.attempts, error=code)
+                publish_change(uow, request, "step_failed", f"{call.service}/{call.operation}")
+            else:
+                step.next_attempt_at = now + self.backoff.delay(step.attempts)
+            uow.commit()
+
+    def _complete(self, uow: UnitOfWork[Repository], request: RightsRequest, now: datetime) -> None:
+        request.status, request.completed_at = "completed", now
+        if request.kind in ("access", "portability"):
+            first = uow.repo.first_part_at(request.id) or now
+            request.export_expires_at = first + timedelta(days=EXPORT_DAYS)
+        if request.kind == "erasure":
+            uow.repo.record_erasure(request.subject_id, request.id, now)
+        uow.events.publish("rights.request.completed", request.subject_id, ev.RequestCompleted(
+            request_id=request.id, status="completed", kind=request.kind))
+        publish_change(uow, request, "completed")
+
+
+def _part(call: StepCall, result: StepResult, now: datetime) -> ExportPart:
+    return ExportPart(request_id=call.request_id, service=call.service, export=result.export,
+                      declarations=result.declarations or b"", created_at=now)
