@@ -81,6 +81,21 @@ def test_a_customers_use_is_published_under_a_pseudonym_and_stored(system: Stack
     assert re.fullmatch(r"[0-9a-f]{64}", event.pseudonym) and account["id"] not in data.decode(errors="replace")
 
 
+@pytest.mark.rule("R-DATA-3")
+@pytest.mark.notice("3.3")
+def test_a_product_the_deployment_does_not_sell_is_published_as_other(system: Stack, api: Api) -> None:
+    customer, _, _ = sign_up_and_log_in(api)
+    before = published(system)
+    opened = customer.call("POST", "/api/v1/tickets", json={"subject": "Payroll", "body": "Help.",
+                                                            "product": "payroll-for-jane-doe"})
+    assert opened.status_code == 201, opened.text
+    eventually(lambda: published(system) == before + 1, what="the usage event")
+    event = gw.FeatureUsed()
+    assert envelope_pb2.Envelope.FromString(jetstream_last(system)).payload.Unpack(event)
+    # Slug-shaped, but not on ANALYTICS_PRODUCTS: it never becomes a dimension value.
+    assert (event.feature, event.product) == ("tickets.open", "other")
+
+
 def jetstream_last(system: Stack) -> bytes:
     import asyncio
 

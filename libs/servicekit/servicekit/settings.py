@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .dimensions import DEFAULT_PRODUCTS, parse_products
 
 SERVICES = ("identity", "tickets", "consent", "rights", "analytics")
 DEFAULT_PORTS = {name: 50051 + i for i, name in enumerate(SERVICES)}
@@ -25,6 +27,18 @@ class CommonSettings(BaseSettings):
     analytics_addr: str = f"127.0.0.1:{DEFAULT_PORTS['analytics']}"
     otel_exporter_otlp_endpoint: str = ""
     log_level: str = "INFO"
+    # The products usage statistics may name (comma-separated slugs); any other product a customer
+    # types is counted as "other" (servicekit/dimensions.py). The gateway and analytics both apply it.
+    analytics_products: str = ",".join(DEFAULT_PRODUCTS)
+
+    @field_validator("analytics_products")
+    @classmethod
+    def _product_slugs(cls, value: str) -> str:
+        parse_products(value)
+        return value
+
+    def products(self) -> tuple[str, ...]:
+        return parse_products(self.analytics_products)
 
     def addr_of(self, service: str) -> str:
         return str(getattr(self, f"{service}_addr"))

@@ -35,7 +35,7 @@ def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], Analyt
     service = AnalyticsService(runtime.uow, region, PseudonymKeys(runtime.bus, region),
                                Exclusions(runtime.bus, region),
                                rollup_grace=timedelta(seconds=settings.rollup_grace_seconds),
-                               min_group_size=settings.min_group_size)
+                               min_group_size=settings.min_group_size, products=settings.products())
     # The budget ledger names analysts by a keyed hash; the key is derived from the deployment secret.
     ledger_key = hmac.new(settings.service_secret(), b"analytics-privacy-ledger", hashlib.sha256).digest()
     queries = AnalyticsQueries(runtime.uow, region, settings.min_group_size, settings.dp_budget_epsilon,

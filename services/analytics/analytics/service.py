@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from servicekit.db import UnitOfWork, UnitOfWorkFactory, utcnow
+from servicekit.dimensions import DEFAULT_PRODUCTS, coarse_product
 from servicekit.logs import get_logger
 from servicekit.pseudonyms import pseudonym
 from servicekit.subject_data import Erasure, Export, SubjectDataRules
@@ -40,9 +41,7 @@ log = get_logger(__name__)
 MAX_FEATURE = 100
 _FEATURE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
 _PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
-_PRODUCT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
 SIZE_BANDS = ("1-9", "10-49", "50-249", "250+")
-OTHER_PRODUCT = "other"
 
 NO_PERSONAL_DATA = (
     "Analytics keeps no personal data: usage is held under a pseudonym whose key changes every "
@@ -87,14 +86,15 @@ class Use:
     size_band: str = ""
 
 
-def accepted(use: Use) -> Use | None:
+def accepted(use: Use, products: Collection[str] = DEFAULT_PRODUCTS) -> Use | None:
     """The use with its dimensions made coarse, or None if it is malformed (it is then dropped)."""
     if not _FEATURE.match(use.feature) or len(use.feature) > MAX_FEATURE:
         return None
     if not _PSEUDONYM.match(use.pseudonym):
         return None
-    # Free text never becomes a dimension value: an unknown shape is "other".
-    product = use.product if not use.product or _PRODUCT.match(use.product) else OTHER_PRODUCT
+    # Free text never becomes a dimension value: a product not on the deployment's list is "other"
+    # (the gateway does the same; this holds whatever a publisher sends).
+    product = coarse_product(use.product, products)
     band = use.size_band if use.size_band in SIZE_BANDS else ""
     return Use(use.event_id, use.day, use.region, use.feature, use.pseudonym, product, band)
 
@@ -157,8 +157,10 @@ def release_day(repo: Repository, day: date, min_group_size: int) -> None:
 class AnalyticsService(SubjectDataRules):
     def __init__(self, uow: UnitOfWorkFactory[Repository], region: str, keys: KeyStore,
                  exclusions: ExclusionList, rollup_grace: timedelta = timedelta(hours=1),
-                 clock: Callable[[], datetime] = utcnow, min_group_size: int = 10) -> None:
+                 clock: Callable[[], datetime] = utcnow, min_group_size: int = 10,
+                 products: Collection[str] = DEFAULT_PRODUCTS) -> None:
         self.uow = uow
+        self.products = frozenset(products)
         self.min_group_size = min_group_size
         self.region = region
         self.keys = keys
@@ -172,7 +174,7 @@ class AnalyticsService(SubjectDataRules):
 
         Malformed uses, uses of another region and uses under an excluded pseudonym are dropped.
         """
-        kept = [u for u in (accepted(u) for u in uses) if u is not None and u.region == self.region]
+        kept = [u for u in (accepted(u, self.products) for u in uses) if u is not None and u.region == self.region]
         with self.uow() as uow:
             excluded = uow.repo.excluded_on({u.day for u in kept})
             rows: list[UseRow] = []

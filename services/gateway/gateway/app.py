@@ -55,7 +55,7 @@ def create_app(settings: GatewaySettings | None = None, backends: Backends | Non
     bus.start()
     app.extensions["kaseum_revocations"] = RevocationList(bus, settings.region)
     # The same connection publishes usage events, fire-and-forget (usage.py).
-    usage.register(app, bus, settings.region)
+    usage.register(app, bus, settings.region, settings.products())
     app.extensions["kaseum_settings"] = settings
     errors.register(app)
 

@@ -13,21 +13,20 @@ waiting, the use is dropped (a lost count, never a 5xx).
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 
 from flask import Flask, Response, g, request
 from kaseum.events.v1 import gateway_events_pb2 as gw
 from servicekit.bus import Bus
+from servicekit.dimensions import DEFAULT_PRODUCTS, coarse_product
 from servicekit.logs import get_logger
 from servicekit.outbox import envelope, subject_for
 from servicekit.pseudonyms import Exclusions, PseudonymKeys, pseudonym
 
 log = get_logger(__name__)
 EVENT_TYPE = "gateway.usage.feature_used"
-_PRODUCT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
 
 # The named features: (method, route) → feature name. Only these are counted.
 FEATURES: dict[tuple[str, str], str] = {
@@ -47,14 +46,6 @@ FEATURES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/rights-requests"): "rights.list",
     ("GET", "/api/v1/rights-requests/<request_id>"): "rights.view",
 }
-
-
-def coarse_product(value: object) -> str:
-    """A product slug as a dimension value; anything else (free text) is "other"."""
-    if not isinstance(value, str) or not value:
-        return ""
-    slug = value.strip().lower()
-    return slug if _PRODUCT.match(slug) else "other"
 
 
 class UsagePublisher:
@@ -119,8 +110,13 @@ class UsagePublisher:
             log.info("usage event dropped", error=type(exc).__name__)
 
 
-def register(app: Flask, bus: Bus, region: str) -> UsagePublisher:
-    """Publish a use after each successful request of a signed-in customer to a named feature."""
+def register(app: Flask, bus: Bus, region: str, products: Collection[str] = DEFAULT_PRODUCTS) -> UsagePublisher:
+    """Publish a use after each successful request of a signed-in customer to a named feature.
+
+    The product a customer typed is published only if it is one of `products` (the deployment's
+    ANALYTICS_PRODUCTS), else as "other": free text never becomes a dimension value.
+    """
+    listed = frozenset(products)
     publisher = UsagePublisher(bus, region)
     app.extensions["kaseum_usage"] = publisher
 
@@ -134,7 +130,7 @@ def register(app: Flask, bus: Bus, region: str) -> UsagePublisher:
             feature = FEATURES.get((request.method, rule.rule))
             if feature:
                 body = request.get_json(silent=True) if request.is_json else None
-                product = coarse_product(body.get("product")) if isinstance(body, dict) else ""
+                product = coarse_product(body.get("product"), listed) if isinstance(body, dict) else ""
                 publisher.feature_used(caller.subject_id, feature, product)
         except Exception as exc:
             # Counting is never worth a failed request.
