@@ -15,11 +15,15 @@ def message(table: str) -> str:
     return f"{table} is append-only"
 
 
-def install(conn: Connection, table: str) -> None:
+def install(conn: Connection, table: str, deletable_when: str = "") -> None:
+    """Refuse UPDATE and DELETE on `table`. `deletable_when`, an SQL condition on OLD, lets a DELETE
+    through when it holds (e.g. consent's ledger: once Erase has removed the subject's head row)."""
     if conn.dialect.name == "postgresql":
+        allow = (f"IF TG_OP = 'DELETE' THEN IF ({deletable_when}) THEN RETURN OLD; END IF; END IF;"
+                 if deletable_when else "")
         conn.execute(text(f"""
             CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger
-            LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '{message(table)}'; END $$
+            LANGUAGE plpgsql AS $$ BEGIN {allow} RAISE EXCEPTION '{message(table)}'; END $$
         """))
         conn.execute(text(f"""
             CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table}
@@ -31,8 +35,9 @@ def install(conn: Connection, table: str) -> None:
         """))
         return
     for event in ("UPDATE", "DELETE"):
+        when = f"WHEN NOT ({deletable_when})" if event == "DELETE" and deletable_when else ""
         conn.execute(text(f"""
-            CREATE TRIGGER {table}_no_{event.lower()} BEFORE {event} ON {table}
+            CREATE TRIGGER {table}_no_{event.lower()} BEFORE {event} ON {table} {when}
             BEGIN SELECT RAISE(ABORT, '{message(table)}'); END
         """))
 

@@ -14,11 +14,12 @@ from servicekit.settings import ServiceSettings
 from . import events
 from .campaigns import Campaigns
 from .config import ConsentSettings
+from .governance import DECLARATION
 from .grpc_api import PUBLIC_METHODS, SERVICE, ConsentApi
 from .identity_client import IdentityDirectory
 from .keys import Keys
 from .mailer import SmtpMailer
-from .models import Inbox, Outbox, Repository
+from .models import GOVERNANCE, Inbox, Outbox, Repository
 from .sending import Sender, SenderConfig
 from .service import ConsentService
 
@@ -47,6 +48,7 @@ def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], Consen
 
 def serve(base: ServiceSettings) -> None:
     runtime, service, campaigns, _ = bootstrap(base)
+    runtime.governance(DECLARATION, GOVERNANCE)
     runtime.serve([
         (consent_pb2_grpc.add_ConsentServicer_to_server, ConsentApi(service, campaigns), SERVICE),
         (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi("consent", service),

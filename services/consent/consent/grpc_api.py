@@ -7,7 +7,6 @@ from typing import Any
 from kaseum.consent.v1 import consent_pb2 as pb
 from kaseum.consent.v1 import consent_pb2_grpc
 from servicekit import caller
-from servicekit.errors import PermissionDenied
 
 from .campaigns import Campaigns
 from .service import ConsentService, PreferencesView
@@ -88,10 +87,7 @@ class ConsentApi(consent_pb2_grpc.ConsentServicer):
         return pb.PublishNoticeResponse(version=version, recipients=recipients)
 
     def VerifyLedger(self, request: pb.VerifyLedgerRequest, context: Any) -> pb.VerifyLedgerResponse:
-        principal = caller.require_any()
-        if not principal.is_service and principal.role not in ("dpo", "admin"):
-            raise PermissionDenied("not allowed for this role")
-        bad, entries = self.service.verify_ledger(request.subject_id)
+        bad, entries = self.service.verify_ledger(request.subject_id, caller.require_any())
         return pb.VerifyLedgerResponse(intact=bad is None, first_bad_seq=bad or 0, entries=entries)
 
     def RecordProductHolding(self, request: pb.RecordProductHoldingRequest,

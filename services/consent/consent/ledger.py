@@ -1,7 +1,9 @@
 """The consent ledger: append-only records, each hash-chained to the subject's previous one.
 
 Current preferences are derived from it (each change updates the ledger and the row together,
-in one transaction); editing a stored record breaks the chain at that record.
+in one transaction); editing a stored record breaks the chain at that record, and removing the
+newest one no longer matches the subject's head row. Each change first takes the subject's head
+(Repository.lock_ledger), so concurrent changes for one subject are serialised.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ CHANNELS: dict[str, tuple[str, str]] = {
 MARKETING_CHANNELS = ("email", "telephone", "third_party")
 # How a change was made (R-MKT-1 "how").
 SOURCES = {"signup_form", "preference_page", "unsubscribe_link", "dpo_email", "gpc", "rights_request"}
-GENESIS = "0" * 64
 
 
 def entry_hash(prev_hash: str, entry: LedgerEntry) -> str:
@@ -40,29 +41,30 @@ def entry_hash(prev_hash: str, entry: LedgerEntry) -> str:
 
 def _append(uow: UnitOfWork[Repository], prefs: Preferences, purpose: str, channel: str, granted: bool,
             source: str, notice_version: str, now: datetime, recorded_by: str) -> None:
-    last = uow.repo.last_entry(prefs.subject_id)
-    prev_hash, seq = (last.hash, last.seq) if last else (GENESIS, 0)
-    # The session does not autoflush between appends of one change: count the ones still pending.
-    pending = [e for e in uow.session.new if isinstance(e, LedgerEntry) and e.subject_id == prefs.subject_id]
-    if pending:
-        newest = max(pending, key=lambda e: e.seq)
-        prev_hash, seq = newest.hash, newest.seq
+    # Under the subject's head row (lock_ledger): a concurrent change for the same subject waits.
+    seq, prev_hash = uow.repo.lock_ledger(prefs.subject_id)
     entry = LedgerEntry(id=new_id(), subject_id=prefs.subject_id, seq=seq + 1, purpose=purpose, channel=channel,
                         granted=granted, source=source, notice_version=notice_version, created_at=now,
                         prev_hash=prev_hash, recorded_by=recorded_by)
     entry.hash = entry_hash(prev_hash, entry)
     uow.repo.add(entry)
+    uow.repo.advance_ledger(prefs.subject_id, entry.seq, entry.hash)
 
 
 def apply_changes(uow: UnitOfWork[Repository], prefs: Preferences, changes: dict[str, bool], source: str,
                   notice_version: str, notice_seq: int, now: datetime, record_unchanged: bool = False,
-                  recorded_by: str = "") -> bool:
-    """Append a record per change and update the current row; publish the events. False if nothing changed."""
+                  recorded_by: str = "", regrant: bool = False) -> bool:
+    """Append a record per change and update the current row; publish the events. False if nothing changed.
+
+    `regrant`: a marketing grant of a channel already on is recorded anyway, as the fresh consent
+    that a purpose change asks for (the person confirms under the new notice in one action).
+    """
     withdrawn: list[tuple[str, str]] = []
     changed = False
     for channel, granted in changes.items():
         purpose, field = CHANNELS[channel]
-        if getattr(prefs, field) == granted and not record_unchanged:
+        fresh_grant = regrant and granted and purpose == "marketing"
+        if getattr(prefs, field) == granted and not record_unchanged and not fresh_grant:
             continue
         setattr(prefs, field, granted)
         _append(uow, prefs, purpose, channel, granted, source, notice_version, now, recorded_by)

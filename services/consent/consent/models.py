@@ -4,10 +4,46 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from servicekit import audit
+from servicekit.audit import AuditLogMixin
+from servicekit.caller import Principal
+from servicekit.chain import ChainHeadMixin
+from servicekit.governance_models import GovernanceModels
+from servicekit.holds import LegalHoldMixin, active_holds, not_held
 from servicekit.outbox import InboxMixin, OutboxMixin
 from servicekit.restrictions import RestrictionMixin, is_restricted, set_restricted
-from sqlalchemy import Boolean, DateTime, Index, Integer, LargeBinary, String, Text, delete, insert, or_, select, update
+from servicekit.retention import Batch, Key, PurgeRunMixin
+from servicekit.subject_data import TableRows
+from servicekit.transfers import TransferLogMixin
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    delete,
+    exists,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+# Processing declarations (servicekit/declarations.py): every column names its category.
+NONE = {"category": "none"}
+ID = {"category": "3.2.1"}  # an account id: "username or similar identifier"
+MARKETING = {"category": "3.2.6"}  # Marketing and Communications Data
+TOKEN = {"category": "3.2.4"}  # a verification or reset link's token (Profile Data, as identity declares it)
+USAGE = {"category": "3.2.5"}
+CONTACT = {"category": "3.2.2"}  # keyed hashes of addresses: pseudonymised Contact Data
+# A message that reached one of these states is not worked on again: only these are purged.
+FINAL_STATES = ("sent", "failed", "interrupted", "skipped")
+GENESIS = "0" * 64
 
 
 class Base(DeclarativeBase):
@@ -26,49 +62,93 @@ class Restriction(RestrictionMixin, Base):
     pass
 
 
+class ChainHead(ChainHeadMixin, Base):
+    pass
+
+
+class AuditLog(AuditLogMixin, Base):
+    """Every staff (and service) access to a subject's consent data: append-only, hash-chained (section 11)."""
+
+
+class TransferLog(TransferLogMixin, Base):
+    pass
+
+
+class LegalHold(LegalHoldMixin, Base):
+    """Projection of the rights service's legal holds (events through the inbox)."""
+
+
+class PurgeRun(PurgeRunMixin, Base):
+    pass
+
+
+GOVERNANCE = GovernanceModels(ChainHead, AuditLog, TransferLog, LegalHold, PurgeRun)
+
+
 class Preferences(Base):
     """Current marketing and cookie choices of one subject (section 3.2.6)."""
 
     __tablename__ = "preferences"
 
-    subject_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    marketing_email: Mapped[bool] = mapped_column(Boolean, default=False, info={"category": "marketing"})
-    marketing_telephone: Mapped[bool] = mapped_column(Boolean, default=False, info={"category": "marketing"})
-    third_party_marketing: Mapped[bool] = mapped_column(Boolean, default=False, info={"category": "marketing"})
-    cookies_analytics: Mapped[bool] = mapped_column(Boolean, default=False, info={"category": "marketing"})
-    cookies_marketing: Mapped[bool] = mapped_column(Boolean, default=False, info={"category": "marketing"})
-    notice_version: Mapped[str] = mapped_column(String(20))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    subject_id: Mapped[str] = mapped_column(String(32), primary_key=True, info=ID)
+    marketing_email: Mapped[bool] = mapped_column(Boolean, default=False, info=MARKETING)
+    marketing_telephone: Mapped[bool] = mapped_column(Boolean, default=False, info=MARKETING)
+    third_party_marketing: Mapped[bool] = mapped_column(Boolean, default=False, info=MARKETING)
+    cookies_analytics: Mapped[bool] = mapped_column(Boolean, default=False, info=MARKETING)
+    cookies_marketing: Mapped[bool] = mapped_column(Boolean, default=False, info=MARKETING)
+    notice_version: Mapped[str] = mapped_column(String(20), info=MARKETING)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=MARKETING)
     # Objection to direct marketing (Art. 21(2)): absolute, every channel, until fresh consent.
     objected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True,
-                                                         info={"category": "marketing"})
+                                                         info=MARKETING)
     # When a marketing channel was last granted, and the notice sequence it was granted under: a
     # suppression entry newer than the grant, or a purpose change after it, blocks marketing.
     marketing_granted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True,
-                                                                  info={"category": "marketing"})
-    basis_seq: Mapped[int] = mapped_column(Integer, default=0, info={"category": "marketing"})
+                                                                  info=MARKETING)
+    basis_seq: Mapped[int] = mapped_column(Integer, default=0, info=MARKETING)
     # Version of the notice the subject was last sent (section 4.1.2).
-    last_notice_seen: Mapped[str] = mapped_column(String(20), default="", info={"category": "marketing"})
+    last_notice_seen: Mapped[str] = mapped_column(String(20), default="", info=MARKETING)
 
 
 class LedgerEntry(Base):
-    """One consent given or withdrawn; `hash` chains each subject's entries."""
+    """One consent given or withdrawn; `hash` chains each subject's entries.
+
+    Append-only in the database (migration triggers): never updated, and deleted only once the
+    subject's head row is gone (Erase removes the head first), so a stray DELETE is refused.
+    """
 
     __tablename__ = "consent_ledger"
+    # One entry per (subject, seq): two writers that raced past the head lock could not both commit.
+    __table_args__ = (Index("ix_consent_ledger_subject_seq", "subject_id", "seq", unique=True),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    subject_id: Mapped[str] = mapped_column(String(32), index=True)
-    seq: Mapped[int] = mapped_column()
-    purpose: Mapped[str] = mapped_column(String(30))
-    channel: Mapped[str] = mapped_column(String(30))
-    granted: Mapped[bool] = mapped_column(Boolean)
-    source: Mapped[str] = mapped_column(String(30))
-    notice_version: Mapped[str] = mapped_column(String(20))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, info=NONE)
+    subject_id: Mapped[str] = mapped_column(String(32), info=ID)
+    seq: Mapped[int] = mapped_column(info=NONE)
+    purpose: Mapped[str] = mapped_column(String(30), info=MARKETING)
+    channel: Mapped[str] = mapped_column(String(30), info=MARKETING)
+    granted: Mapped[bool] = mapped_column(Boolean, info=MARKETING)
+    source: Mapped[str] = mapped_column(String(30), info=MARKETING)
+    notice_version: Mapped[str] = mapped_column(String(20), info=MARKETING)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=MARKETING)
+    prev_hash: Mapped[str] = mapped_column(String(64), info=NONE)
+    hash: Mapped[str] = mapped_column(String(64), info=NONE)
     # Staff member who recorded the change (an e-mail to the DPO), or "".
-    recorded_by: Mapped[str] = mapped_column(String(32), default="")
+    recorded_by: Mapped[str] = mapped_column(String(32), default="", info=ID)
+
+
+class LedgerHead(Base):
+    """The newest seq and hash of each subject's ledger.
+
+    An append first updates this row (its row lock on PostgreSQL, the write lock on SQLite), so
+    concurrent changes for one subject queue instead of forking the chain; and verify_ledger
+    compares it with the newest entry, so removing the newest entry is detected too.
+    """
+
+    __tablename__ = "consent_ledger_heads"
+
+    subject_id: Mapped[str] = mapped_column(String(32), primary_key=True, info=ID)
+    seq: Mapped[int] = mapped_column(Integer, info=NONE)
+    hash: Mapped[str] = mapped_column(String(64), info=NONE)
 
 
 class OutgoingMessage(Base):
@@ -81,29 +161,31 @@ class OutgoingMessage(Base):
 
     __tablename__ = "outgoing_messages"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, info=NONE)
     # What made it (an event id, or campaign id + subject): one message per cause.
-    dedup_key: Mapped[str] = mapped_column(String(80), unique=True)
-    subject_id: Mapped[str] = mapped_column(String(32), index=True)
-    kind: Mapped[str] = mapped_column(String(30))
-    purpose: Mapped[str] = mapped_column(String(20))
-    channel: Mapped[str] = mapped_column(String(20))
-    campaign_id: Mapped[str] = mapped_column(String(32), default="", index=True)
+    dedup_key: Mapped[str] = mapped_column(String(80), unique=True, info=ID)
+    subject_id: Mapped[str] = mapped_column(String(32), index=True, info=ID)
+    kind: Mapped[str] = mapped_column(String(30), info=MARKETING)
+    purpose: Mapped[str] = mapped_column(String(20), info=MARKETING)
+    channel: Mapped[str] = mapped_column(String(20), info=MARKETING)
+    campaign_id: Mapped[str] = mapped_column(String(32), default="", index=True, info=MARKETING)
     # What the message is about, e.g. a ticket id or a notice version ("" if nothing).
-    ref: Mapped[str] = mapped_column(String(32), default="")
-    token_id: Mapped[str] = mapped_column(String(32), default="")
+    ref: Mapped[str] = mapped_column(String(32), default="", info=MARKETING)
+    token_id: Mapped[str] = mapped_column(String(32), default="", info=TOKEN)
     # The claimed link token, sealed (AES-GCM) so another replica can finish the send; cleared once sent.
-    token_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    state: Mapped[str] = mapped_column(String(20), default="pending")
-    reason: Mapped[str] = mapped_column(String(40), default="")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    lease_id: Mapped[str] = mapped_column(String(32), default="")
-    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    token_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, info=TOKEN)
+    state: Mapped[str] = mapped_column(String(20), default="pending", info=MARKETING)
+    reason: Mapped[str] = mapped_column(String(40), default="", info=MARKETING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, info=NONE)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=NONE)
+    lease_id: Mapped[str] = mapped_column(String(32), default="", info=NONE)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, info=NONE)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=MARKETING)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, info=MARKETING)
 
-    __table_args__ = (Index("ix_outgoing_due", "state", "next_attempt_at"),)
+    __table_args__ = (Index("ix_outgoing_due", "state", "next_attempt_at"),
+                      # The retention purge walks messages in (created_at, id) order.
+                      Index("ix_outgoing_created", "created_at", "id"))
 
 
 class Campaign(Base):
@@ -111,17 +193,18 @@ class Campaign(Base):
 
     __tablename__ = "campaigns"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20))
-    subject: Mapped[str] = mapped_column(String(200))
-    body: Mapped[str] = mapped_column(Text)
-    channel: Mapped[str] = mapped_column(String(20))
-    purpose: Mapped[str] = mapped_column(String(20))
-    product: Mapped[str] = mapped_column(String(100), default="")
-    created_by: Mapped[str] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    audience: Mapped[int] = mapped_column(Integer, default=0)
-    eligible: Mapped[int] = mapped_column(Integer, default=0)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, info=NONE)
+    kind: Mapped[str] = mapped_column(String(20), info=NONE)
+    subject: Mapped[str] = mapped_column(String(200), info=NONE)
+    body: Mapped[str] = mapped_column(Text, info=NONE)
+    channel: Mapped[str] = mapped_column(String(20), info=NONE)
+    purpose: Mapped[str] = mapped_column(String(20), info=NONE)
+    product: Mapped[str] = mapped_column(String(100), default="", info=NONE)
+    # The admin who sent it (a staff member's account id).
+    created_by: Mapped[str] = mapped_column(String(32), info=ID)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True, info=NONE)
+    audience: Mapped[int] = mapped_column(Integer, default=0, info=NONE)
+    eligible: Mapped[int] = mapped_column(Integer, default=0, info=NONE)
 
 
 class SuppressionEntry(Base):
@@ -129,23 +212,23 @@ class SuppressionEntry(Base):
 
     __tablename__ = "suppression_list"
 
-    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(10))
-    reason: Mapped[str] = mapped_column(String(20))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True, info=CONTACT)
+    kind: Mapped[str] = mapped_column(String(10), info=CONTACT)
+    reason: Mapped[str] = mapped_column(String(20), info=MARKETING)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=MARKETING)
 
 
 class NoticeVersion(Base):
-    """A published version of the privacy notice or terms; `seq` orders them."""
+    """A published version of the privacy notice or terms; `seq` orders them (both documents together)."""
 
     __tablename__ = "notice_versions"
 
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    version: Mapped[str] = mapped_column(String(20), unique=True)
-    document: Mapped[str] = mapped_column(String(10))
-    changes_purpose: Mapped[bool] = mapped_column(Boolean)
-    summary: Mapped[str] = mapped_column(Text, default="")
-    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, info=NONE)
+    version: Mapped[str] = mapped_column(String(20), unique=True, info=NONE)
+    document: Mapped[str] = mapped_column(String(10), info=NONE)
+    changes_purpose: Mapped[bool] = mapped_column(Boolean, info=NONE)
+    summary: Mapped[str] = mapped_column(Text, default="", info=NONE)
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=NONE)
 
 
 class ProductHolding(Base):
@@ -153,9 +236,9 @@ class ProductHolding(Base):
 
     __tablename__ = "product_holdings"
 
-    subject_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    product: Mapped[str] = mapped_column(String(100), primary_key=True)
-    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    subject_id: Mapped[str] = mapped_column(String(32), primary_key=True, info=ID)
+    product: Mapped[str] = mapped_column(String(100), primary_key=True, info=USAGE)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=USAGE)
 
 
 class Repository:
@@ -168,11 +251,44 @@ class Repository:
     def preferences(self, subject_id: str) -> Preferences | None:
         return self.session.get(Preferences, subject_id)
 
-    def last_entry(self, subject_id: str) -> LedgerEntry | None:
-        return self.session.scalars(
-            select(LedgerEntry).where(LedgerEntry.subject_id == subject_id)
-            .order_by(LedgerEntry.seq.desc()).limit(1)
-        ).first()
+    def preferences_for_change(self, subject_id: str) -> Preferences | None:
+        """The subject's preferences read under their ledger head's lock, so a concurrent change
+        for the same subject is seen, not overwritten (None if there are none: nothing is locked)."""
+        prefs = self.session.get(Preferences, subject_id)
+        if prefs is None:
+            return None
+        self.lock_ledger(subject_id)
+        self.session.refresh(prefs)
+        return prefs
+
+    # --- the ledger's per-subject head ------------------------------------------------
+    def lock_ledger(self, subject_id: str) -> tuple[int, str]:
+        """Take the subject's ledger head for this transaction and return its (seq, hash).
+
+        The first statement is a write to the head row, so a second change for the same subject
+        waits here until the first commits (PostgreSQL: row lock, then READ COMMITTED reads the
+        new head; SQLite: the database's write lock) and links after it: the chain never forks.
+        """
+        touch = (update(LedgerHead).where(LedgerHead.subject_id == subject_id).values(seq=LedgerHead.seq)
+                 .execution_options(synchronize_session=False))
+        if self.session.execute(touch).rowcount == 0:  # type: ignore[attr-defined]
+            # The subject's first entry: create the head (two first writers race harmlessly).
+            dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
+            self.session.execute(dialect.insert(LedgerHead).values(subject_id=subject_id, seq=0, hash=GENESIS)
+                                 .on_conflict_do_nothing(index_elements=["subject_id"]))
+            self.session.execute(touch)
+        seq, last = self.session.execute(
+            select(LedgerHead.seq, LedgerHead.hash).where(LedgerHead.subject_id == subject_id)).one()
+        return int(seq), str(last)
+
+    def advance_ledger(self, subject_id: str, seq: int, hash_: str) -> None:
+        self.session.execute(update(LedgerHead).where(LedgerHead.subject_id == subject_id)
+                             .values(seq=seq, hash=hash_).execution_options(synchronize_session=False))
+
+    def ledger_head(self, subject_id: str) -> tuple[int, str] | None:
+        row = self.session.execute(
+            select(LedgerHead.seq, LedgerHead.hash).where(LedgerHead.subject_id == subject_id)).first()
+        return (int(row[0]), str(row[1])) if row else None
 
     def ledger(self, subject_id: str) -> list[LedgerEntry]:
         return list(self.session.scalars(
@@ -208,8 +324,12 @@ class Repository:
         return self.session.get(ProductHolding, (subject_id, product))
 
     # --- notices ------------------------------------------------------------------
-    def latest_notice(self) -> NoticeVersion | None:
-        return self.session.scalars(select(NoticeVersion).order_by(NoticeVersion.seq.desc()).limit(1)).first()
+    def latest_notice(self, document: str = "") -> NoticeVersion | None:
+        """The newest published version of `document` ("privacy" or "terms"), or of either if ""."""
+        query = select(NoticeVersion)
+        if document:
+            query = query.where(NoticeVersion.document == document)
+        return self.session.scalars(query.order_by(NoticeVersion.seq.desc()).limit(1)).first()
 
     def notice(self, version: str) -> NoticeVersion | None:
         return self.session.scalars(select(NoticeVersion).where(NoticeVersion.version == version)).first()
@@ -283,9 +403,55 @@ class Repository:
                                          .order_by(OutgoingMessage.created_at)))
 
     def erase(self, subject_id: str) -> int:
+        # The head goes first: the ledger's trigger refuses to delete entries whose head still exists.
         count = 0
-        for model in (LedgerEntry, Preferences, Restriction, OutgoingMessage, ProductHolding):
+        for model in (LedgerHead, LedgerEntry, Preferences, Restriction, OutgoingMessage, ProductHolding):
             result = self.session.execute(delete(model).where(model.subject_id == subject_id))
             count += int(result.rowcount or 0)  # type: ignore[attr-defined]
         return count
+
+    # --- governance: holds, audit, retention -------------------------------------------
+    def subject_holds(self, subject_id: str) -> list[LegalHoldMixin]:
+        return active_holds(self.session, LegalHold, [subject_id], "subject")
+
+    def audit(self, principal: Principal, accesses: list[audit.Access], purpose: str, at: datetime) -> None:
+        audit.record(self.session, AuditLog, ChainHead, principal, accesses, purpose=purpose, at=at)
+
+    def access_log_of(self, subject_id: str) -> TableRows:
+        return audit.export_table(self.session, AuditLog, subject_id)
+
+    def purge_communications(self, cutoff: datetime, limit: int, after: Key | None) -> Batch:
+        query = select(OutgoingMessage.id, OutgoingMessage.created_at).where(
+            OutgoingMessage.created_at < cutoff, OutgoingMessage.state.in_(FINAL_STATES),
+            not_held(LegalHold, "subject", OutgoingMessage.subject_id))
+        if after is not None:
+            query = query.where(tuple_(OutgoingMessage.created_at, OutgoingMessage.id) > tuple_(*after))
+        rows = list(self.session.execute(query.order_by(OutgoingMessage.created_at, OutgoingMessage.id)
+                                         .limit(limit)))
+        if not rows:
+            return Batch(0, 0, after)
+        deleted = self.session.execute(delete(OutgoingMessage).where(OutgoingMessage.id.in_([r.id for r in rows])))
+        return Batch(len(rows), int(deleted.rowcount or 0), (rows[-1].created_at, rows[-1].id))  # type: ignore[attr-defined]
+
+    def purge_campaigns(self, cutoff: datetime, limit: int, after: Key | None) -> Batch:
+        """Campaigns past the period none of whose messages is left (a held subject's keeps its campaign)."""
+        query = select(Campaign.id, Campaign.created_at).where(
+            Campaign.created_at < cutoff, ~exists().where(OutgoingMessage.campaign_id == Campaign.id))
+        if after is not None:
+            query = query.where(tuple_(Campaign.created_at, Campaign.id) > tuple_(*after))
+        rows = list(self.session.execute(query.order_by(Campaign.created_at, Campaign.id).limit(limit)))
+        if not rows:
+            return Batch(0, 0, after)
+        deleted = self.session.execute(delete(Campaign).where(Campaign.id.in_([r.id for r in rows])))
+        return Batch(len(rows), int(deleted.rowcount or 0), (rows[-1].created_at, rows[-1].id))  # type: ignore[attr-defined]
+
+
+def purge_communications(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:
+    """One batch of the retention purge: messages queued before `cutoff` that are done with (sent,
+    failed, skipped or interrupted) and whose subject no legal hold covers."""
+    return Repository(session).purge_communications(cutoff, limit, after)
+
+
+def purge_campaigns(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:
+    return Repository(session).purge_campaigns(cutoff, limit, after)
 

@@ -9,9 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from servicekit.audit import SUPPORT, Access
 from servicekit.caller import Principal
 from servicekit.db import UnitOfWork, UnitOfWorkFactory, utcnow
 from servicekit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, Unavailable
+from servicekit.holds import LegalHoldMixin
 from servicekit.personal_data import table_of
 from servicekit.region import RegionGuard
 from servicekit.subject_data import Erasure, Export, SubjectDataRules
@@ -20,11 +22,16 @@ from . import unsubscribe
 from .decisions import Decision, check_question, decide
 from .directory import Directory, DirectoryUnavailable
 from .keys import Keys
-from .ledger import GENESIS, MARKETING_CHANNELS, SOURCES, apply_changes, entry_hash, record_objection
-from .models import LedgerEntry, OutgoingMessage, Preferences, ProductHolding, Repository
+from .ledger import MARKETING_CHANNELS, SOURCES, apply_changes, entry_hash, record_objection
+from .models import GENESIS, LedgerEntry, OutgoingMessage, Preferences, ProductHolding, Repository
 from .suppression import address_hashes
 
 STAFF_ROLES = ("dpo", "admin")
+# Audit purposes: honouring an opt-out (4.1.5); checking the records' integrity (4.1.3).
+MARKETING_PURPOSE = "4.1.5"
+KEPT_SUPPRESSION = ("suppression_list", "keyed hash of the e-mail address and telephone number, so marketing is "
+                                        "never resumed without fresh consent (UK GDPR Art. 21(3), PECR)")
+KEPT_ACCESS_LOG = ("access_log", "kept as the record of who accessed the data (UK GDPR Art. 5(1)(f), 32, 33)")
 MAX_BATCH = 10_000
 CHUNK = 500  # ids per IN (...) query: well under SQLite's parameter limit
 
@@ -49,8 +56,14 @@ class ConsentService(SubjectDataRules):
 
     # --- notices in force ---------------------------------------------------------
     def current_notice(self, uow: UnitOfWork[Repository]) -> tuple[str, int]:
+        """(the privacy notice's version in force, the place of the newest publication of either document).
+
+        The ledger records which privacy notice a choice was made under (a terms version is not
+        one); the seq orders the choice after everything published so far, terms included.
+        """
+        privacy = uow.repo.latest_notice("privacy")
         latest = uow.repo.latest_notice()
-        return (latest.version, latest.seq) if latest else (self.notice_version, 0)
+        return (privacy.version if privacy else self.notice_version), (latest.seq if latest else 0)
 
     def seq_of(self, uow: UnitOfWork[Repository], version: str) -> int:
         """A version's place in the order; one consent has not published (identity's configured label for
@@ -94,15 +107,18 @@ class ConsentService(SubjectDataRules):
         if source not in SOURCES or source in ("gpc", "unsubscribe_link", "dpo_email", "suppression"):
             raise InvalidArgument("source must be signup_form or preference_page", "invalid_source")
         with self.uow() as uow:
-            prefs = self._prefs(uow, principal.subject_id)
+            prefs = self._prefs(uow, principal.subject_id, lock=True)
             version, seq = self.current_notice(uow)
             now = self.clock()
+            # Consent given before a purpose change: a grant now is the fresh consent asked for, and is
+            # recorded even where the channel is already on, so one action ends reconsent_required.
+            stale = prefs.basis_seq < uow.repo.purpose_floor()
             if gpc:
                 # Global Privacy Control: an opt-out of sale/sharing and marketing cookies that the
                 # same request cannot override (R-COOKIE-1).
                 changes = {k: v for k, v in changes.items() if k not in ("third_party", "cookies_marketing")}
                 apply_changes(uow, prefs, {"third_party": False, "cookies_marketing": False}, "gpc", version, seq, now)
-            apply_changes(uow, prefs, changes, source, version, seq, now)
+            apply_changes(uow, prefs, changes, source, version, seq, now, regrant=stale)
             uow.commit()
             return self._view(uow, prefs)
 
@@ -121,8 +137,8 @@ class ConsentService(SubjectDataRules):
         return principal.subject_id
 
     @staticmethod
-    def _prefs(uow: UnitOfWork[Repository], subject_id: str) -> Preferences:
-        prefs = uow.repo.preferences(subject_id)
+    def _prefs(uow: UnitOfWork[Repository], subject_id: str, lock: bool = False) -> Preferences:
+        prefs = uow.repo.preferences_for_change(subject_id) if lock else uow.repo.preferences(subject_id)
         if prefs is None:
             # The account.created event has not been handled yet (or the subject is unknown).
             raise Conflict("preferences are not set up yet; try again shortly", "not_ready")
@@ -147,7 +163,7 @@ class ConsentService(SubjectDataRules):
             raise InvalidArgument(f"channels must be among {', '.join(MARKETING_CHANNELS)}", "invalid_channel")
         recorded_by = "" if principal.is_service else principal.subject_id
         with self.uow() as uow:
-            prefs = uow.repo.preferences(subject_id) if subject_id else None
+            prefs = uow.repo.preferences_for_change(subject_id) if subject_id else None
             if prefs is None:
                 raise NotFound("subject not found")
             version, seq = self.current_notice(uow)
@@ -158,6 +174,11 @@ class ConsentService(SubjectDataRules):
             else:
                 apply_changes(uow, prefs, {c: False for c in channels or MARKETING_CHANNELS}, source, version, seq,
                               now, recorded_by=recorded_by)
+            # Someone other than the subject changed their consent: on the audit trail, in this
+            # transaction (R-SEC-1). Purpose 4.1.5: honouring an opt-out of marketing.
+            action = "consent.objection_recorded" if objection else "consent.opt_out_recorded"
+            uow.repo.audit(principal, [Access(subject_id, action, "all" if objection else
+                                              ",".join(channels or MARKETING_CHANNELS))], MARKETING_PURPOSE, now)
             uow.commit()
             return self._view(uow, prefs)
 
@@ -171,7 +192,7 @@ class ConsentService(SubjectDataRules):
         """One click, no session (RFC 8058); idempotent: a second click changes nothing."""
         claim = unsubscribe.verify(self.keys.unsubscribe, token, self.clock())
         with self.uow() as uow:
-            prefs = uow.repo.preferences(claim.subject_id)
+            prefs = uow.repo.preferences_for_change(claim.subject_id)
             if prefs is None or not self._granted(prefs, claim.channel):
                 return claim.channel, True  # erased, or already off: the same 200 answer
             version, seq = self.current_notice(uow)
@@ -193,15 +214,13 @@ class ConsentService(SubjectDataRules):
         """React at once to a rights request (rights.request.received), before any step runs:
         withdrawal of consent takes effect for the future now (R-WITHDRAW-1); for an erasure the
         addresses' keyed hashes are taken while identity still has them (R-MKT-6)."""
-        prefs = uow.repo.preferences(subject_id)
-        if prefs is None:
-            return
+        prefs = uow.repo.preferences_for_change(subject_id) if kind == "withdraw_consent" else None
         now = self.clock()
-        if kind == "withdraw_consent":
+        if kind == "withdraw_consent" and prefs is not None:
             version, seq = self.current_notice(uow)
             apply_changes(uow, prefs, {c: False for c in (*MARKETING_CHANNELS, "cookies_analytics",
                                                           "cookies_marketing")}, "rights_request", version, seq, now)
-        elif kind == "erasure":
+        elif kind == "erasure" and uow.repo.preferences(subject_id) is not None:
             self._suppress(uow, subject_id, "erasure", now)
 
     # --- suppression ---------------------------------------------------------------------
@@ -244,19 +263,42 @@ class ConsentService(SubjectDataRules):
                 decisions += [decide(prefs.get(s), channel, purpose, s in restricted, floor) for s in chunk]
         return decisions
 
-    def verify_ledger(self, subject_id: str) -> tuple[int | None, int]:
-        """(seq of the first entry whose hash does not match or None if the chain holds, entries checked)."""
+    def verify_ledger(self, subject_id: str, principal: Principal | None = None) -> tuple[int | None, int]:
+        """(seq of the first entry that breaks the chain, or None if it holds; entries checked).
+
+        An edited entry no longer matches its hash (or the next one no longer links to it); a removed
+        entry leaves a gap; removing the newest ones leaves the subject's head pointing past the end.
+        A caller (the DPO, an admin, a service) is checked and put on the audit trail.
+        """
         with self.uow() as uow:
-            prev = GENESIS
+            if principal is not None:
+                if not principal.is_service and principal.role not in STAFF_ROLES:
+                    raise PermissionDenied("not allowed for this role")
+                uow.repo.audit(principal, [Access(subject_id, "consent.ledger_verified")], SUPPORT, self.clock())
+                uow.commit()
             entries = uow.repo.ledger(subject_id)
-            for entry in entries:
-                if entry.prev_hash != prev or entry_hash(prev, entry) != entry.hash:
-                    return entry.seq, len(entries)
-                prev = entry.hash
-        return None, len(entries)
+            return self._check_chain(entries, uow.repo.ledger_head(subject_id)), len(entries)
+
+    @staticmethod
+    def _check_chain(entries: list[LedgerEntry], head: tuple[int, str] | None) -> int | None:
+        prev, expected = GENESIS, 1
+        for entry in entries:
+            if entry.seq != expected or entry.prev_hash != prev or entry_hash(prev, entry) != entry.hash:
+                return expected if entry.seq != expected else entry.seq
+            prev, expected = entry.hash, expected + 1
+        newest = expected - 1
+        if head is None:
+            return 1 if entries else None  # a ledger without its head: the head was removed
+        head_seq, head_hash = head
+        if head_seq > newest:
+            return newest + 1  # the newest entries were removed
+        if head_seq < newest:
+            return head_seq + 1  # entries added behind the head's back
+        return None if head_hash == prev else newest  # the newest entry was replaced
 
     # --- the personal-data contract ---------------------------------------------------
     def export(self, subject_id: str) -> Export:
+        """Preferences, ledger, communications sent, products held, and who (role, not identity) accessed them."""
         with self.uow() as uow:
             prefs = uow.repo.preferences(subject_id)
             return Export([
@@ -266,21 +308,38 @@ class ConsentService(SubjectDataRules):
                          exclude=("token_sealed", "lease_id", "lease_until", "dedup_key", "token_id")),
                 table_of("product_holdings", "usage", ProductHolding,
                          uow.repo.holdings_of(subject_id)),
+                uow.repo.access_log_of(subject_id),
             ])
 
     def erase(self, subject_id: str) -> Erasure:
         """Preferences, ledger and communications go; only the keyed hash of the addresses stays
-        (R-MKT-6), so a re-sign-up or re-import is not marketed to without fresh consent."""
+        (R-MKT-6), so a re-sign-up or re-import is not marketed to without fresh consent.
+
+        A legal hold on the subject (12.1) keeps everything, reported as kept with why; the data is
+        then only stored for the claim: the subject is restricted, so no marketing goes out.
+        """
         with self.uow() as uow:
             suppressed = self._suppress(uow, subject_id, "erasure", self.clock())
-            count = uow.repo.erase(subject_id)
+            held = uow.repo.subject_holds(subject_id)
+            if held:
+                if uow.repo.preferences(subject_id) is not None:
+                    uow.repo.set_restricted(subject_id, True)
+                count = 0
+            else:
+                count = uow.repo.erase(subject_id)
             uow.commit()
-        kept = [("suppression_list", "keyed hash of the e-mail address and telephone number, so marketing is "
-                                     "never resumed without fresh consent (UK GDPR Art. 21(3), PECR)")]
-        return Erasure(count, kept if suppressed else [])
+        kept = [("preferences, consent ledger and communications", _held(h)) for h in held]
+        if suppressed:
+            kept.append(KEPT_SUPPRESSION)
+        return Erasure(count, [*kept, KEPT_ACCESS_LOG])
 
     def set_restricted(self, subject_id: str, restricted: bool) -> bool:
         with self.uow() as uow:
             uow.repo.set_restricted(subject_id, restricted)
             uow.commit()
             return restricted
+
+
+def _held(hold: LegalHoldMixin) -> str:
+    return (f"legal hold {hold.hold_id} ({hold.reason_code}; UK GDPR Art. 17(3)(e)), review on "
+            f"{hold.review_at:%Y-%m-%d}")

@@ -8,9 +8,11 @@ import pytest
 from consent.__main__ import MIGRATIONS
 from consent.models import LedgerEntry, Outbox, Repository
 from consent.service import ConsentService
+from servicekit import append_only
 from servicekit.errors import Conflict, WrongRegion
 from servicekit.testing import migrated_uow, person
 from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError
 
 SUBJECT = "a" * 32
 NO = {"email": False, "telephone": False, "third_party": False}
@@ -93,8 +95,13 @@ def test_the_ledger_hash_chain_detects_an_edited_row(service: ConsentService) ->
     new_subject(service, email=True)
     service.update(person(SUBJECT), {"telephone": True}, "preference_page")
     assert service.verify_ledger(SUBJECT)[0] is None
+    edit = update(LedgerEntry).where(LedgerEntry.seq == 2).values(granted=True)
+    with service.uow() as uow, pytest.raises(DBAPIError, match="append-only"):
+        uow.session.execute(edit)
     with service.uow() as uow:
-        uow.session.execute(update(LedgerEntry).where(LedgerEntry.seq == 2).values(granted=True))
+        # Someone who drops the triggers first: the chain still exposes the edit.
+        append_only.uninstall(uow.session.connection(), "consent_ledger")
+        uow.session.execute(edit)
         uow.commit()
     assert service.verify_ledger(SUBJECT)[0] == 2
 
