@@ -33,7 +33,9 @@ Then, unless `--only tickets`, identity's figures (issue 3), measured on the sam
    GET /api/v1/me with the same token 200 times, each on a fresh connection (so every gateway worker sees it).
 
 Then, with no `--only`, bench/ticket_queue.py: the agent queue and text search over 10,000 → 1,000,000
-tickets on a private PostgreSQL (issue 5). `--only analytics` runs bench/analytics.py (issue 8) alone.
+tickets on a private PostgreSQL (issue 5), the retention purge (bench/purge.py, issue 4) and analytics'
+ingest, roll-up and queries (bench/analytics.py, issue 8; 300,000 events with --quick); `--only analytics`
+runs bench/analytics.py alone.
 
 Each load run also says where the CPU went (the servers, per process; the load generator; everything
 else on the machine), since a shared machine makes throughput figures move.
@@ -932,10 +934,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run: 300 requests, 60 logins")
     parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs, databases, NATS store)")
     args = parser.parse_args(argv)
+    # Analytics (issue 8): 10 million events rolled up by default; a smoke run rolls up 300,000.
+    analytics_args = ["--events", "300000", "--ingest", "10000", "--queries", "100"] if args.quick else []
     if args.only == "analytics":
         from bench import analytics
 
-        return analytics.main(["--events", "1000000", "--ingest", "20000"] if args.quick else [])
+        return analytics.main(analytics_args)
     queue_sizes = ["--sizes", "10000,100000"] if args.quick else []
     if args.only == "queue":
         from bench import ticket_queue
@@ -995,6 +999,11 @@ def main(argv: list[str] | None = None) -> int:
             say()
             say(f"retention purge (bench/purge.py): {purge_rows:,} expired tickets while tickets are created:")
             report_purge(run_purge_bench(purge_rows, 40.0, 4, 5.0, 1000, 0.01, say=say), say=say)
+        if not args.only:  # issue 8, last: its own NATS server and SQLite, the stack being stopped by now
+            from bench import analytics
+
+            say()
+            analytics.main(analytics_args)
         say()
         say(f"repeat: cd {shlex.quote(str(ROOT))} && {shlex.join(command)}")
         failed = False
