@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,7 +42,27 @@ def identity() -> FakeIdentity:
     return FakeIdentity()
 
 
+POSTGRES = os.environ.get("KASEUM_TEST_POSTGRES", "")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"] if POSTGRES else ["sqlite"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """SQLite always; PostgreSQL too when KASEUM_TEST_POSTGRES names a server (as .ci/run does)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/t.db"
+        return
+    import psycopg
+
+    name = f"k_tickets_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"{POSTGRES.rsplit('/', 1)[0]}/{name}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
-def service(tmp_path: Path, identity: FakeIdentity) -> TicketsService:
-    uow = migrated_uow(MIGRATIONS, f"sqlite:///{tmp_path}/t.db", Outbox, Repository)
-    return TicketsService(uow, "uk", ResellerScopes(identity, ttl=0))
+def service(database_url: str, identity: FakeIdentity) -> Iterator[TicketsService]:
+    uow = migrated_uow(MIGRATIONS, database_url, Outbox, Repository)
+    yield TicketsService(uow, "uk", ResellerScopes(identity, ttl=0))
+    uow.session_factory.kw["bind"].dispose()
