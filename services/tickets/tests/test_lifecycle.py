@@ -98,3 +98,43 @@ def test_the_agent_queue_filters_by_status_priority_product_assignee_and_organis
         service.page(agent, {"requester_id": ALICE}, "", 0)
     with pytest.raises(InvalidArgument):
         service.page(agent, {"priority": "whenever"}, "", 0)
+
+
+def event_types(service: TicketsService) -> list[str]:
+    with service.uow() as uow:
+        return [envelope_pb2.Envelope.FromString(r.data).type
+                for r in uow.session.scalars(select(Outbox).order_by(Outbox.created_at))]
+
+
+def test_every_priority_change_is_an_event(service: TicketsService) -> None:
+    agent = who(AGENT, "agent")
+    ticket = service.open(who(ALICE), "Broken", "It is broken", "")
+    service.update(agent, ticket.id, Change(priority="high"))
+    unchanged = service.update(agent, ticket.id, Change(priority="high"))  # no change, no event
+    service.update(agent, ticket.id, Change(priority="urgent", status="pending"))
+    found = []
+    with service.uow() as uow:
+        for row in uow.session.scalars(select(Outbox).order_by(Outbox.created_at)):
+            env = envelope_pb2.Envelope.FromString(row.data)
+            if env.type == "tickets.ticket.priority_changed":
+                event = ev.TicketPriorityChanged()
+                env.payload.Unpack(event)
+                found.append((event.ticket_id, event.requester_id, event.from_priority, event.to_priority,
+                              event.changed_by))
+    assert found == [(ticket.id, ALICE, "normal", "high", AGENT), (ticket.id, ALICE, "high", "urgent", AGENT)]
+    assert unchanged.priority == "high"
+    assert service.get(who(ALICE), ticket.id)[0].priority == "urgent"
+
+
+def test_a_customer_answering_a_closed_ticket_reopens_it(service: TicketsService) -> None:
+    # Decided: reopen (the customer may reopen by hand anyway), rather than refuse the answer.
+    alice, agent = who(ALICE), who(AGENT, "agent")
+    ticket = service.open(alice, "Broken", "It is broken", "")
+    service.update(alice, ticket.id, Change(status="closed"))
+    service.reply(agent, ticket.id, "For the record: fixed in 2.1", False)  # staff answering does not reopen
+    assert service.get(alice, ticket.id)[0].status == "closed"
+    service.reply(alice, ticket.id, "It is broken again", False)
+    reopened = service.get(alice, ticket.id)[0]
+    assert (reopened.status, reopened.closed_at) == ("open", None)  # retention no longer runs
+    assert status_events(service) == [("open", "closed", ALICE), ("closed", "open", ALICE)]
+    assert event_types(service)[-2:] == ["tickets.ticket.replied", "tickets.ticket.status_changed"]

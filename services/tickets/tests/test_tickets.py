@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from kaseum.events.v1 import envelope_pb2
 from servicekit.errors import InvalidArgument, NotFound, PermissionDenied, WrongRegion
 from servicekit.testing import person
-from tickets.service import TicketsService
+from sqlalchemy import select
+from tickets.models import Outbox
+from tickets.service import Change, TicketsService
 
 from .conftest import AGENT, ALICE, BOB
 
@@ -50,6 +53,32 @@ def test_a_restricted_customers_tickets_are_frozen_for_staff(service: TicketsSer
     with pytest.raises(PermissionDenied):
         service.reply(person(AGENT, "agent"), ticket.id, "edit", False)
     assert service.reply(person(ALICE), ticket.id, "still mine", False)
+
+
+@pytest.mark.rule("R-RESTRICT-1")
+@pytest.mark.parametrize("change", [Change(status="pending"), Change(status="closed"), Change(priority="urgent"),
+                                    Change(assignee_id=AGENT), Change(assignee_id="")],
+                         ids=["status", "close", "priority", "assign", "unassign"])
+def test_a_restricted_customers_ticket_cannot_be_changed_by_an_agent(service: TicketsService,
+                                                                     change: Change) -> None:
+    ticket = service.open(person(ALICE), "Help", "text", "", "high")
+    service.update(person(AGENT, "agent"), ticket.id, Change(assignee_id=BOB))
+    before = service.get(person(ALICE), ticket.id)[0]
+    events = outbox_types(service)
+    service.set_restricted(ALICE, True)
+    with pytest.raises(PermissionDenied, match="restricted"):
+        service.update(person(AGENT, "agent"), ticket.id, change)
+    after = service.get(person(ALICE), ticket.id)[0]
+    assert (after.status, after.priority, after.assignee_id, after.updated_at) == (
+        "open", "high", BOB, before.updated_at)
+    assert outbox_types(service) == events  # and nothing was announced
+    # The subject's own use is not frozen: they may still close their ticket.
+    assert service.update(person(ALICE), ticket.id, Change(status="closed")).status == "closed"
+
+
+def outbox_types(service: TicketsService) -> list[str]:
+    with service.uow() as uow:
+        return [envelope_pb2.Envelope.FromString(r.data).type for r in uow.session.scalars(select(Outbox))]
 
 
 def test_pages_follow_a_keyset_cursor_without_gaps_or_repeats(service: TicketsService) -> None:

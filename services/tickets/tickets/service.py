@@ -1,8 +1,9 @@
 """Tickets' rules: a support desk on a need-to-know basis (sections 1.2, 5.1.1 and 11).
 
 Who sees what is visibility.py; this module decides what each may do. Every change is an event
-(`tickets.ticket.opened|replied|status_changed|assigned`) carrying ids and facts only; the
-consent service turns those that concern a customer into service communications (section 8.2).
+(`tickets.ticket.opened|replied|noted|status_changed|closed|priority_changed|assigned|rectified`)
+carrying ids and facts only; the consent service turns those that concern a customer into service
+communications (section 8.2).
 Every access by support (agents, resellers) is recorded in the audit trail (section 11); a reseller
 in another country reaches tickets only as the transfer policy allows (section 10); legal holds
 keep tickets from erasure (section 12.1). Knows nothing of gRPC, NATS or SQL.
@@ -244,8 +245,9 @@ class TicketsService(SubjectDataRules):
                 ticket.updated_at = now
                 uow.repo.flush()
                 uow.repo.index_text(ticket)
-                # The customer answering a ticket that waits on them (or was resolved) reopens it.
-                if viewer.is_customer and ticket.status in ("pending", "resolved"):
+                # The customer answering a ticket that waits on them, was resolved or was closed reopens it
+                # (as they could by hand): an answer on a closed ticket must not go unread.
+                if viewer.is_customer and ticket.status in ("pending", "resolved", "closed"):
                     self._move(uow, ticket, "open", principal.subject_id, now)
             uow.commit()
             return reply
@@ -256,6 +258,7 @@ class TicketsService(SubjectDataRules):
             viewer = self._viewer(uow, principal)
             ticket = self._visible(uow, viewer, ticket_id)
             now = utcnow()
+            before = (ticket.status, ticket.priority, ticket.assignee_id)
             if viewer.is_customer:
                 if ticket.requester_id != principal.subject_id or change.priority is not None \
                         or change.assignee_id is not None:
@@ -269,14 +272,16 @@ class TicketsService(SubjectDataRules):
                 self._not_frozen(uow, viewer, ticket)
                 if change.status is not None and change.status != ticket.status:
                     self._move(uow, ticket, _one_of("status", change.status, STATUSES), principal.subject_id, now)
-                if change.priority is not None:
-                    ticket.priority = _one_of("priority", change.priority, PRIORITIES)
+                if change.priority is not None and change.priority != ticket.priority:
+                    self._prioritise(uow, ticket, _one_of("priority", change.priority, PRIORITIES),
+                                     principal.subject_id)
                 if change.assignee_id is not None and change.assignee_id != ticket.assignee_id:
                     self._assign(uow, ticket, change.assignee_id.strip(), principal.subject_id)
             else:
                 raise PermissionDenied("only agents change a ticket")
             self._record(uow, viewer, "ticket.updated", [ticket])
-            ticket.updated_at = now
+            if (ticket.status, ticket.priority, ticket.assignee_id) != before:
+                ticket.updated_at = now
             uow.commit()
             return ticket
 
@@ -290,6 +295,13 @@ class TicketsService(SubjectDataRules):
         if status == "closed":
             uow.events.publish("tickets.ticket.closed", ticket.requester_id, ev.TicketClosed(
                 ticket_id=ticket.id, requester_id=ticket.requester_id))
+
+    @staticmethod
+    def _prioritise(uow: UnitOfWork[Repository], ticket: Ticket, priority: str, by: str) -> None:
+        before, ticket.priority = ticket.priority, priority
+        uow.events.publish("tickets.ticket.priority_changed", ticket.requester_id, ev.TicketPriorityChanged(
+            ticket_id=ticket.id, requester_id=ticket.requester_id, from_priority=before, to_priority=priority,
+            changed_by=by))
 
     @staticmethod
     def _assign(uow: UnitOfWork[Repository], ticket: Ticket, assignee_id: str, by: str) -> None:
