@@ -41,6 +41,66 @@ def test_sign_up_log_in_and_read_own_account(api: Api) -> None:
     assert "password" not in data and "password_hash" not in data and not any("hash" in k for k in data)
 
 
+@pytest.mark.notice("3.2.1", "3.2.2", "6.1", "7")
+@pytest.mark.rule("R-RECT-1", "R-XFER-2", "R-MKT-3")
+def test_patch_me_changes_sign_up_fields_and_marketing_choices(api: Api) -> None:
+    user, created, _ = sign_up_and_log_in(api)
+    preferences_when_ready(user)
+    changed = user.call("PATCH", "/api/v1/me", json={
+        "job_title": "Director", "country": "je", "phone": "07797 123456",
+        "marketing": {"email": True}, "third_party_marketing": True})
+    assert changed.status_code == 200, changed.text
+    me = changed.json()
+    assert (me["job_title"], me["country"], me["region"], me["phone"]) == ("Director", "JE", "uk", "+447797123456")
+    assert user.call("GET", "/api/v1/me").json() == me
+    prefs = user.call("GET", "/api/v1/me/preferences").json()
+    assert prefs["marketing"] == {"email": True, "telephone": False} and prefs["third_party_marketing"] is True
+    # The home region is fixed at sign-up: a country of another region is refused, and nothing changes.
+    moved = user.call("PATCH", "/api/v1/me", json={"country": "DE", "job_title": "Spy",
+                                                   "marketing": {"email": False}})
+    assert moved.status_code == 422 and moved.json()["error"]["code"] == "wrong_region"
+    assert user.call("GET", "/api/v1/me").json()["job_title"] == "Director"
+    assert user.call("GET", "/api/v1/me/preferences").json()["marketing"]["email"] is True
+    for refused in ({"username": "someone_else"}, {"password": "x" * 20}, {"country": "XX"}):
+        assert user.call("PATCH", "/api/v1/me", json=refused).status_code == 422, refused
+    assert user.call("GET", "/api/v1/me").json()["id"] == created["id"]
+
+
+@pytest.mark.notice("3.2.2")
+@pytest.mark.rule("R-RECT-1")
+def test_a_changed_address_is_verified_again_through_the_api(system: Stack, api: Api) -> None:
+    from tests.e2e.test_consent_mail import link_token, wait_mail
+
+    user, _, body = sign_up_and_log_in(api)
+    [first] = wait_mail(system, body["email"], "Confirm your e-mail address")
+    new = f"{uuid.uuid4().hex[:10]}@example.org"
+    changed = user.call("PATCH", "/api/v1/me", json={"email": new})
+    assert changed.status_code == 200 and (changed.json()["email"], changed.json()["email_verified"]) == (new, False)
+    [mail] = wait_mail(system, new, "Confirm your e-mail address")
+    # The link sent to the old address does not verify the new one.
+    old = api.call("POST", "/api/v1/email-verifications/confirm", json={"token": link_token(first)})
+    assert old.status_code == 422 and old.json()["error"]["code"] == "invalid_token"
+    assert api.call("POST", "/api/v1/email-verifications/confirm", json={"token": link_token(mail)}).status_code == 204
+    assert user.call("GET", "/api/v1/me").json()["email_verified"] is True
+
+
+@pytest.mark.notice("3.2.2")
+def test_changing_to_someone_elses_address_answers_like_a_free_one(api: Api) -> None:
+    user, _, _ = sign_up_and_log_in(api)
+    _, owner, other = sign_up_and_log_in(api)
+    free = user.call("PATCH", "/api/v1/me", json={"email": f"{uuid.uuid4().hex[:10]}@example.org"})
+    taken = user.call("PATCH", "/api/v1/me", json={"email": other["email"]})
+    assert taken.status_code == free.status_code == 200, taken.text
+    assert set(taken.json()) == set(free.json()) and taken.json()["email"] == other["email"]
+    assert taken.json()["email_verified"] is free.json()["email_verified"] is False
+    # Not applied: the address stays its owner's, and only its owner signs in with it.
+    assert user.call("GET", "/api/v1/me").json()["email"] == free.json()["email"]
+    session = api.call("POST", "/api/v1/sessions", json={"login": other["email"], "password": other["password"]})
+    assert session.status_code == 200
+    signed_in = api.as_user(session.json()["token"]).call("GET", "/api/v1/sessions/current").json()
+    assert signed_in["subject_id"] == owner["id"]
+
+
 @pytest.mark.notice("1.2")
 def test_open_list_read_and_reply_to_a_ticket(api: Api) -> None:
     user, _, _ = sign_up_and_log_in(api)

@@ -94,6 +94,11 @@ class Me(BaseModel):
     email_verified: bool
 
 
+class MarketingPatch(Body):
+    email: StrictBool | None = None
+    telephone: StrictBool | None = None
+
+
 class MePatch(Body):
     email: str | None = Field(default=None, max_length=320)
     first_name: str | None = Field(default=None, max_length=100)
@@ -101,6 +106,10 @@ class MePatch(Body):
     company: str | None = Field(default=None, max_length=100)
     job_title: str | None = Field(default=None, max_length=100)
     phone: str | None = Field(default=None, max_length=40)
+    country: str | None = Field(default=None, min_length=2, max_length=2,
+                                description="ISO 3166-1 alpha-2; only a country of the account's home region")
+    marketing: MarketingPatch | None = Field(default=None, description="as PUT /api/v1/me/preferences")
+    third_party_marketing: StrictBool | None = Field(default=None, description="as PUT /api/v1/me/preferences")
 
 
 class SessionOut(BaseModel):
@@ -187,11 +196,6 @@ class TicketQuery(Body):
 class Cookies(Body):
     analytics: StrictBool | None = None
     marketing: StrictBool | None = None
-
-
-class MarketingPatch(Body):
-    email: StrictBool | None = None
-    telephone: StrictBool | None = None
 
 
 class PreferencesBody(Body):

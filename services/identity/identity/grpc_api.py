@@ -96,7 +96,7 @@ class IdentityApi(identity_pb2_grpc.IdentityServicer):
     def UpdateMe(self, request: pb.UpdateMeRequest, context: Any) -> pb.Account:
         principal = caller.require_person()
         changes = {f: getattr(request, f) for f in
-                   ("email", "first_name", "last_name", "company", "job_title", "phone")
+                   ("country", "email", "first_name", "last_name", "company", "job_title", "phone")
                    if request.HasField(f)}
         return account_message(self.service.update_me(principal, changes))
 

@@ -365,6 +365,12 @@ class Repository(OrganisationRepository):
     def token(self, token_id: str) -> AccountToken | None:
         return self.session.get(AccountToken, token_id)
 
+    def void_tokens(self, account_id: str, purpose: str, when: datetime) -> None:
+        """Mark the account's unused tokens of `purpose` used, so that no link already sent works."""
+        self.session.execute(update(AccountToken).where(
+            AccountToken.account_id == account_id, AccountToken.purpose == purpose, AccountToken.used_at.is_(None))
+            .values(used_at=when))
+
     def address_message(self, message_id: str) -> AddressMessage | None:
         return self.session.get(AddressMessage, message_id)
 

@@ -13,7 +13,15 @@ from kaseum.events.v1 import identity_events_pb2 as ev
 from servicekit import audit, caller
 from servicekit.caller import ROLES, Principal, TokenVerifier
 from servicekit.db import UnitOfWork, UnitOfWorkFactory, as_utc, new_id, utcnow
-from servicekit.errors import Collision, Conflict, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from servicekit.errors import (
+    Collision,
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    WrongRegion,
+)
 from servicekit.holds import LegalHoldMixin
 from servicekit.region import RegionGuard, home_region
 from servicekit.subject_data import Erasure, Export, Rectification, SubjectDataRules
@@ -38,7 +46,8 @@ from .tokens import TokenSigner
 BAD_LOGIN = "login or password is incorrect"
 SIGNUPS_PER_IP_HOUR = 20
 EMAIL_CHANGES_PER_HOUR = 5
-EDITABLE = ("email", "first_name", "last_name", "company", "job_title", "phone")
+# The sign-up fields but username and password. Country first: a new telephone is read in the new country.
+EDITABLE = ("country", "email", "first_name", "last_name", "company", "job_title", "phone")
 HELD_DATA = "account, sessions and technical data"
 # Why a service reads or changes a subject's data here, for the audit trail (section 11): consent reads
 # addresses only to send messages (4.1.5); the rights service acts on the subject's own request (13).
@@ -433,17 +442,25 @@ class IdentityService(SubjectDataRules):
 
     def _apply(self, repo: Repository, account: Account, changes: dict[str, str]) -> list[str]:
         changed: list[str] = []
-        for field, raw in changes.items():
-            if field not in EDITABLE:
-                raise InvalidArgument(f"{field} cannot be changed here", "not_editable")
-            if field == "email":
+        unknown = set(changes) - set(EDITABLE)
+        if unknown:
+            raise InvalidArgument(f"{min(unknown)} cannot be changed here", "not_editable")
+        for field, raw in sorted(changes.items(), key=lambda change: EDITABLE.index(change[0])):
+            if field == "country":
+                value = v.country(raw)
+                if home_region(value) != account.region:
+                    # The home region decides where every service keeps the data: fixed at sign-up.
+                    raise WrongRegion("that country belongs to another region; a home region cannot change",
+                                      "wrong_region")
+            elif field == "email":
                 value = v.email(raw)
                 if repo.email_taken(v.email_key(value), except_id=account.id):
                     # Taken since it was checked (`_without_taken_address`): a race, told as one.
                     raise Collision()
                 account.email_key = v.email_key(value)
                 if value != account.email:
-                    account.email_verified_at = None  # a changed address is verified again
+                    account.email_verified_at = None  # a changed address is verified again…
+                    repo.void_tokens(account.id, VERIFY, utcnow())  # …by a link sent to it, not an older one
             elif field == "phone":
                 value = v.phone(raw, account.country)
             else:
@@ -517,7 +534,7 @@ class IdentityService(SubjectDataRules):
             for field, value in corrections.items():
                 try:
                     applied += self._apply(uow.repo, account, {field: value})
-                except InvalidArgument as exc:
+                except (InvalidArgument, WrongRegion) as exc:
                     rejected.append((field, exc.message))
             self._audit_contract(uow, subject_id, "account.rectified")
             changed = [f for f in applied if f != "email" or not taken]

@@ -443,3 +443,19 @@ def test_address_changes_are_capped_whether_or_not_the_address_is_free(service: 
     with pytest.raises(Throttled):
         service.update_me(me, {"email": "free@example.com"})
     service.update_me(me, {"job_title": "Engineer"})  # other fields are not capped
+
+
+@pytest.mark.rule("R-XFER-2")
+def test_a_country_of_the_same_region_may_be_set_but_not_one_of_another(service: IdentityService) -> None:
+    ada = service.sign_up(signup())
+    me = service.authenticate(service.login("ada", "correct horse battery", "", "").access)
+    with pytest.raises(WrongRegion):
+        service.update_me(me, {"country": "DE", "job_title": "Engineer"})
+    with pytest.raises(InvalidArgument):
+        service.update_me(me, {"country": "XX"})
+    moved = service.update_me(me, {"country": "je", "phone": "07797 123456"})  # read as a Jersey number
+    assert (moved.country, moved.region, moved.phone, moved.job_title) == ("JE", "uk", "+447797123456", "Analyst")
+    result = service.rectify(ada.id, {"country": "FR"})
+    assert result.applied == [] and [f for f, _ in result.rejected] == ["country"]
+    with pytest.raises(InvalidArgument):
+        service.update_me(me, {"username": "ada2"})

@@ -56,10 +56,25 @@ def test_sign_up_asks_for_a_verification_message_and_the_token_works_once(servic
         assert verified is not None and verified.email_verified_at is not None
 
 
+@pytest.mark.notice("3.2.2")
+@pytest.mark.rule("R-RECT-1")
 def test_a_changed_address_is_verified_again(service: IdentityService) -> None:
     account = service.sign_up(signup())
     service.rectify(account.id, {"email": "ada@lovelace.example"})
     assert len(requested(service, VERIFY)) == 2
+
+
+@pytest.mark.notice("3.2.2")
+def test_a_link_sent_to_the_old_address_cannot_verify_the_new_one(service: IdentityService) -> None:
+    service.sign_up(signup())
+    old = service.recovery.claim(requested(service, VERIFY)[0].token_id).token
+    me = service.authenticate(service.login("ada", "correct horse battery", "", "").access)
+    assert service.update_me(me, {"email": "ada@lovelace.example"}).email_verified_at is None
+    with pytest.raises(InvalidArgument):
+        service.recovery.confirm_email(old)
+    new = service.recovery.claim(requested(service, VERIFY)[-1].token_id).token
+    service.recovery.confirm_email(new)
+    assert service.get_me(me).email_verified_at is not None
 
 
 @pytest.mark.rule("R-SEC-2")

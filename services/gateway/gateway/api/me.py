@@ -12,7 +12,17 @@ from spectree import Response as Resp
 from .. import convert
 from ..auth import backends, require_caller, require_role
 from ..openapi import BEARER, spec
-from ..schemas import Accepted, ErrorOut, Me, MePatch, PasswordBody, PreferencesBody, PreferencesOut, SessionList
+from ..schemas import (
+    Accepted,
+    ErrorOut,
+    MarketingPatch,
+    Me,
+    MePatch,
+    PasswordBody,
+    PreferencesBody,
+    PreferencesOut,
+    SessionList,
+)
 
 bp = Blueprint("me", __name__)
 
@@ -25,13 +35,31 @@ def get_me() -> dict[str, Any]:
 
 
 @bp.patch("/api/v1/me")
-@spec.validate(json=MePatch, resp=Resp(HTTP_200=Me, HTTP_401=ErrorOut, HTTP_409=ErrorOut, HTTP_422=ErrorOut),
-               tags=["me"], security=BEARER)
+@spec.validate(json=MePatch, resp=Resp(HTTP_200=Me, HTTP_401=ErrorOut, HTTP_403=ErrorOut, HTTP_409=ErrorOut,
+                                       HTTP_422=ErrorOut, HTTP_429=ErrorOut), tags=["me"], security=BEARER)
 def patch_me(json: MePatch) -> dict[str, Any]:
     caller = require_caller()
-    changes = json.model_dump(exclude_none=True)
+    changes = json.model_dump(exclude_none=True, exclude={"marketing", "third_party_marketing"})
+    # Identity first: its validation is what usually refuses, and a refused request must change nothing.
     account = backends().identity.UpdateMe(identity_pb2.UpdateMeRequest(**changes), metadata=caller.metadata)
+    choices = marketing_changes(json.marketing, json.third_party_marketing)
+    if choices:
+        # Marketing choices are consent's, as on the preferences page (retrying the PATCH is harmless).
+        backends().consent.UpdatePreferences(consent_pb2.UpdatePreferencesRequest(
+            source="preference_page", gpc=gpc(), **choices), metadata=caller.metadata)
     return convert.account(account)
+
+
+def marketing_changes(marketing: MarketingPatch | None, third_party: bool | None) -> dict[str, bool]:
+    changes: dict[str, bool] = {}
+    if marketing is not None:
+        for channel in ("email", "telephone"):
+            value = getattr(marketing, channel)
+            if value is not None:
+                changes[f"marketing_{channel}"] = value
+    if third_party is not None:
+        changes["third_party_marketing"] = third_party
+    return changes
 
 
 @bp.get("/api/v1/me/sessions")
@@ -93,14 +121,7 @@ def gpc() -> bool:
                tags=["me"], security=BEARER)
 def put_preferences(json: PreferencesBody) -> dict[str, Any]:
     caller = require_role("customer")
-    changes: dict[str, bool] = {}
-    if json.marketing is not None:
-        for channel in ("email", "telephone"):
-            value = getattr(json.marketing, channel)
-            if value is not None:
-                changes[f"marketing_{channel}"] = value
-    if json.third_party_marketing is not None:
-        changes["third_party_marketing"] = json.third_party_marketing
+    changes = marketing_changes(json.marketing, json.third_party_marketing)
     if json.cookies is not None:
         for kind in ("analytics", "marketing"):
             value = getattr(json.cookies, kind)

@@ -396,6 +396,7 @@ class UpdateMeRequest(_message.Message):
     COMPANY_FIELD_NUMBER: _builtins.int
     JOB_TITLE_FIELD_NUMBER: _builtins.int
     PHONE_FIELD_NUMBER: _builtins.int
+    COUNTRY_FIELD_NUMBER: _builtins.int
     email: _builtins.str
     """New business e-mail address (unset to keep)."""
     first_name: _builtins.str
@@ -408,6 +409,10 @@ class UpdateMeRequest(_message.Message):
     """New job title (unset to keep)."""
     phone: _builtins.str
     """New telephone; "" removes it (unset to keep)."""
+    country: _builtins.str
+    """New country, ISO 3166-1 alpha-2 (unset to keep). The home region is fixed at sign-up: a country
+    of another region is refused (wrong_region); one of the same region is accepted.
+    """
     def __init__(
         self,
         *,
@@ -417,13 +422,16 @@ class UpdateMeRequest(_message.Message):
         company: _builtins.str | None = ...,
         job_title: _builtins.str | None = ...,
         phone: _builtins.str | None = ...,
+        country: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_company", b"_company", "_email", b"_email", "_first_name", b"_first_name", "_job_title", b"_job_title", "_last_name", b"_last_name", "_phone", b"_phone", "company", b"company", "email", b"email", "first_name", b"first_name", "job_title", b"job_title", "last_name", b"last_name", "phone", b"phone"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_company", b"_company", "_country", b"_country", "_email", b"_email", "_first_name", b"_first_name", "_job_title", b"_job_title", "_last_name", b"_last_name", "_phone", b"_phone", "company", b"company", "country", b"country", "email", b"email", "first_name", b"first_name", "job_title", b"job_title", "last_name", b"last_name", "phone", b"phone"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_company", b"_company", "_email", b"_email", "_first_name", b"_first_name", "_job_title", b"_job_title", "_last_name", b"_last_name", "_phone", b"_phone", "company", b"company", "email", b"email", "first_name", b"first_name", "job_title", b"job_title", "last_name", b"last_name", "phone", b"phone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_company", b"_company", "_country", b"_country", "_email", b"_email", "_first_name", b"_first_name", "_job_title", b"_job_title", "_last_name", b"_last_name", "_phone", b"_phone", "company", b"company", "country", b"country", "email", b"email", "first_name", b"first_name", "job_title", b"job_title", "last_name", b"last_name", "phone", b"phone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__company: _TypeAlias = _typing.Literal["company"]  # noqa: Y015
     _WhichOneofArgType__company: _TypeAlias = _typing.Literal["_company", b"_company"]  # noqa: Y015
+    _WhichOneofReturnType__country: _TypeAlias = _typing.Literal["country"]  # noqa: Y015
+    _WhichOneofArgType__country: _TypeAlias = _typing.Literal["_country", b"_country"]  # noqa: Y015
     _WhichOneofReturnType__email: _TypeAlias = _typing.Literal["email"]  # noqa: Y015
     _WhichOneofArgType__email: _TypeAlias = _typing.Literal["_email", b"_email"]  # noqa: Y015
     _WhichOneofReturnType__first_name: _TypeAlias = _typing.Literal["first_name"]  # noqa: Y015
@@ -436,6 +444,8 @@ class UpdateMeRequest(_message.Message):
     _WhichOneofArgType__phone: _TypeAlias = _typing.Literal["_phone", b"_phone"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__company) -> _WhichOneofReturnType__company | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__country) -> _WhichOneofReturnType__country | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__email) -> _WhichOneofReturnType__email | None: ...
     @_typing.overload
