@@ -149,7 +149,10 @@ def test_analysts_read_aggregates_and_agents_and_customers_get_403(system: Stack
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert len(body["series"]) == 7 and all(c["suppressed"] for c in body["series"])
-    assert body["min_group_size"] == 10
+    assert body["min_group_size"] == 10 and body["measure"] == "daily_users"
+    # A week's figure is its busiest day's, and the answer says so.
+    weekly = analyst.call("GET", query.replace("granularity=day", "granularity=week"))
+    assert weekly.status_code == 200 and weekly.json()["measure"] == "peak_daily_users"
     for who in (agent, customer):
         assert who.call("GET", query).status_code == 403
         assert who.call("GET", "/api/v1/analytics/features").status_code == 403
@@ -192,6 +195,9 @@ def test_the_cli_answers_analysts_only(system: Stack, api: Api) -> None:
     done = cli(system, *args, "--login", name, "--password-stdin", stdin=PASSWORD + "\n")
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("suppressed") == 3 and "2025-03-02" in done.stdout
+    assert "busiest day" not in done.stdout
+    weekly = cli(system, *args, "--granularity", "week", "--login", name, "--password-stdin", stdin=PASSWORD + "\n")
+    assert weekly.returncode == 0 and "peak day" in weekly.stdout and "busiest day" in weekly.stdout
     _, agent = staff(system, api, "agent")
     refused = cli(system, *args, "--login", agent, "--password-stdin", stdin=PASSWORD + "\n")
     assert refused.returncode == 1 and "forbidden" in refused.stderr
@@ -231,6 +237,9 @@ def test_the_dashboard_draws_charts_from_its_own_files_for_analysts_only(system:
     chart = analyst.call("GET", query)
     assert chart.status_code == 200 and chart.headers["Content-Type"].startswith("image/svg+xml")
     assert chart.text.startswith("<svg") and "every period suppressed" in chart.text
+    assert "distinct users per day" in chart.text
+    monthly = analyst.call("GET", query + "&granularity=month")
+    assert monthly.status_code == 200 and "busiest day" in monthly.text and "per month" in monthly.text
     customer, _, _ = sign_up_and_log_in(api)
     assert customer.call("GET", query).status_code == 403
 

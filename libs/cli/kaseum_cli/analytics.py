@@ -55,14 +55,22 @@ def sign_in(config: CommonSettings, login: str, password_stdin: bool) -> str:
     return ""
 
 
+PEAK = "peak_daily_users"
+
+
 def render(response: analytics_pb2.FeatureUsageResponse, dimension: str) -> str:
-    lines = [f"{'period':<12}{'value':<16}{'users':>10}{'share':>10}" if dimension
-             else f"{'period':<12}{'users':>10}{'share':>10}"]
+    # A week's or month's figure is its busiest day's: the column says so, and a note says why.
+    users_head = "peak day" if response.measure == PEAK else "users"
+    lines = [f"{'period':<12}{'value':<16}{users_head:>10}{'share':>10}" if dimension
+             else f"{'period':<12}{users_head:>10}{'share':>10}"]
     for p in response.series:
         users = "suppressed" if p.suppressed else str(p.users)
         share = "" if p.suppressed else f"{p.percentage:.1f}%"
         label = f"{(p.value or 'total'):<16}" if dimension else ""
         lines.append(f"{p.period:<12}{label}{users:>10}{share:>10}")
+    if response.measure == PEAK:
+        lines.append("per period: distinct users on its busiest day (pseudonyms change daily, so distinct "
+                     "users over a week or month are not known)")
     lines.append(f"groups under {response.min_group_size} users are suppressed"
                  + (f"; epsilon spent {response.epsilon_spent:g}, left {response.budget_remaining:g}"
                     if response.epsilon_spent else ""))
@@ -74,7 +82,7 @@ def feature_usage(
     feature: str = typer.Option(..., help="Feature name, e.g. tickets.open."),
     from_date: str = typer.Option(..., "--from", help="First day, YYYY-MM-DD."),
     to_date: str = typer.Option(..., "--to", help="Last day, YYYY-MM-DD."),
-    granularity: str = typer.Option("day", help="day, week or month."),
+    granularity: str = typer.Option("day", help="day, week or month (week, month: the busiest day's users)."),
     dimension: str = typer.Option("", help="Breakdown: product or org_size_band (default none)."),
     region: str = typer.Option("", help="A region code, or all (default: this deployment's)."),
     epsilon: float = typer.Option(0.0, help="Differential privacy: epsilon to spend (0 = exact counts)."),
@@ -82,7 +90,8 @@ def feature_usage(
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Distinct users of a feature per period; small groups are shown as suppressed."""
+    """Distinct users of a feature per day (per week or month: its busiest day's); small groups are
+    shown as suppressed."""
     from .main import settings
 
     config = settings()
@@ -99,7 +108,8 @@ def feature_usage(
                    **({"suppressed": True} if p.suppressed else {"users": p.users,
                                                                   "percentage": round(p.percentage, 2)})}
                   for p in response.series]
-        typer.echo(json.dumps({"series": series, "epsilon_spent": response.epsilon_spent,
+        typer.echo(json.dumps({"series": series, "measure": response.measure,
+                               "epsilon_spent": response.epsilon_spent,
                                "budget_remaining": response.budget_remaining}))
     else:
         typer.echo(render(response, dimension))

@@ -5,7 +5,7 @@ same summed over regions (distinct users of different regions are different peop
 has one home region). A week's or month's cube takes each cell's busiest day: with daily keys
 the same person is a new pseudonym every day, so summing days would count a returning user
 once per day (an over-count that could lift a small group over the threshold); the maximum is
-a lower bound that never does.
+a lower bound that never does. Answers say so: their measure is "peak_daily_users" (periods.py).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ class AnalyticsApi(analytics_pb2_grpc.AnalyticsServicer):
         return pb.FeatureUsageResponse(series=[point_message(p) for p in usage.series],
                                        dimension=usage.dimension, epsilon_spent=usage.epsilon_spent,
                                        budget_remaining=usage.budget_remaining,
-                                       min_group_size=self.queries.k)
+                                       min_group_size=self.queries.k, measure=usage.measure)
 
     def ListFeatures(self, request: pb.ListFeaturesRequest, context: Any) -> pb.ListFeaturesResponse:
         return pb.ListFeaturesResponse(features=self.queries.features(caller.require_person()))

@@ -5,6 +5,15 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 GRANULARITIES = ("day", "week", "month")
+# What a period's figure counts. Pseudonym keys rotate daily, so a person is a new pseudonym every
+# day and distinct users over a week or a month cannot be counted: a week or a month reports its
+# busiest day's distinct users (cube.py), a lower bound of its distinct users.
+DAILY_USERS = "daily_users"
+PEAK_DAILY_USERS = "peak_daily_users"
+
+
+def measure_of(granularity: str) -> str:
+    return DAILY_USERS if granularity == "day" else PEAK_DAILY_USERS
 
 
 def _calendar_start(day: date, granularity: str) -> date:

@@ -25,7 +25,7 @@ from .cube import ANY_FEATURE, Cube, period_cubes
 from .disclosure import ALL_REGIONS, Key
 from .models import ReleasedRow, Repository
 from .noise import noisy_counts
-from .periods import GRANULARITIES, period_starts
+from .periods import GRANULARITIES, measure_of, period_starts
 from .release import DIMENSIONS, hidden_cells, shown, wanted_keys
 from .service import MAX_FEATURE
 
@@ -50,6 +50,8 @@ class Usage:
     dimension: str
     epsilon_spent: float
     budget_remaining: float
+    # What `users` counts: "daily_users", or for a week or month "peak_daily_users" (periods.py).
+    measure: str
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class AnalyticsQueries:
                                      request_id)
         row = ALL_REGIONS if region == "all" else (region or self.region)
         starts = period_starts(first, last, granularity)
+        measure = measure_of(granularity)
         analyst = self._analyst(principal)
         remaining = 0.0
         with self.uow() as uow:
@@ -108,14 +111,14 @@ class AnalyticsQueries:
                           [r for r in uow.repo.released(ANY_FEATURE, row, dimension, first, last)
                            if r[0] not in days_used])
                 if all(r[5] == self.k for r in mine) and all(r[5] == self.k for r in anyone):
-                    return Usage(released_series(starts, mine, anyone), dimension, 0.0, remaining)
+                    return Usage(released_series(starts, mine, anyone), dimension, 0.0, remaining, measure)
                 # Released under another threshold (the roll-up job will redo them): protect now.
             cells = uow.repo.cells(feature, first, last)
         used, active = period_cubes(cells, feature, granularity, first)
         wanted = {start: wanted_keys(active.get(start, {}), row, dimension) for start in starts}
         if epsilon:
             query = hashlib.sha256(repr((feature, first, last, granularity, dimension, row, epsilon)).encode())
-            return self._answer_noisily(analyst, request_id, query.hexdigest(), dimension, epsilon,
+            return self._answer_noisily(analyst, request_id, query.hexdigest(), dimension, measure, epsilon,
                                         lambda: self._noisy(starts, wanted, used, active, dimension, epsilon))
         series = []
         for start in starts:
@@ -123,10 +126,10 @@ class AnalyticsQueries:
             hidden, _ = hidden_cells(u, a, self.k)
             series += [point(start, users, total, hide, value)
                        for value, users, total, hide in shown(u, a, hidden, wanted[start])]
-        return Usage(series, dimension, 0.0, remaining)
+        return Usage(series, dimension, 0.0, remaining, measure)
 
-    def _answer_noisily(self, analyst: str, request_id: str, query: str, dimension: str, epsilon: float,
-                        draw: Callable[[], list[Point]]) -> Usage:
+    def _answer_noisily(self, analyst: str, request_id: str, query: str, dimension: str, measure: str,
+                        epsilon: float, draw: Callable[[], list[Point]]) -> Usage:
         """Charge the budget and draw the noisy answer in one transaction.
 
         A retried request (same analyst and `request_id`, e.g. the gateway's retry after a lost
@@ -135,13 +138,13 @@ class AnalyticsQueries:
         Without a request id every call is a new query, charged.
         """
         try:
-            return self._charge_and_draw(analyst, request_id, query, dimension, epsilon, draw)
+            return self._charge_and_draw(analyst, request_id, query, dimension, measure, epsilon, draw)
         except Collision:
             # The same request arrived twice at once and the other one was answered first.
-            return self._charge_and_draw(analyst, request_id, query, dimension, epsilon, draw)
+            return self._charge_and_draw(analyst, request_id, query, dimension, measure, epsilon, draw)
 
-    def _charge_and_draw(self, analyst: str, request_id: str, query: str, dimension: str, epsilon: float,
-                         draw: Callable[[], list[Point]]) -> Usage:
+    def _charge_and_draw(self, analyst: str, request_id: str, query: str, dimension: str, measure: str,
+                         epsilon: float, draw: Callable[[], list[Point]]) -> Usage:
         with self.uow() as uow:
             # The ledger row is locked from here: a concurrent query of this analyst waits.
             total = uow.repo.spend(analyst, self._budget_period(), epsilon)
@@ -151,7 +154,7 @@ class AnalyticsQueries:
                     raise InvalidArgument("request_id was already used for another query", "request_id_reused")
                 # Answered before: the same answer, and this spend rolls back (no commit).
                 return Usage(_series_of(kept.answer), dimension, epsilon,
-                             max(0.0, self.budget_epsilon - (total - epsilon)))
+                             max(0.0, self.budget_epsilon - (total - epsilon)), measure)
             if total > self.budget_epsilon + 1e-9:
                 # Nothing is released and nothing is charged (the transaction rolls back).
                 raise Throttled("privacy budget for this month is spent", retry_after=_to_month_end(
@@ -160,7 +163,7 @@ class AnalyticsQueries:
             if request_id:
                 uow.repo.keep_noisy_answer(analyst, request_id, query, _json_of(series), self.clock())
             uow.commit()
-        return Usage(series, dimension, epsilon, max(0.0, self.budget_epsilon - total))
+        return Usage(series, dimension, epsilon, max(0.0, self.budget_epsilon - total), measure)
 
     def _noisy(self, starts: list[date], wanted: dict[date, list[Key]], used: dict[date, Cube],
                active: dict[date, Cube], dimension: str, epsilon: float) -> list[Point]:

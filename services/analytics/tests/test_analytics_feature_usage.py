@@ -69,6 +69,14 @@ def test_a_week_counts_its_busiest_day_not_the_sum(queries: AnalyticsQueries, pe
     assert week == Point(MONDAY, 15, 30.0, False)
     [month] = usage(queries, person, "2025-03-01", "2025-03-31", "month")
     assert (month.period, month.users, month.suppressed) == (date(2025, 3, 1), 15, False)
+    # And the answer says what it counts: the busiest day's users, not distinct users over the week.
+    analyst = person()
+    for granularity, measure in (("day", "daily_users"), ("week", "peak_daily_users"), ("month", "peak_daily_users")):
+        answer = queries.feature_usage(analyst, "tickets.open", "2025-03-03", "2025-03-09", granularity)
+        assert answer.measure == measure
+        noisy_answer = queries.feature_usage(analyst, "tickets.open", "2025-03-03", "2025-03-09", granularity,
+                                             epsilon=0.5)
+        assert noisy_answer.measure == measure
 
 
 def test_every_period_is_present_and_empty_ones_are_suppressed(queries: AnalyticsQueries, person: Any,

@@ -277,40 +277,6 @@ class UnsubscribeOut(BaseModel):
     already: bool
 
 
-class RightsBody(Body):
-    kind: str = Field(description="access, rectification, erasure, objection, restriction, "
-                                  "portability or withdraw_consent")
-    details: str = Field(default="", max_length=5000)
-
-
-class RightsQuery(Body):
-    model_config = ConfigDict(extra="forbid", strict=False)
-    status: str = ""
-    overdue: bool = False
-    cursor: str = ""
-
-
-class StepOut(BaseModel):
-    service: str
-    operation: str
-    status: str
-    attempts: int
-
-
-class RightsOut(BaseModel):
-    id: str
-    kind: str
-    status: str
-    received_at: str
-    due_at: str
-    steps: list[StepOut]
-
-
-class RightsPage(BaseModel):
-    items: list[RightsOut]
-    next_cursor: str | None
-
-
 class StaffBody(Body):
     role: str
     username: str = Field(min_length=1, max_length=64)
@@ -343,6 +309,9 @@ class UsageQuery(Body):
 class UsageOut(BaseModel):
     series: list[dict[str, object]]
     dimension: str = ""
+    measure: str = Field(default="daily_users", description=(
+        "what `users` counts: daily_users (per day), or peak_daily_users (per week or month: the busiest "
+        "day's distinct users; pseudonyms change daily, so distinct users over a week cannot be counted)"))
     min_group_size: int = 10
     epsilon_spent: float = 0.0
     budget_remaining: float = 0.0

@@ -33,8 +33,10 @@ def usage(query: UsageQuery, metadata: tuple[tuple[str, str], ...]) -> dict[str,
         else:
             cell.update(users=p.users, percentage=round(p.percentage, 2))
         series.append(cell)
-    return {"series": series, "dimension": result.dimension, "min_group_size": result.min_group_size,
-            "epsilon_spent": result.epsilon_spent, "budget_remaining": round(result.budget_remaining, 6)}
+    # For a week or month, `users` is the busiest day's ("peak_daily_users"): say so in the answer.
+    return {"series": series, "dimension": result.dimension, "measure": result.measure,
+            "min_group_size": result.min_group_size, "epsilon_spent": result.epsilon_spent,
+            "budget_remaining": round(result.budget_remaining, 6)}
 
 
 @bp.get("/api/v1/analytics/feature-usage")

@@ -21,6 +21,14 @@ bp = Blueprint("analytics_page", __name__, template_folder="../templates", stati
 CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
 
 
+def chart_title(feature: str, granularity: str) -> str:
+    """Say what a point counts: a week's or month's point is its busiest day (pseudonyms change
+    daily, so distinct users over a week or month cannot be counted)."""
+    if granularity == "day":
+        return f"{feature}: distinct users per day"
+    return f"{feature}: busiest day's distinct users, per {granularity}"
+
+
 @bp.get("/analytics")
 def dashboard() -> Response:
     response = Response(render_template("analytics.html"), mimetype="text/html")
@@ -39,5 +47,5 @@ def chart(query: UsageQuery) -> Response:
     for cell in answer["series"]:
         label = cell.get("value") or "all users"
         series.setdefault(label, [None] * len(periods))[periods.index(cell["period"])] = cell.get("users")
-    title = f"{query.feature}: distinct users per {query.granularity}"
+    title = chart_title(query.feature, query.granularity)
     return Response(line_chart(title, periods, series), mimetype="image/svg+xml")

@@ -97,10 +97,15 @@ class Point(_message.Message):
     period: _builtins.str
     """Period start as YYYY-MM-DD."""
     users: _builtins.int
-    """Distinct users (0 when suppressed)."""
+    """Distinct users (0 when suppressed): of the day for granularity "day";
+    for "week" and "month", of the period's busiest day (see
+    FeatureUsageResponse.measure), not distinct users over the period.
+    """
     percentage: _builtins.float
-    """Share of the period's active users in the same cell, in percent
-    (0 when suppressed).
+    """Share of the active users in the same cell, in percent (0 when
+    suppressed); for a week or month, the busiest day's users over the
+    busiest day's active users (each the period's peak, maybe of different
+    days).
     """
     suppressed: _builtins.bool
     """True when the group is below the minimum size, or hidden so that it
@@ -134,6 +139,7 @@ class FeatureUsageResponse(_message.Message):
     EPSILON_SPENT_FIELD_NUMBER: _builtins.int
     BUDGET_REMAINING_FIELD_NUMBER: _builtins.int
     MIN_GROUP_SIZE_FIELD_NUMBER: _builtins.int
+    MEASURE_FIELD_NUMBER: _builtins.int
     dimension: _builtins.str
     """The dimension of the breakdown ("" for none)."""
     epsilon_spent: _builtins.float
@@ -142,6 +148,14 @@ class FeatureUsageResponse(_message.Message):
     """Epsilon left in the analyst's budget for the current budget period."""
     min_group_size: _builtins.int
     """Smallest group shown; smaller ones are suppressed."""
+    measure: _builtins.str
+    """What `users` counts: "daily_users" (granularity day) or
+    "peak_daily_users" (week, month: the busiest day's distinct users in the
+    period). Pseudonym keys rotate daily, so one person is a new pseudonym
+    each day and distinct users over a week or month cannot be counted; the
+    busiest day is a lower bound of them (a sum of days would count a
+    returning user once per day).
+    """
     @_builtins.property
     def series(self) -> _containers.RepeatedCompositeFieldContainer[Global___Point]:
         """Cells in period order; within a period the total first, then each value."""
@@ -154,10 +168,11 @@ class FeatureUsageResponse(_message.Message):
         epsilon_spent: _builtins.float = ...,
         budget_remaining: _builtins.float = ...,
         min_group_size: _builtins.int = ...,
+        measure: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["budget_remaining", b"budget_remaining", "dimension", b"dimension", "epsilon_spent", b"epsilon_spent", "min_group_size", b"min_group_size", "series", b"series"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["budget_remaining", b"budget_remaining", "dimension", b"dimension", "epsilon_spent", b"epsilon_spent", "measure", b"measure", "min_group_size", b"min_group_size", "series", b"series"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -55,8 +55,9 @@ class AnalyticsServicer:
     """Missing associated documentation comment in .proto file."""
 
     def FeatureUsage(self, request, context):
-        """Distinct users of a feature per period, overall or broken down by one
-        coarse dimension, with small groups suppressed.
+        """Distinct users of a feature per day (per week or month: the busiest
+        day's), overall or broken down by one coarse dimension, with small
+        groups suppressed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -38,8 +38,9 @@ class AnalyticsStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AnalyticsAsyncStub: ...
     FeatureUsage: _grpc.UnaryUnaryMultiCallable[_analytics_pb2.FeatureUsageRequest, _analytics_pb2.FeatureUsageResponse]
-    """Distinct users of a feature per period, overall or broken down by one
-    coarse dimension, with small groups suppressed.
+    """Distinct users of a feature per day (per week or month: the busiest
+    day's), overall or broken down by one coarse dimension, with small
+    groups suppressed.
     """
     ListFeatures: _grpc.UnaryUnaryMultiCallable[_analytics_pb2.ListFeaturesRequest, _analytics_pb2.ListFeaturesResponse]
     """Names of the features that have aggregates (no counts)."""
@@ -50,8 +51,9 @@ class AnalyticsStub:
 class AnalyticsAsyncStub(AnalyticsStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     FeatureUsage: _aio.UnaryUnaryMultiCallable[_analytics_pb2.FeatureUsageRequest, _analytics_pb2.FeatureUsageResponse]  # type: ignore[assignment]
-    """Distinct users of a feature per period, overall or broken down by one
-    coarse dimension, with small groups suppressed.
+    """Distinct users of a feature per day (per week or month: the busiest
+    day's), overall or broken down by one coarse dimension, with small
+    groups suppressed.
     """
     ListFeatures: _aio.UnaryUnaryMultiCallable[_analytics_pb2.ListFeaturesRequest, _analytics_pb2.ListFeaturesResponse]  # type: ignore[assignment]
     """Names of the features that have aggregates (no counts)."""
@@ -65,8 +67,9 @@ class AnalyticsServicer(metaclass=_abc_1.ABCMeta):
         request: _analytics_pb2.FeatureUsageRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_analytics_pb2.FeatureUsageResponse, _abc.Awaitable[_analytics_pb2.FeatureUsageResponse]]:
-        """Distinct users of a feature per period, overall or broken down by one
-        coarse dimension, with small groups suppressed.
+        """Distinct users of a feature per day (per week or month: the busiest
+        day's), overall or broken down by one coarse dimension, with small
+        groups suppressed.
         """
 
     @_abc_1.abstractmethod
