@@ -297,3 +297,49 @@ def test_the_chain_also_covers_who_recorded_an_entry(world: World) -> None:
         uow.session.execute(update(LedgerEntry).where(LedgerEntry.seq == 4).values(recorded_by="f" * 32))
         uow.commit()
     assert world.consent.verify_ledger(ADA) == (4, 4)
+
+
+@pytest.mark.notice("4.1.2", "6.1")
+@pytest.mark.rule("R-MKT-1")
+def test_the_ledger_records_the_privacy_notice_in_force_not_a_newer_terms_version(world: World) -> None:
+    sign_up(world)
+    world.campaigns.publish_notice(ADMIN, "2025-06", "privacy", False, "Typos.")
+    world.campaigns.publish_notice(ADMIN, "T-2025-07", "terms", False, "New terms.")
+    view = world.consent.update(person(ADA), {"email": True}, "preference_page")
+    with world.uow() as uow:
+        last = uow.repo.ledger(ADA)[-1]
+    assert (last.channel, last.granted, last.notice_version) == ("email", True, "2025-06")
+    assert view.prefs.notice_version == "2025-06"
+    # A purpose change in the privacy notice, then terms published after it: a grant now is under both.
+    world.campaigns.publish_notice(ADMIN, "2025-08", "privacy", True, "New purpose.")
+    world.campaigns.publish_notice(ADMIN, "T-2025-09", "terms", False, "More terms.")
+    assert world.consent.get(person(ADA)).reconsent_required
+    view = world.consent.update(person(ADA), {"email": True}, "preference_page")
+    assert not view.reconsent_required and decision(world) == (True, "consented")
+    with world.uow() as uow:
+        assert uow.repo.ledger(ADA)[-1].notice_version == "2025-08"
+
+
+@pytest.mark.notice("4.1.2", "6.1")
+@pytest.mark.rule("R-MKT-1")
+def test_confirming_a_consent_after_a_purpose_change_is_one_fresh_grant_on_the_ledger(world: World) -> None:
+    sign_up(world, email=True)
+    world.clock.advance(days=1)
+    world.campaigns.publish_notice(ADMIN, "2025-04", "privacy", True, "A new purpose.")
+    assert world.consent.get(person(ADA)).reconsent_required
+    assert decision(world) == (False, "reconsent_required")
+    world.clock.advance(minutes=5)
+    # PUT /api/v1/me/preferences {"marketing": {"email": true}} while it is already true.
+    view = world.consent.update(person(ADA), {"email": True}, "preference_page")
+    assert not view.reconsent_required and decision(world) == (True, "consented")
+    with world.uow() as uow:
+        entries = uow.repo.ledger(ADA)
+    last = entries[-1]
+    assert (len(entries), last.channel, last.granted, last.source, last.notice_version) == (
+        4, "email", True, "preference_page", "2025-04")
+    assert last.created_at.replace(tzinfo=None) == world.clock().replace(tzinfo=None)
+    # Once renewed, saying yes again records nothing new.
+    world.consent.update(person(ADA), {"email": True}, "preference_page")
+    with world.uow() as uow:
+        assert len(uow.repo.ledger(ADA)) == 4
+    assert world.consent.verify_ledger(ADA) == (None, 4)
