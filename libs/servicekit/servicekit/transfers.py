@@ -220,18 +220,35 @@ class TransferGate:
 
     def check(self, kind: str, destination: str, recipient: str, categories: Sequence[str],
               subject_id: str = "", actor_id: str = "") -> Decision:
+        return self.check_subjects(kind, destination, recipient, categories, [subject_id], actor_id)
+
+    def check_subjects(self, kind: str, destination: str, recipient: str, categories: Sequence[str],
+                       subject_ids: Sequence[str], actor_id: str = "") -> Decision:
+        """One decision for data of several subjects crossing at once (a page of a listing), logged once
+        per subject, in one transaction, so the log says whose data crossed."""
         if kind not in KINDS:
             raise ValueError(f"unknown transfer kind {kind!r}")
         now = self.clock()
         decision = self.policy.decide(destination, recipient, categories, now.date())
-        row = self.log_model()
-        row.at, row.kind, row.destination_country = now, kind, destination.strip().upper()[:2]
-        row.recipient, row.categories, row.subject_id = recipient, ",".join(sorted(set(categories))), subject_id
-        row.allowed, row.basis, row.reason = decision.allowed, decision.basis, decision.reason
-        row.safeguard_reference, row.actor_id = decision.safeguard_reference, actor_id
+        rows = []
+        for subject_id in dict.fromkeys(subject_ids) or [""]:
+            row = self.log_model()
+            row.at, row.kind, row.destination_country = now, kind, destination.strip().upper()[:2]
+            row.recipient, row.categories, row.subject_id = recipient, ",".join(sorted(set(categories))), subject_id
+            row.allowed, row.basis, row.reason = decision.allowed, decision.basis, decision.reason
+            row.safeguard_reference, row.actor_id = decision.safeguard_reference, actor_id
+            rows.append(row)
         with self.session_factory() as session:
-            chain.append(session, self.heads, [row])
+            chain.append(session, self.heads, rows)
             session.commit()
+        return decision
+
+    def require_subjects(self, kind: str, destination: str, recipient: str, categories: Sequence[str],
+                         subject_ids: Sequence[str], actor_id: str = "") -> Decision:
+        """`check_subjects`, raising PermissionDenied (code transfer_refused) with the reason when refused."""
+        decision = self.check_subjects(kind, destination, recipient, categories, subject_ids, actor_id)
+        if not decision.allowed:
+            raise PermissionDenied(f"transfer refused: {decision.reason}", "transfer_refused")
         return decision
 
     def require(self, kind: str, destination: str, recipient: str, categories: Sequence[str],

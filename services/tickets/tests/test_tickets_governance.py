@@ -132,6 +132,8 @@ def test_a_hold_on_the_subject_keeps_everything_until_released(service: TicketsS
         service.get(person(AGENT, "agent"), ticket.id)
 
 
+@pytest.mark.notice("12.1")
+@pytest.mark.rule("R-RET-2")
 def test_a_release_that_overtakes_its_placement_still_wins(uow: UnitOfWorkFactory[Repository]) -> None:
     with uow() as u:
         holds.released(u.session, LegalHold, "h3", "subject", ALICE)
@@ -223,9 +225,36 @@ def test_a_reseller_abroad_reads_only_under_a_safeguard_and_each_decision_is_log
     assert reads == ["org-in"]  # the refused read never happened
 
 
+@pytest.mark.notice("10.2")
+@pytest.mark.rule("R-XFER-1")
 def test_without_a_transfer_policy_a_reseller_abroad_is_refused(service: TicketsService,
                                                               identity: FakeIdentity) -> None:
     ticket = service.open(who(ALICE, organisation=ACME), "Help", "text", "")
     identity.scopes[RESELLER] = Scope(customer_organisation_ids=frozenset({ACME}))
     with pytest.raises(PermissionDenied, match="transfer refused"):
         service.get(who(RESELLER, "reseller", organisation="org-in", country="IN"), ticket.id)
+
+
+@pytest.mark.notice("10.2")
+@pytest.mark.rule("R-XFER-1")
+def test_a_reseller_abroad_listing_logs_whose_data_crossed(
+        service: TicketsService, uow: UnitOfWorkFactory[Repository], identity: FakeIdentity) -> None:
+    service.open(who(ALICE, organisation=ACME), "Help", "text", "")
+    service.open(who(BOB, organisation=ACME), "Also", "text", "")
+    service.open(who(ALICE, organisation=ACME), "Again", "text", "")
+    identity.scopes[RESELLER] = Scope(customer_organisation_ids=frozenset({ACME}))
+    service.transfers = TransferGate(TransferPolicy(safeguards=SAFEGUARDS), uow.session_factory, TransferLog,
+                                     ChainHead, Clock(NOW))
+    with pytest.raises(PermissionDenied, match="transfer refused"):
+        service.page(who(RESELLER, "reseller", organisation="org-cn", country="CN"), {}, "", 0)
+    page = service.page(who(RESELLER, "reseller", organisation="org-in", country="IN"), {}, "", 2)
+    assert [t.requester_id for t in page.items] == [ALICE, BOB]
+    service.page(who(RESELLER, "reseller", organisation="org-in", country="IN"), {}, page.next_cursor, 2)
+    with uow() as u:
+        log = [(r.recipient, r.allowed, r.subject_id)
+               for r in u.session.scalars(select(TransferLog).order_by(TransferLog.seq))]
+        assert chain.verify(u.session, TransferLog, ChainHead).intact
+    # One decision per page, logged for each subject on it (once, however many of their tickets), the
+    # refused one too: the log names whose data crossed, or would have.
+    assert log == [("org-cn", False, ALICE), ("org-cn", False, BOB), ("org-in", True, ALICE),
+                   ("org-in", True, BOB), ("org-in", True, ALICE)]

@@ -129,8 +129,9 @@ class TicketsService(SubjectDataRules):
         uow.repo.audit(viewer.principal, [audit.Access(t.requester_id, action, t.id) for t in tickets],
                        organisation_id=viewer.principal.organisation_id if viewer.is_reseller else "")
 
-    def _transfer(self, viewer: Viewer, subject_id: str) -> None:
-        """A reseller established abroad receives the data only as the transfer policy allows (section 10)."""
+    def _transfer(self, viewer: Viewer, *subject_ids: str) -> None:
+        """A reseller established abroad receives the data only as the transfer policy allows (section 10):
+        one decision, logged for each subject whose data crosses."""
         p = viewer.principal
         # An account without a country is homed in this deployment's region by identity: not abroad.
         if not viewer.is_reseller or not p.country:
@@ -141,8 +142,8 @@ class TicketsService(SubjectDataRules):
             return
         if p.country in self.transfers.policy.adequacy.home:
             return  # not a transfer
-        self.transfers.require("reseller_access", p.country, p.organisation_id or p.subject_id,
-                               RESELLER_CATEGORIES, subject_id=subject_id, actor_id=p.subject_id)
+        self.transfers.require_subjects("reseller_access", p.country, p.organisation_id or p.subject_id,
+                                        RESELLER_CATEGORIES, subject_ids, actor_id=p.subject_id)
 
     @staticmethod
     def _not_frozen(uow: UnitOfWork[Repository], viewer: Viewer, ticket: Ticket) -> None:
@@ -199,7 +200,7 @@ class TicketsService(SubjectDataRules):
             more = len(items) > size
             items = items[:size]
             if items and not viewer.is_customer:
-                self._transfer(viewer, "")
+                self._transfer(viewer, *[t.requester_id for t in items])
                 # A queue page shows each ticket's requester and subject: one access per ticket.
                 self._record(uow, viewer, "ticket.listed", items)
                 uow.commit()
