@@ -107,6 +107,7 @@ def test_the_ledger_hash_chain_detects_an_edited_row(service: ConsentService) ->
 
 
 @pytest.mark.notice("13.1.3")
+@pytest.mark.rule("R-ERASE-1")
 def test_erase_removes_preferences_and_ledger(service: ConsentService) -> None:
     new_subject(service)
     assert service.erase(SUBJECT).erased > 0

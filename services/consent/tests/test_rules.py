@@ -216,6 +216,8 @@ def test_gpc_opts_out_of_sharing_and_marketing_cookies_and_wins_over_the_same_re
     assert sorted(gpc) == [("cookies_marketing", False), ("third_party", False)]
 
 
+@pytest.mark.notice("9")
+@pytest.mark.rule("R-COOKIE-1")
 def test_cookies_default_off_and_a_person_cannot_claim_another_source(world: World) -> None:
     sign_up(world)
     prefs = world.consent.get(person(ADA)).prefs
@@ -225,6 +227,26 @@ def test_cookies_default_off_and_a_person_cannot_claim_another_source(world: Wor
 
 
 # --- campaigns and notices ------------------------------------------------------------------------
+
+
+@pytest.mark.notice("11")
+@pytest.mark.rule("R-SEC-1")
+@pytest.mark.parametrize("who", [person(ADA), person(BOB, role="agent"), DPO, person(BOB, role="reseller"),
+                                 person(BOB, role="analyst"), Principal("service", "rights", "service"),
+                                 Principal("service", "tickets", "service")])
+def test_only_admins_and_the_cli_send_campaigns_publish_notices_or_record_holdings(world: World,
+                                                                                  who: Principal) -> None:
+    sign_up(world, email=True)
+    with pytest.raises(PermissionDenied):
+        world.campaigns.send(who, "Offer", "Buy", "email", "marketing", "")
+    with pytest.raises(PermissionDenied):
+        world.campaigns.publish_notice(who, "2025-09", "privacy", True, "x")
+    with pytest.raises(PermissionDenied):
+        world.campaigns.record_holding(who, ADA, "widget")
+    assert queued_for(world, ADA) == []
+    with world.uow() as uow:
+        assert uow.repo.latest_notice() is None and uow.repo.holdings_of(ADA) == []
+    assert world.campaigns.send(ADMIN, "Offer", "Buy", "email", "marketing", "").eligible == 1
 
 
 @pytest.mark.notice("6", "8.1")

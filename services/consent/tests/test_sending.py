@@ -163,6 +163,8 @@ def test_a_live_lease_keeps_other_workers_off(world: World) -> None:
     assert world.mailbox.messages() == []
 
 
+@pytest.mark.notice("13.1.3")
+@pytest.mark.rule("R-ERASE-1")
 def test_an_erased_subject_gets_nothing(world: World) -> None:
     sign_up(world)
     request_message(world, ADA, "signup_existing")
