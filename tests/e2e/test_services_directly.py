@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 
 import grpc
@@ -15,7 +16,7 @@ from kaseum.privacy.v1 import personal_data_pb2, personal_data_pb2_grpc
 from kaseum.tickets.v1 import tickets_pb2, tickets_pb2_grpc
 from servicekit import caller
 
-from tests.support.api import Api, sign_up_and_log_in
+from tests.support.api import PASSWORD, Api, sign_up_and_log_in
 from tools.stack import SERVICES, Stack, generate_secrets
 
 
@@ -92,6 +93,41 @@ def test_only_the_rights_service_drives_the_personal_data_contract(stack: Stack)
     row = dict(zip(accounts.columns, accounts.rows[0].values, strict=True))
     assert row["email"] == body["email"] and row["first_name"] == body["first_name"]
     assert any(t.name == "sign_ins" and t.rows for t in exported.tables)  # technical data of the login
+
+
+@pytest.mark.rule("R-SEC-1")
+def test_identity_refuses_an_agent_calling_create_user_directly(stack: Stack, admin: Api) -> None:
+    api = Api(stack.gateway_url)
+    name = f"agent_{uuid.uuid4().hex[:8]}"
+    assert admin.call("POST", "/api/v1/admin/users", json={
+        "role": "agent", "username": name, "email": f"{name}@kaseum.example", "password": PASSWORD}).status_code == 201
+    login = api.call("POST", "/api/v1/sessions", json={"login": name, "password": PASSWORD})
+    assert login.status_code == 200
+    with grpc.insecure_channel(stack.grpc_addr("identity")) as channel, pytest.raises(grpc.RpcError) as refused:
+        identity_pb2_grpc.IdentityStub(channel).CreateUser(identity_pb2.CreateUserRequest(
+            role="admin", username=f"up_{name}", email=f"up_{name}@kaseum.example", password=PASSWORD),
+            metadata=caller.person_metadata(login.json()["token"]), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert api.call("POST", "/api/v1/sessions", json={"login": f"up_{name}", "password": PASSWORD}).status_code == 401
+
+
+@pytest.mark.notice("13.1.3")
+@pytest.mark.rule("R-ERASE-1", "R-SEC-2")
+def test_erasure_by_the_rights_service_ends_the_subjects_sessions_at_once(stack: Stack) -> None:
+    api = Api(stack.gateway_url)
+    user, created, body = sign_up_and_log_in(api)
+    assert user.call("GET", "/api/v1/sessions/current").status_code == 200
+    secret = generate_secrets(stack.var / "kaseum.env")["KASEUM_SERVICE_SECRET"].encode()
+    with grpc.insecure_channel(stack.grpc_addr("identity")) as channel:
+        erased = personal_data_pb2_grpc.PersonalDataStub(channel).Erase(
+            personal_data_pb2.EraseRequest(subject_id=created["id"]),
+            metadata=((caller.SERVICE_HEADER, caller.mint_service_token(secret, "rights")),), timeout=5)
+    assert erased.erased_rows >= 3  # the account, its session, its sign-in (and the verification token)
+    # Refused on the very next request, by the gateway's own check as well as by a service's.
+    for path in ("/api/v1/sessions/current", "/api/v1/me"):
+        assert user.call("GET", path).status_code == 401, path
+    assert api.call("POST", "/api/v1/sessions", json={"login": body["username"],
+                                                      "password": body["password"]}).status_code == 401
 
 
 def test_every_service_has_health_and_reflection(stack: Stack) -> None:

@@ -87,5 +87,14 @@ def test_admin_creates_an_agent_who_works_the_queue_with_internal_notes(api: Api
         "role": "admin", "username": "up", "email": "up@e.com", "password": PASSWORD}).status_code == 403
 
 
+@pytest.mark.rule("R-SEC-1")
+def test_an_admin_cannot_make_a_customer_account(api: Api, admin: Api) -> None:
+    name = f"cust_{uuid.uuid4().hex[:8]}"
+    refused = admin.call("POST", "/api/v1/admin/users", json={
+        "role": "customer", "username": name, "email": f"{name}@example.com", "password": PASSWORD})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid_role"
+    assert api.call("POST", "/api/v1/sessions", json={"login": name, "password": PASSWORD}).status_code == 401
+
+
 def test_staff_have_no_marketing_preferences_page(api: Api, admin: Api) -> None:
     assert admin.call("GET", "/api/v1/me/preferences").status_code == 403

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from kaseum.events.v1 import identity_events_pb2 as ev
 from servicekit import audit, caller
-from servicekit.caller import ROLES, Principal, TokenVerifier
+from servicekit.caller import STAFF_ROLES, Principal, TokenVerifier
 from servicekit.db import UnitOfWork, UnitOfWorkFactory, as_utc, new_id, utcnow
 from servicekit.errors import (
     Collision,
@@ -138,8 +138,9 @@ class IdentityService(SubjectDataRules):
 
     def create_user(self, cmd: NewStaff, by: Principal | None = None) -> Account:
         """A staff account, made by an admin (or the operator CLI), `by`: recorded on the audit trail."""
-        if cmd.role not in ROLES:
-            raise InvalidArgument(f"role must be one of {', '.join(sorted(ROLES))}", "invalid_role")
+        if cmd.role not in STAFF_ROLES:
+            # Customers sign up themselves: their sign-up records their choices and the notice they saw.
+            raise InvalidArgument(f"role must be one of {', '.join(sorted(STAFF_ROLES))}", "invalid_role")
         if cmd.role == "reseller" and not cmd.organisation.strip():
             raise InvalidArgument("a reseller needs an organisation", "missing_field")
         country = v.country(cmd.country) if cmd.country else ""

@@ -184,10 +184,16 @@ def test_rectify_applies_valid_corrections_and_reports_invalid_ones(service: Ide
     assert result.applied == ["last_name"] and [f for f, _ in result.rejected] == ["email"]
 
 
-def test_staff_need_a_known_role(service: IdentityService) -> None:
+@pytest.mark.rule("R-SEC-1")
+def test_staff_need_a_known_staff_role(service: IdentityService) -> None:
     staff = service.create_user(NewStaff(role="agent", username="agent1", email="a1@kaseum.example",
                                          password="correct horse battery"))
     assert staff.role == "agent" and staff.region == "uk"
+    for role in ("customer", "root", ""):
+        with pytest.raises(InvalidArgument) as refused:
+            service.create_user(NewStaff(role=role, username="someone", email="s@kaseum.example",
+                                         password="correct horse battery"))
+        assert refused.value.code == "invalid_role"
 
 
 @pytest.mark.rule("R-SEC-2")
