@@ -43,3 +43,18 @@ def sign_up_and_log_in(api: Api, **overrides: Any) -> tuple[Api, dict[str, Any],
     session = api.call("POST", "/api/v1/sessions", json={"login": body["username"], "password": body["password"]})
     assert session.status_code == 200, session.text
     return api.as_user(session.json()["token"]), created.json(), body
+
+
+def log_in(api: Api, login: str, password: str = PASSWORD) -> Api:
+    response = api.call("POST", "/api/v1/sessions", json={"login": login, "password": password})
+    assert response.status_code == 200, response.text
+    return api.as_user(response.json()["token"])
+
+
+def staff(api: Api, admin: Api, role: str) -> tuple[Api, str]:
+    """A new staff member of `role`, created by an administrator, signed in; and their id."""
+    name = f"{role}_{uuid.uuid4().hex[:8]}"
+    created = admin.call("POST", "/api/v1/admin/users", json={
+        "role": role, "username": name, "email": f"{name}@kaseum.example", "password": PASSWORD})
+    assert created.status_code == 201, created.text
+    return log_in(api, name), created.json()["id"]

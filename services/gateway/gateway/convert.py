@@ -63,8 +63,22 @@ def preferences(p: consent_pb2.Preferences) -> dict[str, Any]:
     }
 
 
+# Art. 12(4): a refusal tells the subject they may complain to the supervisory authority (notice 13.3).
+ICO_COMPLAINT = ("You may complain to the Information Commissioner's Office: https://ico.org.uk/make-a-complaint/ "
+                 "or 0303 123 1113.")
+
+
 def rights_request(r: rights_pb2.RightsRequest) -> dict[str, Any]:
+    refused = r.status == "refused"
     return {"id": r.id, "kind": r.kind, "status": r.status, "received_at": rfc3339(r.received_at),
             "due_at": rfc3339(r.due_at),
+            "completed_at": rfc3339(r.completed_at) if r.HasField("completed_at") else None,
             "steps": [{"service": s.service, "operation": s.operation, "status": s.status,
-                       "attempts": s.attempts} for s in r.steps]}
+                       "attempts": s.attempts, "error": s.error or None,
+                       "next_attempt_at": rfc3339(s.next_attempt_at) if s.HasField("next_attempt_at") else None,
+                       "outcome": s.outcome, "kept": list(s.kept)} for s in r.steps],
+            "purpose": r.purpose or None, "extension_reason": r.extension_reason or None,
+            "refusal_reason": r.refusal_reason or None,
+            "complaint": ICO_COMPLAINT if refused else None,
+            "export_url": f"/api/v1/rights-requests/{r.id}/export" if r.HasField("export_expires_at") else None,
+            "export_expires_at": rfc3339(r.export_expires_at) if r.HasField("export_expires_at") else None}

@@ -277,40 +277,6 @@ class UnsubscribeOut(BaseModel):
     already: bool
 
 
-class RightsBody(Body):
-    kind: str = Field(description="access, rectification, erasure, objection, restriction, "
-                                  "portability or withdraw_consent")
-    details: str = Field(default="", max_length=5000)
-
-
-class RightsQuery(Body):
-    model_config = ConfigDict(extra="forbid", strict=False)
-    status: str = ""
-    overdue: bool = False
-    cursor: str = ""
-
-
-class StepOut(BaseModel):
-    service: str
-    operation: str
-    status: str
-    attempts: int
-
-
-class RightsOut(BaseModel):
-    id: str
-    kind: str
-    status: str
-    received_at: str
-    due_at: str
-    steps: list[StepOut]
-
-
-class RightsPage(BaseModel):
-    items: list[RightsOut]
-    next_cursor: str | None
-
-
 class StaffBody(Body):
     role: str
     username: str = Field(min_length=1, max_length=64)

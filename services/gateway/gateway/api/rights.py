@@ -1,19 +1,23 @@
-"""Rights requests (section 13)."""
+"""Rights requests (section 13): filing, following and downloading for the subject; the DPO's actions."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, Response, stream_with_context
 from kaseum.rights.v1 import rights_pb2
 from spectree import Response as Resp
 
 from .. import convert
 from ..auth import backends, require_caller
 from ..openapi import BEARER, spec
-from ..schemas import ErrorOut, RightsBody, RightsOut, RightsPage, RightsQuery
+from ..rights_schemas import ExtendBody, RefuseBody, RightsBody, RightsOut, RightsPage, RightsQuery
+from ..schemas import ErrorOut
 
 bp = Blueprint("rights", __name__)
+# A ZIP of a long history takes longer to stream than a JSON answer; still bounded.
+EXPORT_DEADLINE_SECONDS = 300.0
 
 
 @bp.post("/api/v1/rights-requests")
@@ -22,7 +26,8 @@ bp = Blueprint("rights", __name__)
 def file_request(json: RightsBody) -> tuple[dict[str, Any], int]:
     caller = require_caller()
     created = backends().rights.FileRequest(
-        rights_pb2.FileRequestRequest(kind=json.kind, details=json.details), metadata=caller.metadata)
+        rights_pb2.FileRequestRequest(kind=json.kind, details=json.details, purpose=json.purpose,
+                                      corrections=json.corrections), metadata=caller.metadata)
     return convert.rights_request(created), 202
 
 
@@ -44,3 +49,60 @@ def get_request(request_id: str) -> dict[str, Any]:
     caller = require_caller()
     found = backends().rights.GetRequest(rights_pb2.GetRequestRequest(id=request_id), metadata=caller.metadata)
     return convert.rights_request(found)
+
+
+@bp.post("/api/v1/rights-requests/<request_id>/retry")
+@spec.validate(resp=Resp(HTTP_200=RightsOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut, HTTP_404=ErrorOut,
+                         HTTP_409=ErrorOut), tags=["rights"], security=BEARER)
+def retry_request(request_id: str) -> dict[str, Any]:
+    """DPO: run the request's failed steps again now."""
+    caller = require_caller()
+    return convert.rights_request(backends().rights.RetryRequest(
+        rights_pb2.RetryRequestRequest(id=request_id), metadata=caller.metadata))
+
+
+@bp.post("/api/v1/rights-requests/<request_id>/extend")
+@spec.validate(json=ExtendBody, resp=Resp(HTTP_200=RightsOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut,
+                                          HTTP_404=ErrorOut, HTTP_409=ErrorOut, HTTP_422=ErrorOut),
+               tags=["rights"], security=BEARER)
+def extend_request(request_id: str, json: ExtendBody) -> dict[str, Any]:
+    """DPO: extend the deadline once by one or two further months, with a reason the subject is told."""
+    caller = require_caller()
+    return convert.rights_request(backends().rights.ExtendRequest(
+        rights_pb2.ExtendRequestRequest(id=request_id, months=json.months, reason=json.reason),
+        metadata=caller.metadata))
+
+
+@bp.post("/api/v1/rights-requests/<request_id>/refuse")
+@spec.validate(json=RefuseBody, resp=Resp(HTTP_200=RightsOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut,
+                                          HTTP_404=ErrorOut, HTTP_409=ErrorOut, HTTP_422=ErrorOut),
+               tags=["rights"], security=BEARER)
+def refuse_request(request_id: str, json: RefuseBody) -> dict[str, Any]:
+    """DPO: refuse a manifestly unfounded or excessive request, with a reason the subject is told."""
+    caller = require_caller()
+    return convert.rights_request(backends().rights.RefuseRequest(
+        rights_pb2.RefuseRequestRequest(id=request_id, reason=json.reason), metadata=caller.metadata))
+
+
+@bp.get("/api/v1/rights-requests/<request_id>/export")
+@spec.validate(resp=Resp("HTTP_200", HTTP_401=ErrorOut, HTTP_403=ErrorOut, HTTP_404=ErrorOut,
+                         HTTP_409=ErrorOut), tags=["rights"], security=BEARER)
+def download_export(request_id: str) -> Response:
+    """The requester's ZIP (data.json, one CSV per table, report.html) while the link is valid."""
+    caller = require_caller()
+    chunks = backends().rights.DownloadExport(rights_pb2.DownloadExportRequest(id=request_id),
+                                              metadata=caller.metadata, timeout=EXPORT_DEADLINE_SECONDS)
+    # The first chunk is fetched here, so a refusal (not yours, not ready, expired) is a proper error
+    # answer; after it the ZIP streams through without being held whole.
+    first = next(chunks, None)
+
+    def body() -> Iterator[bytes]:
+        if first is not None:
+            yield first.data
+        for chunk in chunks:
+            yield chunk.data
+
+    response = Response(stream_with_context(body()), mimetype="application/zip")
+    response.headers["Content-Disposition"] = f'attachment; filename="kaseum-{request_id[:32]}.zip"'
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,68 @@
+"""Request and response bodies of the rights routes (api/rights.py)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from .schemas import Body
+
+
+class RightsBody(Body):
+    kind: str = Field(description="access, rectification, erasure, objection, restriction, "
+                                  "portability or withdraw_consent")
+    details: str = Field(default="", max_length=5000)
+    purpose: str = Field(default="", max_length=20, description="objection only: direct_marketing (default), "
+                                                                 "analytics, profiling or all")
+    corrections: dict[str, str] = Field(default_factory=dict, max_length=20,
+                                        description="rectification only: field → corrected value (first_name, "
+                                                    "last_name, company, job_title, email, phone, country)")
+
+
+class RightsQuery(Body):
+    model_config = ConfigDict(extra="forbid", strict=False)
+    status: str = ""
+    overdue: bool = False
+    cursor: str = ""
+
+
+class ExtendBody(Body):
+    months: StrictInt = Field(ge=1, le=2, description="further months: 1 or 2, once")
+    reason: str = Field(min_length=1, max_length=2000, description="told to the subject")
+
+
+class RefuseBody(Body):
+    reason: str = Field(min_length=1, max_length=2000, description="told to the subject, with the right to "
+                                                                   "complain to the ICO")
+
+
+class StepOut(BaseModel):
+    service: str
+    operation: str
+    status: str = Field(description="pending, done or failed (waits for the DPO's retry)")
+    attempts: int
+    error: str | None = Field(description="the last failure's code")
+    next_attempt_at: str | None
+    outcome: str
+    kept: list[str] = Field(description="what the service kept, and why")
+
+
+class RightsOut(BaseModel):
+    id: str
+    kind: str
+    status: str
+    received_at: str
+    due_at: str
+    completed_at: str | None
+    steps: list[StepOut]
+    purpose: str | None
+    extension_reason: str | None
+    refusal_reason: str | None
+    complaint: str | None = Field(description="with a refusal: how to complain to the ICO")
+    export_url: str | None = Field(description="access and portability: the ZIP, for the requester, until "
+                                               "export_expires_at")
+    export_expires_at: str | None
+
+
+class RightsPage(BaseModel):
+    items: list[RightsOut]
+    next_cursor: str | None

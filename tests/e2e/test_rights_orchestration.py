@@ -1,0 +1,230 @@
+"""Rights requests through the whole system: a portal request completes with no staff action across
+every service, each step applied once, through outages of the others and a restart of rights itself;
+the access ZIP; the DPO's retry, extension and refusal; who may see what."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+import zipfile
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.support import jetstream
+from tests.support.api import PASSWORD, Api, sign_up_and_log_in, staff
+from tests.support.waiting import eventually
+from tools.stack import Stack
+
+STREAM = "KASEUM_UK"
+
+
+def file(customer: Api, kind: str, **body: Any) -> dict[str, Any]:
+    response = customer.call("POST", "/api/v1/rights-requests", json={"kind": kind, **body})
+    assert response.status_code == 202, response.text
+    filed: dict[str, Any] = response.json()
+    return filed
+
+
+def finished(customer: Api, request_id: str, timeout: float = 60) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        got = customer.call("GET", f"/api/v1/rights-requests/{request_id}")
+        assert got.status_code == 200, got.text
+        body: dict[str, Any] = got.json()
+        return body if body["status"] in ("completed", "refused") else None
+
+    return eventually(probe, timeout=timeout, interval=0.3, what=f"request {request_id} to complete")
+
+
+def open_ticket(customer: Api, subject: str, body: str) -> str:
+    created = customer.call("POST", "/api/v1/tickets", json={"subject": subject, "body": body})
+    assert created.status_code == 201, created.text
+    ticket_id: str = created.json()["id"]
+    return ticket_id
+
+
+def count_rows(system: Stack, service: str, sql: str, **params: str) -> int:
+    engine = create_engine(system.database_url(service))
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(sql), params).scalar_one())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.notice("13.1.1")
+@pytest.mark.rule("R-ACCESS-1")
+@pytest.mark.rule("R-RIGHTS-1")
+def test_an_access_request_completes_with_no_staff_action_and_the_zip_holds_everything_and_no_one_else(
+        system: Stack, api: Api) -> None:
+    tag = uuid.uuid4().hex[:8]
+    customer, account, body = sign_up_and_log_in(api, first_name=f"Zelda{tag}", job_title=f"Cartographer{tag}")
+    open_ticket(customer, f"Printer {tag} jammed", f"The printer in room {tag}-B eats paper")
+    other, _, other_body = sign_up_and_log_in(api, first_name=f"Other{tag}")
+    open_ticket(other, f"Other {tag} subject", f"Someone else's words {tag}-X")
+
+    filed = file(customer, "access", details="everything you hold")
+    assert filed["status"] == "in_progress" and filed["due_at"] > filed["received_at"]
+    done = finished(customer, filed["id"])
+    assert done["status"] == "completed"
+    assert {s["service"] for s in done["steps"]} == {"identity", "tickets", "consent", "analytics", "rights"}
+    assert all(s["status"] == "done" and s["attempts"] == 1 for s in done["steps"])
+    assert done["export_url"] == f"/api/v1/rights-requests/{filed['id']}/export" and done["export_expires_at"]
+
+    zipped = customer.call("GET", done["export_url"])
+    assert zipped.status_code == 200 and zipped.headers["Content-Type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(zipped.content))
+    names = set(archive.namelist())
+    assert {"data.json", "report.html", "identity/accounts.csv", "tickets/tickets.csv"} <= names
+    data = archive.read("data.json").decode()
+    for planted in (body["first_name"], body["job_title"], body["email"], body["username"], body["company"],
+                    f"Printer {tag} jammed", f"room {tag}-B"):
+        assert planted in data, planted
+    everything = b"".join(archive.read(n) for n in names).decode()
+    for foreign in (other_body["first_name"], other_body["email"], f"Other {tag} subject", f"{tag}-X"):
+        assert foreign not in everything, foreign
+    parsed = json.loads(data)
+    assert parsed["request"]["id"] == filed["id"]
+    [row] = list(csv.DictReader(io.StringIO(archive.read("identity/accounts.csv").decode())))
+    assert row["id"] == account["id"] and row["email"] == body["email"]
+    report = archive.read("report.html").decode()
+    for must_say in ("lawful basis", "Who receives it", "How long we keep it", "Where it came from",
+                     "Your rights", "ico.org.uk", "international transfers"):
+        assert must_say.lower() in report.lower(), must_say
+
+
+@pytest.mark.notice("13.1.1")
+@pytest.mark.rule("R-SEC-1")
+def test_no_one_else_reads_the_request_or_its_export(system: Stack, api: Api, admin: Api, dpo: Api) -> None:
+    customer, _, _ = sign_up_and_log_in(api)
+    filed = file(customer, "access")
+    finished(customer, filed["id"])
+    path = f"/api/v1/rights-requests/{filed['id']}"
+    other, _, _ = sign_up_and_log_in(api)
+    assert other.call("GET", path).status_code == 404
+    assert other.call("GET", path + "/export").status_code == 404
+    for role in ("agent", "analyst"):
+        person, _ = staff(api, admin, role)
+        assert person.call("GET", path).status_code == 403, role
+        assert person.call("GET", path + "/export").status_code == 403, role
+    # The DPO follows the request but does not download the subject's data.
+    assert dpo.call("GET", path).status_code == 200
+    assert dpo.call("GET", path + "/export").status_code == 403
+    assert api.call("GET", path + "/export").status_code == 401
+
+
+@pytest.mark.notice("13.1.3")
+@pytest.mark.rule("R-ERASE-1")
+def test_an_erasure_completes_everywhere_and_identity_goes_last(system: Stack, api: Api) -> None:
+    customer, account, body = sign_up_and_log_in(api)
+    open_ticket(customer, "Please forget me", "all of it")
+    filed = file(customer, "erasure")
+    # The subject's own session ends with the account, so the request is followed through the DPO's
+    # view in the database: rights keeps the request as evidence.
+    eventually(lambda: count_rows(system, "rights", "SELECT count(*) FROM rights_requests WHERE id = :i AND "
+                                  "status = 'completed'", i=filed["id"]) == 1, timeout=60, what="erasure")
+    assert count_rows(system, "identity", "SELECT count(*) FROM accounts WHERE id = :i", i=account["id"]) == 0
+    assert count_rows(system, "tickets", "SELECT count(*) FROM tickets WHERE requester_id = :i",
+                      i=account["id"]) == 0
+    assert count_rows(system, "rights", "SELECT count(*) FROM erasure_ledger WHERE subject_id = :i",
+                      i=account["id"]) == 1
+    login = api.call("POST", "/api/v1/sessions", json={"login": body["username"], "password": PASSWORD})
+    assert login.status_code == 401
+
+
+@pytest.mark.notice("13.1.2")
+@pytest.mark.rule("R-RIGHTS-1")
+def test_a_rectification_corrects_identity_and_bad_fields_are_refused(system: Stack, api: Api) -> None:
+    customer, _, _ = sign_up_and_log_in(api)
+    done = finished(customer, file(customer, "rectification", corrections={"last_name": "Byron"})["id"])
+    assert done["status"] == "completed"
+    assert customer.call("GET", "/api/v1/me").json()["last_name"] == "Byron"
+    refused = customer.call("POST", "/api/v1/rights-requests",
+                            json={"kind": "rectification", "corrections": {"password_hash": "x"}})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid_corrections"
+
+
+@pytest.mark.notice("13.1.4")
+@pytest.mark.rule("R-MKT-6")
+def test_an_objection_to_direct_marketing_stops_it_at_once(system: Stack, api: Api) -> None:
+    customer, _, _ = sign_up_and_log_in(api, marketing={"email": True, "telephone": True})
+    eventually(lambda: customer.call("GET", "/api/v1/me/preferences").status_code == 200, what="preferences")
+    done = finished(customer, file(customer, "objection", purpose="all")["id"])
+    assert {(s["service"], s["operation"]) for s in done["steps"]} == {("consent", "object"),
+                                                                       ("analytics", "notify")}
+    prefs = customer.call("GET", "/api/v1/me/preferences").json()
+    assert prefs["objected"] is True and prefs["marketing"] == {"email": False, "telephone": False}
+    bad = customer.call("POST", "/api/v1/rights-requests", json={"kind": "objection", "purpose": "everything"})
+    assert bad.status_code == 422
+
+
+@pytest.mark.notice("13.3")
+@pytest.mark.rule("R-RIGHTS-2")
+def test_the_dpo_extends_once_and_refuses_with_a_reason_the_subject_sees(
+        system: Stack, api: Api, dpo: Api) -> None:
+    customer, _, _ = sign_up_and_log_in(api)
+    filed = file(customer, "access")
+    path = f"/api/v1/rights-requests/{filed['id']}"
+    assert customer.call("POST", path + "/extend", json={"months": 2, "reason": "complex"}).status_code == 403
+    assert dpo.call("POST", path + "/extend", json={"months": 3, "reason": "x"}).status_code == 422
+    other, _, _ = sign_up_and_log_in(api)
+    second = file(other, "erasure")
+    second_path = f"/api/v1/rights-requests/{second['id']}"
+    extended = dpo.call("POST", second_path + "/extend", json={"months": 2, "reason": "many related requests"})
+    if extended.status_code == 409:  # the erasure finished first: extending a closed request is refused
+        assert extended.json()["error"]["code"] == "request_closed"
+    else:
+        assert extended.status_code == 200, extended.text
+        assert extended.json()["extension_reason"] == "many related requests"
+        assert extended.json()["due_at"] > second["due_at"]
+        again = dpo.call("POST", second_path + "/extend", json={"months": 1, "reason": "more"})
+        assert again.status_code == 409
+    third, _, _ = sign_up_and_log_in(api)
+    request = file(third, "portability")
+    refused = dpo.call("POST", f"/api/v1/rights-requests/{request['id']}/refuse",
+                       json={"reason": "the same request was answered yesterday"})
+    if refused.status_code == 200:
+        seen = third.call("GET", f"/api/v1/rights-requests/{request['id']}").json()
+        assert seen["status"] == "refused" and seen["refusal_reason"] == "the same request was answered yesterday"
+        assert "ico.org.uk" in seen["complaint"]
+    else:  # it completed before the DPO acted
+        assert refused.status_code == 409
+    assert finished(customer, filed["id"])["status"] == "completed"
+
+
+@pytest.mark.notice("13")
+@pytest.mark.rule("R-RIGHTS-1")
+def test_a_service_down_and_rights_restarted_mid_request_still_complete_each_step_once(make_stack: Any) -> None:
+    stack: Stack = make_stack(ORCHESTRATOR_INTERVAL_SECONDS="0.2")
+    stack.start()
+    api = Api(stack.gateway_url)
+    customer, account, _ = sign_up_and_log_in(api)
+    open_ticket(customer, "Before the outage", "words")
+    stack.stop_process("tickets")
+    filed = file(customer, "erasure")
+
+    def tickets_failing() -> bool:
+        got = customer.call("GET", f"/api/v1/rights-requests/{filed['id']}")
+        [step] = [s for s in got.json()["steps"] if s["service"] == "tickets"]
+        return step["status"] == "pending" and step["attempts"] >= 1 and step["error"] is not None
+
+    eventually(tickets_failing, timeout=30, what="the tickets step to fail and wait")
+    # Identity (phase 2) has not run while tickets is down: the subject can still follow the request.
+    assert count_rows(stack, "identity", "SELECT count(*) FROM accounts WHERE id = :i", i=account["id"]) == 1
+    stack.stop_process("rights")
+    stack.start_service("tickets")
+    stack.wait_serving("tickets")
+    stack.start_service("rights")
+    stack.wait_serving("rights")
+    eventually(lambda: count_rows(stack, "rights", "SELECT count(*) FROM rights_requests WHERE id = :i AND "
+                                  "status = 'completed'", i=filed["id"]) == 1, timeout=90, what="completion")
+    assert count_rows(stack, "tickets", "SELECT count(*) FROM tickets WHERE requester_id = :i", i=account["id"]) == 0
+    # Each effect once: one account.erased event, one completion event.
+    eventually(lambda: jetstream.count(stack.nats_url, STREAM, "uk.identity.account.erased") == 1,
+               what="the erasure event")
+    assert jetstream.count(stack.nats_url, STREAM, "uk.rights.request.completed") == 1
+    assert count_rows(stack, "rights", "SELECT count(*) FROM request_steps WHERE request_id = :i AND "
+                      "status = 'done'", i=filed["id"]) == 5
