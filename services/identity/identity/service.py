@@ -230,14 +230,17 @@ class IdentityService(SubjectDataRules):
     def login(self, login: str, password: str, ip_address: str, user_agent: str,
               time_zone: str = "") -> Tokens:
         key = login.strip().casefold()
-        keys = [self.throttle.key("login", key)] + ([self.throttle.key("ip", ip_address)] if ip_address else [])
         zone = v.time_zone(time_zone)
         now = utcnow()
         # A short read, then the hash with no transaction open (a database connection is not held
         # for the ~25 ms of argon2id), then a short write.
         with self.uow() as uow:
-            throttles = self.throttle.check(uow.repo, keys, now)
             found = uow.repo.account_by_login(key) if key else None
+            # Back-off per account, whichever of its logins is typed (username and address share it);
+            # an unknown login backs off per text typed, with the same free failures and waits.
+            keys = [self._login_key(found.id if found else "", key)]
+            keys += [self.throttle.key("ip", ip_address)] if ip_address else []
+            throttles = self.throttle.check(uow.repo, keys, now)
             stored = found.password_hash if found else None
         ok = self.passwords.verify(stored, password)
         with self.uow() as uow:
@@ -266,6 +269,10 @@ class IdentityService(SubjectDataRules):
             tokens = self._issue(account, session, now)
             uow.commit()
         return tokens
+
+    def _login_key(self, account_id: str, typed: str) -> str:
+        # Distinct prefixes: no text typed can share an account's key.
+        return self.throttle.key("login", "account:" + account_id if account_id else "typed:" + typed)
 
     def _issue(self, account: Account, session: SessionRecord, now: datetime) -> Tokens:
         """A short-lived access token and a new single-use refresh token for the session."""
@@ -319,7 +326,7 @@ class IdentityService(SubjectDataRules):
                                ev.SessionsRevoked(account_id=account_id, session_ids=ids))
 
     def change_password(self, principal: Principal, current: str, new: str) -> None:
-        keys = [self.throttle.key("login", "account:" + principal.subject_id)]
+        keys = [self._login_key(principal.subject_id, "")]  # the account's sign-in back-off: one guess is one guess
         now = utcnow()
         with self.uow() as uow:
             self.throttle.check(uow.repo, keys, now)
