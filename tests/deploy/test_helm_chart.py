@@ -422,6 +422,8 @@ def test_egress_is_dns_nats_own_database_and_callees(uk: list[Manifest]) -> None
         expected = {53, 4222} | {50051 + GRPC_SERVICES.index(c) for c in callees}
         if name != "gateway":
             expected.add(5432)
+        if name == "consent":
+            expected.add(587)  # the mail relay (values: mail.smtp.port)
         assert ports - {4318} == expected, name
 
 

@@ -122,6 +122,30 @@ kaseum.io/region: {{ include "kaseum.region" .root }}
 {{- if $svc.signingKey }}
 {{- include "kaseum.secretEnv" (dict "env" "IDENTITY_SIGNING_KEY" "ref" $svc.signingKey "what" (printf "%s.signingKey" .name)) | nindent 0 }}
 {{- end }}
+{{- if and (eq .name "consent") $root.Values.mail }}
+{{- with $root.Values.mail }}
+- name: PUBLIC_BASE_URL
+  value: {{ .publicBaseUrl | quote }}
+- name: MAIL_FROM
+  value: {{ .from | quote }}
+- name: SMTP_HOST
+  value: {{ .smtp.host | quote }}
+- name: SMTP_PORT
+  value: {{ .smtp.port | quote }}
+- name: SMTP_STARTTLS
+  value: {{ .smtp.starttls | default false | quote }}
+{{- $secret := .credentials.existingSecret }}
+- name: SMTP_USERNAME
+  valueFrom:
+    secretKeyRef: {name: {{ $secret | quote }}, key: SMTP_USERNAME, optional: true}
+- name: SMTP_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ $secret | quote }}, key: SMTP_PASSWORD, optional: true}
+- name: SUPPRESSION_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ $secret | quote }}, key: SUPPRESSION_KEY}
+{{- end }}
+{{- end }}
 {{- if $root.Values.otel.endpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ $root.Values.otel.endpoint | quote }}
@@ -224,6 +248,15 @@ volumes:
       port: 53
     - protocol: TCP
       port: 53
+{{- if and (eq .name "consent") $root.Values.mail }}
+- ports:
+    - protocol: TCP
+      port: {{ $root.Values.mail.smtp.port }}
+  {{- with $root.Values.mail.networkPolicyPeers }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
 {{- if $svc.database }}
 {{- $peers := $svc.database.networkPolicyPeers | default $root.Values.database.networkPolicyPeers }}
 - ports:
