@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from analytics.models import NoisyAnswer, UsageEvent
@@ -262,3 +263,44 @@ def test_with_nats_down_customers_still_get_answers(system: Stack, api: Api) -> 
             assert customer.call("GET", "/api/v1/me").status_code == 200
     finally:
         system.start_nats()
+
+
+@pytest.mark.notice("3.3")
+@pytest.mark.rule("R-DATA-3")
+def test_the_gateway_drops_its_copy_of_the_day_key_at_midnight(system: Stack) -> None:
+    import asyncio
+    import time
+    from datetime import UTC, datetime
+
+    from gateway.usage import UsagePublisher
+    from servicekit.bus import Bus
+    from servicekit.testing import Clock
+
+    region = "t" + uuid.uuid4().hex[:7]  # its own key bucket: the stack's keys are left alone
+    bus = Bus(system.nats_url, region, "gateway-day-key-test")
+    bus.start()
+    try:
+        deadline = time.monotonic() + 10
+        while bus.js is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        clock = Clock(datetime(2025, 3, 10, 23, 59, tzinfo=UTC))
+        publisher = UsagePublisher(bus, region, clock=clock)
+
+        def on_loop(fn: Any) -> Any:
+            async def call() -> Any:
+                result = fn()
+                return await result if asyncio.iscoroutine(result) else result
+            return asyncio.run_coroutine_threadsafe(call(), bus.loop).result(5)
+
+        assert on_loop(lambda: publisher._key("2025-03-10")) is not None
+        assert publisher._day_key is not None and publisher._midnight is not None
+        # Dropped when the day ends (23:59 + 60 s), not at the next use, which may never come.
+        wait = on_loop(lambda: publisher._midnight.when() - bus.loop.time())
+        assert 59 < wait <= 60
+        on_loop(publisher._drop_past_key)  # woken early: still the 10th, kept, and set again
+        assert publisher._day_key is not None and publisher._midnight is not None
+        clock.advance(minutes=1)
+        on_loop(publisher._drop_past_key)
+        assert publisher._day_key is None
+    finally:
+        bus.stop()

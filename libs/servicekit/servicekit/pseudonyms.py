@@ -35,9 +35,18 @@ from .bus import Bus
 
 T = TypeVar("T")
 
-# A day's key must outlive the day plus the roll-up grace (analytics purges it then); the TTL
-# is the backstop that destroys it even if no roll-up runs.
-KEY_TTL_SECONDS = 26 * 3600.0
+
+
+def key_ttl_seconds(rollup_grace_seconds: float = 3600.0, rollup_interval_seconds: float = 600.0) -> float:
+    """How long the bucket keeps a day's key. A key may be made as its day starts and must live
+    until the day is rolled up (its end, plus the grace, plus up to one roll-up interval): until
+    then analytics recomputes pseudonyms under it to erase or exclude a subject's events. Analytics
+    destroys it after the roll-up; this TTL (an hour's margin more) is the backstop if none runs."""
+    return 24 * 3600.0 + rollup_grace_seconds + rollup_interval_seconds + 3600.0
+
+
+# With analytics' default settings (1 h grace, 10 min interval).
+KEY_TTL_SECONDS = key_ttl_seconds()
 EXCLUSION_REASONS = ("objected", "restricted")
 _SUBJECT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -62,10 +71,13 @@ class Unavailable(Exception):
 class _Bucket:
     """One key-value bucket, opened (or created) lazily on the bus's event loop."""
 
-    def __init__(self, bus: Bus, name: str, ttl: float | None) -> None:
+    def __init__(self, bus: Bus, name: str, ttl: float | None, enforce_ttl: bool = False) -> None:
         self.bus = bus
         self.name = name
         self.ttl = ttl
+        # Set the TTL of a bucket another process created with another one (e.g. a gateway,
+        # which does not know analytics' roll-up settings).
+        self.enforce_ttl = enforce_ttl
         self._kv: KeyValue | None = None
 
     async def store(self) -> KeyValue:
@@ -74,15 +86,21 @@ class _Bucket:
             if js is None:
                 raise Unavailable("NATS is not connected")
             try:
-                self._kv = await js.key_value(self.name)
+                kv = await js.key_value(self.name)
             except NotFoundError:
                 config = api.KeyValueConfig(bucket=self.name, history=1, storage=api.StorageType.FILE,
                                             direct=True, ttl=self.ttl)
                 try:
-                    self._kv = await js.create_key_value(config)
+                    kv = await js.create_key_value(config)
                 except Exception:
                     # Another process created it between our lookup and our create.
-                    self._kv = await js.key_value(self.name)
+                    kv = await js.key_value(self.name)
+            if self.enforce_ttl and self.ttl is not None:
+                info = await js.stream_info(f"KV_{self.name}")
+                if abs((info.config.max_age or 0.0) - self.ttl) > 1:
+                    # Applies to the keys already there too (their age counts from when they were made).
+                    await js.update_stream(info.config.evolve(max_age=self.ttl))
+            self._kv = kv
         return self._kv
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 3.0) -> T:
@@ -101,8 +119,8 @@ class _Bucket:
 class PseudonymKeys:
     """The region's per-day pseudonym keys."""
 
-    def __init__(self, bus: Bus, region: str, ttl: float = KEY_TTL_SECONDS) -> None:
-        self._bucket = _Bucket(bus, keys_bucket(region), ttl)
+    def __init__(self, bus: Bus, region: str, ttl: float = KEY_TTL_SECONDS, enforce_ttl: bool = False) -> None:
+        self._bucket = _Bucket(bus, keys_bucket(region), ttl, enforce_ttl)
 
     async def get(self, day: date, create: bool) -> bytes | None:
         """The key of `day`; with `create`, made now if no process has made it yet."""

@@ -12,7 +12,7 @@ from kaseum.analytics.v1 import analytics_pb2_grpc
 from kaseum.privacy.v1 import personal_data_pb2_grpc
 from servicekit.personal_data import FULL_NAME as PERSONAL_DATA
 from servicekit.personal_data import PersonalDataApi
-from servicekit.pseudonyms import Exclusions, PseudonymKeys
+from servicekit.pseudonyms import Exclusions, PseudonymKeys, key_ttl_seconds
 from servicekit.runtime import ServiceRuntime, main_entry
 from servicekit.settings import ServiceSettings
 
@@ -32,8 +32,10 @@ def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], Analyt
     settings = AnalyticsSettings(**base.model_dump())
     runtime = ServiceRuntime(settings, Outbox, Inbox, Repository)
     region = settings.region
-    service = AnalyticsService(runtime.uow, region, PseudonymKeys(runtime.bus, region),
-                               Exclusions(runtime.bus, region),
+    # The keys' TTL follows the roll-up's timing: no key may expire before its day is rolled up.
+    keys = PseudonymKeys(runtime.bus, region, enforce_ttl=True, ttl=key_ttl_seconds(
+        settings.rollup_grace_seconds, settings.rollup_interval_seconds))
+    service = AnalyticsService(runtime.uow, region, keys, Exclusions(runtime.bus, region),
                                rollup_grace=timedelta(seconds=settings.rollup_grace_seconds),
                                min_group_size=settings.min_group_size, products=settings.products())
     # The budget ledger names analysts by a keyed hash; the key is derived from the deployment secret.

@@ -3,13 +3,21 @@ every replica, made by whichever needs it first, unrecoverable once destroyed.""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import pytest
 from servicekit.bus import Bus
-from servicekit.pseudonyms import Exclusions, PseudonymKeys, pseudonym
+from servicekit.pseudonyms import (
+    KEY_TTL_SECONDS,
+    Exclusions,
+    PseudonymKeys,
+    key_ttl_seconds,
+    keys_bucket,
+    pseudonym,
+)
 
 from .conftest import started_bus
 
@@ -72,3 +80,28 @@ def test_the_exclusion_list_keeps_each_reason_apart(exclusions: Exclusions) -> N
         exclusions.set("s1", "bored", True)
     with pytest.raises(ValueError):
         exclusions.set("s1.>", "objected", True)
+
+
+@pytest.mark.notice("3.3")
+@pytest.mark.rule("R-DATA-3")
+@pytest.mark.parametrize("grace_hours", [1, 4, 12])
+def test_no_key_expires_before_its_day_is_rolled_up(grace_hours: int) -> None:
+    # A key made as its day starts is needed (erasure, exclusion) until the roll-up: the day's end,
+    # the grace, and up to one roll-up interval later. The old fixed 26 h failed from a 2 h grace.
+    grace, interval = grace_hours * 3600.0, 600.0
+    assert key_ttl_seconds(grace, interval) > 24 * 3600 + grace + interval
+    assert key_ttl_seconds() == KEY_TTL_SECONDS
+
+
+@pytest.mark.notice("3.3")
+def test_analytics_gives_a_bucket_made_by_a_gateway_the_ttl_of_its_roll_up(bus: Bus, region: str) -> None:
+    day = date(2025, 3, 10)
+    made = PseudonymKeys(bus, region).key(day, create=True)  # as a gateway would, first
+    ttl = key_ttl_seconds(rollup_grace_seconds=4 * 3600)
+    assert PseudonymKeys(bus, region, ttl=ttl, enforce_ttl=True).key(day) == made  # the key is kept
+
+    async def max_age() -> float:
+        assert bus.js is not None
+        return float((await bus.js.stream_info(f"KV_{keys_bucket(region)}")).config.max_age or 0)
+
+    assert asyncio.run_coroutine_threadsafe(max_age(), bus.loop).result(5) == pytest.approx(ttl)

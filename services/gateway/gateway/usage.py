@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Collection
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 
 from flask import Flask, Response, g, request
 from kaseum.events.v1 import gateway_events_pb2 as gw
@@ -61,6 +61,7 @@ class UsagePublisher:
         self._lock = threading.Lock()
         # Only the current day's key is kept in memory, and only until the day ends.
         self._day_key: tuple[str, bytes] | None = None
+        self._midnight: asyncio.TimerHandle | None = None
 
     def feature_used(self, subject_id: str, feature: str, product: str = "", size_band: str = "") -> bool:
         """Hand the use to the NATS loop; True if handed, False if dropped. Never raises, never waits."""
@@ -88,7 +89,29 @@ class UsagePublisher:
         key = await self.keys.get(datetime.fromisoformat(day).date(), create=True)
         if key is not None:
             self._day_key = (day, key)
+            self._forget_at_midnight()
         return key
+
+    def _forget_at_midnight(self) -> None:
+        """Drop the key from memory when its day ends (UTC), used or not after: analytics destroys
+        it in the bucket after the roll-up, and no copy may outlive it here, where it would let
+        anyone who can read this process's memory recompute that day's pseudonyms. Runs on the
+        NATS loop (as `_key` does)."""
+        if self._midnight is not None:
+            self._midnight.cancel()
+        now = self.clock()
+        midnight = datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=UTC)
+        self._midnight = self.bus.loop.call_later(max(0.001, (midnight - now).total_seconds()),
+                                                  self._drop_past_key)
+
+    def _drop_past_key(self) -> None:
+        self._midnight = None
+        if self._day_key is None:
+            return
+        if self._day_key[0] != self.clock().date().isoformat():
+            self._day_key = None
+        else:
+            self._forget_at_midnight()  # woken before midnight (the loop's clock drifts): again
 
     async def _publish(self, subject_id: str, feature: str, product: str, size_band: str) -> None:
         try:
