@@ -16,6 +16,7 @@ def found(service: TicketsService, caller_id: str, query: str, role: str = "cust
     return [t.subject for t in service.page(who(caller_id, role), {}, "", 0, query=query).items]
 
 
+@pytest.mark.notice("1.2")
 def test_words_in_subjects_bodies_and_public_replies_are_found(service: TicketsService) -> None:
     ticket = service.open(who(ALICE), "Invoice missing", "Where is my invoice for March?", "")
     service.open(who(ALICE), "Password", "I cannot sign in", "")
@@ -27,12 +28,15 @@ def test_words_in_subjects_bodies_and_public_replies_are_found(service: TicketsS
     assert found(service, BOB, "invoice") == []  # not Bob's
 
 
+@pytest.mark.notice("11")
+@pytest.mark.rule("R-SEC-1")
 @pytest.mark.parametrize("query", ['" OR 1=1 --', "NEAR(a b)", "subject:*", "a AND", "'; DROP TABLE tickets; --"])
 def test_query_syntax_never_reaches_the_database(service: TicketsService, query: str) -> None:
     service.open(who(ALICE), "Plain", "text", "")
     assert service.page(who(ALICE), {}, "", 0, query=query).items == []
 
 
+@pytest.mark.notice("1.2")
 def test_an_empty_or_huge_search_is_refused(service: TicketsService) -> None:
     with pytest.raises(InvalidArgument):
         service.page(who(ALICE), {}, "", 0, query="!!! ???")

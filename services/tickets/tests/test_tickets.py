@@ -34,6 +34,8 @@ def test_roles_without_a_need_to_know_are_denied(service: TicketsService, role: 
         service.get(person(AGENT, role), ticket.id)
 
 
+@pytest.mark.notice("11")
+@pytest.mark.rule("R-SEC-1")
 def test_internal_notes_are_for_staff_only(service: TicketsService) -> None:
     ticket = service.open(person(ALICE), "Help", "text", "")
     with pytest.raises(PermissionDenied):
@@ -81,6 +83,7 @@ def outbox_types(service: TicketsService) -> list[str]:
         return [envelope_pb2.Envelope.FromString(r.data).type for r in uow.session.scalars(select(Outbox))]
 
 
+@pytest.mark.notice("1.2")
 def test_pages_follow_a_keyset_cursor_without_gaps_or_repeats(service: TicketsService) -> None:
     opened = [service.open(person(ALICE), f"t{i}", "b", "").id for i in range(7)]
     seen: list[str] = []
@@ -95,6 +98,8 @@ def test_pages_follow_a_keyset_cursor_without_gaps_or_repeats(service: TicketsSe
     assert seen == list(reversed(opened))
 
 
+@pytest.mark.notice("1.2")
+@pytest.mark.rule("R-XFER-2")
 def test_bad_arguments_are_refused(service: TicketsService) -> None:
     with pytest.raises(InvalidArgument):
         service.open(person(ALICE), "", "b", "")

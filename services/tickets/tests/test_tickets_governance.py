@@ -181,6 +181,8 @@ def test_purge_removes_exactly_the_closed_tickets_past_six_years_and_nothing_hel
     assert purger.run_once()[0].purged == 1
 
 
+@pytest.mark.notice("3.2")
+@pytest.mark.rule("R-RET-1")
 def test_every_column_of_tickets_declares_its_category() -> None:
     assert DECLARATION.problems() == []
 
