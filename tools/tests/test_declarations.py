@@ -15,7 +15,7 @@ from servicekit import ropa
 from servicekit.declarations import NOT_PERSONAL, ServiceDeclaration, catalogue, columns_of, undeclared
 
 # consent and analytics join when their models are declared.
-SERVICES = ["identity", "tickets", "rights"]
+SERVICES = ["identity", "tickets", "consent", "rights", "analytics"]
 
 
 def declaration(service: str) -> ServiceDeclaration:
