@@ -95,6 +95,7 @@ def test_a_customer_cannot_write_internal_notes(api: Api) -> None:
              403)
 
 
+@pytest.mark.rule("R-SEC-2")
 def test_no_token_forged_token_and_tampered_token_are_401(api: Api) -> None:
     assert error_of(api.call("GET", "/api/v1/me"), 401)
     assert error_of(api.call("GET", "/api/v1/me", headers={"Authorization": "Bearer forged.token.here"}), 401)
@@ -107,6 +108,7 @@ def test_no_token_forged_token_and_tampered_token_are_401(api: Api) -> None:
     assert error_of(api.as_user(f"{header}.{forged}.{signature}").call("GET", "/api/v1/me"), 401)
 
 
+@pytest.mark.notice("11")
 def test_wrong_password_and_unknown_login_get_the_same_401(api: Api) -> None:
     _, _, body = sign_up_and_log_in(api)
     wrong = api.call("POST", "/api/v1/sessions", json={"login": body["username"], "password": "nope nope nope"})
@@ -131,6 +133,7 @@ def test_sign_up_from_another_region_is_422(api: Api) -> None:
     assert error["code"] == "wrong_region"
 
 
+@pytest.mark.rule("R-SEC-1")
 def test_customers_cannot_create_staff(api: Api) -> None:
     user, _, _ = sign_up_and_log_in(api)
     body = {"role": "admin", "username": "sneaky", "email": "s@example.com", "password": "x" * 16}

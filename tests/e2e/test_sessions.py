@@ -65,6 +65,8 @@ def test_password_change_needs_the_old_one_and_revokes_the_others(api: Api) -> N
     assert log_in(api, body["username"], "a fresh passphrase here")
 
 
+@pytest.mark.notice("11")
+@pytest.mark.rule("R-SEC-2")
 def test_repeated_failed_logins_get_429_with_retry_after(api: Api) -> None:
     _, _, body = sign_up_and_log_in(api)
     statuses = [api.call("POST", "/api/v1/sessions", json={"login": body["username"], "password": "wrong one!"})

@@ -42,6 +42,7 @@ def admin(system: Stack, api: Api) -> Api:
     return log_in(api, name)
 
 
+@pytest.mark.rule("R-SEC-1", "R-SEC-2")
 def test_the_cli_refuses_a_password_argument_and_bad_roles(system: Stack) -> None:
     no_stdin = cli(system, "users", "create", "--role", "admin", "--username", "x_admin", "--email", "x@e.com")
     assert no_stdin.returncode != 0 and "--password-stdin" in no_stdin.stderr
@@ -50,6 +51,7 @@ def test_the_cli_refuses_a_password_argument_and_bad_roles(system: Stack) -> Non
     assert bad_role.returncode != 0 and "--role" in bad_role.stderr
 
 
+@pytest.mark.rule("R-SEC-1", "R-SEC-2")
 def test_the_cli_needs_the_deployment_secret(system: Stack) -> None:
     env = {"KASEUM_ENV_FILE": "/nonexistent", "IDENTITY_ADDR": system.grpc_addr("identity"),
            "KASEUM_SERVICE_SECRET": "w" * 40}
@@ -96,5 +98,6 @@ def test_an_admin_cannot_make_a_customer_account(api: Api, admin: Api) -> None:
     assert api.call("POST", "/api/v1/sessions", json={"login": name, "password": PASSWORD}).status_code == 401
 
 
+@pytest.mark.notice("6.1")
 def test_staff_have_no_marketing_preferences_page(api: Api, admin: Api) -> None:
     assert admin.call("GET", "/api/v1/me/preferences").status_code == 403

@@ -30,6 +30,7 @@ def claim(system: Stack, address: str, kind: str) -> str:
     return link_token(mail)
 
 
+@pytest.mark.rule("R-SEC-2")
 def test_login_gives_a_refresh_token_that_rotates(api: Api) -> None:
     body = signup_body()
     assert api.call("POST", "/api/v1/accounts", json=body).status_code == 201
@@ -43,6 +44,7 @@ def test_login_gives_a_refresh_token_that_rotates(api: Api) -> None:
     assert replay.status_code == 401
 
 
+@pytest.mark.rule("R-SEC-2")
 def test_a_token_signed_by_another_key_or_expired_is_401(system: Stack, api: Api) -> None:
     user, created, _ = sign_up_and_log_in(api)
     claims = jwt.decode(user.token, options={"verify_signature": False})
@@ -73,6 +75,7 @@ def test_password_reset_by_link_through_the_api(system: Stack, api: Api) -> None
     assert again.status_code == 422
 
 
+@pytest.mark.notice("3.2.2")
 def test_email_verification_by_link_through_the_api(system: Stack, api: Api) -> None:
     user, _, body = sign_up_and_log_in(api)
     assert user.call("GET", "/api/v1/me").json()["email_verified"] is False
@@ -82,6 +85,7 @@ def test_email_verification_by_link_through_the_api(system: Stack, api: Api) -> 
     assert user.call("POST", "/api/v1/me/email-verification").status_code == 409  # already verified
 
 
+@pytest.mark.rule("R-SEC-1")
 def test_only_the_sending_service_may_claim_a_token(system: Stack, api: Api) -> None:
     user, _, _ = sign_up_and_log_in(api)
     with grpc.insecure_channel(system.grpc_addr("identity")) as channel:

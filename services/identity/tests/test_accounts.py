@@ -53,6 +53,7 @@ def test_a_taken_address_answers_like_a_sign_up_and_tells_its_owner(service: Ide
     assert (owner_told.kind, owner_told.account_id, owner_told.token_id) == ("signup_existing", first.id, "")
 
 
+@pytest.mark.notice("3.2.1", "11")
 def test_a_taken_username_answers_like_a_sign_up_and_tells_the_address_once(service: IdentityService) -> None:
     first = service.sign_up(signup())
     decoy = service.sign_up(signup(username="ADA", email="someone@example.com"))
@@ -68,6 +69,8 @@ def test_a_taken_username_answers_like_a_sign_up_and_tells_the_address_once(serv
         service.recovery.claim(told.token_id)  # given once, then forgotten
 
 
+@pytest.mark.notice("12.1")
+@pytest.mark.rule("R-RET-1")
 def test_an_unclaimed_address_is_purged_when_it_expires(service: IdentityService) -> None:
     service.sign_up(signup())
     service.sign_up(signup(username="ada", email="someone@example.com"))
@@ -77,6 +80,7 @@ def test_an_unclaimed_address_is_purged_when_it_expires(service: IdentityService
         assert uow.repo.address_message(told.token_id) is None
 
 
+@pytest.mark.notice("3.2.1")
 def test_an_admin_making_staff_is_told_plainly_of_a_taken_username(service: IdentityService) -> None:
     service.sign_up(signup())
     with pytest.raises(Conflict):
@@ -90,6 +94,8 @@ def test_subjects_of_another_region_are_refused(service: IdentityService) -> Non
         service.sign_up(signup(country="DE"))
 
 
+@pytest.mark.notice("4.1.1")
+@pytest.mark.rule("R-SEC-2")
 def test_login_by_username_or_email_and_logout_revokes(service: IdentityService) -> None:
     service.sign_up(signup())
     token = service.login("ADA@example.com", "correct horse battery", "203.0.113.9",
@@ -104,6 +110,7 @@ def test_login_by_username_or_email_and_logout_revokes(service: IdentityService)
         service.authenticate(token.access)
 
 
+@pytest.mark.notice("11")
 def test_bad_login_is_the_same_error_whether_or_not_the_account_exists(service: IdentityService) -> None:
     service.sign_up(signup())
     with pytest.raises(Unauthenticated) as wrong:
@@ -204,6 +211,8 @@ def test_common_or_guessable_passwords_are_refused(service: IdentityService, wea
     assert refused.value.code == "weak_password" and weak not in refused.value.message
 
 
+@pytest.mark.notice("11")
+@pytest.mark.rule("R-SEC-2")
 def test_failed_logins_back_off_exponentially_and_never_lock_for_good(service: IdentityService) -> None:
     service.sign_up(signup())
     for _ in range(5):
@@ -248,6 +257,7 @@ def test_an_unknown_login_is_throttled_exactly_like_a_known_one(service: Identit
     assert outcomes[0] == outcomes[1]
 
 
+@pytest.mark.notice("3.2.3", "11")
 def test_the_throttle_table_holds_no_login_or_address(service: IdentityService) -> None:
     with pytest.raises(Unauthenticated):
         service.login("ada@example.com", "wrong password!!", "198.51.100.7", "")
@@ -257,6 +267,8 @@ def test_the_throttle_table_holds_no_login_or_address(service: IdentityService) 
     assert len(keys) == 2 and not any("ada@example.com" in k or "198.51.100.7" in k for k in keys)
 
 
+@pytest.mark.notice("3.2.3")
+@pytest.mark.rule("R-SEC-2")
 def test_sessions_are_listed_and_signed_out_everywhere(service: IdentityService) -> None:
     service.sign_up(signup())
     first = service.login("ada", "correct horse battery", "", "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0")
@@ -270,6 +282,7 @@ def test_sessions_are_listed_and_signed_out_everywhere(service: IdentityService)
             service.authenticate(token.access)
 
 
+@pytest.mark.rule("R-SEC-2")
 def test_changing_the_password_revokes_every_other_session(service: IdentityService) -> None:
     service.sign_up(signup())
     other = service.login("ada", "correct horse battery", "", "")
@@ -353,6 +366,7 @@ class CountingPasswords(Passwords):
         return super().hash(password)
 
 
+@pytest.mark.notice("11")
 def test_unknown_login_costs_one_hash_like_a_wrong_password(service: IdentityService) -> None:
     service.sign_up(signup())
     counting = CountingPasswords()
@@ -375,6 +389,8 @@ def test_a_sign_up_that_clashes_costs_one_hash_like_a_new_account(service: Ident
         assert counting.hashed - before == 1, attempt.username
 
 
+@pytest.mark.notice("11")
+@pytest.mark.rule("R-SEC-2")
 def test_concurrent_first_failures_on_one_key_all_count(service: IdentityService) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -393,7 +409,7 @@ def test_concurrent_first_failures_on_one_key_all_count(service: IdentityService
     assert rows["login"] + outcomes.count("Throttled") >= 8
 
 
-@pytest.mark.notice("12")
+@pytest.mark.notice("12.1")
 @pytest.mark.rule("R-RET-1")
 def test_an_inactive_customer_is_warned_then_reported_dormant_unless_they_sign_in(service: IdentityService) -> None:
     sleeper = service.sign_up(signup())
@@ -454,6 +470,7 @@ def test_rectifying_to_another_accounts_address_reports_like_a_free_one_and_chan
         assert stored is not None and (stored.email, stored.last_name) == ("ada.new@example.com", "Byron")
 
 
+@pytest.mark.notice("3.2.2", "11")
 def test_address_changes_are_capped_whether_or_not_the_address_is_free(service: IdentityService) -> None:
     service.sign_up(signup())
     service.sign_up(signup(username="bob", email="bob@example.com"))

@@ -16,6 +16,7 @@ from sqlalchemy import update
 from .conftest import requested, signup
 
 
+@pytest.mark.rule("R-SEC-2")
 def test_refresh_rotates_and_a_replayed_refresh_token_ends_the_session(service: IdentityService) -> None:
     service.sign_up(signup())
     first = service.login("ada", "correct horse battery", "", "")
@@ -29,6 +30,7 @@ def test_refresh_rotates_and_a_replayed_refresh_token_ends_the_session(service: 
         service.authenticate(second.access)
 
 
+@pytest.mark.rule("R-SEC-2")
 @pytest.mark.parametrize("forged", ["", "nope", "abc.def", "0" * 32 + ".x"])
 def test_forged_refresh_tokens_are_refused(service: IdentityService, forged: str) -> None:
     with pytest.raises(Unauthenticated):
@@ -94,6 +96,7 @@ def test_password_reset_sets_a_new_password_and_revokes_every_session(service: I
     assert service.login("ada", "a brand new passphrase", "", "").access
 
 
+@pytest.mark.notice("11")
 def test_reset_of_an_unknown_address_looks_the_same_and_sends_nothing(service: IdentityService) -> None:
     service.sign_up(signup())
     assert service.recovery.request_reset("nobody@example.com", "") is None
@@ -101,6 +104,7 @@ def test_reset_of_an_unknown_address_looks_the_same_and_sends_nothing(service: I
     assert requested(service, RESET) == []
 
 
+@pytest.mark.rule("R-SEC-2")
 def test_reset_tokens_expire_and_cannot_serve_as_verification(service: IdentityService) -> None:
     service.sign_up(signup())
     service.recovery.request_reset("ada@example.com", "")
@@ -117,6 +121,7 @@ def test_reset_tokens_expire_and_cannot_serve_as_verification(service: IdentityS
     assert expired.value.code == "invalid_token"
 
 
+@pytest.mark.notice("11")
 def test_reset_requests_are_capped_per_address_known_or_not(service: IdentityService) -> None:
     service.sign_up(signup())
     for address in ("ada@example.com", "nobody@example.com"):
@@ -126,6 +131,7 @@ def test_reset_requests_are_capped_per_address_known_or_not(service: IdentitySer
             service.recovery.request_reset(address, "")
 
 
+@pytest.mark.notice("4.1.1", "11")
 def test_sign_ups_are_capped_per_address(service: IdentityService) -> None:
     for n in range(20):
         service.sign_up(signup(username=f"user{n}", email=f"u{n}@example.com", ip_address="198.51.100.9"))
