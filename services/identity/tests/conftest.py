@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,14 +18,36 @@ from servicekit.caller import TokenVerifier
 from servicekit.testing import migrated_uow
 from sqlalchemy import select
 
+POSTGRES = os.environ.get("KASEUM_TEST_POSTGRES", "")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"] if POSTGRES else ["sqlite"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """SQLite always; PostgreSQL too when KASEUM_TEST_POSTGRES names a server (as .ci/run does).
+    In CI its absence is a failure: the upserts, row locks and triggers differ between the two."""
+    if os.environ.get("CI") == "true" and not POSTGRES:
+        pytest.fail("CI=true but KASEUM_TEST_POSTGRES is not set: identity's tests must also run on PostgreSQL")
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/identity.db"
+        return
+    import psycopg
+
+    name = f"k_identity_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"{POSTGRES.rsplit('/', 1)[0]}/{name}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
 
 @pytest.fixture
-def service(tmp_path: Path) -> IdentityService:
-    uow = migrated_uow(MIGRATIONS, f"sqlite:///{tmp_path}/identity.db", Outbox, Repository)
+def service(database_url: str) -> Iterator[IdentityService]:
+    uow = migrated_uow(MIGRATIONS, database_url, Outbox, Repository)
     signer = TokenSigner(generate_private_pem(), 600)
     verifier = TokenVerifier(signer.jwks, b"s" * 40)
     # Cheap hashing parameters keep the unit tests fast; production uses OWASP's.
-    return IdentityService(uow, Passwords(1024, 1, 1), signer, verifier, "uk", "2024-01", throttle_key=b"k" * 32)
+    yield IdentityService(uow, Passwords(1024, 1, 1), signer, verifier, "uk", "2024-01", throttle_key=b"k" * 32)
+    uow.session_factory.kw["bind"].dispose()
 
 
 def signup(**overrides: str) -> SignUp:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from identity.__main__ import MIGRATIONS
@@ -25,27 +22,6 @@ pytestmark = [pytest.mark.notice("5.1.1"), pytest.mark.rule("R-SHARE-1")]
 ADMIN = person("a" * 32, "admin")
 CLI = Principal("service", "cli", "service")
 TICKETS = Principal("service", "tickets", "service")
-
-
-POSTGRES = os.environ.get("KASEUM_TEST_POSTGRES", "")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"] if POSTGRES else ["sqlite"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """SQLite always; PostgreSQL too when KASEUM_TEST_POSTGRES names a server (as .ci/run does)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/identity.db"
-        return
-    import psycopg
-
-    admin = POSTGRES
-
-    name = f"k_orgs_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"{admin.rsplit('/', 1)[0]}/{name}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
