@@ -9,6 +9,7 @@ import io
 import json
 import uuid
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -228,3 +229,48 @@ def test_a_service_down_and_rights_restarted_mid_request_still_complete_each_ste
     assert jetstream.count(stack.nats_url, STREAM, "uk.rights.request.completed") == 1
     assert count_rows(stack, "rights", "SELECT count(*) FROM request_steps WHERE request_id = :i AND "
                       "status = 'done'", i=filed["id"]) == 5
+
+
+def files_holding(root: Path, needles: list[bytes], skip: tuple[str, ...]) -> dict[str, list[str]]:
+    """Every file under `root` (but the skipped folders) that holds one of `needles`, and which."""
+    found: dict[str, list[str]] = {}
+    for path in root.rglob("*"):
+        if not path.is_file() or any(part in skip for part in path.relative_to(root).parts):
+            continue
+        data = path.read_bytes()
+        hits = [n.decode() for n in needles if n in data]
+        if hits:
+            found[str(path.relative_to(root))] = hits
+    return found
+
+
+@pytest.mark.notice("13.1.3")
+@pytest.mark.rule("R-ERASE-1")
+def test_after_an_erasure_no_file_of_the_deployment_holds_the_subjects_values(
+        make_stack: Any, tmp_path: Path) -> None:
+    # The embedded deployment (make run): SQLite files, the JetStream store and the logs, all under var/.
+    var = tmp_path / "stack0"
+    stack: Stack = make_stack(ORCHESTRATOR_INTERVAL_SECONDS="0.2", SCRUB_INTERVAL_SECONDS="0.5",
+                              **{f"DATABASE_URL_{s.upper()}": f"sqlite:///{var}/{s}.db"
+                                 for s in ("identity", "tickets", "consent", "rights", "analytics")})
+    assert stack.var == var
+    stack.start()
+    api = Api(stack.gateway_url)
+    tag = uuid.uuid4().hex[:10]
+    planted = {"first_name": f"Quentin{tag}", "last_name": f"Zebedee{tag}", "job_title": f"Lamplighter{tag}",
+               "email": f"q{tag}@example.com", "username": f"quentin_{tag}"}
+    customer, _, _ = sign_up_and_log_in(api, **planted, marketing={"email": True})
+    ticket = open_ticket(customer, f"Lantern{tag} flickers", f"My lantern {tag}-glow flickers at dusk")
+    assert customer.call("POST", f"/api/v1/tickets/{ticket}/replies",
+                         json={"body": f"Still {tag}-dim today"}).status_code == 201
+    # An access export first: its copy of everything must go with the erasure too.
+    finished(customer, file(customer, "access")["id"])
+    needles = [v.encode() for v in (*planted.values(), f"Lantern{tag}", f"{tag}-glow", f"{tag}-dim")]
+    assert files_holding(var, needles, ("mail",)), "the planted values were stored somewhere first"
+
+    filed = file(customer, "erasure")
+    eventually(lambda: count_rows(stack, "rights", "SELECT count(*) FROM rights_requests WHERE id = :i AND "
+                                  "status = 'completed'", i=filed["id"]) == 1, timeout=60, what="erasure")
+    # var/mail is the SMTP sink standing in for the subject's own mailbox (mail already delivered).
+    eventually(lambda: not files_holding(var, needles, ("mail",)), timeout=30, interval=0.5,
+               what=f"no file to hold the subject's values: {files_holding(var, needles, ('mail',))}")

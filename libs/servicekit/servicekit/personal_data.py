@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kaseum.privacy.v1 import personal_data_pb2 as pd
@@ -28,9 +28,12 @@ def table_of(name: str, category: str, model: type, rows: Iterable[object],
 class PersonalDataApi(personal_data_pb2_grpc.PersonalDataServicer):
     """Translates the contract for `rules`; callable only by the rights service (or the CLI)."""
 
-    def __init__(self, service: str, rules: SubjectDataRules) -> None:
+    def __init__(self, service: str, rules: SubjectDataRules,
+                 after_erase: Callable[[], None] | None = None) -> None:
         self.service = service
         self.rules = rules
+        # Called once an erasure has committed (runtime.scrubber.request: no copy left in the files).
+        self.after_erase = after_erase
 
     def register(self, server: Any) -> None:
         personal_data_pb2_grpc.add_PersonalDataServicer_to_server(self, server)
@@ -47,6 +50,8 @@ class PersonalDataApi(personal_data_pb2_grpc.PersonalDataServicer):
     def Erase(self, request: pd.EraseRequest, context: Any) -> pd.EraseResponse:
         caller.require_service(*CALLERS)
         erasure = self.rules.erase(request.subject_id)
+        if self.after_erase is not None and erasure.erased:
+            self.after_erase()
         return pd.EraseResponse(service=self.service, erased_rows=erasure.erased,
                                 kept=[pd.Kept(what=w, reason=r) for w, r in erasure.kept])
 

@@ -30,6 +30,7 @@ from .logs import get_logger, setup_logging
 from .outbox import InboxMixin, OutboxMixin, OutboxWriter
 from .retention import Purger
 from .revocations import RevocationList
+from .scrub import Scrubber
 from .settings import ServiceSettings
 from .transfers import TransferGate, TransferPolicy, check_hosting, load_adequacy, load_safeguards, parse_hosting
 
@@ -83,6 +84,9 @@ class ServiceRuntime(Generic[R]):
         self._identity: identity_pb2_grpc.IdentityStub | None = None
         self.outbox.on_commit(self.bus.wake)
         self.bus.relay(self.session_factory, self.outbox_model)
+        # After an erasure, its rows leave the database files too (WAL checkpoint or VACUUM).
+        self.scrubber = Scrubber(self.engine)
+        self.every(s.scrub_interval_seconds, self.scrubber.run_once)
 
     def _authenticate_with_identity(self, token: str) -> None:
         if self._identity is None:

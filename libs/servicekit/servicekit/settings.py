@@ -71,6 +71,8 @@ class ServiceSettings(CommonSettings):
     # Hosting providers (section 5.1.2) as JSON: [{"name", "country", "categories"}], checked at start.
     hosting_providers: str = "[]"
     retention_purge_interval_seconds: float = Field(default=3600.0, gt=0)
+    # After an Erase, the database files are scrubbed (WAL checkpoint / VACUUM) within this.
+    scrub_interval_seconds: float = Field(default=2.0, gt=0)
     retention_batch_size: int = Field(default=1000, ge=1, le=100_000)
     # Seconds between purge batches: request transactions get the write lock in between.
     retention_batch_pause_seconds: float = Field(default=0.01, ge=0)

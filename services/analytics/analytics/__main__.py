@@ -63,7 +63,8 @@ def serve(base: ServiceSettings) -> None:
     runtime.serve(
         [
             (analytics_pb2_grpc.add_AnalyticsServicer_to_server, AnalyticsApi(queries), SERVICE),
-            (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi("analytics", service),
+            (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi(
+                "analytics", service, runtime.scrubber.request),
              PERSONAL_DATA),
         ],
         # No public method: every call carries a signed-in person or a service token.

@@ -51,7 +51,8 @@ def serve(base: ServiceSettings) -> None:
     runtime.governance(DECLARATION, GOVERNANCE)
     runtime.serve([
         (consent_pb2_grpc.add_ConsentServicer_to_server, ConsentApi(service, campaigns), SERVICE),
-        (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi("consent", service),
+        (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi(
+                "consent", service, runtime.scrubber.request),
              PERSONAL_DATA),
     ], PUBLIC_METHODS)
 

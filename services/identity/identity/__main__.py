@@ -64,7 +64,8 @@ def serve(base: ServiceSettings) -> None:
     runtime.serve(
         [
             (identity_pb2_grpc.add_IdentityServicer_to_server, IdentityApi(service), SERVICE),
-            (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi("identity", service),
+            (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi(
+                "identity", service, runtime.scrubber.request),
              PERSONAL_DATA),
             (organisations_pb2_grpc.add_OrganisationsServicer_to_server,
              OrganisationsApi(OrganisationRules(runtime.uow)), ORGANISATIONS),

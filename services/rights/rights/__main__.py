@@ -44,7 +44,8 @@ def serve(base: ServiceSettings) -> None:
             (rights_pb2_grpc.add_RightsServicer_to_server, RightsApi(service), SERVICE),
             (holds_pb2_grpc.add_LegalHoldsServicer_to_server, LegalHoldsApi(HoldRules(runtime.uow, base.region)),
              LEGAL_HOLDS),
-            (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi("rights", service),
+            (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi(
+                "rights", service, runtime.scrubber.request),
              PERSONAL_DATA),
         ],
         # No public method: every call carries a signed-in person or a service token.

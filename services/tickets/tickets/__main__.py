@@ -40,7 +40,8 @@ def serve(base: ServiceSettings) -> None:
     service.transfers = runtime.transfers  # resellers abroad: the transfer policy decides (section 10)
     runtime.serve([
         (tickets_pb2_grpc.add_TicketsServicer_to_server, TicketsApi(service), SERVICE),
-        (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi("tickets", service),
+        (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi(
+                "tickets", service, runtime.scrubber.request),
              PERSONAL_DATA),
     ])
 
