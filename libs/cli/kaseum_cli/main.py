@@ -19,7 +19,7 @@ from servicekit import caller, clients
 from servicekit.grpc_server import ERROR_CODE_KEY
 from servicekit.settings import CommonSettings
 
-from . import analytics, campaigns, dead_letters, governance
+from . import analytics, campaigns, dead_letters, governance, rights
 
 app = typer.Typer(help="Kaseum Customer Portal operator commands.", no_args_is_help=True)
 users = typer.Typer(help="Staff and customer accounts.", no_args_is_help=True)
@@ -35,6 +35,7 @@ app.add_typer(governance.audit, name="audit")
 app.add_typer(governance.transfers, name="transfers")
 app.add_typer(governance.holds, name="holds")
 app.command("ropa")(governance.ropa_command)
+app.add_typer(rights.erasures, name="erasures")
 
 ROLES = ("admin", "agent", "reseller", "dpo", "analyst")
 

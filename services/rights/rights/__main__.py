@@ -28,7 +28,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], RightsService]:
     settings = RightsSettings(**base.model_dump())
     runtime = ServiceRuntime(settings, Outbox, Inbox, Repository)
-    return runtime, RightsService(runtime.uow, settings.region, settings.page_size_default)
+    runner = GrpcStepRunner(settings, runtime.credentials)
+    return runtime, RightsService(runtime.uow, settings.region, settings.page_size_default, runner=runner)
 
 
 def serve(base: ServiceSettings) -> None:
@@ -37,7 +38,7 @@ def serve(base: ServiceSettings) -> None:
     runtime.governance(DECLARATION, GOVERNANCE, hold_events=False)
     # Every replica drives due steps; leases in the database keep them from running one twice.
     settings = RightsSettings(**base.model_dump())
-    orchestrator = Orchestrator(runtime.uow, GrpcStepRunner(settings, runtime.credentials))
+    orchestrator = Orchestrator(runtime.uow, service.runner or GrpcStepRunner(settings, runtime.credentials))
     runtime.every(settings.orchestrator_interval_seconds, orchestrator.run_once)
     runtime.serve(
         [

@@ -80,3 +80,8 @@ class RightsApi(rights_pb2_grpc.RightsServicer):
         for chunk in zipped:
             if chunk:
                 yield pb.ExportChunk(data=chunk)
+
+    def ReplayErasures(self, request: pb.ReplayErasuresRequest, context: Any) -> pb.ReplayErasuresResponse:
+        replay = self.service.replay_erasures(caller.require_any())
+        return pb.ReplayErasuresResponse(subjects=replay.subjects, erased_rows=replay.erased_rows,
+                                         failures=replay.failures)

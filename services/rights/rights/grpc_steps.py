@@ -50,7 +50,8 @@ class GrpcStepRunner:
         if op == "erase":
             erased = _call(lambda: stub.Erase(pd.EraseRequest(subject_id=call.subject_id, request_id=call.request_id),
                                               metadata=meta, timeout=deadline))
-            return StepResult(f"erased {erased.erased_rows} rows", [f"{k.what}: {k.reason}" for k in erased.kept])
+            return StepResult(f"erased {erased.erased_rows} rows", [f"{k.what}: {k.reason}" for k in erased.kept],
+                              rows=erased.erased_rows)
         if op == "rectify":
             fixed = _call(lambda: stub.Rectify(pd.RectifyRequest(
                 subject_id=call.subject_id, request_id=call.request_id, corrections=call.corrections),

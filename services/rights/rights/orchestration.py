@@ -49,6 +49,8 @@ class StepCall:
 class StepResult:
     outcome: str
     kept: list[str] = field(default_factory=list)
+    # Rows the step changed (erased rows, for an erase).
+    rows: int = 0
     # For an export: the service's ExportResponse and Declarations, serialized.
     export: bytes | None = None
     declarations: bytes | None = None

@@ -14,14 +14,17 @@ from servicekit import audit, cursors
 from servicekit.caller import Principal
 from servicekit.db import UnitOfWork, UnitOfWorkFactory, as_utc, new_id, utcnow
 from servicekit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
+from servicekit.logs import get_logger
 from servicekit.region import RegionGuard
 from servicekit.subject_data import Erasure, Export, SubjectDataRules
 from servicekit.timestamps import to_timestamp
 
 from .deadlines import due_date
 from .models import ExportPart, Repository, RequestStep, RightsRequest
-from .orchestration import new_steps, publish_change
+from .orchestration import StepCall, StepFailed, StepRunner, new_steps, publish_change
 from .plans import OBJECTION_PURPOSES, RECTIFIABLE, plan
+
+log = get_logger(__name__)
 
 # The rights of notice section 13.1, in its order (13.1.1 … 13.1.7).
 KINDS = ("access", "rectification", "erasure", "objection", "restriction", "portability",
@@ -46,6 +49,13 @@ class Page:
 
 
 @dataclass(frozen=True)
+class Replay:
+    subjects: int
+    erased_rows: int
+    failures: list[str]
+
+
+@dataclass(frozen=True)
 class RequestView:
     """A request with its steps; reads through to the request's own fields (view.id, view.status)."""
 
@@ -58,8 +68,10 @@ class RequestView:
 
 class RightsService(SubjectDataRules):
     def __init__(self, uow: UnitOfWorkFactory[Repository], region: str, page_size_default: int = 20,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, runner: StepRunner | None = None) -> None:
         self.uow = uow
+        # How the erasure ledger's replay reaches the other services (the orchestrator's runner).
+        self.runner = runner
         self.guard = RegionGuard(region)
         self.region = region
         self.page_size_default = page_size_default
@@ -206,6 +218,31 @@ class RightsService(SubjectDataRules):
             publish_change(uow, row, "refused")
             uow.commit()
             return RequestView(row, steps)
+
+    def replay_erasures(self, principal: Principal) -> Replay:
+        """After a restore: erase again every subject on the erasure ledger, in plan order (identity
+        last). Erase is idempotent, so what was not restored costs nothing; run again on failures."""
+        if not (principal.is_service and principal.subject_id == "cli"):  # the operator CLI, or:
+            self._require(principal, "admin", "dpo")
+        if self.runner is None:
+            raise RuntimeError("no step runner configured")
+        with self.uow() as uow:
+            ledger = [(e.subject_id, e.request_id) for e in uow.repo.erasure_ledger()]
+        steps = sorted(plan("erasure"), key=lambda s: s.phase)
+        erased, failures = 0, []
+        for subject_id, request_id in ledger:
+            for step in steps:
+                try:
+                    outcome = self.runner.run(StepCall(request_id, subject_id, step.service, "erase"))
+                except StepFailed as failed:
+                    failures.append(f"{step.service}: {failed.code}")
+                    continue
+                erased += outcome.rows
+                log.info("erasure replayed", service=step.service, rows=outcome.rows)
+        with self.uow() as uow:
+            uow.repo.audit(principal, [audit.Access(s, "erasure.replayed", r) for s, r in ledger])
+            uow.commit()
+        return Replay(len(ledger), erased, failures)
 
     # --- the requester's download ---------------------------------------------------------
     def export_parts(self, principal: Principal, request_id: str) -> tuple[RightsRequest, list[ExportPart]]:

@@ -69,6 +69,11 @@ class RightsStub:
                 request_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.DownloadExportRequest.SerializeToString,
                 response_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.ExportChunk.FromString,
                 _registered_method=True)
+        self.ReplayErasures = channel.unary_unary(
+                '/kaseum.rights.v1.Rights/ReplayErasures',
+                request_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.ReplayErasuresRequest.SerializeToString,
+                response_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.ReplayErasuresResponse.FromString,
+                _registered_method=True)
 
 
 class RightsServicer:
@@ -127,6 +132,15 @@ class RightsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReplayErasures(self, request, context):
+        """Admin or DPO, after a database restore: erase again, in every service,
+        every subject on the erasure ledger, so that a backup taken before an
+        erasure does not bring anyone back. Idempotent; safe to run again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RightsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -164,6 +178,11 @@ def add_RightsServicer_to_server(servicer, server):
                     servicer.DownloadExport,
                     request_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.DownloadExportRequest.FromString,
                     response_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.ExportChunk.SerializeToString,
+            ),
+            'ReplayErasures': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayErasures,
+                    request_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.ReplayErasuresRequest.FromString,
+                    response_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.ReplayErasuresResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -355,6 +374,33 @@ class Rights:
             '/kaseum.rights.v1.Rights/DownloadExport',
             kaseum_dot_rights_dot_v1_dot_rights__pb2.DownloadExportRequest.SerializeToString,
             kaseum_dot_rights_dot_v1_dot_rights__pb2.ExportChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayErasures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.rights.v1.Rights/ReplayErasures',
+            kaseum_dot_rights_dot_v1_dot_rights__pb2.ReplayErasuresRequest.SerializeToString,
+            kaseum_dot_rights_dot_v1_dot_rights__pb2.ReplayErasuresResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,6 +52,11 @@ class RightsStub:
     """The requester: the ZIP of a completed access or portability request,
     streamed in chunks while its download link is valid (7 days).
     """
+    ReplayErasures: _grpc.UnaryUnaryMultiCallable[_rights_pb2.ReplayErasuresRequest, _rights_pb2.ReplayErasuresResponse]
+    """Admin or DPO, after a database restore: erase again, in every service,
+    every subject on the erasure ledger, so that a backup taken before an
+    erasure does not bring anyone back. Idempotent; safe to run again.
+    """
 
 @_typing.type_check_only
 class RightsAsyncStub(RightsStub):
@@ -76,6 +81,11 @@ class RightsAsyncStub(RightsStub):
     DownloadExport: _aio.UnaryStreamMultiCallable[_rights_pb2.DownloadExportRequest, _rights_pb2.ExportChunk]  # type: ignore[assignment]
     """The requester: the ZIP of a completed access or portability request,
     streamed in chunks while its download link is valid (7 days).
+    """
+    ReplayErasures: _aio.UnaryUnaryMultiCallable[_rights_pb2.ReplayErasuresRequest, _rights_pb2.ReplayErasuresResponse]  # type: ignore[assignment]
+    """Admin or DPO, after a database restore: erase again, in every service,
+    every subject on the erasure ledger, so that a backup taken before an
+    erasure does not bring anyone back. Idempotent; safe to run again.
     """
 
 class RightsServicer(metaclass=_abc_1.ABCMeta):
@@ -140,6 +150,17 @@ class RightsServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_rights_pb2.ExportChunk], _abc.AsyncIterator[_rights_pb2.ExportChunk]]:
         """The requester: the ZIP of a completed access or portability request,
         streamed in chunks while its download link is valid (7 days).
+        """
+
+    @_abc_1.abstractmethod
+    def ReplayErasures(
+        self,
+        request: _rights_pb2.ReplayErasuresRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rights_pb2.ReplayErasuresResponse, _abc.Awaitable[_rights_pb2.ReplayErasuresResponse]]:
+        """Admin or DPO, after a database restore: erase again, in every service,
+        every subject on the erasure ledger, so that a backup taken before an
+        erasure does not bring anyone back. Idempotent; safe to run again.
         """
 
 def add_RightsServicer_to_server(servicer: RightsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
