@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 from rights.plans import HOLDERS
-from sqlalchemy import create_engine, text
+from servicekit.db import make_engine
+from sqlalchemy import text
 
 from tests.support import jetstream
 from tests.support.api import PASSWORD, Api, sign_up_and_log_in, staff
@@ -55,7 +56,7 @@ def open_ticket(customer: Api, subject: str, body: str) -> str:
 
 
 def count_rows(system: Stack, service: str, sql: str, **params: str) -> int:
-    engine = create_engine(system.database_url(service))
+    engine = make_engine(system.database_url(service))
     try:
         with engine.connect() as conn:
             return int(conn.execute(text(sql), params).scalar_one())
