@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -63,6 +63,8 @@ def preferences(p: consent_pb2.Preferences) -> dict[str, Any]:
     }
 
 
+# The DPO is warned of requests due within a week (R-RIGHTS-2).
+DUE_SOON = timedelta(days=7)
 # Art. 12(4): a refusal tells the subject they may complain to the supervisory authority (notice 13.3).
 ICO_COMPLAINT = ("You may complain to the Information Commissioner's Office: https://ico.org.uk/make-a-complaint/ "
                  "or 0303 123 1113.")
@@ -81,4 +83,9 @@ def rights_request(r: rights_pb2.RightsRequest) -> dict[str, Any]:
             "refusal_reason": r.refusal_reason or None,
             "complaint": ICO_COMPLAINT if refused else None,
             "export_url": f"/api/v1/rights-requests/{r.id}/export" if r.HasField("export_expires_at") else None,
-            "export_expires_at": rfc3339(r.export_expires_at) if r.HasField("export_expires_at") else None}
+            "export_expires_at": rfc3339(r.export_expires_at) if r.HasField("export_expires_at") else None,
+            "channel": r.channel or "portal",
+            "due_soon": r.status not in ("completed", "refused")
+            and r.due_at.ToDatetime(tzinfo=UTC) <= datetime.now(UTC) + DUE_SOON,
+            "clock_stopped_at": rfc3339(r.clock_stopped_at) if r.HasField("clock_stopped_at") else None,
+            "lift_at": rfc3339(r.lift_at) if r.HasField("lift_at") else None}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from .schemas import Body
 
@@ -23,6 +23,22 @@ class RightsQuery(Body):
     status: str = ""
     overdue: bool = False
     cursor: str = ""
+
+
+class OnBehalfBody(Body):
+    email: str = Field(min_length=3, max_length=320, description="the address the request came from")
+    kind: str = Field(description="as for POST /api/v1/rights-requests")
+    details: str = Field(default="", max_length=5000)
+    purpose: str = Field(default="", max_length=20)
+    corrections: dict[str, str] = Field(default_factory=dict, max_length=20)
+
+
+class VerifyBody(Body):
+    code: str = Field(default="", max_length=12, description="the code the subject returned; empty: send a new one")
+
+
+class ClockBody(Body):
+    stop: StrictBool = Field(description="true: waiting for the subject's clarification; false: answered")
 
 
 class ExtendBody(Body):
@@ -61,6 +77,10 @@ class RightsOut(BaseModel):
     export_url: str | None = Field(description="access and portability: the ZIP, for the requester, until "
                                                "export_expires_at")
     export_expires_at: str | None
+    channel: str = Field(description="portal, or dpo (came by e-mail, verified by a one-time code)")
+    due_soon: bool = Field(description="open and due within a week")
+    clock_stopped_at: str | None = Field(description="the clock stands still waiting for clarification")
+    lift_at: str | None = Field(description="a restriction being lifted: when (the subject is told first)")
 
 
 class RightsPage(BaseModel):

@@ -128,6 +128,10 @@ class IdentityApi(identity_pb2_grpc.IdentityServicer):
         self.service.change_password(caller.require_person(), request.current_password, request.new_password)
         return pb.ChangePasswordResponse()
 
+    def FindAccount(self, request: pb.FindAccountRequest, context: Any) -> pb.FindAccountResponse:
+        account = self.service.find_account(request.email, caller.require_service("rights"))
+        return pb.FindAccountResponse(subject_id=account.id, region=account.region)
+
     def GetContact(self, request: pb.GetContactRequest, context: Any) -> pb.GetContactResponse:
         principal = caller.require_service("consent", "rights")
         account = self.service.get_contact(request.subject_id, principal)

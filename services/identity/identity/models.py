@@ -331,6 +331,9 @@ class Repository(OrganisationRepository):
             select(Account).where(or_(Account.username_key == login_key, Account.email_key == login_key))
         ).first()
 
+    def account_by_email(self, email_key: str) -> Account | None:
+        return self.session.scalars(select(Account).where(Account.email_key == email_key)).first()
+
     def username_taken(self, key: str) -> bool:
         return self.session.scalar(select(Account.id).where(Account.username_key == key)) is not None
 

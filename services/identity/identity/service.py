@@ -478,6 +478,21 @@ class IdentityService(SubjectDataRules):
                 changed.append(field)
         return changed
 
+    def find_account(self, email: str, by: Principal) -> Account:
+        """The account behind an address a rights request came from by e-mail (notice 13.2); audited."""
+        try:
+            key = v.email_key(v.email(email))
+        except InvalidArgument as exc:  # an address that cannot be anyone's: the same answer as no account
+            raise NotFound("no account has that address") from exc
+        with self.uow() as uow:
+            account = uow.repo.account_by_email(key)
+            if account is None:
+                raise NotFound("no account has that address")
+            self.guard.check(account.region)
+            uow.repo.audit(by, [audit.Access(account.id, "account.found_by_address", account.id)], RIGHTS_PURPOSE)
+            uow.commit()
+            return account
+
     def get_contact(self, subject_id: str, by: Principal) -> Account:
         """The subject's address and telephone for a service (`by`) that must reach them; every
         read is on the audit trail with the purpose it serves."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from datetime import timedelta
 from pathlib import Path
 
 from kaseum.privacy.v1 import personal_data_pb2_grpc
@@ -14,7 +17,7 @@ from servicekit.settings import ServiceSettings
 from .config import RightsSettings
 from .governance import DECLARATION
 from .grpc_api import SERVICE, RightsApi
-from .grpc_steps import GrpcStepRunner
+from .grpc_steps import GrpcStepRunner, IdentityDirectory
 from .holds import HoldRules
 from .holds_api import FULL_NAME as LEGAL_HOLDS
 from .holds_api import LegalHoldsApi
@@ -29,7 +32,11 @@ def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], Rights
     settings = RightsSettings(**base.model_dump())
     runtime = ServiceRuntime(settings, Outbox, Inbox, Repository)
     runner = GrpcStepRunner(settings, runtime.credentials)
-    return runtime, RightsService(runtime.uow, settings.region, settings.page_size_default, runner=runner)
+    # The one-time codes' hashes are keyed by a key derived from the deployment's service secret.
+    code_key = hmac.new(settings.service_secret(), b"kaseum-rights-verification-codes", hashlib.sha256).digest()
+    return runtime, RightsService(runtime.uow, settings.region, settings.page_size_default, runner=runner,
+                                  directory=IdentityDirectory(settings, runtime.credentials), code_key=code_key,
+                                  lift_notice=timedelta(hours=settings.restriction_lift_notice_hours))
 
 
 def serve(base: ServiceSettings) -> None:
@@ -40,6 +47,7 @@ def serve(base: ServiceSettings) -> None:
     settings = RightsSettings(**base.model_dump())
     orchestrator = Orchestrator(runtime.uow, service.runner or GrpcStepRunner(settings, runtime.credentials))
     runtime.every(settings.orchestrator_interval_seconds, orchestrator.run_once)
+    runtime.every(settings.due_soon_check_seconds, service.warn_due_soon)
     runtime.serve(
         [
             (rights_pb2_grpc.add_RightsServicer_to_server, RightsApi(service), SERVICE),

@@ -32,7 +32,11 @@ def request_message(r: RightsRequest, steps: list[RequestStep]) -> pb.RightsRequ
         id=r.id, kind=r.kind, status=r.status, received_at=to_timestamp(r.received_at),
         due_at=to_timestamp(r.due_at), steps=[step_message(s) for s in steps], subject_id=r.subject_id,
         details=r.details, extension_reason=r.extension_reason, refusal_reason=r.refusal_reason,
-        purpose=r.purpose, corrections=json.loads(r.corrections or "{}"))
+        purpose=r.purpose, corrections=json.loads(r.corrections or "{}"), channel=r.channel)
+    if r.clock_stopped_at is not None:
+        message.clock_stopped_at.CopyFrom(to_timestamp(r.clock_stopped_at))
+    if r.lift_at is not None:
+        message.lift_at.CopyFrom(to_timestamp(r.lift_at))
     if r.completed_at is not None:
         message.completed_at.CopyFrom(to_timestamp(r.completed_at))
     if r.export_expires_at is not None:
@@ -85,3 +89,22 @@ class RightsApi(rights_pb2_grpc.RightsServicer):
         replay = self.service.replay_erasures(caller.require_any())
         return pb.ReplayErasuresResponse(subjects=replay.subjects, erased_rows=replay.erased_rows,
                                          failures=replay.failures)
+
+    def FileOnBehalf(self, request: pb.FileOnBehalfRequest, context: Any) -> pb.RightsRequest:
+        return view_message(self.service.file_on_behalf(
+            caller.require_person(), request.email, request.kind, request.details, request.purpose,
+            dict(request.corrections)))
+
+    def VerifyRequest(self, request: pb.VerifyRequestRequest, context: Any) -> pb.RightsRequest:
+        return view_message(self.service.verify(caller.require_person(), request.id, request.code))
+
+    def ClaimVerificationCode(self, request: pb.ClaimVerificationCodeRequest,
+                              context: Any) -> pb.ClaimVerificationCodeResponse:
+        subject_id, code, expires = self.service.claim_code(caller.require_service("consent"), request.request_id)
+        return pb.ClaimVerificationCodeResponse(subject_id=subject_id, code=code, expires_at=to_timestamp(expires))
+
+    def StopClock(self, request: pb.StopClockRequest, context: Any) -> pb.RightsRequest:
+        return view_message(self.service.stop_clock(caller.require_person(), request.id, request.stop))
+
+    def LiftRestriction(self, request: pb.LiftRestrictionRequest, context: Any) -> pb.RightsRequest:
+        return view_message(self.service.lift_restriction(caller.require_person(), request.id))

@@ -11,10 +11,12 @@ from typing import TypeVar
 
 import grpc
 from kaseum.consent.v1 import consent_pb2, consent_pb2_grpc
+from kaseum.identity.v1 import identity_pb2, identity_pb2_grpc
 from kaseum.privacy.v1 import governance_pb2, governance_pb2_grpc, personal_data_pb2_grpc
 from kaseum.privacy.v1 import personal_data_pb2 as pd
 from servicekit import clients
 from servicekit.caller import ServiceCredentials
+from servicekit.errors import Unavailable
 from servicekit.settings import CommonSettings
 
 from .orchestration import StepCall, StepFailed, StepResult
@@ -62,6 +64,10 @@ class GrpcStepRunner:
             _call(lambda: stub.Restrict(pd.RestrictRequest(subject_id=call.subject_id, request_id=call.request_id),
                                         metadata=meta, timeout=deadline))
             return StepResult("restricted")
+        if op == "lift":
+            _call(lambda: stub.LiftRestriction(pd.LiftRestrictionRequest(
+                subject_id=call.subject_id, request_id=call.request_id), metadata=meta, timeout=deadline))
+            return StepResult("restriction lifted")
         if op in ("object", "withdraw"):
             objection = op == "object"
             try:
@@ -97,3 +103,21 @@ def _call(fn: Callable[[], T]) -> T:
         return fn()
     except grpc.RpcError as exc:
         raise StepFailed(_code(exc)) from exc
+
+
+class IdentityDirectory:
+    """Whose account has this address (identity's FindAccount): for requests that came by e-mail."""
+
+    def __init__(self, settings: CommonSettings, credentials: ServiceCredentials) -> None:
+        self.credentials = credentials
+        self.stub = identity_pb2_grpc.IdentityStub(clients.channel(settings.addr_of("identity")))
+
+    def __call__(self, email: str) -> str | None:
+        try:
+            found = self.stub.FindAccount(identity_pb2.FindAccountRequest(email=email),
+                                          metadata=self.credentials.metadata(), timeout=DEFAULT_DEADLINE)
+        except grpc.RpcError as exc:
+            if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise Unavailable("cannot reach identity to find the account; try again") from exc
+        return str(found.subject_id)

@@ -35,7 +35,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column
 
 # Statuses that end a request. Declared here because the unique index below needs them as SQL.
 CLOSED_STATUSES = ("completed", "refused")
@@ -110,6 +110,20 @@ class RightsRequest(Base):
     refusal_reason: Mapped[str] = mapped_column(Text, default="", info=REQUEST)
     # Until when an access/portability export may be downloaded; None when there is none.
     export_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, info=REQUEST)
+    # "portal" (verified by the subject's session) or "dpo" (arrived by e-mail: verified by a code).
+    channel: Mapped[str] = mapped_column(String(10), default="portal", info=REQUEST)
+    # The one-time code's keyed hash (never the code), when it was given out, until when it is good,
+    # and wrong tries (five void it: the DPO asks for a new code).
+    code_hash: Mapped[str] = mapped_column(String(64), default="", info=NONE)
+    code_claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, info=NONE)
+    code_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, info=NONE)
+    code_failures: Mapped[int] = mapped_column(Integer, default=0, info=NONE)
+    # While the clock stands still for a clarification: since when (due_at moves on restart).
+    clock_stopped_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, info=REQUEST)
+    # A restriction being lifted: when it takes effect (the subject is told first).
+    lift_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, info=REQUEST)
+    # When the DPO was warned that the due date is a week away.
+    warned_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, info=NONE)
 
 
 class RequestStep(Base):
@@ -283,7 +297,11 @@ class Repository:
         """Lease up to `limit` due steps to this worker. The conditional UPDATE is the lock: two
         replicas racing for a step cannot both match it, and a dead worker's lease expires."""
         free = or_(RequestStep.lease_until.is_(None), RequestStep.lease_until < now)
-        due = and_(RequestStep.status == "pending", RequestStep.next_attempt_at <= now, free)
+        earlier = aliased(RequestStep)
+        # A step waits while any step of an earlier phase of its request is not done.
+        waiting = select(earlier.request_id).where(earlier.request_id == RequestStep.request_id,
+                                                   earlier.phase < RequestStep.phase, earlier.status != "done")
+        due = and_(RequestStep.status == "pending", RequestStep.next_attempt_at <= now, free, ~waiting.exists())
         keys = list(self.session.execute(
             select(RequestStep.request_id, RequestStep.service, RequestStep.operation).where(due)
             .order_by(RequestStep.next_attempt_at).limit(limit)))
@@ -298,10 +316,17 @@ class Repository:
     def step(self, request_id: str, service: str, operation: str) -> RequestStep | None:
         return self.session.get(RequestStep, (request_id, service, operation))
 
-    def earlier_phase_open(self, request_id: str, phase: int) -> bool:
-        return self.session.scalar(select(func.count()).select_from(RequestStep).where(
-            RequestStep.request_id == request_id, RequestStep.phase < phase,
-            RequestStep.status != "done")) != 0
+    def schedule_steps(self, request_id: str, at: datetime | None, operation: str = "") -> None:
+        """Start (a time) or hold (None) the request's pending steps, or only those of `operation`."""
+        query = update(RequestStep).where(RequestStep.request_id == request_id, RequestStep.status == "pending")
+        if operation:
+            query = query.where(RequestStep.operation == operation)
+        self.session.execute(query.values(next_attempt_at=at))
+
+    def due_soon_unwarned(self, until: datetime, limit: int) -> list[RightsRequest]:
+        return list(self.session.scalars(select(RightsRequest).where(
+            RightsRequest.status.not_in(CLOSED_STATUSES), RightsRequest.warned_at.is_(None),
+            RightsRequest.due_at <= until).order_by(RightsRequest.due_at).limit(limit)))
 
     def save_export_part(self, part: ExportPart) -> None:
         self.session.merge(part)

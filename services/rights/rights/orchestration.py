@@ -24,8 +24,9 @@ from kaseum.events.v1 import objection_events_pb2 as objection
 from kaseum.events.v1 import rights_events_pb2 as ev
 from servicekit import audit
 from servicekit.caller import Principal
-from servicekit.db import UnitOfWork, UnitOfWorkFactory, new_id, utcnow
+from servicekit.db import UnitOfWork, UnitOfWorkFactory, as_utc, new_id, utcnow
 from servicekit.logs import get_logger
+from servicekit.timestamps import to_timestamp
 
 from .models import ExportPart, Repository, RequestStep, RightsRequest
 from .plans import PlannedStep
@@ -79,16 +80,17 @@ class Backoff:
         return timedelta(seconds=min(self.max_seconds, self.first_seconds * 2 ** max(0, attempts - 1)))
 
 
-def new_steps(request_id: str, planned: list[PlannedStep], now: datetime) -> list[RequestStep]:
+def new_steps(request_id: str, planned: list[PlannedStep], now: datetime | None) -> list[RequestStep]:
     return [RequestStep(request_id=request_id, service=p.service, operation=p.operation, phase=p.phase,
                         status="pending", attempts=0, next_attempt_at=now, last_error="", outcome="", kept="[]",
-                        lease_id="", lease_until=None, updated_at=now) for p in planned]
+                        lease_id="", lease_until=None, updated_at=now or utcnow()) for p in planned]
 
 
 def publish_change(uow: UnitOfWork[Repository], request: RightsRequest, change: str, step: str = "") -> None:
     """Every state change of a request: an event for the other services and an audit record."""
     uow.events.publish("rights.request.status_changed", request.subject_id, ev.RequestStatusChanged(
-        request_id=request.id, kind=request.kind, status=request.status, change=change, step=step))
+        request_id=request.id, kind=request.kind, status=request.status, change=change, step=step,
+        due_at=to_timestamp(as_utc(request.due_at))))
     uow.repo.audit(ORCHESTRATOR, [audit.Access(request.subject_id, f"request.{change}", request.id)])
 
 
@@ -124,14 +126,10 @@ class Orchestrator:
         with self.uow() as uow:
             for step in uow.repo.claim_due_steps(now, lease_id, now + self.lease, self.batch):
                 request = uow.repo.request(step.request_id)
-                if request is None or request.status in ("completed", "refused"):
+                # A closed request's steps are not needed, but for lifting a completed restriction.
+                if request is None or (request.status in ("completed", "refused") and step.operation != "lift"):
                     step.status, step.lease_id, step.lease_until = "done", "", None
                     step.outcome = step.outcome or "not needed: the request was closed"
-                    continue
-                if uow.repo.earlier_phase_open(step.request_id, step.phase):
-                    # Waits for the earlier phase; looked at again shortly, without using an attempt.
-                    step.lease_id, step.lease_until = "", None
-                    step.next_attempt_at = now + timedelta(seconds=self.backoff.first_seconds)
                     continue
                 jobs.append((lease_id, StepCall(request.id, request.subject_id, step.service, step.operation,
                                                 json.loads(request.corrections or "{}"))))
@@ -173,7 +171,10 @@ class Orchestrator:
                     subject_id=call.subject_id, purpose="analytics", objected=True))
             publish_change(uow, request, "step_done", f"{call.service}/{call.operation}")
             if all(s.status == "done" for s in uow.repo.steps(call.request_id)):
-                self._complete(uow, request, now)
+                if request.status == "completed":  # the lift of a completed restriction
+                    publish_change(uow, request, "lifted")
+                else:
+                    self._complete(uow, request, now)
             uow.commit()
 
     def _failed(self, lease_id: str, call: StepCall, code: str) -> None:

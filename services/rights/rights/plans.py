@@ -7,6 +7,7 @@ starts when every step of the earlier phases is done. Operations:
 - erase:    PersonalData.Erase
 - rectify:  PersonalData.Rectify with the request's corrections
 - restrict: PersonalData.Restrict
+- lift:     PersonalData.LiftRestriction (added to a completed restriction by the DPO, due after notice)
 - object:   consent's RecordOptOut as an objection (direct marketing is absolute, Art. 21(3))
 - withdraw: consent's RecordOptOut for every channel (withdrawal of consent, Art. 7(3))
 - notify:   an event the service acts on (rights.processing.objected for analytics), written to

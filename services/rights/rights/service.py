@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
@@ -22,7 +25,7 @@ from servicekit.timestamps import to_timestamp
 from .deadlines import due_date
 from .models import ExportPart, Repository, RequestStep, RightsRequest
 from .orchestration import StepCall, StepFailed, StepRunner, new_steps, publish_change
-from .plans import OBJECTION_PURPOSES, RECTIFIABLE, plan
+from .plans import HOLDERS, OBJECTION_PURPOSES, RECTIFIABLE, PlannedStep, plan
 
 log = get_logger(__name__)
 
@@ -34,6 +37,10 @@ MAX_DETAILS = 5000
 MAX_PAGE = 100
 MAX_REASON = 2000
 MAX_CORRECTION = 500
+CODE_DIGITS = 6
+CODE_VALIDITY = timedelta(hours=72)
+MAX_CODE_FAILURES = 5
+DUE_SOON = timedelta(days=7)
 CLOSED = ("completed", "refused")
 
 # Art. 17(3)(b): the request and what was done about it are the controller's evidence of compliance.
@@ -68,8 +75,16 @@ class RequestView:
 
 class RightsService(SubjectDataRules):
     def __init__(self, uow: UnitOfWorkFactory[Repository], region: str, page_size_default: int = 20,
-                 clock: Callable[[], datetime] = utcnow, runner: StepRunner | None = None) -> None:
+                 clock: Callable[[], datetime] = utcnow, runner: StepRunner | None = None,
+                 directory: Callable[[str], str | None] | None = None, code_key: bytes = b"",
+                 lift_notice: timedelta = timedelta(hours=24)) -> None:
         self.uow = uow
+        # Identity's answer to "whose account has this address" (a request that came by e-mail).
+        self.directory = directory
+        # Keys the one-time codes' hashes (derived from the service secret).
+        self.code_key = code_key or secrets.token_bytes(32)
+        # How long before a restriction is lifted the subject is told (Art. 18(3)).
+        self.lift_notice = lift_notice
         # How the erasure ledger's replay reaches the other services (the orchestrator's runner).
         self.runner = runner
         self.guard = RegionGuard(region)
@@ -82,28 +97,56 @@ class RightsService(SubjectDataRules):
                      corrections: dict[str, str] | None = None) -> RequestView:
         """A signed-in customer's request: verified by their session, so its steps start at once."""
         self._require(principal, "customer")
+        return self._file(principal.subject_id, kind, details, purpose, corrections or {}, "portal")
+
+    def file_on_behalf(self, principal: Principal, email: str, kind: str, details: str, purpose: str = "",
+                       corrections: dict[str, str] | None = None) -> RequestView:
+        """A request that came by e-mail (notice 13.2), filed by the DPO for the account with that address.
+        Nothing is done until the subject proves it is theirs: a one-time code goes to the account's own
+        address (consent claims it at send time) and the DPO enters the code the subject sends back."""
+        self._require(principal, "dpo")
+        if self.directory is None:
+            raise RuntimeError("no directory configured")
+        if not email or len(email) > 320:
+            raise InvalidArgument("email is required (at most 320 characters)", "invalid_email")
+        subject = self.directory(email)
+        if subject is None:
+            raise NotFound("no account has that address", "no_account")
+        view = self._file(subject, kind, details, purpose, corrections or {}, "dpo")
+        with self.uow() as uow:
+            uow.repo.audit(principal, [audit.Access(subject, "request.filed_on_behalf", view.id)])
+            uow.commit()
+        return view
+
+    def _file(self, subject: str, kind: str, details: str, purpose: str, corrections: dict[str, str],
+              channel: str) -> RequestView:
         if kind not in KINDS:
             raise InvalidArgument(f"kind must be one of {', '.join(KINDS)}", "invalid_kind")
         if len(details) > MAX_DETAILS:
             raise InvalidArgument(f"details must be at most {MAX_DETAILS} characters", "too_long")
-        purpose, fixes = _check_specifics(kind, purpose, corrections or {})
-        subject = principal.subject_id
+        purpose, fixes = _check_specifics(kind, purpose, corrections)
         with self.uow() as uow:
             existing = uow.repo.open_request(subject, kind)
             if existing is not None:
                 # Asking again does not restart the clock or open a second case: same request.
                 return RequestView(existing, uow.repo.steps(existing.id))
             received = self.clock()
+            verified = channel == "portal"
             row = RightsRequest(id=new_id(), subject_id=subject, kind=kind, details=details,
-                                status="in_progress", received_at=received, due_at=due_date(received),
-                                completed_at=None, region=self.region, purpose=purpose,
+                                status="in_progress" if verified else "verifying", received_at=received,
+                                due_at=due_date(received), completed_at=None, region=self.region, purpose=purpose,
                                 corrections=json.dumps(fixes, sort_keys=True), extension_reason="",
-                                refusal_reason="", export_expires_at=None)
+                                refusal_reason="", export_expires_at=None, channel=channel, code_hash="",
+                                code_failures=0)
             if uow.repo.insert_unless_duplicate(row):
-                steps = new_steps(row.id, plan(kind, purpose), received)
+                # Steps of an unverified request wait (no due time) until the code is entered.
+                steps = new_steps(row.id, plan(kind, purpose), received if verified else None)
                 uow.repo.add_steps(steps)
                 uow.events.publish("rights.request.received", subject, ev.RequestReceived(
                     request_id=row.id, kind=kind, subject_id=subject, due_at=to_timestamp(row.due_at)))
+                if not verified:
+                    uow.events.publish("rights.verification.requested", subject,
+                                       ev.VerificationRequested(request_id=row.id))
                 publish_change(uow, row, "filed")
                 uow.commit()
                 return RequestView(row, steps)
@@ -113,6 +156,57 @@ class RightsService(SubjectDataRules):
             if winner is None:
                 raise RuntimeError("open request vanished after a duplicate insert")
             return RequestView(winner, uow.repo.steps(winner.id))
+
+    # --- verification of a request that came by e-mail ------------------------------------
+    def claim_code(self, principal: Principal, request_id: str) -> tuple[str, str, datetime]:
+        """Consent, at send time, once: a fresh code whose keyed hash alone is kept."""
+        if not (principal.is_service and principal.subject_id == "consent"):
+            raise PermissionDenied("only the consent service sends verification codes")
+        now = self.clock()
+        with self.uow() as uow:
+            row = uow.repo.request(request_id) if request_id else None
+            if row is None or row.status != "verifying":
+                raise NotFound("no request waits for a code", "no_code")
+            if row.code_claimed_at is not None:
+                raise Conflict("the code was already sent", "code_claimed")
+            code = f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
+            row.code_hash, row.code_claimed_at = self._code_hash(row.id, code), now
+            row.code_expires_at, row.code_failures = now + CODE_VALIDITY, 0
+            uow.commit()
+            return row.subject_id, code, as_utc(row.code_expires_at)
+
+    def verify(self, principal: Principal, request_id: str, code: str) -> RequestView:
+        """The DPO enters the code the subject returned; an empty code asks for a new one to be sent."""
+        self._require(principal, "dpo")
+        now = self.clock()
+        with self.uow() as uow:
+            row = self._visible(uow, principal, request_id)
+            if row.status != "verifying":
+                raise Conflict("the request is not waiting for verification", "not_verifying")
+            if not code:
+                row.code_hash, row.code_claimed_at, row.code_expires_at, row.code_failures = "", None, None, 0
+                uow.events.publish("rights.verification.requested", row.subject_id,
+                                   ev.VerificationRequested(request_id=row.id))
+                uow.repo.audit(principal, [audit.Access(row.subject_id, "request.code_resent", row.id)])
+                uow.commit()
+                return RequestView(row, uow.repo.steps(row.id))
+            good = (row.code_hash and row.code_expires_at is not None and as_utc(row.code_expires_at) > now
+                    and row.code_failures < MAX_CODE_FAILURES
+                    and hmac.compare_digest(row.code_hash, self._code_hash(row.id, code.strip())))
+            if not good:
+                row.code_failures += 1
+                uow.commit()
+                raise InvalidArgument("the code is wrong, expired or used up; send an empty code for a new one",
+                                      "invalid_code")
+            row.status, row.code_hash = "in_progress", ""
+            uow.repo.schedule_steps(row.id, now)
+            uow.repo.audit(principal, [audit.Access(row.subject_id, "request.verified", row.id)])
+            publish_change(uow, row, "verified")
+            uow.commit()
+            return RequestView(row, uow.repo.steps(row.id))
+
+    def _code_hash(self, request_id: str, code: str) -> str:
+        return hmac.new(self.code_key, f"{request_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
     def list_requests(self, principal: Principal, status: str = "", overdue: bool = False,
                       cursor: str = "", page_size: int = 0) -> Page:
@@ -187,7 +281,11 @@ class RightsService(SubjectDataRules):
                 raise Conflict(f"the request is already {row.status}", "request_closed")
             if row.extension_reason:
                 raise Conflict("a request's deadline can be extended only once", "already_extended")
-            row.due_at = due_date(as_utc(row.received_at)) + relativedelta(months=months)
+            # Counted from receipt (31 Jan + 3 months = 30 Apr, not 28 Feb + 2 months), keeping any time
+            # the clock stood still for a clarification.
+            received = as_utc(row.received_at)
+            stood_still = as_utc(row.due_at) - due_date(received)
+            row.due_at = received + relativedelta(months=1 + months) + stood_still
             row.status, row.extension_reason = "extended", reason
             uow.repo.audit(principal, [audit.Access(row.subject_id, "request.extended", row.id)])
             publish_change(uow, row, "extended")
@@ -218,6 +316,64 @@ class RightsService(SubjectDataRules):
             publish_change(uow, row, "refused")
             uow.commit()
             return RequestView(row, steps)
+
+    def stop_clock(self, principal: Principal, request_id: str, stop: bool) -> RequestView:
+        """The clock stands still while the DPO waits for the subject's clarification (ICO guidance on
+        Art. 12(3)); on the answer it restarts and the due date moves by the time it stood still. The
+        request's steps wait meanwhile: what the subject meant may change them."""
+        self._require(principal, "dpo")
+        now = self.clock()
+        with self.uow() as uow:
+            row = self._visible(uow, principal, request_id)
+            if row.status in CLOSED:
+                raise Conflict(f"the request is already {row.status}", "request_closed")
+            if stop == (row.clock_stopped_at is not None):
+                raise Conflict("the clock is already " + ("stopped" if stop else "running"), "clock_unchanged")
+            if stop:
+                row.clock_stopped_at = now
+                uow.repo.schedule_steps(row.id, None)
+            else:
+                row.due_at = as_utc(row.due_at) + (now - as_utc(row.clock_stopped_at or now))
+                row.clock_stopped_at = None
+                if row.status != "verifying":
+                    uow.repo.schedule_steps(row.id, now)
+            change = "clock_stopped" if stop else "clock_restarted"
+            uow.repo.audit(principal, [audit.Access(row.subject_id, f"request.{change}", row.id)])
+            publish_change(uow, row, change)
+            uow.commit()
+            return RequestView(row, uow.repo.steps(row.id))
+
+    def lift_restriction(self, principal: Principal, request_id: str) -> RequestView:
+        """Art. 18(3): the subject is told before a restriction is lifted. The announcement goes now
+        (consent mails it); every service lifts it when the notice period has passed."""
+        self._require(principal, "dpo")
+        now = self.clock()
+        with self.uow() as uow:
+            row = self._visible(uow, principal, request_id)
+            if row.kind != "restriction" or row.status != "completed":
+                raise Conflict("only a completed restriction can be lifted", "not_restricted")
+            if row.lift_at is not None:
+                raise Conflict("the restriction is already being lifted", "already_lifting")
+            row.lift_at = now + self.lift_notice
+            uow.repo.add_steps(new_steps(row.id, [PlannedStep(s, "lift") for s in HOLDERS], row.lift_at))
+            uow.repo.audit(principal, [audit.Access(row.subject_id, "request.lift_announced", row.id)])
+            publish_change(uow, row, "lift_announced")
+            uow.commit()
+            return RequestView(row, uow.repo.steps(row.id))
+
+    def warn_due_soon(self, limit: int = 100) -> int:
+        """Open requests due within a week: the DPO is warned once each (an event, an audit record
+        and a log line; the DPO's list shows them as due soon)."""
+        now = self.clock()
+        with self.uow() as uow:
+            rows = uow.repo.due_soon_unwarned(now + DUE_SOON, limit)
+            for row in rows:
+                row.warned_at = now
+                publish_change(uow, row, "due_soon")
+                log.warning("rights request due within a week", request_id=row.id, kind=row.kind,
+                            due_at=as_utc(row.due_at).isoformat())
+            uow.commit()
+            return len(rows)
 
     def replay_erasures(self, principal: Principal) -> Replay:
         """After a restore: erase again every subject on the erasure ledger, in plan order (identity

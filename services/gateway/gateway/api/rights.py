@@ -12,7 +12,17 @@ from spectree import Response as Resp
 from .. import convert
 from ..auth import backends, require_caller
 from ..openapi import BEARER, spec
-from ..rights_schemas import ExtendBody, RefuseBody, RightsBody, RightsOut, RightsPage, RightsQuery
+from ..rights_schemas import (
+    ClockBody,
+    ExtendBody,
+    OnBehalfBody,
+    RefuseBody,
+    RightsBody,
+    RightsOut,
+    RightsPage,
+    RightsQuery,
+    VerifyBody,
+)
 from ..schemas import ErrorOut
 
 bp = Blueprint("rights", __name__)
@@ -106,3 +116,47 @@ def download_export(request_id: str) -> Response:
     response.headers["Content-Disposition"] = f'attachment; filename="kaseum-{request_id[:32]}.zip"'
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.post("/api/v1/dpo/rights-requests")
+@spec.validate(json=OnBehalfBody, resp=Resp(HTTP_202=RightsOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut,
+                                            HTTP_404=ErrorOut, HTTP_422=ErrorOut), tags=["rights"],
+               security=BEARER)
+def file_on_behalf(json: OnBehalfBody) -> tuple[dict[str, Any], int]:
+    """DPO: a request that came by e-mail (notice 13.2); it waits for the subject's one-time code."""
+    caller = require_caller()
+    created = backends().rights.FileOnBehalf(rights_pb2.FileOnBehalfRequest(
+        email=json.email, kind=json.kind, details=json.details, purpose=json.purpose,
+        corrections=json.corrections), metadata=caller.metadata)
+    return convert.rights_request(created), 202
+
+
+@bp.post("/api/v1/rights-requests/<request_id>/verify")
+@spec.validate(json=VerifyBody, resp=Resp(HTTP_200=RightsOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut,
+                                          HTTP_404=ErrorOut, HTTP_409=ErrorOut, HTTP_422=ErrorOut),
+               tags=["rights"], security=BEARER)
+def verify_request(request_id: str, json: VerifyBody) -> dict[str, Any]:
+    """DPO: the code the subject returned starts the work; an empty code sends a new one."""
+    caller = require_caller()
+    return convert.rights_request(backends().rights.VerifyRequest(
+        rights_pb2.VerifyRequestRequest(id=request_id, code=json.code), metadata=caller.metadata))
+
+
+@bp.post("/api/v1/rights-requests/<request_id>/clock")
+@spec.validate(json=ClockBody, resp=Resp(HTTP_200=RightsOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut,
+                                         HTTP_404=ErrorOut, HTTP_409=ErrorOut), tags=["rights"], security=BEARER)
+def stop_clock(request_id: str, json: ClockBody) -> dict[str, Any]:
+    """DPO: stop the clock while waiting for clarification, restart it on the answer."""
+    caller = require_caller()
+    return convert.rights_request(backends().rights.StopClock(
+        rights_pb2.StopClockRequest(id=request_id, stop=json.stop), metadata=caller.metadata))
+
+
+@bp.post("/api/v1/rights-requests/<request_id>/lift-restriction")
+@spec.validate(resp=Resp(HTTP_200=RightsOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut, HTTP_404=ErrorOut,
+                         HTTP_409=ErrorOut), tags=["rights"], security=BEARER)
+def lift_restriction(request_id: str) -> dict[str, Any]:
+    """DPO: end a completed restriction; the subject is told now, the services lift it after notice."""
+    caller = require_caller()
+    return convert.rights_request(backends().rights.LiftRestriction(
+        rights_pb2.LiftRestrictionRequest(id=request_id), metadata=caller.metadata))

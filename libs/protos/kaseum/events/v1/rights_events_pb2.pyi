@@ -129,6 +129,7 @@ class RequestStatusChanged(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     CHANGE_FIELD_NUMBER: _builtins.int
     STEP_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Opaque rights request id."""
     kind: _builtins.str
@@ -141,6 +142,10 @@ class RequestStatusChanged(_message.Message):
     """
     step: _builtins.str
     """For a step change: the service and operation, e.g. "tickets/erase"."""
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp:
+        """The request's legal due date after the change (an extension moves it)."""
+
     def __init__(
         self,
         *,
@@ -149,14 +154,41 @@ class RequestStatusChanged(_message.Message):
         status: _builtins.str = ...,
         change: _builtins.str = ...,
         step: _builtins.str = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "kind", b"kind", "request_id", b"request_id", "status", b"status", "step", b"step"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "due_at", b"due_at", "kind", b"kind", "request_id", b"request_id", "status", b"status", "step", b"step"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RequestStatusChanged: _TypeAlias = RequestStatusChanged  # noqa: Y015
+
+@_typing.final
+class VerificationRequested(_message.Message):
+    """rights.verification.requested: a request filed by the DPO on the
+    subject's behalf waits for the one-time code sent to the account's
+    address. Consent claims the code from rights (ClaimVerificationCode) at
+    send time, so the code never travels on the event stream.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Opaque rights request id."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerificationRequested: _TypeAlias = VerificationRequested  # noqa: Y015
 
 @_typing.final
 class HoldPlaced(_message.Message):

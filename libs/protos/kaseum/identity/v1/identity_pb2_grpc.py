@@ -79,6 +79,11 @@ class IdentityStub:
                 request_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactRequest.SerializeToString,
                 response_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactResponse.FromString,
                 _registered_method=True)
+        self.FindAccount = channel.unary_unary(
+                '/kaseum.identity.v1.Identity/FindAccount',
+                request_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.FindAccountRequest.SerializeToString,
+                response_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.FindAccountResponse.FromString,
+                _registered_method=True)
         self.ListSessions = channel.unary_unary(
                 '/kaseum.identity.v1.Identity/ListSessions',
                 request_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.ListSessionsRequest.SerializeToString,
@@ -187,6 +192,14 @@ class IdentityServicer:
 
     def GetContact(self, request, context):
         """A subject's contact address at send time (services only; never copied).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindAccount(self, request, context):
+        """The account that owns a business e-mail address (the rights service only,
+        for a request that arrived by e-mail; audited). NOT_FOUND when none.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -303,6 +316,11 @@ def add_IdentityServicer_to_server(servicer, server):
                     servicer.GetContact,
                     request_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactRequest.FromString,
                     response_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactResponse.SerializeToString,
+            ),
+            'FindAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindAccount,
+                    request_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.FindAccountRequest.FromString,
+                    response_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.FindAccountResponse.SerializeToString,
             ),
             'ListSessions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListSessions,
@@ -593,6 +611,33 @@ class Identity:
             '/kaseum.identity.v1.Identity/GetContact',
             kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactRequest.SerializeToString,
             kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.identity.v1.Identity/FindAccount',
+            kaseum_dot_identity_dot_v1_dot_identity__pb2.FindAccountRequest.SerializeToString,
+            kaseum_dot_identity_dot_v1_dot_identity__pb2.FindAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,

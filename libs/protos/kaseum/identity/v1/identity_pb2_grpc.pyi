@@ -55,6 +55,10 @@ class IdentityStub:
     """Create a staff account (admin or the operator CLI only)."""
     GetContact: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetContactRequest, _identity_pb2.GetContactResponse]
     """A subject's contact address at send time (services only; never copied)."""
+    FindAccount: _grpc.UnaryUnaryMultiCallable[_identity_pb2.FindAccountRequest, _identity_pb2.FindAccountResponse]
+    """The account that owns a business e-mail address (the rights service only,
+    for a request that arrived by e-mail; audited). NOT_FOUND when none.
+    """
     ListSessions: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListSessionsRequest, _identity_pb2.ListSessionsResponse]
     """The caller's live sessions, newest first."""
     RevokeSessions: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RevokeSessionsRequest, _identity_pb2.RevokeSessionsResponse]
@@ -97,6 +101,10 @@ class IdentityAsyncStub(IdentityStub):
     """Create a staff account (admin or the operator CLI only)."""
     GetContact: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetContactRequest, _identity_pb2.GetContactResponse]  # type: ignore[assignment]
     """A subject's contact address at send time (services only; never copied)."""
+    FindAccount: _aio.UnaryUnaryMultiCallable[_identity_pb2.FindAccountRequest, _identity_pb2.FindAccountResponse]  # type: ignore[assignment]
+    """The account that owns a business e-mail address (the rights service only,
+    for a request that arrived by e-mail; audited). NOT_FOUND when none.
+    """
     ListSessions: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListSessionsRequest, _identity_pb2.ListSessionsResponse]  # type: ignore[assignment]
     """The caller's live sessions, newest first."""
     RevokeSessions: _aio.UnaryUnaryMultiCallable[_identity_pb2.RevokeSessionsRequest, _identity_pb2.RevokeSessionsResponse]  # type: ignore[assignment]
@@ -190,6 +198,16 @@ class IdentityServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.GetContactResponse, _abc.Awaitable[_identity_pb2.GetContactResponse]]:
         """A subject's contact address at send time (services only; never copied)."""
+
+    @_abc_1.abstractmethod
+    def FindAccount(
+        self,
+        request: _identity_pb2.FindAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.FindAccountResponse, _abc.Awaitable[_identity_pb2.FindAccountResponse]]:
+        """The account that owns a business e-mail address (the rights service only,
+        for a request that arrived by e-mail; audited). NOT_FOUND when none.
+        """
 
     @_abc_1.abstractmethod
     def ListSessions(

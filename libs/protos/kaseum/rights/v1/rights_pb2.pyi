@@ -114,6 +114,9 @@ class RightsRequest(_message.Message):
     PURPOSE_FIELD_NUMBER: _builtins.int
     CORRECTIONS_FIELD_NUMBER: _builtins.int
     LINKED_TO_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    CLOCK_STOPPED_AT_FIELD_NUMBER: _builtins.int
+    LIFT_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque request id."""
     kind: _builtins.str
@@ -137,6 +140,10 @@ class RightsRequest(_message.Message):
     linked_to: _builtins.str
     """Id of the open request this filing was linked to, when the same subject
     asked again for the same kind ("" otherwise).
+    """
+    channel: _builtins.str
+    """How it came: "portal" (a signed-in session) or "dpo" (by e-mail, filed by
+    the DPO on the subject's behalf).
     """
     @_builtins.property
     def received_at(self) -> _timestamp_pb2.Timestamp:
@@ -164,6 +171,16 @@ class RightsRequest(_message.Message):
     def corrections(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Corrections of a rectification request: field name to corrected value."""
 
+    @_builtins.property
+    def clock_stopped_at(self) -> _timestamp_pb2.Timestamp:
+        """While the clock stands still waiting for clarification: since when."""
+
+    @_builtins.property
+    def lift_at(self) -> _timestamp_pb2.Timestamp:
+        """A restriction being lifted: when the lift takes effect (the subject is
+        told before).
+        """
+
     def __init__(
         self,
         *,
@@ -182,10 +199,13 @@ class RightsRequest(_message.Message):
         purpose: _builtins.str = ...,
         corrections: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         linked_to: _builtins.str = ...,
+        channel: _builtins.str = ...,
+        clock_stopped_at: _timestamp_pb2.Timestamp | None = ...,
+        lift_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "due_at", b"due_at", "export_expires_at", b"export_expires_at", "received_at", b"received_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["clock_stopped_at", b"clock_stopped_at", "completed_at", b"completed_at", "due_at", b"due_at", "export_expires_at", b"export_expires_at", "lift_at", b"lift_at", "received_at", b"received_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "corrections", b"corrections", "details", b"details", "due_at", b"due_at", "export_expires_at", b"export_expires_at", "extension_reason", b"extension_reason", "id", b"id", "kind", b"kind", "linked_to", b"linked_to", "purpose", b"purpose", "received_at", b"received_at", "refusal_reason", b"refusal_reason", "status", b"status", "steps", b"steps", "subject_id", b"subject_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "clock_stopped_at", b"clock_stopped_at", "completed_at", b"completed_at", "corrections", b"corrections", "details", b"details", "due_at", b"due_at", "export_expires_at", b"export_expires_at", "extension_reason", b"extension_reason", "id", b"id", "kind", b"kind", "lift_at", b"lift_at", "linked_to", b"linked_to", "purpose", b"purpose", "received_at", b"received_at", "refusal_reason", b"refusal_reason", "status", b"status", "steps", b"steps", "subject_id", b"subject_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -483,3 +503,179 @@ class ReplayErasuresResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReplayErasuresResponse: _TypeAlias = ReplayErasuresResponse  # noqa: Y015
+
+@_typing.final
+class FileOnBehalfRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class CorrectionsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    EMAIL_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    CORRECTIONS_FIELD_NUMBER: _builtins.int
+    email: _builtins.str
+    """The business e-mail address the request came from (the account's address)."""
+    kind: _builtins.str
+    """Kind of request (see RightsRequest.kind)."""
+    details: _builtins.str
+    """The request as the subject wrote it."""
+    purpose: _builtins.str
+    """For an objection (see FileRequestRequest.purpose)."""
+    @_builtins.property
+    def corrections(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """For a rectification (see FileRequestRequest.corrections)."""
+
+    def __init__(
+        self,
+        *,
+        email: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        details: _builtins.str = ...,
+        purpose: _builtins.str = ...,
+        corrections: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["corrections", b"corrections", "details", b"details", "email", b"email", "kind", b"kind", "purpose", b"purpose"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FileOnBehalfRequest: _TypeAlias = FileOnBehalfRequest  # noqa: Y015
+
+@_typing.final
+class VerifyRequestRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Opaque request id."""
+    code: _builtins.str
+    """The one-time code the subject returned."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyRequestRequest: _TypeAlias = VerifyRequestRequest  # noqa: Y015
+
+@_typing.final
+class ClaimVerificationCodeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Opaque request id."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimVerificationCodeRequest: _TypeAlias = ClaimVerificationCodeRequest  # noqa: Y015
+
+@_typing.final
+class ClaimVerificationCodeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    subject_id: _builtins.str
+    """The subject whose address receives the code."""
+    code: _builtins.str
+    """The one-time code (only ever given out once)."""
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the code stops being accepted."""
+
+    def __init__(
+        self,
+        *,
+        subject_id: _builtins.str = ...,
+        code: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "expires_at", b"expires_at", "subject_id", b"subject_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimVerificationCodeResponse: _TypeAlias = ClaimVerificationCodeResponse  # noqa: Y015
+
+@_typing.final
+class StopClockRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    STOP_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Opaque request id."""
+    stop: _builtins.bool
+    """True: stop the clock (clarification asked); false: restart it (answered)."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        stop: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "stop", b"stop"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StopClockRequest: _TypeAlias = StopClockRequest  # noqa: Y015
+
+@_typing.final
+class LiftRestrictionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Opaque id of the completed restriction request to end."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LiftRestrictionRequest: _TypeAlias = LiftRestrictionRequest  # noqa: Y015

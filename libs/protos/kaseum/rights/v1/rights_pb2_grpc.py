@@ -74,6 +74,31 @@ class RightsStub:
                 request_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.ReplayErasuresRequest.SerializeToString,
                 response_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.ReplayErasuresResponse.FromString,
                 _registered_method=True)
+        self.FileOnBehalf = channel.unary_unary(
+                '/kaseum.rights.v1.Rights/FileOnBehalf',
+                request_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.FileOnBehalfRequest.SerializeToString,
+                response_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.FromString,
+                _registered_method=True)
+        self.VerifyRequest = channel.unary_unary(
+                '/kaseum.rights.v1.Rights/VerifyRequest',
+                request_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.VerifyRequestRequest.SerializeToString,
+                response_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.FromString,
+                _registered_method=True)
+        self.ClaimVerificationCode = channel.unary_unary(
+                '/kaseum.rights.v1.Rights/ClaimVerificationCode',
+                request_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.ClaimVerificationCodeRequest.SerializeToString,
+                response_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.ClaimVerificationCodeResponse.FromString,
+                _registered_method=True)
+        self.StopClock = channel.unary_unary(
+                '/kaseum.rights.v1.Rights/StopClock',
+                request_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.StopClockRequest.SerializeToString,
+                response_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.FromString,
+                _registered_method=True)
+        self.LiftRestriction = channel.unary_unary(
+                '/kaseum.rights.v1.Rights/LiftRestriction',
+                request_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.LiftRestrictionRequest.SerializeToString,
+                response_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.FromString,
+                _registered_method=True)
 
 
 class RightsServicer:
@@ -141,6 +166,46 @@ class RightsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FileOnBehalf(self, request, context):
+        """DPO: file a request that arrived by e-mail (notice 13.2) for the account
+        with that address; it stays `verifying` until the DPO enters the one-time
+        code the service sent to the account's address and the subject returned.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyRequest(self, request, context):
+        """DPO: the code the subject returned; a match starts the request's work.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClaimVerificationCode(self, request, context):
+        """Consent only, once per code: the code to put in the verification message.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StopClock(self, request, context):
+        """DPO: the clock stops while waiting for the subject's clarification
+        (stop = true) and restarts on the answer (stop = false), moving the due
+        date by the time it stood still.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LiftRestriction(self, request, context):
+        """DPO: end a completed restriction. The subject is told first; the
+        restriction is lifted in every service after the notice period.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RightsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -183,6 +248,31 @@ def add_RightsServicer_to_server(servicer, server):
                     servicer.ReplayErasures,
                     request_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.ReplayErasuresRequest.FromString,
                     response_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.ReplayErasuresResponse.SerializeToString,
+            ),
+            'FileOnBehalf': grpc.unary_unary_rpc_method_handler(
+                    servicer.FileOnBehalf,
+                    request_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.FileOnBehalfRequest.FromString,
+                    response_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.SerializeToString,
+            ),
+            'VerifyRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyRequest,
+                    request_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.VerifyRequestRequest.FromString,
+                    response_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.SerializeToString,
+            ),
+            'ClaimVerificationCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimVerificationCode,
+                    request_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.ClaimVerificationCodeRequest.FromString,
+                    response_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.ClaimVerificationCodeResponse.SerializeToString,
+            ),
+            'StopClock': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopClock,
+                    request_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.StopClockRequest.FromString,
+                    response_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.SerializeToString,
+            ),
+            'LiftRestriction': grpc.unary_unary_rpc_method_handler(
+                    servicer.LiftRestriction,
+                    request_deserializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.LiftRestrictionRequest.FromString,
+                    response_serializer=kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -401,6 +491,141 @@ class Rights:
             '/kaseum.rights.v1.Rights/ReplayErasures',
             kaseum_dot_rights_dot_v1_dot_rights__pb2.ReplayErasuresRequest.SerializeToString,
             kaseum_dot_rights_dot_v1_dot_rights__pb2.ReplayErasuresResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FileOnBehalf(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.rights.v1.Rights/FileOnBehalf',
+            kaseum_dot_rights_dot_v1_dot_rights__pb2.FileOnBehalfRequest.SerializeToString,
+            kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.rights.v1.Rights/VerifyRequest',
+            kaseum_dot_rights_dot_v1_dot_rights__pb2.VerifyRequestRequest.SerializeToString,
+            kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimVerificationCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.rights.v1.Rights/ClaimVerificationCode',
+            kaseum_dot_rights_dot_v1_dot_rights__pb2.ClaimVerificationCodeRequest.SerializeToString,
+            kaseum_dot_rights_dot_v1_dot_rights__pb2.ClaimVerificationCodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopClock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.rights.v1.Rights/StopClock',
+            kaseum_dot_rights_dot_v1_dot_rights__pb2.StopClockRequest.SerializeToString,
+            kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LiftRestriction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.rights.v1.Rights/LiftRestriction',
+            kaseum_dot_rights_dot_v1_dot_rights__pb2.LiftRestrictionRequest.SerializeToString,
+            kaseum_dot_rights_dot_v1_dot_rights__pb2.RightsRequest.FromString,
             options,
             channel_credentials,
             insecure,

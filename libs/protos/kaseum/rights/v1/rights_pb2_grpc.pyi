@@ -57,6 +57,24 @@ class RightsStub:
     every subject on the erasure ledger, so that a backup taken before an
     erasure does not bring anyone back. Idempotent; safe to run again.
     """
+    FileOnBehalf: _grpc.UnaryUnaryMultiCallable[_rights_pb2.FileOnBehalfRequest, _rights_pb2.RightsRequest]
+    """DPO: file a request that arrived by e-mail (notice 13.2) for the account
+    with that address; it stays `verifying` until the DPO enters the one-time
+    code the service sent to the account's address and the subject returned.
+    """
+    VerifyRequest: _grpc.UnaryUnaryMultiCallable[_rights_pb2.VerifyRequestRequest, _rights_pb2.RightsRequest]
+    """DPO: the code the subject returned; a match starts the request's work."""
+    ClaimVerificationCode: _grpc.UnaryUnaryMultiCallable[_rights_pb2.ClaimVerificationCodeRequest, _rights_pb2.ClaimVerificationCodeResponse]
+    """Consent only, once per code: the code to put in the verification message."""
+    StopClock: _grpc.UnaryUnaryMultiCallable[_rights_pb2.StopClockRequest, _rights_pb2.RightsRequest]
+    """DPO: the clock stops while waiting for the subject's clarification
+    (stop = true) and restarts on the answer (stop = false), moving the due
+    date by the time it stood still.
+    """
+    LiftRestriction: _grpc.UnaryUnaryMultiCallable[_rights_pb2.LiftRestrictionRequest, _rights_pb2.RightsRequest]
+    """DPO: end a completed restriction. The subject is told first; the
+    restriction is lifted in every service after the notice period.
+    """
 
 @_typing.type_check_only
 class RightsAsyncStub(RightsStub):
@@ -86,6 +104,24 @@ class RightsAsyncStub(RightsStub):
     """Admin or DPO, after a database restore: erase again, in every service,
     every subject on the erasure ledger, so that a backup taken before an
     erasure does not bring anyone back. Idempotent; safe to run again.
+    """
+    FileOnBehalf: _aio.UnaryUnaryMultiCallable[_rights_pb2.FileOnBehalfRequest, _rights_pb2.RightsRequest]  # type: ignore[assignment]
+    """DPO: file a request that arrived by e-mail (notice 13.2) for the account
+    with that address; it stays `verifying` until the DPO enters the one-time
+    code the service sent to the account's address and the subject returned.
+    """
+    VerifyRequest: _aio.UnaryUnaryMultiCallable[_rights_pb2.VerifyRequestRequest, _rights_pb2.RightsRequest]  # type: ignore[assignment]
+    """DPO: the code the subject returned; a match starts the request's work."""
+    ClaimVerificationCode: _aio.UnaryUnaryMultiCallable[_rights_pb2.ClaimVerificationCodeRequest, _rights_pb2.ClaimVerificationCodeResponse]  # type: ignore[assignment]
+    """Consent only, once per code: the code to put in the verification message."""
+    StopClock: _aio.UnaryUnaryMultiCallable[_rights_pb2.StopClockRequest, _rights_pb2.RightsRequest]  # type: ignore[assignment]
+    """DPO: the clock stops while waiting for the subject's clarification
+    (stop = true) and restarts on the answer (stop = false), moving the due
+    date by the time it stood still.
+    """
+    LiftRestriction: _aio.UnaryUnaryMultiCallable[_rights_pb2.LiftRestrictionRequest, _rights_pb2.RightsRequest]  # type: ignore[assignment]
+    """DPO: end a completed restriction. The subject is told first; the
+    restriction is lifted in every service after the notice period.
     """
 
 class RightsServicer(metaclass=_abc_1.ABCMeta):
@@ -161,6 +197,54 @@ class RightsServicer(metaclass=_abc_1.ABCMeta):
         """Admin or DPO, after a database restore: erase again, in every service,
         every subject on the erasure ledger, so that a backup taken before an
         erasure does not bring anyone back. Idempotent; safe to run again.
+        """
+
+    @_abc_1.abstractmethod
+    def FileOnBehalf(
+        self,
+        request: _rights_pb2.FileOnBehalfRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rights_pb2.RightsRequest, _abc.Awaitable[_rights_pb2.RightsRequest]]:
+        """DPO: file a request that arrived by e-mail (notice 13.2) for the account
+        with that address; it stays `verifying` until the DPO enters the one-time
+        code the service sent to the account's address and the subject returned.
+        """
+
+    @_abc_1.abstractmethod
+    def VerifyRequest(
+        self,
+        request: _rights_pb2.VerifyRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rights_pb2.RightsRequest, _abc.Awaitable[_rights_pb2.RightsRequest]]:
+        """DPO: the code the subject returned; a match starts the request's work."""
+
+    @_abc_1.abstractmethod
+    def ClaimVerificationCode(
+        self,
+        request: _rights_pb2.ClaimVerificationCodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rights_pb2.ClaimVerificationCodeResponse, _abc.Awaitable[_rights_pb2.ClaimVerificationCodeResponse]]:
+        """Consent only, once per code: the code to put in the verification message."""
+
+    @_abc_1.abstractmethod
+    def StopClock(
+        self,
+        request: _rights_pb2.StopClockRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rights_pb2.RightsRequest, _abc.Awaitable[_rights_pb2.RightsRequest]]:
+        """DPO: the clock stops while waiting for the subject's clarification
+        (stop = true) and restarts on the answer (stop = false), moving the due
+        date by the time it stood still.
+        """
+
+    @_abc_1.abstractmethod
+    def LiftRestriction(
+        self,
+        request: _rights_pb2.LiftRestrictionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rights_pb2.RightsRequest, _abc.Awaitable[_rights_pb2.RightsRequest]]:
+        """DPO: end a completed restriction. The subject is told first; the
+        restriction is lifted in every service after the notice period.
         """
 
 def add_RightsServicer_to_server(servicer: RightsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -24,6 +24,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('extension_reason', sa.Text(), nullable=False, server_default=''))
         batch_op.add_column(sa.Column('refusal_reason', sa.Text(), nullable=False, server_default=''))
         batch_op.add_column(sa.Column('export_expires_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('channel', sa.String(length=10), nullable=False, server_default='portal'))
+        batch_op.add_column(sa.Column('code_hash', sa.String(length=64), nullable=False, server_default=''))
+        batch_op.add_column(sa.Column('code_claimed_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('code_expires_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('code_failures', sa.Integer(), nullable=False, server_default='0'))
+        batch_op.add_column(sa.Column('clock_stopped_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('lift_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('warned_at', sa.DateTime(timezone=True), nullable=True))
     op.create_table('request_steps',
                     sa.Column('request_id', sa.String(length=32), nullable=False),
                     sa.Column('service', sa.String(length=20), nullable=False),
@@ -62,5 +70,7 @@ def downgrade() -> None:
     op.drop_index('ix_request_steps_due', table_name='request_steps')
     op.drop_table('request_steps')
     with op.batch_alter_table('rights_requests', schema=None) as batch_op:
-        for column in ('export_expires_at', 'refusal_reason', 'extension_reason', 'corrections', 'purpose'):
+        for column in ('warned_at', 'lift_at', 'clock_stopped_at', 'code_failures', 'code_expires_at',
+                       'code_claimed_at', 'code_hash', 'channel', 'export_expires_at', 'refusal_reason',
+                       'extension_reason', 'corrections', 'purpose'):
             batch_op.drop_column(column)
