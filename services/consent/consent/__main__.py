@@ -20,6 +20,7 @@ from .identity_client import IdentityDirectory
 from .keys import Keys
 from .mailer import SmtpMailer
 from .models import GOVERNANCE, Inbox, Outbox, Repository
+from .rights_client import RightsCodes
 from .sending import Sender, SenderConfig
 from .service import ConsentService
 
@@ -36,7 +37,8 @@ def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], Consen
     campaigns = Campaigns(runtime.uow)
     mailer = SmtpMailer(settings.smtp_host, settings.smtp_port, settings.smtp_username,
                         settings.smtp_password.get_secret_value(), settings.smtp_starttls, settings.smtp_timeout)
-    sender = Sender(runtime.uow, service, directory, mailer, SenderConfig(
+    codes = RightsCodes(settings.rights_addr, runtime.credentials)
+    sender = Sender(runtime.uow, service, directory, codes, mailer, SenderConfig(
         base_url=settings.public_base_url, sender=settings.mail_from, batch=settings.send_batch,
         max_attempts=settings.send_max_attempts))
     runtime.subscribe("consent", [s.format(region=settings.region) for s in events.SUBJECTS],

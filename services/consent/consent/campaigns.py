@@ -44,9 +44,9 @@ def require_admin(principal: Principal) -> str:
 def queued(message_id: str, dedup: str, subject_id: str, kind: str, purpose: str, channel: str, campaign_id: str,
            ref: str, now: datetime) -> dict[str, object]:
     return {"id": message_id, "dedup_key": dedup, "subject_id": subject_id, "kind": kind, "purpose": purpose,
-            "channel": channel, "campaign_id": campaign_id, "ref": ref, "token_id": "", "token_sealed": None,
-            "state": "pending", "reason": "", "attempts": 0, "next_attempt_at": now, "lease_id": "",
-            "lease_until": None, "created_at": now, "sent_at": None}
+            "channel": channel, "campaign_id": campaign_id, "ref": ref, "facts": "", "token_id": "",
+            "token_sealed": None, "state": "pending", "reason": "", "attempts": 0, "next_attempt_at": now,
+            "lease_id": "", "lease_until": None, "created_at": now, "sent_at": None}
 
 
 class Campaigns:

@@ -6,6 +6,8 @@ second effect, and a message queued from an event is queued exactly once (keyed 
 
 from __future__ import annotations
 
+import json
+from datetime import UTC
 from typing import Any
 
 from kaseum.events.v1 import envelope_pb2
@@ -14,6 +16,7 @@ from kaseum.events.v1 import rights_events_pb2 as rev
 from kaseum.events.v1 import tickets_events_pb2 as tev
 from servicekit.db import new_id
 
+from . import messages
 from .campaigns import queued
 from .service import ConsentService
 
@@ -74,6 +77,29 @@ def handlers(service: ConsentService) -> dict[str, Any]:
         env.payload.Unpack(event)
         service.on_rights_request(uow, event.subject_id, event.kind)
 
+    def rights_status_changed(uow: Any, env: envelope_pb2.Envelope) -> None:
+        event = rev.RequestStatusChanged()
+        env.payload.Unpack(event)
+        kind = messages.RIGHTS_CHANGES.get(event.change)
+        if kind is None or not env.subject_id or uow.repo.preferences(env.subject_id) is None:
+            return  # a change the subject is not told of, or an erased subject
+        facts = {"kind": event.kind}
+        if event.HasField("due_at"):
+            facts["due_at"] = event.due_at.ToDatetime(tzinfo=UTC).isoformat()
+        row = queued(new_id(), f"e:{env.id}", env.subject_id, kind, "service", "email", "", event.request_id,
+                     service.clock())
+        row["facts"] = json.dumps(facts)
+        uow.repo.enqueue_many([row])
+
+    def rights_verification(uow: Any, env: envelope_pb2.Envelope) -> None:
+        event = rev.VerificationRequested()
+        env.payload.Unpack(event)
+        if not env.subject_id or uow.repo.preferences(env.subject_id) is None:
+            return
+        # The code itself is claimed from rights by the sender, at send time: it never rides the stream.
+        uow.repo.enqueue_many([queued(new_id(), f"e:{env.id}", env.subject_id, messages.RIGHTS_VERIFICATION,
+                                      "service", "email", "", event.request_id, service.clock())])
+
     return {
         "identity.account.created": account_created,
         "rights.request.received": rights_request,
@@ -81,9 +107,12 @@ def handlers(service: ConsentService) -> dict[str, Any]:
         "tickets.ticket.opened": ticket_opened,
         "tickets.ticket.replied": ticket_replied,
         "tickets.ticket.status_changed": ticket_status_changed,
+        "rights.request.status_changed": rights_status_changed,
+        "rights.verification.requested": rights_verification,
     }
 
 
 SUBJECTS = ["{region}.identity.account.created", "{region}.identity.message.requested",
             "{region}.tickets.ticket.opened", "{region}.tickets.ticket.replied",
-            "{region}.tickets.ticket.status_changed", "{region}.rights.request.received"]
+            "{region}.tickets.ticket.status_changed", "{region}.rights.request.received",
+            "{region}.rights.request.status_changed", "{region}.rights.verification.requested"]

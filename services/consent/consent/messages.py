@@ -67,6 +67,76 @@ def service_content(kind: str, base: str, token: str = "", ref: str = "") -> Con
     raise ValueError(f"no template for {kind}")
 
 
+# The rights of section 13.1, as a message names them, with their clause of the privacy notice.
+RIGHTS_KINDS = {
+    "access": ("for access to your personal data", "13.1.1"),
+    "rectification": ("for correction of your personal data", "13.1.2"),
+    "erasure": ("for erasure of your personal data", "13.1.3"),
+    "objection": ("objecting to the processing of your personal data", "13.1.4"),
+    "restriction": ("for restriction of the processing of your personal data", "13.1.5"),
+    "portability": ("for a transfer of your personal data", "13.1.6"),
+    "withdraw_consent": ("withdrawing your consent", "13.1.7"),
+}
+# Rights request changes the subject is told of (rights.request.status_changed `change` → message kind).
+RIGHTS_CHANGES = {"extended": "rights_extended", "refused": "rights_refused", "completed": "rights_completed",
+                  "lift_announced": "rights_lift_announced"}
+RIGHTS_VERIFICATION = "rights_verification"
+CONTACT_ADDRESS = "portal@kaseum.com"  # the address for rights requests (privacy notice, section 13.2)
+ICO = ("the Information Commissioner's Office (ICO), at https://ico.org.uk/make-a-complaint/ or on "
+       "0303 123 1113")
+
+
+def _day(value: str) -> str:
+    return f"{datetime.fromisoformat(value):%d %B %Y}" if value else "the date shown in the portal"
+
+
+def _moment(value: str) -> str:
+    return f"{datetime.fromisoformat(value):%d %B %Y at %H:%M} UTC" if value else "a few days"
+
+
+def rights_content(kind: str, base: str, request_id: str, facts: dict[str, str]) -> Content:
+    """Messages about a rights request: ids, kinds and dates only; a DPO's reason is shown in the portal."""
+    what, clause = RIGHTS_KINDS.get(facts.get("kind", ""), ("about your personal data", "13"))
+    about = f"your request {what} (privacy notice, section {clause}; reference {request_id})"
+    page = link(base, "/api/v1/rights-requests/" + request_id)
+    if kind == RIGHTS_VERIFICATION:
+        return Content("Confirm your request",
+                       f"We received by e-mail, in your name, a request {what} (privacy notice, section {clause}); "
+                       "our Data Protection Officer filed it for you (section 13.2). Before we act on it we must "
+                       f"check that it came from you. If it did, reply to this message (or write to {CONTACT_ADDRESS}) "
+                       "giving our Data Protection Officer this one-time code:\n\n"
+                       f"  {facts['code']}\n\n"
+                       f"The code is valid until {_moment(facts.get('expires_at', ''))}. Once the Data "
+                       f"Protection Officer has entered it, work on the request (reference {request_id}) starts.\n\n"
+                       "If you did not make this request, do not reply and give the code to no one: nothing "
+                       "will be done.")
+    if kind == "rights_extended":
+        return Content("We need more time for your request",
+                       f"We have extended the time we have to answer {about}, as the law allows for complex or "
+                       f"numerous requests (UK GDPR Art. 12(3)). We will answer by {_day(facts.get('due_at', ''))}."
+                       f"\n\nThe reason is shown on your request in the portal:\n\n  {page}")
+    if kind == "rights_refused":
+        return Content("Your request was refused",
+                       f"We have refused {about}, as the law allows for a manifestly unfounded or excessive "
+                       "request (UK GDPR Art. 12(5); privacy notice, section 13.3). The reason is shown on your "
+                       f"request in the portal:\n\n  {page}\n\n"
+                       f"If you disagree, you have the right to complain to {ICO}, and to seek a judicial "
+                       "remedy through the courts.")
+    if kind == "rights_completed":
+        body = f"We have completed {about}. See it in the portal:\n\n  {page}"
+        if facts.get("kind") in ("access", "portability"):
+            body += ("\n\nYour personal data is ready to download from the portal for 7 days, signed in to "
+                     f"your account (only you can download it):\n\n  {page}/export")
+        return Content("Your request is complete", body)
+    if kind == "rights_lift_announced":
+        return Content("We will lift the restriction of your data",
+                       f"Following {about}, we have restricted the processing of your personal data. We will "
+                       "lift that restriction in 24 hours; we will then process your data again as our privacy "
+                       "notice describes.\n\nIf you object, tell us before then: reply to this message, write "
+                       f"to {CONTACT_ADDRESS}, or file an objection in the portal. Your request:\n\n  {page}")
+    raise ValueError(f"no template for {kind}")
+
+
 def notice_content(document: str, version: str, summary: str, base: str) -> Content:
     name = "privacy notice" if document == "privacy" else "terms of use"
     return Content(f"We have updated our {name}",

@@ -171,6 +171,9 @@ class OutgoingMessage(Base):
     campaign_id: Mapped[str] = mapped_column(String(32), default="", index=True, info=MARKETING)
     # What the message is about, e.g. a ticket id or a notice version ("" if nothing).
     ref: Mapped[str] = mapped_column(String(32), default="", info=MARKETING)
+    # What else the message states about `ref`, as JSON of kinds and dates only (e.g. a rights
+    # request's kind and new due date): never free text such as a DPO's reason.
+    facts: Mapped[str] = mapped_column(String(200), default="", server_default="", info=MARKETING)
     token_id: Mapped[str] = mapped_column(String(32), default="", info=TOKEN)
     # The claimed link token, sealed (AES-GCM) so another replica can finish the send; cleared once sent.
     token_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, info=TOKEN)

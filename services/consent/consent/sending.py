@@ -5,11 +5,12 @@ silently (ClaimMessageToken works only once):
 
 1. lease the row (a conditional UPDATE: one worker at a time; a dead worker's lease expires);
 2. ask identity for the address now (never stored) and, for marketing, ask CanContact again with it;
-3. claim the link token if the message has one, and commit it *sealed* (AES-GCM) on the row before
-   anything else, so a crash or a relay outage after the claim loses nothing: any replica resumes
-   with the sealed token. A token claimed by an attempt that died before step 3 committed cannot be
-   claimed again: that message is marked `failed/token_lost` and logged, never dropped quietly (the
-   person can ask for a new link);
+3. claim the link token if the message has one (from identity; a rights verification message's
+   one-time code from rights), and commit it *sealed* (AES-GCM) on the row before anything else, so
+   a crash or a relay outage after the claim loses nothing: any replica resumes with the sealed
+   token. A token claimed by an attempt that died before step 3 committed cannot be claimed again:
+   that message is marked `failed/token_lost` and logged, never dropped quietly (the person can ask
+   for a new link; the DPO can have a new code sent);
 4. commit state `sending`, then hand the message to the relay;
 5. commit `sent` (the sealed token is dropped) with the `communication.sent` event in the outbox.
 
@@ -32,6 +33,7 @@ from servicekit.db import UnitOfWorkFactory, new_id, utcnow
 from servicekit.logs import get_logger
 
 from . import messages
+from .codes import CodeGone, CodesUnavailable, VerificationCodes
 from .decisions import decide
 from .directory import Directory, DirectoryUnavailable, TokenGone
 from .mailer import OutcomeUnknown, Refused, SmtpConnection, SmtpMailer
@@ -64,8 +66,9 @@ class Later(Exception):
 
 class Sender:
     def __init__(self, uow: UnitOfWorkFactory[Repository], consent: ConsentService, directory: Directory,
-                 mailer: SmtpMailer, config: SenderConfig, clock: Callable[[], datetime] = utcnow) -> None:
-        self.uow, self.consent, self.directory, self.mailer = uow, consent, directory, mailer
+                 codes: VerificationCodes, mailer: SmtpMailer, config: SenderConfig,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.uow, self.consent, self.directory, self.codes, self.mailer = uow, consent, directory, codes, mailer
         self.config, self.clock = config, clock
 
     def run_once(self) -> int:
@@ -143,10 +146,10 @@ class Sender:
                                       self.consent.suppressed_since(uow, contact.email, contact.phone))
                 if not decision.allowed:
                     raise Skip("skipped", decision.reason)
-        token = ""
-        if row.token_id:
-            token, claimed_to = self._token(row, lease)
-            to = to or claimed_to
+        secret: dict[str, str] = {}
+        if row.token_id or row.kind == messages.RIGHTS_VERIFICATION:
+            secret = self._secret(row, lease)
+            to = to or secret.get("e", "")
         if not to:
             raise Skip("failed", "no_recipient")
         unsubscribe_url = ""
@@ -154,34 +157,51 @@ class Sender:
             unsubscribe_url = messages.link(self.config.base_url, "/api/v1/unsubscribe",
                                             self.consent.unsubscribe_token(row.subject_id, row.channel, row.id))
         email = messages.compose(message_id=row.id, sender=self.config.sender, to=to,
-                                 content=self._content(row, token), marketing=marketing,
+                                 content=self._content(row, secret), marketing=marketing,
                                  unsubscribe_url=unsubscribe_url, now=self.clock())
         return email
 
-    def _token(self, row: OutgoingMessage, lease: str) -> tuple[str, str]:
+    def _secret(self, row: OutgoingMessage, lease: str) -> dict[str, str]:
+        """The claimed token ("t"; "e" an address to write to; "x" when a code expires), claimed once."""
         if row.token_sealed:
             try:
                 opened = json.loads(self.consent.keys.open_text(row.token_sealed, row.id))
             except InvalidTag as exc:  # sealed under a key since rotated: the token is gone
                 raise Skip("failed", "token_unreadable") from exc
-            return str(opened["t"]), str(opened["e"])
+            return {k: str(v) for k, v in opened.items()}
         try:
-            claimed = self.directory.claim_token(row.token_id)
-        except TokenGone as exc:
+            claimed = self._claim(row)
+        except (TokenGone, CodeGone) as exc:
             log.warning("message token already claimed or unknown; message not sent", message_id=row.id,
                         kind=row.kind)
             raise Skip("failed", "token_lost") from exc
-        except DirectoryUnavailable as exc:
+        except (DirectoryUnavailable, CodesUnavailable) as exc:
             raise Later() from exc
-        sealed = self.consent.keys.seal_text(json.dumps({"t": claimed.token, "e": claimed.email}), row.id)
+        sealed = self.consent.keys.seal_text(json.dumps(claimed), row.id)
         with self.uow() as uow:
             found = uow.repo.message(row.id)
             if found is not None and found.lease_id == lease:
                 found.token_sealed = sealed
                 uow.commit()
-        return claimed.token, claimed.email
+        return claimed
 
-    def _content(self, row: OutgoingMessage, token: str) -> messages.Content:
+    def _claim(self, row: OutgoingMessage) -> dict[str, str]:
+        if row.kind != messages.RIGHTS_VERIFICATION:
+            token = self.directory.claim_token(row.token_id)
+            return {"t": token.token, "e": token.email}
+        code = self.codes.claim_code(row.ref)
+        if code.subject_id != row.subject_id:
+            # Never send one person's code to another: the event and rights disagree about whose request it is.
+            log.error("verification code belongs to another subject; message not sent", message_id=row.id)
+            raise Skip("failed", "wrong_subject")
+        return {"t": code.code, "e": "", "x": code.expires_at.isoformat()}
+
+    def _content(self, row: OutgoingMessage, secret: dict[str, str]) -> messages.Content:
+        if row.kind.startswith("rights_"):
+            facts: dict[str, str] = json.loads(row.facts) if row.facts else {}
+            if row.kind == messages.RIGHTS_VERIFICATION:
+                facts.update(code=secret["t"], expires_at=secret.get("x", ""))
+            return messages.rights_content(row.kind, self.config.base_url, row.ref, facts)
         if row.kind in ("campaign", "product_update"):
             with self.uow() as uow:
                 campaign = uow.repo.campaign(row.campaign_id)
@@ -194,7 +214,7 @@ class Sender:
             if notice is None:
                 raise Skip("failed", "notice_missing")
             return messages.notice_content(notice.document, notice.version, notice.summary, self.config.base_url)
-        return messages.service_content(row.kind, self.config.base_url, token, row.ref)
+        return messages.service_content(row.kind, self.config.base_url, secret.get("t", ""), row.ref)
 
     # --- recording -------------------------------------------------------------------
     def _mark(self, message_id: str, lease: str, state: str) -> bool:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from consent.__main__ import MIGRATIONS
 from consent.campaigns import Campaigns
+from consent.codes import ClaimedCode, CodeGone, CodesUnavailable
 from consent.directory import ClaimedToken, Contact, DirectoryUnavailable, TokenGone
 from consent.keys import Keys
 from consent.mail_sink import start
@@ -52,6 +53,23 @@ class FakeDirectory:
 
 
 @dataclass
+class FakeCodes:
+    """Rights' ClaimVerificationCode (a fake is fine in a unit test of the sender's rules): a code is given once."""
+
+    codes: dict[str, ClaimedCode] = field(default_factory=dict)
+    claimed: list[str] = field(default_factory=list)
+    down: bool = False
+
+    def claim_code(self, request_id: str) -> ClaimedCode:
+        if self.down:
+            raise CodesUnavailable("down")
+        if request_id not in self.codes or request_id in self.claimed:
+            raise CodeGone("gone")
+        self.claimed.append(request_id)
+        return self.codes[request_id]
+
+
+@dataclass
 class Mailbox:
     folder: Path
     port: int
@@ -71,6 +89,7 @@ class World:
     campaigns: Campaigns
     sender: Sender
     directory: FakeDirectory
+    codes: FakeCodes
     mailbox: Mailbox
     clock: Clock
 
@@ -109,7 +128,8 @@ def world(database_url: str, mailbox: Mailbox) -> Iterator[World]:
     clock = Clock(datetime(2025, 3, 1, 12, 0, tzinfo=UTC))
     directory = FakeDirectory()
     consent = ConsentService(uow, "uk", "2024-01", Keys.from_secret(b"k" * 32), directory, clock=clock)
-    sender = Sender(uow, consent, directory, SmtpMailer("127.0.0.1", mailbox.port, timeout=5),
+    codes = FakeCodes()
+    sender = Sender(uow, consent, directory, codes, SmtpMailer("127.0.0.1", mailbox.port, timeout=5),
                     SenderConfig(base_url=BASE, sender="Kaseum <portal@kaseum.com>"), clock=clock)
-    yield World(uow, consent, Campaigns(uow, clock=clock), sender, directory, mailbox, clock)
+    yield World(uow, consent, Campaigns(uow, clock=clock), sender, directory, codes, mailbox, clock)
     uow.session_factory.kw["bind"].dispose()
