@@ -32,7 +32,8 @@ RETENTION = (
                   "hold keeps it (12.1) and Erase removes it once the hold is released", months=72,
                   covers=("3.2.1",)),
     RetentionRule("communications", "3.2.6",
-                  "messages queued and sent (kind, purpose, state, when; no address, no text)",
+                  "messages queued and sent (kind, purpose, state, when, and for a rights request its kind "
+                  "and due date; no address, no text)",
                   "queuing of the message (it is sent or given up within hours)",
                   "answering questions about what was sent and proving opt-outs were honoured; legal holds "
                   "suspend it (12.1)", months=24, purge=purge_communications, covers=("3.2.1", "3.2.4")),
