@@ -167,7 +167,7 @@ def test_purge_removes_exactly_the_closed_tickets_past_six_years_and_nothing_hel
     purger = Purger(RETENTION, uow.session_factory, PurgeRun, clock, batch_size=2)
     results = purger.run_once()
     # 5 tickets and their 5 replies (their search rows go with them).
-    assert [(r.rule, r.purged, r.batches) for r in results] == [("closed_tickets", 10, 3)]
+    assert [(r.rule, r.purged, r.batches) for r in results if r.purged] == [("closed_tickets", 10, 3)]
     with uow() as u:
         left = set(u.session.scalars(select(Ticket.id)))
         assert left == {not_yet, still_open, held_ticket, held_subject}

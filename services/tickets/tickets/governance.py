@@ -9,7 +9,7 @@ from __future__ import annotations
 from servicekit.declarations import Purpose, ServiceDeclaration
 from servicekit.retention import RetentionRule
 
-from .models import Base, purge_closed_tickets
+from .models import Base, purge_closed_tickets, purge_recipient_notices
 
 LIMITATION = "Limitation Act 1980 s.5: a claim on a contract can be brought for 6 years"
 
@@ -28,6 +28,12 @@ RETENTION = (
     RetentionRule("restrictions", "rights_requests", "the mark that a customer restricted processing",
                   "until the restriction is lifted or the customer is erased", "Art. 18; removed by the rights "
                   "service's LiftRestriction or Erase", covers=("3.2.1",)),
+    RetentionRule("recipient_notices", "rights_requests",
+                  "notices telling reseller organisations that a customer whose tickets they saw had their data "
+                  "erased, rectified or restricted (ids only)", "creation of the notice",
+                  "evidence that recipients were told (UK GDPR Art. 5(2), 19), kept as long as the rights "
+                  "request's own records; kept through the customer's erasure, like the access log; legal holds "
+                  "on the customer suspend it (12.1)", months=72, purge=purge_recipient_notices, covers=("3.2.1",)),
     RetentionRule("outbox_events", "3.2.1", "events not yet published (ids only)",
                   "until published (seconds); the event stream keeps them 30 days",
                   "delivery to the other services; the relay deletes each row once published", days=30),
@@ -40,7 +46,8 @@ DECLARATION = ServiceDeclaration(
         Purpose("4.1.3", ("ticket_content", "3.2.1", "3.2.3", "3.2.5", "access_records", "transfer_records",
                           "rights_requests"),
                 "support: customers' tickets answered by agents (and resellers, 5.1.1), with every staff "
-                "access recorded"),
+                "access recorded, and resellers told of a customer's erasure, rectification or restriction "
+                "(Art. 19)"),
         Purpose("4.1.2", ("ticket_content", "3.2.1"), "telling customers about their tickets"),
     ),
     retention=RETENTION,

@@ -9,8 +9,8 @@ from kaseum.tickets.v1 import tickets_pb2_grpc
 from servicekit import caller
 from servicekit.timestamps import to_timestamp
 
-from .models import Reply, Ticket
-from .service import Change, TicketsService
+from .models import RecipientNotice, Reply, Ticket
+from .service import Change, TicketsService, notice_message
 
 SERVICE = "kaseum.tickets.v1.Tickets"
 
@@ -27,6 +27,14 @@ def ticket_message(t: Ticket, replies: list[Reply] | None = None) -> pb.Ticket:
                         priority=t.priority, assignee_id=t.assignee_id, organisation_id=t.organisation_id)
     if t.closed_at is not None:
         message.closed_at.CopyFrom(to_timestamp(t.closed_at))
+    return message
+
+
+def notice_of(n: RecipientNotice) -> pb.RecipientNotice:
+    message = pb.RecipientNotice(id=n.id, subject_id=n.subject_id, kind=n.kind, request_id=n.request_id,
+                                 created_at=to_timestamp(n.created_at), message=notice_message(n))
+    if n.acknowledged_at is not None:
+        message.acknowledged_at.CopyFrom(to_timestamp(n.acknowledged_at))
     return message
 
 
@@ -60,3 +68,12 @@ class TicketsApi(tickets_pb2_grpc.TicketsServicer):
             assignee_id=request.assignee_id if request.HasField("assignee_id") else None,
         )
         return ticket_message(self.service.update(caller.require_person(), request.id, change))
+
+    def ListRecipientNotices(self, request: pb.ListRecipientNoticesRequest,
+                             context: Any) -> pb.ListRecipientNoticesResponse:
+        page = self.service.notices(caller.require_person(), request.cursor, request.page_size)
+        return pb.ListRecipientNoticesResponse(items=[notice_of(n) for n in page.items], next_cursor=page.next_cursor)
+
+    def AcknowledgeRecipientNotice(self, request: pb.AcknowledgeRecipientNoticeRequest,
+                                   context: Any) -> pb.RecipientNotice:
+        return notice_of(self.service.acknowledge(caller.require_person(), request.id))

@@ -31,6 +31,7 @@ from sqlalchemy import (
     Select,
     String,
     Text,
+    UniqueConstraint,
     and_,
     delete,
     false,
@@ -55,6 +56,8 @@ SEARCH_HITS_FETCHED = 2000
 NONE = {"category": "none"}
 ID = {"category": "3.2.1"}  # an account id: "username or similar identifier"
 CONTENT = {"category": "ticket_content"}
+# What was done about a rights request, and when: evidence of compliance (section 13).
+RIGHTS = {"category": "rights_requests"}
 
 
 class Base(DeclarativeBase):
@@ -160,6 +163,32 @@ class SharedOrganisation(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, info=NONE)
     # When identity made the change: a late redelivery of an older event does not undo a newer one.
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=NONE)
+
+
+class RecipientNotice(Base):
+    """A reseller organisation told that a customer whose tickets its members saw had their data erased,
+    rectified or restricted (Art. 19): ids and facts only, never ticket text (written from the rights
+    service's `rights.request.completed`, from the audit log, which erasure keeps)."""
+
+    __tablename__ = "recipient_notices"
+    __table_args__ = (
+        # One notice per organisation and request, whatever the event stream redelivers.
+        UniqueConstraint("organisation_id", "request_id", name="uq_recipient_notices_organisation_request"),
+        Index("ix_recipient_notices_organisation_created", "organisation_id", "created_at", "id"),
+        # The retention purge walks them in (created_at, id) order.
+        Index("ix_recipient_notices_created", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, info=NONE)
+    # The reseller company told: a company, not a person.
+    organisation_id: Mapped[str] = mapped_column(String(32), info=NONE)
+    subject_id: Mapped[str] = mapped_column(String(32), index=True, info=ID)
+    # erasure, rectification or restriction.
+    kind: Mapped[str] = mapped_column(String(20), info=RIGHTS)
+    request_id: Mapped[str] = mapped_column(String(32), info=RIGHTS)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=RIGHTS)
+    # When a member of the organisation acknowledged it; None until then.
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, info=RIGHTS)
 
 
 def search_terms(query: str) -> list[str]:
@@ -329,6 +358,54 @@ class Repository:
         self.compact_search()
         return count
 
+    # --- recipients told of rights requests (Art. 19) ------------------------------------
+    def reseller_organisations_that_saw(self, subject_id: str) -> list[str]:
+        """Reseller organisations whose members listed, read or answered the subject's tickets, from the
+        access log (kept after an erasure, so this still answers once the tickets are gone)."""
+        return list(self.session.scalars(
+            select(AuditLog.actor_organisation_id).where(
+                AuditLog.subject_id == subject_id, AuditLog.actor_role == "reseller",
+                AuditLog.actor_organisation_id != "", AuditLog.action.like("ticket.%"))
+            .distinct().order_by(AuditLog.actor_organisation_id)))
+
+    def add_notice_once(self, notice: RecipientNotice) -> bool:
+        """False when the organisation was already told of that request."""
+        if self.session.scalar(select(RecipientNotice.id).where(
+                RecipientNotice.organisation_id == notice.organisation_id,
+                RecipientNotice.request_id == notice.request_id)) is not None:
+            return False
+        self.session.add(notice)
+        return True
+
+    def notice(self, notice_id: str) -> RecipientNotice | None:
+        return self.session.get(RecipientNotice, notice_id)
+
+    def notices(self, organisation_id: str, after: tuple[datetime, str] | None, limit: int) -> list[RecipientNotice]:
+        """The organisation's notices, newest first, keyset-paginated on (created_at, id)."""
+        query = select(RecipientNotice).where(RecipientNotice.organisation_id == organisation_id)
+        if after is not None:
+            created, nid = after
+            query = query.where(or_(RecipientNotice.created_at < created,
+                                    and_(RecipientNotice.created_at == created, RecipientNotice.id < nid)))
+        return list(self.session.scalars(
+            query.order_by(RecipientNotice.created_at.desc(), RecipientNotice.id.desc()).limit(limit)))
+
+    def notices_of(self, subject_id: str) -> list[RecipientNotice]:
+        return list(self.session.scalars(select(RecipientNotice).where(RecipientNotice.subject_id == subject_id)
+                                         .order_by(RecipientNotice.created_at, RecipientNotice.id)))
+
+    def purge_notices(self, cutoff: datetime, limit: int, after: Key | None) -> Batch:
+        query = select(RecipientNotice.id, RecipientNotice.created_at).where(
+            RecipientNotice.created_at < cutoff, not_held(LegalHold, "subject", RecipientNotice.subject_id))
+        if after is not None:
+            query = query.where(tuple_(RecipientNotice.created_at, RecipientNotice.id) > tuple_(*after))
+        rows = list(self.session.execute(query.order_by(RecipientNotice.created_at, RecipientNotice.id).limit(limit)))
+        if not rows:
+            return Batch(0, 0, after)
+        deleted = self.session.execute(delete(RecipientNotice).where(
+            RecipientNotice.id.in_([r.id for r in rows]))).rowcount  # type: ignore[attr-defined]
+        return Batch(len(rows), int(deleted or 0), (rows[-1].created_at, rows[-1].id))
+
     # --- governance: holds, audit, retention -------------------------------------------
     def subject_holds(self, subject_id: str) -> list[LegalHoldMixin]:
         return active_holds(self.session, LegalHold, [subject_id], "subject")
@@ -365,3 +442,9 @@ def purge_closed_tickets(session: Session, cutoff: datetime, limit: int, after: 
     """One batch of the retention purge: tickets closed before `cutoff` that no legal hold covers (on the
     ticket or on its requester), with their replies and search rows."""
     return Repository(session).purge_closed(cutoff, limit, after)
+
+
+def purge_recipient_notices(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:
+    """One batch of the retention purge: recipient notices created before `cutoff` (unless a legal hold
+    covers their subject)."""
+    return Repository(session).purge_notices(cutoff, limit, after)

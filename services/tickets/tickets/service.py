@@ -4,6 +4,8 @@ Who sees what is visibility.py; this module decides what each may do. Every chan
 (`tickets.ticket.opened|replied|noted|status_changed|closed|priority_changed|assigned|rectified`)
 carrying ids and facts only; the consent service turns those that concern a customer into service
 communications (section 8.2).
+Resellers are recipients (5.1.1): when a customer whose tickets a reseller's members saw is erased,
+rectified or restricted, that reseller organisation gets a notice to act on (Art. 19).
 Every access by support (agents, resellers) is recorded in the audit trail (section 11); a reseller
 in another country reaches tickets only as the transfer policy allows (section 10); legal holds
 keep tickets from erasure (section 12.1). Knows nothing of gRPC, NATS or SQL.
@@ -25,7 +27,7 @@ from servicekit.region import RegionGuard
 from servicekit.subject_data import Erasure, Export, Rectification, SubjectDataRules
 from servicekit.transfers import TransferGate, uk_adequacy
 
-from .models import Reply, Repository, Ticket, search_terms
+from .models import RecipientNotice, Reply, Repository, Ticket, search_terms
 from .scopes import ResellerScopes
 from .visibility import Scope, Viewer
 
@@ -49,12 +51,33 @@ NOT_RECTIFIABLE = "not a field tickets holds (ticket:<id>:subject, ticket:<id>:b
 NOT_THEIRS = "no such ticket or reply written by this subject"
 ACCESS_LOG_IS_FACT = ("the access log is a record of fact (who read which ticket, when and why), not the "
                       "subject's statement: it is not rectified (UK GDPR Art. 5(1)(f), 32, 33)")
+# The rights request kinds recipients are told of (Art. 19), and what each asks of the reseller.
+NOTIFIED_KINDS = {
+    "erasure": ("had their personal data erased", "stop using and delete any copy you hold"),
+    "rectification": ("had their personal data rectified", "update any copy you hold"),
+    "restriction": ("had the processing of their personal data restricted",
+                    "stop using any copy you hold except to store it, until told otherwise"),
+}
 
 
 @dataclass(frozen=True)
 class Page:
     items: list[Ticket]
     next_cursor: str
+
+
+@dataclass(frozen=True)
+class NoticePage:
+    items: list[RecipientNotice]
+    next_cursor: str
+
+
+def notice_message(notice: RecipientNotice) -> str:
+    """What a notice tells the reseller: the subject id and what to do, no other personal data."""
+    happened, todo = NOTIFIED_KINDS[notice.kind]
+    return (f"The customer {notice.subject_id} {happened} at their request (rights request {notice.request_id}); "
+            f"your organisation saw their support tickets, so please {todo} (privacy notice 5.1.1; "
+            "UK GDPR Art. 19).")
 
 
 @dataclass
@@ -318,6 +341,62 @@ class TicketsService(SubjectDataRules):
         """identity.organisation.ticket_sharing_changed, in the consumer's transaction."""
         uow.repo.set_sharing(organisation_id, enabled, changed_at)
 
+    # --- recipients told (Art. 19) ------------------------------------------------------
+    @staticmethod
+    def notify_recipients(uow: UnitOfWork[Repository], subject_id: str, request_id: str, kind: str,
+                          status: str, now: datetime | None = None) -> int:
+        """rights.request.completed, in the consumer's transaction: one notice per reseller organisation
+        whose members saw the subject's tickets, for a completed erasure, rectification or restriction.
+        Returns how many were written (none again for a request already noticed)."""
+        if status != "completed" or kind not in NOTIFIED_KINDS or not subject_id or not request_id:
+            return 0
+        when = now or utcnow()
+        return sum(uow.repo.add_notice_once(RecipientNotice(
+            id=new_id(), organisation_id=organisation_id, subject_id=subject_id, kind=kind,
+            request_id=request_id, created_at=when, acknowledged_at=None))
+            for organisation_id in uow.repo.reseller_organisations_that_saw(subject_id))
+
+    def _reseller_organisation(self, principal: Principal) -> str:
+        self.guard.check(principal.region)
+        if principal.role != "reseller":
+            raise PermissionDenied("only resellers read recipient notices")
+        return principal.organisation_id
+
+    def notices(self, principal: Principal, cursor: str, page_size: int) -> NoticePage:
+        """The caller's reseller organisation's notices, newest first. Each shown is an access to the
+        subject id it names, so it goes on the audit trail like a ticket shown in a queue."""
+        organisation_id = self._reseller_organisation(principal)
+        size = page_size or self.page_size
+        if not 1 <= size <= 100:
+            raise InvalidArgument("page_size must be between 1 and 100", "invalid_page_size")
+        after = cursors.decode(cursor)
+        if not organisation_id:
+            return NoticePage([], "")
+        with self.uow() as uow:
+            items = uow.repo.notices(organisation_id, after, size + 1)
+            more = len(items) > size
+            items = items[:size]
+            if items:
+                uow.repo.audit(principal, [audit.Access(n.subject_id, "recipient_notice.read", n.id) for n in items],
+                               organisation_id=organisation_id)
+                uow.commit()
+        return NoticePage(items, cursors.encode(items[-1].created_at, items[-1].id) if more else "")
+
+    def acknowledge(self, principal: Principal, notice_id: str, now: datetime | None = None) -> RecipientNotice:
+        """A member of the organisation says it has acted on the notice (the first acknowledgement stands)."""
+        organisation_id = self._reseller_organisation(principal)
+        with self.uow() as uow:
+            notice = uow.repo.notice(notice_id) if notice_id and organisation_id else None
+            # Another organisation's notice answers as an absent one: existence never leaks.
+            if notice is None or notice.organisation_id != organisation_id:
+                raise NotFound("notice not found")
+            if notice.acknowledged_at is None:
+                notice.acknowledged_at = now or utcnow()
+            uow.repo.audit(principal, [audit.Access(notice.subject_id, "recipient_notice.acknowledged", notice.id)],
+                           organisation_id=organisation_id)
+            uow.commit()
+            return notice
+
     # --- the personal-data contract ---------------------------------------------------
     def export(self, subject_id: str) -> Export:
         with self.uow() as uow:
@@ -325,6 +404,8 @@ class TicketsService(SubjectDataRules):
                 table_of("tickets", "ticket_content", Ticket, uow.repo.tickets_of(subject_id)),
                 table_of("replies", "ticket_content", Reply, uow.repo.replies_for_export(subject_id)),
                 uow.repo.access_log_of(subject_id),
+                # Which reseller organisations were told of the subject's requests (Art. 15(1)(c), 19).
+                table_of("recipient_notices", "rights_requests", RecipientNotice, uow.repo.notices_of(subject_id)),
             ])
 
     def erase(self, subject_id: str) -> Erasure:

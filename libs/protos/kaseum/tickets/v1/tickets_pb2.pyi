@@ -336,3 +336,129 @@ class UpdateTicketRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__status) -> _WhichOneofReturnType__status | None: ...
 
 Global___UpdateTicketRequest: _TypeAlias = UpdateTicketRequest  # noqa: Y015
+
+@_typing.final
+class RecipientNotice(_message.Message):
+    """A reseller organisation told of a customer's erasure, rectification or
+    restriction. Ids and facts only: no name, contact or ticket text.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    SUBJECT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGED_AT_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Opaque notice id."""
+    subject_id: _builtins.str
+    """Account id of the customer (the data subject) concerned."""
+    kind: _builtins.str
+    """What the customer's rights request did: erasure, rectification or
+    restriction.
+    """
+    request_id: _builtins.str
+    """Opaque id of the rights request that was completed."""
+    message: _builtins.str
+    """What happened and what the organisation must do with any copy it holds,
+    in English, for display.
+    """
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When the organisation was told (the request's completion reached tickets)."""
+
+    @_builtins.property
+    def acknowledged_at(self) -> _timestamp_pb2.Timestamp:
+        """When a member of the organisation acknowledged it (unset until then)."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        subject_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        acknowledged_at: _timestamp_pb2.Timestamp | None = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "created_at", b"created_at", "id", b"id", "kind", b"kind", "message", b"message", "request_id", b"request_id", "subject_id", b"subject_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecipientNotice: _TypeAlias = RecipientNotice  # noqa: Y015
+
+@_typing.final
+class ListRecipientNoticesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURSOR_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.str
+    """Opaque cursor from a previous page's next_cursor ("" for the first page)."""
+    page_size: _builtins.int
+    """Page size, 1–100 (0 means 20)."""
+    def __init__(
+        self,
+        *,
+        cursor: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "page_size", b"page_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRecipientNoticesRequest: _TypeAlias = ListRecipientNoticesRequest  # noqa: Y015
+
+@_typing.final
+class ListRecipientNoticesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
+    next_cursor: _builtins.str
+    """Cursor for the next page, "" when this is the last."""
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecipientNotice]:
+        """Notices of this page, newest first."""
+
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___RecipientNotice] | None = ...,
+        next_cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "next_cursor", b"next_cursor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRecipientNoticesResponse: _TypeAlias = ListRecipientNoticesResponse  # noqa: Y015
+
+@_typing.final
+class AcknowledgeRecipientNoticeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Opaque notice id."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcknowledgeRecipientNoticeRequest: _TypeAlias = AcknowledgeRecipientNoticeRequest  # noqa: Y015

@@ -59,6 +59,16 @@ class TicketsStub:
                 request_serializer=kaseum_dot_tickets_dot_v1_dot_tickets__pb2.UpdateTicketRequest.SerializeToString,
                 response_deserializer=kaseum_dot_tickets_dot_v1_dot_tickets__pb2.Ticket.FromString,
                 _registered_method=True)
+        self.ListRecipientNotices = channel.unary_unary(
+                '/kaseum.tickets.v1.Tickets/ListRecipientNotices',
+                request_serializer=kaseum_dot_tickets_dot_v1_dot_tickets__pb2.ListRecipientNoticesRequest.SerializeToString,
+                response_deserializer=kaseum_dot_tickets_dot_v1_dot_tickets__pb2.ListRecipientNoticesResponse.FromString,
+                _registered_method=True)
+        self.AcknowledgeRecipientNotice = channel.unary_unary(
+                '/kaseum.tickets.v1.Tickets/AcknowledgeRecipientNotice',
+                request_serializer=kaseum_dot_tickets_dot_v1_dot_tickets__pb2.AcknowledgeRecipientNoticeRequest.SerializeToString,
+                response_deserializer=kaseum_dot_tickets_dot_v1_dot_tickets__pb2.RecipientNotice.FromString,
+                _registered_method=True)
 
 
 class TicketsServicer:
@@ -99,6 +109,26 @@ class TicketsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRecipientNotices(self, request, context):
+        """Resellers only: the notices of the caller's reseller organisation, newest
+        first, keyset-paginated. A notice tells the organisation that a customer
+        whose tickets its members saw had their data erased, rectified or
+        restricted (UK GDPR Art. 19; privacy notice 5.1.1). PERMISSION_DENIED for
+        every other role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcknowledgeRecipientNotice(self, request, context):
+        """Resellers only: record that the organisation has acted on a notice (the
+        first acknowledgement stands). NOT_FOUND if absent or another
+        organisation's; PERMISSION_DENIED for every other role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TicketsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +156,16 @@ def add_TicketsServicer_to_server(servicer, server):
                     servicer.UpdateTicket,
                     request_deserializer=kaseum_dot_tickets_dot_v1_dot_tickets__pb2.UpdateTicketRequest.FromString,
                     response_serializer=kaseum_dot_tickets_dot_v1_dot_tickets__pb2.Ticket.SerializeToString,
+            ),
+            'ListRecipientNotices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRecipientNotices,
+                    request_deserializer=kaseum_dot_tickets_dot_v1_dot_tickets__pb2.ListRecipientNoticesRequest.FromString,
+                    response_serializer=kaseum_dot_tickets_dot_v1_dot_tickets__pb2.ListRecipientNoticesResponse.SerializeToString,
+            ),
+            'AcknowledgeRecipientNotice': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeRecipientNotice,
+                    request_deserializer=kaseum_dot_tickets_dot_v1_dot_tickets__pb2.AcknowledgeRecipientNoticeRequest.FromString,
+                    response_serializer=kaseum_dot_tickets_dot_v1_dot_tickets__pb2.RecipientNotice.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +303,60 @@ class Tickets:
             '/kaseum.tickets.v1.Tickets/UpdateTicket',
             kaseum_dot_tickets_dot_v1_dot_tickets__pb2.UpdateTicketRequest.SerializeToString,
             kaseum_dot_tickets_dot_v1_dot_tickets__pb2.Ticket.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRecipientNotices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.tickets.v1.Tickets/ListRecipientNotices',
+            kaseum_dot_tickets_dot_v1_dot_tickets__pb2.ListRecipientNoticesRequest.SerializeToString,
+            kaseum_dot_tickets_dot_v1_dot_tickets__pb2.ListRecipientNoticesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgeRecipientNotice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.tickets.v1.Tickets/AcknowledgeRecipientNotice',
+            kaseum_dot_tickets_dot_v1_dot_tickets__pb2.AcknowledgeRecipientNoticeRequest.SerializeToString,
+            kaseum_dot_tickets_dot_v1_dot_tickets__pb2.RecipientNotice.FromString,
             options,
             channel_credentials,
             insecure,

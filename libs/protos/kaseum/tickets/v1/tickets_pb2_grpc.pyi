@@ -46,6 +46,18 @@ class TicketsStub:
     """Add a reply (or, for agents, an internal note) to a ticket."""
     UpdateTicket: _grpc.UnaryUnaryMultiCallable[_tickets_pb2.UpdateTicketRequest, _tickets_pb2.Ticket]
     """Change status, priority or assignee (agents); close or reopen (the requester)."""
+    ListRecipientNotices: _grpc.UnaryUnaryMultiCallable[_tickets_pb2.ListRecipientNoticesRequest, _tickets_pb2.ListRecipientNoticesResponse]
+    """Resellers only: the notices of the caller's reseller organisation, newest
+    first, keyset-paginated. A notice tells the organisation that a customer
+    whose tickets its members saw had their data erased, rectified or
+    restricted (UK GDPR Art. 19; privacy notice 5.1.1). PERMISSION_DENIED for
+    every other role.
+    """
+    AcknowledgeRecipientNotice: _grpc.UnaryUnaryMultiCallable[_tickets_pb2.AcknowledgeRecipientNoticeRequest, _tickets_pb2.RecipientNotice]
+    """Resellers only: record that the organisation has acted on a notice (the
+    first acknowledgement stands). NOT_FOUND if absent or another
+    organisation's; PERMISSION_DENIED for every other role.
+    """
 
 @_typing.type_check_only
 class TicketsAsyncStub(TicketsStub):
@@ -60,6 +72,18 @@ class TicketsAsyncStub(TicketsStub):
     """Add a reply (or, for agents, an internal note) to a ticket."""
     UpdateTicket: _aio.UnaryUnaryMultiCallable[_tickets_pb2.UpdateTicketRequest, _tickets_pb2.Ticket]  # type: ignore[assignment]
     """Change status, priority or assignee (agents); close or reopen (the requester)."""
+    ListRecipientNotices: _aio.UnaryUnaryMultiCallable[_tickets_pb2.ListRecipientNoticesRequest, _tickets_pb2.ListRecipientNoticesResponse]  # type: ignore[assignment]
+    """Resellers only: the notices of the caller's reseller organisation, newest
+    first, keyset-paginated. A notice tells the organisation that a customer
+    whose tickets its members saw had their data erased, rectified or
+    restricted (UK GDPR Art. 19; privacy notice 5.1.1). PERMISSION_DENIED for
+    every other role.
+    """
+    AcknowledgeRecipientNotice: _aio.UnaryUnaryMultiCallable[_tickets_pb2.AcknowledgeRecipientNoticeRequest, _tickets_pb2.RecipientNotice]  # type: ignore[assignment]
+    """Resellers only: record that the organisation has acted on a notice (the
+    first acknowledgement stands). NOT_FOUND if absent or another
+    organisation's; PERMISSION_DENIED for every other role.
+    """
 
 class TicketsServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -101,5 +125,29 @@ class TicketsServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_tickets_pb2.Ticket, _abc.Awaitable[_tickets_pb2.Ticket]]:
         """Change status, priority or assignee (agents); close or reopen (the requester)."""
+
+    @_abc_1.abstractmethod
+    def ListRecipientNotices(
+        self,
+        request: _tickets_pb2.ListRecipientNoticesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tickets_pb2.ListRecipientNoticesResponse, _abc.Awaitable[_tickets_pb2.ListRecipientNoticesResponse]]:
+        """Resellers only: the notices of the caller's reseller organisation, newest
+        first, keyset-paginated. A notice tells the organisation that a customer
+        whose tickets its members saw had their data erased, rectified or
+        restricted (UK GDPR Art. 19; privacy notice 5.1.1). PERMISSION_DENIED for
+        every other role.
+        """
+
+    @_abc_1.abstractmethod
+    def AcknowledgeRecipientNotice(
+        self,
+        request: _tickets_pb2.AcknowledgeRecipientNoticeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tickets_pb2.RecipientNotice, _abc.Awaitable[_tickets_pb2.RecipientNotice]]:
+        """Resellers only: record that the organisation has acted on a notice (the
+        first acknowledgement stands). NOT_FOUND if absent or another
+        organisation's; PERMISSION_DENIED for every other role.
+        """
 
 def add_TicketsServicer_to_server(servicer: TicketsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
