@@ -193,6 +193,27 @@ class TicketQuery(Body):
     page_size: int = Field(default=0, ge=0, le=100)
 
 
+class RecipientNoticeOut(BaseModel):
+    id: str
+    subject_id: str = Field(description="account id of the customer concerned")
+    kind: str = Field(description="erasure, rectification or restriction")
+    request_id: str
+    created_at: str
+    acknowledged_at: str | None
+    message: str = Field(description="what happened and what to do with any copy held (Art. 19)")
+
+
+class RecipientNoticePage(BaseModel):
+    items: list[RecipientNoticeOut]
+    next_cursor: str | None
+
+
+class RecipientNoticeQuery(Body):
+    model_config = ConfigDict(extra="forbid", strict=False)
+    cursor: str = ""
+    page_size: int = Field(default=0, ge=0, le=100)
+
+
 class Cookies(Body):
     analytics: StrictBool | None = None
     marketing: StrictBool | None = None

@@ -1,4 +1,4 @@
-"""Tickets: open, list, read, reply."""
+"""Tickets: open, list, read, reply; resellers' notices of customers' rights requests (Art. 19)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,28 @@ from spectree import Response as Resp
 from .. import convert
 from ..auth import backends, require_caller
 from ..openapi import BEARER, spec
-from ..schemas import ErrorOut, ReplyBody, ReplyOut, TicketBody, TicketOut, TicketPage, TicketPatch, TicketQuery
+from ..schemas import (
+    ErrorOut,
+    RecipientNoticeOut,
+    RecipientNoticePage,
+    RecipientNoticeQuery,
+    ReplyBody,
+    ReplyOut,
+    TicketBody,
+    TicketOut,
+    TicketPage,
+    TicketPatch,
+    TicketQuery,
+)
 
 bp = Blueprint("tickets", __name__)
+
+
+def _notice(n: tickets_pb2.RecipientNotice) -> dict[str, Any]:
+    return {"id": n.id, "subject_id": n.subject_id, "kind": n.kind, "request_id": n.request_id,
+            "created_at": convert.rfc3339(n.created_at),
+            "acknowledged_at": convert.rfc3339(n.acknowledged_at) if n.HasField("acknowledged_at") else None,
+            "message": n.message}
 
 
 @bp.post("/api/v1/tickets")
@@ -75,3 +94,28 @@ def add_reply(ticket_id: str, json: ReplyBody) -> tuple[dict[str, Any], int]:
         tickets_pb2.AddReplyRequest(ticket_id=ticket_id, body=json.body, internal=json.internal),
         metadata=caller.metadata)
     return convert.reply(reply), 201
+
+
+@bp.get("/api/v1/reseller/notices")
+@spec.validate(query=RecipientNoticeQuery, resp=Resp(HTTP_200=RecipientNoticePage, HTTP_401=ErrorOut,
+                                                     HTTP_403=ErrorOut, HTTP_422=ErrorOut),
+               tags=["tickets"], security=BEARER)
+def list_notices(query: RecipientNoticeQuery) -> dict[str, Any]:
+    """Resellers: their organisation's notices that a customer whose tickets they saw had their data
+    erased, rectified or restricted (Art. 19), newest first. Other roles: 403."""
+    caller = require_caller()
+    page = backends().tickets.ListRecipientNotices(
+        tickets_pb2.ListRecipientNoticesRequest(cursor=query.cursor, page_size=query.page_size),
+        metadata=caller.metadata)
+    return {"items": [_notice(n) for n in page.items], "next_cursor": page.next_cursor or None}
+
+
+@bp.post("/api/v1/reseller/notices/<notice_id>/acknowledge")
+@spec.validate(resp=Resp(HTTP_200=RecipientNoticeOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut,
+                         HTTP_404=ErrorOut), tags=["tickets"], security=BEARER)
+def acknowledge_notice(notice_id: str) -> dict[str, Any]:
+    """Resellers: the organisation has acted on the notice. Another organisation's notice: 404."""
+    caller = require_caller()
+    notice = backends().tickets.AcknowledgeRecipientNotice(
+        tickets_pb2.AcknowledgeRecipientNoticeRequest(id=notice_id), metadata=caller.metadata)
+    return _notice(notice)
