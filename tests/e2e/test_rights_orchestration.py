@@ -5,18 +5,26 @@ the access ZIP; the DPO's retry, extension and refusal; who may see what."""
 from __future__ import annotations
 
 import csv
+import http.server
 import io
 import json
 import shutil
 import sqlite3
+import ssl
 import subprocess
+import threading
 import uuid
 import zipfile
 from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from rights.plans import HOLDERS
 from servicekit.db import make_engine
 from sqlalchemy import text
@@ -331,3 +339,95 @@ def test_a_restored_backup_does_not_bring_an_erased_subject_back_after_the_ledge
     assert count_rows(stack, "identity", accounts, i=gone["id"]) == 0
     assert count_rows(stack, "tickets", restored_tickets, i=gone["id"]) == 0, replay.stdout
     assert count_rows(stack, "identity", accounts, i=kept["id"]) == 1
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    """Another controller's endpoint: keeps each ZIP it is sent (chunked, as the portal sends it)."""
+
+    received: ClassVar[list[bytes]] = []
+
+    def do_POST(self) -> None:
+        body = b""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                size = int(self.rfile.readline().strip(), 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                body += self.rfile.read(size)
+                self.rfile.readline()
+        else:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        type(self).received.append(body)
+        self.send_response(201)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "controller.pem", folder / "controller.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+@pytest.mark.notice("13.1.6")
+@pytest.mark.notice("10")
+@pytest.mark.rule("R-PORT-1")
+@pytest.mark.rule("R-XFER-1")
+def test_portability_sends_what_the_subject_provided_to_another_controller_where_the_transfer_is_allowed(
+        make_stack: Any, tmp_path: Path) -> None:
+    cert_file, key_file = self_signed(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert_file, key_file)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Receiver.received.clear()
+    url = f"https://localhost:{server.server_address[1]}/import?from=kaseum"
+    try:
+        stack: Stack = make_stack(ORCHESTRATOR_INTERVAL_SECONDS="0.2", PORTABILITY_CA_FILE=str(cert_file))
+        stack.start()
+        api = Api(stack.gateway_url)
+        customer, account, body = sign_up_and_log_in(api)
+        open_ticket(customer, "Moving house", "to a new provider")
+        bad = customer.call("POST", "/api/v1/rights-requests", json={
+            "kind": "portability", "destination_url": "http://localhost/x", "destination_country": "GB"})
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_destination"
+        done = finished(customer, file(customer, "portability", destination_url=url, destination_country="GB")["id"])
+        [push] = [s for s in done["steps"] if s["operation"] == "push"]
+        assert push["status"] == "done" and push["outcome"].startswith("sent "), push
+        assert done["destination"] == {"host": "localhost", "country": "GB"}
+        [sent] = _Receiver.received
+        archive = zipfile.ZipFile(io.BytesIO(sent))
+        names = set(archive.namelist())
+        assert "identity/accounts.csv" in names and "tickets/tickets.csv" in names
+        assert "report.html" not in names and not any(n.startswith(("rights/", "analytics/")) for n in names)
+        assert not any(n.endswith("/access_log.csv") for n in names)  # others' records about them: not theirs
+        data = archive.read("data.json").decode()
+        assert body["email"] in data and "to a new provider" in data
+
+        other, other_account, _ = sign_up_and_log_in(api)
+        refused = finished(other, file(other, "portability", destination_url=url, destination_country="CN")["id"])
+        [push] = [s for s in refused["steps"] if s["operation"] == "push"]
+        assert push["status"] == "done" and "transfer refused" in push["outcome"] and push["kept"], push
+        assert len(_Receiver.received) == 1  # nothing left the country
+        assert count_rows(stack, "rights", "SELECT count(*) FROM transfer_log WHERE subject_id = :i AND "
+                          "destination_country = 'CN' AND NOT allowed", i=other_account["id"]) == 1
+        assert count_rows(stack, "rights", "SELECT count(*) FROM transfer_log WHERE subject_id = :i AND "
+                          "allowed", i=account["id"]) == 1
+    finally:
+        server.shutdown()

@@ -88,4 +88,6 @@ def rights_request(r: rights_pb2.RightsRequest) -> dict[str, Any]:
             "due_soon": r.status not in ("completed", "refused")
             and r.due_at.ToDatetime(tzinfo=UTC) <= datetime.now(UTC) + DUE_SOON,
             "clock_stopped_at": rfc3339(r.clock_stopped_at) if r.HasField("clock_stopped_at") else None,
-            "lift_at": rfc3339(r.lift_at) if r.HasField("lift_at") else None}
+            "lift_at": rfc3339(r.lift_at) if r.HasField("lift_at") else None,
+            "destination": {"host": r.destination_host, "country": r.destination_country}
+            if r.destination_host else None}

@@ -16,6 +16,10 @@ class RightsBody(Body):
     corrections: dict[str, str] = Field(default_factory=dict, max_length=20,
                                         description="rectification only: field → corrected value (first_name, "
                                                     "last_name, company, job_title, email, phone, country)")
+    destination_url: str = Field(default="", max_length=2000, description="portability only: another "
+                                 "controller's https:// endpoint to receive the data (through the transfer policy)")
+    destination_country: str = Field(default="", max_length=2, description="that controller's country (ISO "
+                                                                           "3166-1 alpha-2)")
 
 
 class RightsQuery(Body):
@@ -81,6 +85,7 @@ class RightsOut(BaseModel):
     due_soon: bool = Field(description="open and due within a week")
     clock_stopped_at: str | None = Field(description="the clock stands still waiting for clarification")
     lift_at: str | None = Field(description="a restriction being lifted: when (the subject is told first)")
+    destination: dict[str, str] | None = Field(description="portability to another controller: host and country")
 
 
 class RightsPage(BaseModel):

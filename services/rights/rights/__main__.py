@@ -23,6 +23,7 @@ from .holds_api import FULL_NAME as LEGAL_HOLDS
 from .holds_api import LegalHoldsApi
 from .models import GOVERNANCE, Inbox, Outbox, Repository
 from .orchestration import Orchestrator
+from .portability import Pusher
 from .service import RightsService
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -45,7 +46,9 @@ def serve(base: ServiceSettings) -> None:
     runtime.governance(DECLARATION, GOVERNANCE, hold_events=False)
     # Every replica drives due steps; leases in the database keep them from running one twice.
     settings = RightsSettings(**base.model_dump())
-    orchestrator = Orchestrator(runtime.uow, service.runner or GrpcStepRunner(settings, runtime.credentials))
+    pusher = Pusher(runtime.uow, runtime.transfers, settings.portability_ca_file)
+    orchestrator = Orchestrator(runtime.uow, service.runner or GrpcStepRunner(settings, runtime.credentials),
+                                pusher=pusher)
     runtime.every(settings.orchestrator_interval_seconds, orchestrator.run_once)
     runtime.every(settings.due_soon_check_seconds, service.warn_due_soon)
     runtime.serve(

@@ -25,6 +25,8 @@ from kaseum.privacy.v1 import personal_data_pb2 as pd
 from servicekit import ropa
 
 CHUNK = 64 * 1024
+NOT_PROVIDED_SERVICES = ("rights", "analytics")
+NOT_PROVIDED_CATEGORIES = ("access_records",)
 SOURCE = ("You gave us this data yourself when you registered and used the portal (notice 3.1); technical "
           "data was recorded by the portal when you signed in; usage statistics are aggregated (notice 3.3).")
 RIGHTS = (
@@ -62,9 +64,22 @@ class _Sink(io.RawIOBase):
         return data
 
 
+def provided(service: str, export: pd.ExportResponse) -> pd.ExportResponse:
+    """What the subject provided, or their use of the portal recorded (Art. 20; ICO: "provided by"
+    includes observed data): not the records others keep about them (who accessed their data, how
+    their rights requests went) nor what analytics derived."""
+    if service in NOT_PROVIDED_SERVICES:
+        return pd.ExportResponse(service=service)
+    return pd.ExportResponse(service=service, note=export.note,
+                             tables=[t for t in export.tables if t.category not in NOT_PROVIDED_CATEGORIES])
+
+
 def build(request: dict[str, str], parts: list[Part], *, portable_only: bool = False) -> Iterator[bytes]:
-    """Yield the ZIP in chunks. `request` names the request (id, kind, received_at, completed_at)."""
+    """Yield the ZIP in chunks. `request` names the request (id, kind, received_at, completed_at).
+    `portable_only`: JSON and CSV of what the subject provided, without the report (portability)."""
     exports = [(p.service, pd.ExportResponse.FromString(p.export)) for p in parts]
+    if portable_only:
+        exports = [(service, provided(service, export)) for service, export in exports]
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         with zf.open("data.json", "w") as out:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from kaseum.rights.v1 import rights_pb2 as pb
 from kaseum.rights.v1 import rights_pb2_grpc
@@ -14,7 +15,7 @@ from servicekit.timestamps import to_timestamp
 
 from . import export_zip
 from .models import RequestStep, RightsRequest
-from .service import RequestView, RightsService
+from .service import Destination, RequestView, RightsService
 
 SERVICE = "kaseum.rights.v1.Rights"
 
@@ -32,7 +33,8 @@ def request_message(r: RightsRequest, steps: list[RequestStep]) -> pb.RightsRequ
         id=r.id, kind=r.kind, status=r.status, received_at=to_timestamp(r.received_at),
         due_at=to_timestamp(r.due_at), steps=[step_message(s) for s in steps], subject_id=r.subject_id,
         details=r.details, extension_reason=r.extension_reason, refusal_reason=r.refusal_reason,
-        purpose=r.purpose, corrections=json.loads(r.corrections or "{}"), channel=r.channel)
+        purpose=r.purpose, corrections=json.loads(r.corrections or "{}"), channel=r.channel,
+        destination_host=urlsplit(r.destination_url).hostname or "", destination_country=r.destination_country)
     if r.clock_stopped_at is not None:
         message.clock_stopped_at.CopyFrom(to_timestamp(r.clock_stopped_at))
     if r.lift_at is not None:
@@ -53,8 +55,9 @@ class RightsApi(rights_pb2_grpc.RightsServicer):
         self.service = service
 
     def FileRequest(self, request: pb.FileRequestRequest, context: Any) -> pb.RightsRequest:
+        destination = Destination.parse(request.destination_url, request.destination_country)
         return view_message(self.service.file_request(caller.require_person(), request.kind, request.details,
-                                                      request.purpose, dict(request.corrections)))
+                                                      request.purpose, dict(request.corrections), destination))
 
     def ListRequests(self, request: pb.ListRequestsRequest, context: Any) -> pb.ListRequestsResponse:
         page = self.service.list_requests(caller.require_person(), request.status, request.overdue,

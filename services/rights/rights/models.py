@@ -124,6 +124,9 @@ class RightsRequest(Base):
     lift_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, info=REQUEST)
     # When the DPO was warned that the due date is a week away.
     warned_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, info=NONE)
+    # Portability to another controller (Art. 20(2)): its HTTPS endpoint and country.
+    destination_url: Mapped[str] = mapped_column(Text, default="", info=REQUEST)
+    destination_country: Mapped[str] = mapped_column(String(2), default="", info=REQUEST)
 
 
 class RequestStep(Base):

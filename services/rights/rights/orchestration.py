@@ -88,18 +88,23 @@ def new_steps(request_id: str, planned: list[PlannedStep], now: datetime | None)
 
 def publish_change(uow: UnitOfWork[Repository], request: RightsRequest, change: str, step: str = "") -> None:
     """Every state change of a request: an event for the other services and an audit record."""
-    uow.events.publish("rights.request.status_changed", request.subject_id, ev.RequestStatusChanged(
-        request_id=request.id, kind=request.kind, status=request.status, change=change, step=step,
-        due_at=to_timestamp(as_utc(request.due_at))))
+    event = ev.RequestStatusChanged(request_id=request.id, kind=request.kind, status=request.status, change=change,
+                                    step=step, due_at=to_timestamp(as_utc(request.due_at)))
+    if change == "lift_announced" and request.lift_at is not None:
+        event.lift_at.CopyFrom(to_timestamp(as_utc(request.lift_at)))
+    uow.events.publish("rights.request.status_changed", request.subject_id, event)
     uow.repo.audit(ORCHESTRATOR, [audit.Access(request.subject_id, f"request.{change}", request.id)])
 
 
 class Orchestrator:
     def __init__(self, uow: UnitOfWorkFactory[Repository], runner: StepRunner,
                  clock: Callable[[], datetime] = utcnow, backoff: Backoff = Backoff(),
-                 lease_seconds: float = 120.0, batch: int = 16, workers: int = 8) -> None:
+                 lease_seconds: float = 120.0, batch: int = 16, workers: int = 8,
+                 pusher: StepRunner | None = None) -> None:
         self.uow = uow
         self.runner = runner
+        # Rights' own outward step: portability to another controller (portability.py).
+        self.pusher = pusher
         self.clock = clock
         self.backoff = backoff
         # Longer than any call's deadline, so a live worker never loses its lease mid-call.
@@ -138,7 +143,14 @@ class Orchestrator:
 
     def _run(self, lease_id: str, call: StepCall) -> None:
         try:
-            result = StepResult("event published") if call.operation == "notify" else self.runner.run(call)
+            if call.operation == "notify":
+                result = StepResult("event published")
+            elif call.operation == "push":
+                if self.pusher is None:
+                    raise StepFailed("NO_PUSHER")
+                result = self.pusher.run(call)
+            else:
+                result = self.runner.run(call)
         except StepFailed as failure:
             self._failed(lease_id, call, failure.code)
         except Exception:  # a bug must not wedge the step: it is retried and shown to the DPO

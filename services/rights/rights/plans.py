@@ -10,6 +10,8 @@ starts when every step of the earlier phases is done. Operations:
 - lift:     PersonalData.LiftRestriction (added to a completed restriction by the DPO, due after notice)
 - object:   consent's RecordOptOut as an objection (direct marketing is absolute, Art. 21(3))
 - withdraw: consent's RecordOptOut for every channel (withdrawal of consent, Art. 7(3))
+- push:     the portable ZIP POSTed to another controller's HTTPS endpoint, through the transfer
+            policy (portability.py), once every export is in
 - notify:   an event the service acts on (rights.processing.objected for analytics), written to
             rights' outbox in the step's own transaction: delivery is JetStream's job
 """
@@ -32,9 +34,10 @@ class PlannedStep:
     phase: int = 1
 
 
-def plan(kind: str, purpose: str = "") -> list[PlannedStep]:
+def plan(kind: str, purpose: str = "", push: bool = False) -> list[PlannedStep]:
     if kind in ("access", "portability"):
-        return [PlannedStep(s, "export") for s in HOLDERS]
+        exports = [PlannedStep(s, "export") for s in HOLDERS]
+        return [*exports, PlannedStep("rights", "push", 2)] if push else exports
     if kind == "erasure":
         # Identity goes last: until then the others may still ask it (consent takes the keyed hashes
         # of the addresses for the suppression list). Rights keeps its requests as evidence but

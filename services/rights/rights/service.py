@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from dateutil.relativedelta import relativedelta
 from kaseum.events.v1 import rights_events_pb2 as ev
@@ -56,6 +57,26 @@ class Page:
 
 
 @dataclass(frozen=True)
+class Destination:
+    """Another controller to receive a portability request's data (Art. 20(2))."""
+
+    url: str
+    country: str
+
+    @classmethod
+    def parse(cls, url: str, country: str) -> Destination | None:
+        if not url and not country:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname or len(url) > 2000 or parts.username or parts.password:
+            raise InvalidArgument("destination_url must be an https:// URL (no credentials in it)",
+                                  "invalid_destination")
+        if len(country) != 2 or not country.isalpha():
+            raise InvalidArgument("destination_country must be an ISO 3166-1 alpha-2 code", "invalid_destination")
+        return cls(url, country.upper())
+
+
+@dataclass(frozen=True)
 class Replay:
     subjects: int
     erased_rows: int
@@ -94,10 +115,11 @@ class RightsService(SubjectDataRules):
 
     # --- the subject's requests --------------------------------------------------
     def file_request(self, principal: Principal, kind: str, details: str, purpose: str = "",
-                     corrections: dict[str, str] | None = None) -> RequestView:
+                     corrections: dict[str, str] | None = None, destination: Destination | None = None
+                     ) -> RequestView:
         """A signed-in customer's request: verified by their session, so its steps start at once."""
         self._require(principal, "customer")
-        return self._file(principal.subject_id, kind, details, purpose, corrections or {}, "portal")
+        return self._file(principal.subject_id, kind, details, purpose, corrections or {}, "portal", destination)
 
     def file_on_behalf(self, principal: Principal, email: str, kind: str, details: str, purpose: str = "",
                        corrections: dict[str, str] | None = None) -> RequestView:
@@ -119,12 +141,14 @@ class RightsService(SubjectDataRules):
         return view
 
     def _file(self, subject: str, kind: str, details: str, purpose: str, corrections: dict[str, str],
-              channel: str) -> RequestView:
+              channel: str, destination: Destination | None = None) -> RequestView:
         if kind not in KINDS:
             raise InvalidArgument(f"kind must be one of {', '.join(KINDS)}", "invalid_kind")
         if len(details) > MAX_DETAILS:
             raise InvalidArgument(f"details must be at most {MAX_DETAILS} characters", "too_long")
         purpose, fixes = _check_specifics(kind, purpose, corrections)
+        if destination is not None and kind != "portability":
+            raise InvalidArgument("a destination is only for a portability request", "invalid_destination")
         with self.uow() as uow:
             existing = uow.repo.open_request(subject, kind)
             if existing is not None:
@@ -137,16 +161,17 @@ class RightsService(SubjectDataRules):
                                 due_at=due_date(received), completed_at=None, region=self.region, purpose=purpose,
                                 corrections=json.dumps(fixes, sort_keys=True), extension_reason="",
                                 refusal_reason="", export_expires_at=None, channel=channel, code_hash="",
-                                code_failures=0)
+                                code_failures=0, destination_url=destination.url if destination else "",
+                                destination_country=destination.country if destination else "")
             if uow.repo.insert_unless_duplicate(row):
                 # Steps of an unverified request wait (no due time) until the code is entered.
-                steps = new_steps(row.id, plan(kind, purpose), received if verified else None)
+                steps = new_steps(row.id, plan(kind, purpose, destination is not None), received if verified else None)
                 uow.repo.add_steps(steps)
-                uow.events.publish("rights.request.received", subject, ev.RequestReceived(
-                    request_id=row.id, kind=kind, subject_id=subject, due_at=to_timestamp(row.due_at)))
-                if not verified:
+                if verified:
+                    _publish_received(uow, row)
+                else:
                     uow.events.publish("rights.verification.requested", subject,
-                                       ev.VerificationRequested(request_id=row.id))
+                                       ev.VerificationRequested(request_id=row.id, kind=kind))
                 publish_change(uow, row, "filed")
                 uow.commit()
                 return RequestView(row, steps)
@@ -186,7 +211,7 @@ class RightsService(SubjectDataRules):
             if not code:
                 row.code_hash, row.code_claimed_at, row.code_expires_at, row.code_failures = "", None, None, 0
                 uow.events.publish("rights.verification.requested", row.subject_id,
-                                   ev.VerificationRequested(request_id=row.id))
+                                   ev.VerificationRequested(request_id=row.id, kind=row.kind))
                 uow.repo.audit(principal, [audit.Access(row.subject_id, "request.code_resent", row.id)])
                 uow.commit()
                 return RequestView(row, uow.repo.steps(row.id))
@@ -198,8 +223,11 @@ class RightsService(SubjectDataRules):
                 uow.commit()
                 raise InvalidArgument("the code is wrong, expired or used up; send an empty code for a new one",
                                       "invalid_code")
-            row.status, row.code_hash = "in_progress", ""
-            uow.repo.schedule_steps(row.id, now)
+            row.status, row.code_hash = "extended" if row.extension_reason else "in_progress", ""
+            if row.clock_stopped_at is None:
+                uow.repo.schedule_steps(row.id, now)
+            # Only now may the services act on it (a forged e-mail must change nothing).
+            _publish_received(uow, row)
             uow.repo.audit(principal, [audit.Access(row.subject_id, "request.verified", row.id)])
             publish_change(uow, row, "verified")
             uow.commit()
@@ -286,7 +314,10 @@ class RightsService(SubjectDataRules):
             received = as_utc(row.received_at)
             stood_still = as_utc(row.due_at) - due_date(received)
             row.due_at = received + relativedelta(months=1 + months) + stood_still
-            row.status, row.extension_reason = "extended", reason
+            # A request still waiting for its code keeps waiting: the extension is noted on it.
+            row.extension_reason = reason
+            if row.status != "verifying":
+                row.status = "extended"
             uow.repo.audit(principal, [audit.Access(row.subject_id, "request.extended", row.id)])
             publish_change(uow, row, "extended")
             uow.commit()
@@ -460,3 +491,8 @@ def _check_specifics(kind: str, purpose: str, corrections: dict[str, str]) -> tu
     elif corrections:
         raise InvalidArgument("corrections are only for a rectification", "invalid_corrections")
     return purpose, corrections
+
+
+def _publish_received(uow: UnitOfWork[Repository], row: RightsRequest) -> None:
+    uow.events.publish("rights.request.received", row.subject_id, ev.RequestReceived(
+        request_id=row.id, kind=row.kind, subject_id=row.subject_id, due_at=to_timestamp(as_utc(row.due_at))))

@@ -258,3 +258,23 @@ def test_the_replay_erases_every_ledger_subject_again_in_plan_order(
     assert services.order[-1] == "identity/erase"
     services.down.add("consent")
     assert rights.replay_erasures(Principal("service", "cli", "service")).failures == ["consent: UNAVAILABLE"]
+
+
+@pytest.mark.notice("13.2")
+@pytest.mark.rule("R-RIGHTS-1")
+def test_an_unverified_request_changes_nothing_anywhere_and_an_extension_waits_with_it(
+        rights: RightsService, uow: UnitOfWorkFactory[Repository], person: Callable[..., Principal]) -> None:
+    dpo, consent = person("dpo"), Principal("service", "consent", "service")
+    filed = rights.file_on_behalf(dpo, "ada@example.com", "withdraw_consent", "")
+
+    def published() -> list[str]:
+        with uow() as u:
+            return list(u.session.scalars(text("SELECT subject FROM outbox")))
+
+    # Services act on rights.request.received at once (consent withdraws): not before the code.
+    assert "uk.rights.request.received" not in published()
+    assert "uk.rights.verification.requested" in published()
+    assert rights.extend(dpo, filed.id, 1, "waiting for the subject").status == "verifying"
+    _, code, _ = rights.claim_code(consent, filed.id)
+    assert rights.verify(dpo, filed.id, code).status == "extended"
+    assert "uk.rights.request.received" in published()

@@ -37,7 +37,8 @@ def file_request(json: RightsBody) -> tuple[dict[str, Any], int]:
     caller = require_caller()
     created = backends().rights.FileRequest(
         rights_pb2.FileRequestRequest(kind=json.kind, details=json.details, purpose=json.purpose,
-                                      corrections=json.corrections), metadata=caller.metadata)
+                                      corrections=json.corrections, destination_url=json.destination_url,
+                                      destination_country=json.destination_country), metadata=caller.metadata)
     return convert.rights_request(created), 202
 
 

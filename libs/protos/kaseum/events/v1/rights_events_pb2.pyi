@@ -19,7 +19,11 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class RequestReceived(_message.Message):
-    """rights.request.received"""
+    """rights.request.received: a request the services may act on at once (a
+    withdrawal, an erasure's suppression): published when the request is
+    verified — at filing from a signed-in session, on the code for one that came
+    by e-mail — never for an unverified one.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -130,6 +134,7 @@ class RequestStatusChanged(_message.Message):
     CHANGE_FIELD_NUMBER: _builtins.int
     STEP_FIELD_NUMBER: _builtins.int
     DUE_AT_FIELD_NUMBER: _builtins.int
+    LIFT_AT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Opaque rights request id."""
     kind: _builtins.str
@@ -146,6 +151,12 @@ class RequestStatusChanged(_message.Message):
     def due_at(self) -> _timestamp_pb2.Timestamp:
         """The request's legal due date after the change (an extension moves it)."""
 
+    @_builtins.property
+    def lift_at(self) -> _timestamp_pb2.Timestamp:
+        """For lift_announced: when the restriction is lifted (the subject is told
+        before); unset otherwise.
+        """
+
     def __init__(
         self,
         *,
@@ -155,10 +166,11 @@ class RequestStatusChanged(_message.Message):
         change: _builtins.str = ...,
         step: _builtins.str = ...,
         due_at: _timestamp_pb2.Timestamp | None = ...,
+        lift_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at", "lift_at", b"lift_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "due_at", b"due_at", "kind", b"kind", "request_id", b"request_id", "status", b"status", "step", b"step"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "due_at", b"due_at", "kind", b"kind", "lift_at", b"lift_at", "request_id", b"request_id", "status", b"status", "step", b"step"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -175,16 +187,20 @@ class VerificationRequested(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Opaque rights request id."""
+    kind: _builtins.str
+    """Kind of the request (see RequestReceived.kind), for the message's wording."""
     def __init__(
         self,
         *,
         request_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -117,6 +117,8 @@ class RightsRequest(_message.Message):
     CHANNEL_FIELD_NUMBER: _builtins.int
     CLOCK_STOPPED_AT_FIELD_NUMBER: _builtins.int
     LIFT_AT_FIELD_NUMBER: _builtins.int
+    DESTINATION_HOST_FIELD_NUMBER: _builtins.int
+    DESTINATION_COUNTRY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque request id."""
     kind: _builtins.str
@@ -145,6 +147,12 @@ class RightsRequest(_message.Message):
     """How it came: "portal" (a signed-in session) or "dpo" (by e-mail, filed by
     the DPO on the subject's behalf).
     """
+    destination_host: _builtins.str
+    """Portability to another controller: where to (the URL's host only) and
+    its country; "" when the subject only downloads.
+    """
+    destination_country: _builtins.str
+    """See destination_host."""
     @_builtins.property
     def received_at(self) -> _timestamp_pb2.Timestamp:
         """When the request was received."""
@@ -202,10 +210,12 @@ class RightsRequest(_message.Message):
         channel: _builtins.str = ...,
         clock_stopped_at: _timestamp_pb2.Timestamp | None = ...,
         lift_at: _timestamp_pb2.Timestamp | None = ...,
+        destination_host: _builtins.str = ...,
+        destination_country: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["clock_stopped_at", b"clock_stopped_at", "completed_at", b"completed_at", "due_at", b"due_at", "export_expires_at", b"export_expires_at", "lift_at", b"lift_at", "received_at", b"received_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "clock_stopped_at", b"clock_stopped_at", "completed_at", b"completed_at", "corrections", b"corrections", "details", b"details", "due_at", b"due_at", "export_expires_at", b"export_expires_at", "extension_reason", b"extension_reason", "id", b"id", "kind", b"kind", "lift_at", b"lift_at", "linked_to", b"linked_to", "purpose", b"purpose", "received_at", b"received_at", "refusal_reason", b"refusal_reason", "status", b"status", "steps", b"steps", "subject_id", b"subject_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "clock_stopped_at", b"clock_stopped_at", "completed_at", b"completed_at", "corrections", b"corrections", "destination_country", b"destination_country", "destination_host", b"destination_host", "details", b"details", "due_at", b"due_at", "export_expires_at", b"export_expires_at", "extension_reason", b"extension_reason", "id", b"id", "kind", b"kind", "lift_at", b"lift_at", "linked_to", b"linked_to", "purpose", b"purpose", "received_at", b"received_at", "refusal_reason", b"refusal_reason", "status", b"status", "steps", b"steps", "subject_id", b"subject_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -239,12 +249,20 @@ class FileRequestRequest(_message.Message):
     DETAILS_FIELD_NUMBER: _builtins.int
     PURPOSE_FIELD_NUMBER: _builtins.int
     CORRECTIONS_FIELD_NUMBER: _builtins.int
+    DESTINATION_URL_FIELD_NUMBER: _builtins.int
+    DESTINATION_COUNTRY_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """Kind of request (see RightsRequest.kind)."""
     details: _builtins.str
     """Free text / fields to correct / processing objected to."""
     purpose: _builtins.str
     """For an objection: direct_marketing (the default), analytics, profiling or all."""
+    destination_url: _builtins.str
+    """For portability, optionally: the other controller's HTTPS endpoint the
+    data is POSTed to (as a ZIP), through the transfer policy.
+    """
+    destination_country: _builtins.str
+    """That controller's country (ISO 3166-1 alpha-2), required with a URL."""
     @_builtins.property
     def corrections(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """For a rectification: field name to corrected value (identity's fields:
@@ -258,10 +276,12 @@ class FileRequestRequest(_message.Message):
         details: _builtins.str = ...,
         purpose: _builtins.str = ...,
         corrections: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        destination_url: _builtins.str = ...,
+        destination_country: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["corrections", b"corrections", "details", b"details", "kind", b"kind", "purpose", b"purpose"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["corrections", b"corrections", "destination_country", b"destination_country", "destination_url", b"destination_url", "details", b"details", "kind", b"kind", "purpose", b"purpose"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -32,6 +32,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('clock_stopped_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('lift_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('warned_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('destination_url', sa.Text(), nullable=False, server_default=''))
+        batch_op.add_column(sa.Column('destination_country', sa.String(length=2), nullable=False,
+                                      server_default=''))
     op.create_table('request_steps',
                     sa.Column('request_id', sa.String(length=32), nullable=False),
                     sa.Column('service', sa.String(length=20), nullable=False),
@@ -70,7 +73,7 @@ def downgrade() -> None:
     op.drop_index('ix_request_steps_due', table_name='request_steps')
     op.drop_table('request_steps')
     with op.batch_alter_table('rights_requests', schema=None) as batch_op:
-        for column in ('warned_at', 'lift_at', 'clock_stopped_at', 'code_failures', 'code_expires_at',
+        for column in ('destination_country', 'destination_url', 'warned_at', 'lift_at', 'clock_stopped_at', 'code_failures', 'code_expires_at',
                        'code_claimed_at', 'code_hash', 'channel', 'export_expires_at', 'refusal_reason',
                        'extension_reason', 'corrections', 'purpose'):
             batch_op.drop_column(column)
