@@ -86,6 +86,8 @@ def handlers(service: ConsentService) -> dict[str, Any]:
         facts = {"kind": event.kind}
         if event.HasField("due_at"):
             facts["due_at"] = event.due_at.ToDatetime(tzinfo=UTC).isoformat()
+        if event.HasField("lift_at"):
+            facts["lift_at"] = event.lift_at.ToDatetime(tzinfo=UTC).isoformat()
         row = queued(new_id(), f"e:{env.id}", env.subject_id, kind, "service", "email", "", event.request_id,
                      service.clock())
         row["facts"] = json.dumps(facts)
@@ -97,8 +99,10 @@ def handlers(service: ConsentService) -> dict[str, Any]:
         if not env.subject_id or uow.repo.preferences(env.subject_id) is None:
             return
         # The code itself is claimed from rights by the sender, at send time: it never rides the stream.
-        uow.repo.enqueue_many([queued(new_id(), f"e:{env.id}", env.subject_id, messages.RIGHTS_VERIFICATION,
-                                      "service", "email", "", event.request_id, service.clock())])
+        row = queued(new_id(), f"e:{env.id}", env.subject_id, messages.RIGHTS_VERIFICATION, "service", "email", "",
+                     event.request_id, service.clock())
+        row["facts"] = json.dumps({"kind": event.kind})
+        uow.repo.enqueue_many([row])
 
     return {
         "identity.account.created": account_created,

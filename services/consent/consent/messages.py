@@ -131,7 +131,8 @@ def rights_content(kind: str, base: str, request_id: str, facts: dict[str, str])
     if kind == "rights_lift_announced":
         return Content("We will lift the restriction of your data",
                        f"Following {about}, we have restricted the processing of your personal data. We will "
-                       "lift that restriction in 24 hours; we will then process your data again as our privacy "
+                       f"lift that restriction on {_moment(facts.get('lift_at', ''))}; we will then process your "
+                       "data again as our privacy "
                        "notice describes.\n\nIf you object, tell us before then: reply to this message, write "
                        f"to {CONTACT_ADDRESS}, or file an objection in the portal. Your request:\n\n  {page}")
     raise ValueError(f"no template for {kind}")

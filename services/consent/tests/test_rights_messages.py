@@ -47,17 +47,19 @@ def deliver(world: World, event_type: str, subject_id: str, payload: rev.Request
 
 
 def changed(world: World, change: str, kind: str = "access", due_at: datetime | None = None,
-            subject_id: str = ADA) -> None:
+            subject_id: str = ADA, lift_at: datetime | None = None) -> None:
     event = rev.RequestStatusChanged(request_id=REQUEST, kind=kind, status=change, change=change)
-    if due_at is not None:
-        stamp = Timestamp()
-        stamp.FromDatetime(due_at)
-        event.due_at.CopyFrom(stamp)
+    for moment, field in ((due_at, event.due_at), (lift_at, event.lift_at)):
+        if moment is not None:
+            stamp = Timestamp()
+            stamp.FromDatetime(moment)
+            field.CopyFrom(stamp)
     deliver(world, "rights.request.status_changed", subject_id, event)
 
 
 def verification_requested(world: World, subject_id: str = ADA) -> None:
-    deliver(world, "rights.verification.requested", subject_id, rev.VerificationRequested(request_id=REQUEST))
+    deliver(world, "rights.verification.requested", subject_id,
+            rev.VerificationRequested(request_id=REQUEST, kind="erasure"))
 
 
 def rows(world: World) -> list[OutgoingMessage]:
@@ -207,11 +209,11 @@ def test_a_completed_rectification_mentions_no_download(world: World) -> None:
 def test_a_restricted_subject_is_told_before_the_restriction_is_lifted(world: World) -> None:
     sign_up(world)
     world.consent.set_restricted(ADA, True)  # restriction stops marketing, never this message
-    changed(world, "lift_announced", kind="restriction")
+    changed(world, "lift_announced", kind="restriction", lift_at=datetime(2025, 3, 2, 9, 30, tzinfo=UTC))
     mail = one_mail(world)
     body = mail.get_content()
     assert mail["Subject"] == "We will lift the restriction of your data"
-    assert "in 24 hours" in body and "object" in body
+    assert "02 March 2025 at 09:30 UTC" in body and "object" in body
 
 
 @pytest.mark.notice("8.2")
