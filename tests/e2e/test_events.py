@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
+import nats
 import pytest
 from consent.models import Inbox, Preferences
 from kaseum.events.v1 import identity_events_pb2 as ev
+from nats.js import api as js_api
+from servicekit.bus import ensure_consumer
 from servicekit.db import make_engine
 from sqlalchemy import func, select, text
 
@@ -156,3 +160,34 @@ def test_the_dead_letter_tool_says_when_nats_is_away(tmp_path: Path) -> None:
     done = subprocess.run([str(Path(sys.executable).parent / "kaseum"), "dead-letters", "list"],
                           capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 1 and "NATS is not reachable" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_upgraded_service_sees_the_subjects_it_newly_subscribes(make_stack) -> None:  # type: ignore[no-untyped-def]
+    """A durable consumer made by an older version is widened in place, keeping its position."""
+    stack = make_stack()
+    stack.var.mkdir(parents=True, exist_ok=True)
+    stack.start_nats()
+
+    async def scenario() -> tuple[set[str], int]:
+        nc = await nats.connect(stack.nats_url)
+        try:
+            js = nc.jetstream()
+            await js.add_stream(name="T", subjects=["t.>"])
+            await js.publish("t.old", b"1")
+            old = js_api.ConsumerConfig(durable_name="svc", filter_subjects=["t.old"],
+                                        ack_policy=js_api.AckPolicy.EXPLICIT, deliver_policy=js_api.DeliverPolicy.ALL)
+            await ensure_consumer(js, "T", old)
+            sub = await js.pull_subscribe_bind(durable="svc", stream="T")
+            for msg in await sub.fetch(1, timeout=5):
+                await msg.ack()
+            await ensure_consumer(js, "T", old.evolve(filter_subjects=["t.old", "t.new"]))
+            await js.publish("t.new", b"2")
+            info = await js.consumer_info("T", "svc")
+            fetched = await sub.fetch(5, timeout=5)
+            return set(info.config.filter_subjects or []), len(fetched)
+        finally:
+            await nc.close()
+
+    subjects, delivered = asyncio.run(scenario())
+    assert subjects == {"t.old", "t.new"}
+    assert delivered == 1  # only the new subject's event: the handled one is not delivered again

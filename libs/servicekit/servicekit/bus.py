@@ -296,11 +296,7 @@ class Bus:
             ack_policy=api.AckPolicy.EXPLICIT, deliver_policy=api.DeliverPolicy.ALL,
             ack_wait=30.0, max_deliver=-1, max_ack_pending=1000,
         )
-        try:
-            await self.js.consumer_info(stream, sub.durable)
-        except NotFoundError:
-            with contextlib.suppress(Exception):
-                await self.js.add_consumer(stream, config)
+        await ensure_consumer(self.js, stream, config)
         return await self.js.pull_subscribe_bind(durable=sub.durable, stream=stream)
 
     async def _handle(self, sub: Subscription, msg: Msg) -> None:
@@ -340,3 +336,20 @@ class Bus:
                         "Kaseum-Consumer": sub.durable})
         await self.js.publish(dlq_subject(self.region, sub.durable), msg.data, headers=headers)
         await msg.term()
+
+
+async def ensure_consumer(js: JetStreamContext, stream: str, config: api.ConsumerConfig) -> None:
+    """Create the durable consumer, or widen an existing one's subjects when a new version of the
+    service subscribes to more (JetStream updates filter subjects in place and keeps the position,
+    so events already handled are not delivered again; without this, an upgraded service would never
+    see the new subjects)."""
+    try:
+        info = await js.consumer_info(stream, config.durable_name or "")
+    except NotFoundError:
+        with contextlib.suppress(Exception):  # a replica created it first
+            await js.add_consumer(stream, config)
+        return
+    current = set(info.config.filter_subjects or ([info.config.filter_subject] if info.config.filter_subject else []))
+    if current != set(config.filter_subjects or []):
+        await js.add_consumer(stream, info.config.evolve(filter_subject=None, filter_subjects=config.filter_subjects))
+        log.info("consumer subjects updated", consumer=config.durable_name)
