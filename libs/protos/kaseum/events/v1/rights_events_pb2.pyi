@@ -61,7 +61,10 @@ Global___RequestReceived: _TypeAlias = RequestReceived  # noqa: Y015
 
 @_typing.final
 class RequestStepDue(_message.Message):
-    """rights.request.step_due: a service must act on a request."""
+    """rights.request.step_due: a service must act on a request. Not published:
+    the rights service drives steps itself from durable rows (README); kept so
+    the contract does not change under a consumer written against it.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
