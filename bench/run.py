@@ -2,7 +2,7 @@
 sign-in and authentication (issue 3) on the same stack.
 
     .venv/bin/python bench/run.py [--requests 2000] [--concurrency 16] [--accounts 16] [--logins 400]
-                                  [--login-accounts 32] [--only tickets|identity|queue|consent|analytics]
+                                  [--login-accounts 32] [--only tickets|identity|queue|consent|rights|analytics]
                                   [--quick] [--keep]
 
 In one run on this machine, with the load coming from a separate process (bench/load.py) on loopback:
@@ -35,7 +35,9 @@ Then, unless `--only tickets`, identity's figures (issue 3), measured on the sam
 Then, with no `--only`, bench/ticket_queue.py: the agent queue and text search over 10,000 → 1,000,000
 tickets on a private PostgreSQL (issue 5), the retention purge (bench/purge.py, issue 4) and analytics'
 ingest, roll-up and queries (bench/analytics.py, issue 8; 300,000 events with --quick); `--only analytics`
-runs bench/analytics.py alone.
+runs bench/analytics.py alone. Rights (issue 7, bench/rights.py, `--only rights`): erasure across every
+service (p50/p99 from each request's 202 to completion, 200 filed at once; 20 with --quick) and the access
+export of a subject with 1,000 tickets and 10,000 replies (100 and 1,000 with --quick), on a stack of its own.
 
 Each load run also says where the CPU went (the servers, per process; the load generator; everything
 else on the machine), since a shared machine makes throughput figures move.
@@ -925,10 +927,10 @@ def main(argv: list[str] | None = None) -> int:
                                                    "a quarter as many, at least 20, over one connection")
     parser.add_argument("--login-accounts", type=int, default=32,
                         help="customers the logins cycle through (and whose tokens the authentication runs use)")
-    parser.add_argument("--only", choices=["tickets", "identity", "queue", "consent", "analytics", "purge"],
+    parser.add_argument("--only", choices=["tickets", "identity", "queue", "consent", "rights", "analytics", "purge"],
                         help="run only the ticket, the identity, the queue (bench/ticket_queue.py, PostgreSQL), "
-                             "the consent (bench/consent.py), the analytics (bench/analytics.py) or the "
-                             "retention-purge part (bench/purge.py)")
+                             "the consent (bench/consent.py), the rights (bench/rights.py), the analytics "
+                             "(bench/analytics.py) or the retention-purge part (bench/purge.py)")
     parser.add_argument("--purge-rows", type=int, help="expired tickets the purge benchmark removes (bench/purge.py; "
                                                        "default 1,000,000; 100,000 with --quick)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 300 requests, 60 logins")
@@ -987,6 +989,13 @@ def main(argv: list[str] | None = None) -> int:
             report_identity(identity, args.concurrency)
         if args.only in (None, "consent"):  # issue 6, on a consent service of its own (bench/consent.py)
             consent_bench.report(consent_bench.run(var / "consent", 20_000 if args.quick else 100_000, say=say), say)
+        if args.only in (None, "rights"):  # issue 7, on a stack of its own (bench/rights.py)
+            from bench import rights as rights_bench
+
+            say()
+            say("rights requests (bench/rights.py), on a stack of their own:")
+            sizes = (20, 100, 1000) if args.quick else (200, 1000, 10_000)
+            rights_bench.report(rights_bench.run(var / "rights", *sizes, say=say), say)
         if not args.only:
             from bench import ticket_queue
 
