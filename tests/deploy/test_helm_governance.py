@@ -12,7 +12,8 @@ from servicekit.transfers import parse_hosting, parse_safeguards
 from tests.deploy.test_helm_chart import GRPC_SERVICES, load_values, render
 
 
-@pytest.mark.notice("10.2")
+@pytest.mark.notice("10.2.1")
+@pytest.mark.notice("10.2.2")
 @pytest.mark.rule("R-XFER-1")
 @pytest.mark.rule("R-SHARE-2")
 def test_safeguards_and_hosting_providers_reach_every_service_as_the_policy_reads_them() -> None:

@@ -102,7 +102,8 @@ def test_services_refuse_governance_calls_from_customers(system: Stack, api: Api
         assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-@pytest.mark.notice("12")
+@pytest.mark.notice("12.1")
+@pytest.mark.notice("12.2")
 @pytest.mark.rule("R-RET-1")
 def test_the_retention_schedule_and_the_record_of_processing_come_from_the_services(
         system: Stack, api: Api, admin: Api, dpo: Api) -> None:

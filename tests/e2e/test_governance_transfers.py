@@ -49,7 +49,8 @@ def dpo_session(stack: Stack) -> Api:
                        .json()["token"])
 
 
-@pytest.mark.notice("10.2")
+@pytest.mark.notice("10.2.1")
+@pytest.mark.notice("10.2.2")
 @pytest.mark.notice("5.1.2")
 @pytest.mark.rule("R-XFER-1")
 @pytest.mark.rule("R-SHARE-2")
@@ -77,7 +78,8 @@ def test_declared_hosting_providers_are_checked_logged_and_in_the_record(
     assert listed.returncode == 0 and "hosting" in listed.stdout and "Example Cloud EU" in listed.stdout
 
 
-@pytest.mark.notice("10.2")
+@pytest.mark.notice("10.2.1")
+@pytest.mark.notice("10.2.2")
 @pytest.mark.rule("R-XFER-1")
 def test_a_hosting_provider_without_a_valid_safeguard_stops_the_service_with_the_reason(
         make_stack: Callable[..., Stack], tmp_path: Path) -> None:

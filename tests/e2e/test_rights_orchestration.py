@@ -212,7 +212,7 @@ def test_the_dpo_extends_once_and_refuses_with_a_reason_the_subject_sees(
     assert finished(customer, filed["id"])["status"] == "completed"
 
 
-@pytest.mark.notice("13")
+@pytest.mark.notice("13.2")
 @pytest.mark.rule("R-RIGHTS-1")
 def test_a_service_down_and_rights_restarted_mid_request_still_complete_each_step_once(make_stack: Any) -> None:
     stack: Stack = make_stack(ORCHESTRATOR_INTERVAL_SECONDS="0.2")
@@ -385,7 +385,8 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.notice("13.1.6")
-@pytest.mark.notice("10")
+@pytest.mark.notice("10.2.1")
+@pytest.mark.notice("10.2.2")
 @pytest.mark.rule("R-PORT-1")
 @pytest.mark.rule("R-XFER-1")
 def test_portability_sends_what_the_subject_provided_to_another_controller_where_the_transfer_is_allowed(

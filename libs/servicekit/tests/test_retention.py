@@ -54,7 +54,8 @@ def seed(db: Db, count: int, closed: datetime, subject: str = "s" * 32) -> None:
         session.commit()
 
 
-@pytest.mark.notice("12")
+@pytest.mark.notice("12.1")
+@pytest.mark.notice("12.2")
 @pytest.mark.rule("R-RET-1")
 def test_slow_batches_shrink_and_the_purge_yields_twice_as_long_as_it_worked(db: Db) -> None:
     seed(db, 100, NOW - timedelta(days=91))

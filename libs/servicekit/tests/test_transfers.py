@@ -52,7 +52,8 @@ MATRIX = [
 ]
 
 
-@pytest.mark.notice("10.2")
+@pytest.mark.notice("10.2.1")
+@pytest.mark.notice("10.2.2")
 @pytest.mark.rule("R-XFER-1")
 @pytest.mark.parametrize(("country", "recipient", "categories", "on", "allowed", "basis"), MATRIX)
 def test_the_transfer_matrix(country: str, recipient: str, categories: list[str], on: date, allowed: bool,
@@ -93,7 +94,8 @@ def test_a_safeguard_without_an_approved_contract_or_a_risk_assessment_is_refuse
         parse_safeguards(bad)
 
 
-@pytest.mark.notice("10.2")
+@pytest.mark.notice("10.2.1")
+@pytest.mark.notice("10.2.2")
 @pytest.mark.rule("R-XFER-1")
 def test_every_decision_is_logged_in_the_chain_and_a_safeguard_refuses_from_the_day_after_expiry(db: Db) -> None:
     clock = Clock(datetime(2026, 6, 30, 23, 59, tzinfo=UTC))

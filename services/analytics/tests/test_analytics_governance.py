@@ -31,7 +31,12 @@ def rows(uow: UnitOfWorkFactory[Repository], model: Any) -> int:
         return int(u.session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-@pytest.mark.notice("3.2")
+@pytest.mark.notice("3.2.1")
+@pytest.mark.notice("3.2.2")
+@pytest.mark.notice("3.2.3")
+@pytest.mark.notice("3.2.4")
+@pytest.mark.notice("3.2.5")
+@pytest.mark.notice("3.2.6")
 @pytest.mark.rule("R-DATA-1")
 def test_every_column_is_declared_and_every_stored_category_has_a_purpose_and_a_rule() -> None:
     assert undeclared(Base.metadata) == []
@@ -44,7 +49,8 @@ def test_every_column_is_declared_and_every_stored_category_has_a_purpose_and_a_
     assert [p.clause for p in DECLARATION.purposes if "3.2.5" in p.categories] == ["4.1.4"]
 
 
-@pytest.mark.notice("12")
+@pytest.mark.notice("12.1")
+@pytest.mark.notice("12.2")
 @pytest.mark.rule("R-RET-1")
 def test_the_schedule_shows_the_roll_up_as_the_purge_of_usage_events() -> None:
     rules = {r.name: r for r in declaration(rollup_grace_seconds=7200).retention}
@@ -56,7 +62,8 @@ def test_the_schedule_shows_the_roll_up_as_the_purge_of_usage_events() -> None:
     assert (rules["noisy_answers"].period, rules["privacy_spend"].period) == ("1 days", "2 months")
 
 
-@pytest.mark.notice("12")
+@pytest.mark.notice("12.1")
+@pytest.mark.notice("12.2")
 @pytest.mark.rule("R-RET-2")
 def test_the_purge_never_deletes_usage_events(uow: UnitOfWorkFactory[Repository], clock: Clock) -> None:
     with uow() as u:
@@ -68,7 +75,8 @@ def test_the_purge_never_deletes_usage_events(uow: UnitOfWorkFactory[Repository]
     assert rows(uow, UsageEvent) == 1
 
 
-@pytest.mark.notice("12")
+@pytest.mark.notice("12.1")
+@pytest.mark.notice("12.2")
 @pytest.mark.rule("R-RET-2")
 def test_kept_noisy_answers_are_purged_after_a_day_and_no_sooner(
         uow: UnitOfWorkFactory[Repository], queries: AnalyticsQueries, person: Any, daily: Any,
@@ -107,7 +115,8 @@ def ledger(uow: UnitOfWorkFactory[Repository]) -> list[tuple[str, date]]:
         return sorted((r.analyst, r.period) for r in u.session.scalars(select(PrivacySpend)))
 
 
-@pytest.mark.notice("12")
+@pytest.mark.notice("12.1")
+@pytest.mark.notice("12.2")
 @pytest.mark.rule("R-RET-2")
 def test_a_budget_period_is_kept_through_the_next_month_then_purged(
         uow: UnitOfWorkFactory[Repository], queries: AnalyticsQueries, person: Any, clock: Clock) -> None:

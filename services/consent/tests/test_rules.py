@@ -249,7 +249,7 @@ def test_only_admins_and_the_cli_send_campaigns_publish_notices_or_record_holdin
     assert world.campaigns.send(ADMIN, "Offer", "Buy", "email", "marketing", "").eligible == 1
 
 
-@pytest.mark.notice("6", "8.1")
+@pytest.mark.notice("6.1", "8.1")
 @pytest.mark.rule("R-MKT-4")
 def test_a_campaign_enqueues_only_the_allowed_and_an_opt_out_before_the_send_still_counts(world: World) -> None:
     sign_up(world, email=True)

@@ -123,7 +123,8 @@ def test_another_services_projection_follows_the_published_events(
         assert active_holds(t.session, TicketsHold, [SUBJECT]) == []
 
 
-@pytest.mark.notice("12")
+@pytest.mark.notice("12.1")
+@pytest.mark.notice("12.2")
 @pytest.mark.rule("R-RET-1")
 @pytest.mark.rule("R-RET-2")
 def test_completed_requests_are_purged_six_years_after_completion_unless_held(

@@ -81,7 +81,7 @@ def test_an_erasure_runs_every_service_once_and_identity_last(
         assert [e.subject_id for e in u.repo.erasure_ledger()] == [customer.subject_id]
 
 
-@pytest.mark.notice("13")
+@pytest.mark.notice("13.2")
 @pytest.mark.rule("R-RIGHTS-1")
 def test_a_service_down_is_retried_with_back_off_then_shown_to_the_dpo_who_retries(
         rights: RightsService, orchestrator: Orchestrator, services: FakeServices, clock: Clock,
@@ -113,7 +113,7 @@ def test_a_service_down_is_retried_with_back_off_then_shown_to_the_dpo_who_retri
     assert services.calls[(filed.id, "identity", "restrict")] == 1  # the others ran once
 
 
-@pytest.mark.notice("13")
+@pytest.mark.notice("13.2")
 @pytest.mark.rule("R-RIGHTS-1")
 def test_two_replicas_never_run_a_step_twice(
         rights: RightsService, uow: UnitOfWorkFactory[Repository], services: FakeServices, clock: Clock,
@@ -176,7 +176,7 @@ def test_five_wrong_codes_void_the_code_until_a_new_one_is_sent(
     assert rights.verify(dpo, filed.id, fresh).status == "in_progress"
 
 
-@pytest.mark.notice("13")
+@pytest.mark.notice("13.2")
 @pytest.mark.rule("R-RIGHTS-2")
 def test_the_clock_stops_for_a_clarification_and_the_due_date_moves_by_that_time(
         rights: RightsService, orchestrator: Orchestrator, clock: Clock, person: Callable[..., Principal]) -> None:
@@ -193,7 +193,7 @@ def test_the_clock_stops_for_a_clarification_and_the_due_date_moves_by_that_time
     assert orchestrator.run_once() == 5
 
 
-@pytest.mark.notice("13")
+@pytest.mark.notice("13.2")
 @pytest.mark.rule("R-RIGHTS-2")
 def test_an_extension_counts_from_receipt_once(
         rights: RightsService, person: Callable[..., Principal]) -> None:
@@ -230,7 +230,7 @@ def test_a_restriction_is_lifted_only_after_the_subject_is_told(
     assert status(rights, dpo, filed.id).status == "completed"
 
 
-@pytest.mark.notice("13")
+@pytest.mark.notice("13.2")
 @pytest.mark.rule("R-RIGHTS-2")
 def test_the_dpo_is_warned_once_a_week_before_a_due_date(
         rights: RightsService, clock: Clock, person: Callable[..., Principal]) -> None:

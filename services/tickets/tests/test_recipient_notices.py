@@ -145,7 +145,8 @@ def test_only_the_organisations_resellers_see_or_acknowledge_its_notices(service
     assert again.acknowledged_at is not None and again.acknowledged_at.replace(tzinfo=UTC) == first
 
 
-@pytest.mark.notice("12")
+@pytest.mark.notice("12.1")
+@pytest.mark.notice("12.2")
 @pytest.mark.rule("R-RET-1")
 def test_notices_are_purged_six_years_after_they_were_written(service: TicketsService, seen: str) -> None:
     with service.uow() as u:

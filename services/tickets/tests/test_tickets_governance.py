@@ -143,7 +143,8 @@ def test_a_release_that_overtakes_its_placement_still_wins(uow: UnitOfWorkFactor
         assert holds.active_holds(u.session, LegalHold, [ALICE]) == []
 
 
-@pytest.mark.notice("12")
+@pytest.mark.notice("12.1")
+@pytest.mark.notice("12.2")
 @pytest.mark.rule("R-RET-1")
 @pytest.mark.rule("R-RET-2")
 def test_purge_removes_exactly_the_closed_tickets_past_six_years_and_nothing_held(
@@ -181,7 +182,12 @@ def test_purge_removes_exactly_the_closed_tickets_past_six_years_and_nothing_hel
     assert purger.run_once()[0].purged == 1
 
 
-@pytest.mark.notice("3.2")
+@pytest.mark.notice("3.2.1")
+@pytest.mark.notice("3.2.2")
+@pytest.mark.notice("3.2.3")
+@pytest.mark.notice("3.2.4")
+@pytest.mark.notice("3.2.5")
+@pytest.mark.notice("3.2.6")
 @pytest.mark.rule("R-RET-1")
 def test_every_column_of_tickets_declares_its_category() -> None:
     assert DECLARATION.problems() == []
@@ -208,7 +214,8 @@ def test_a_resellers_reads_are_audited_under_its_organisation_for_the_breach_que
     assert [a.subject_id for a in found] == [ALICE]
 
 
-@pytest.mark.notice("10.2")
+@pytest.mark.notice("10.2.1")
+@pytest.mark.notice("10.2.2")
 @pytest.mark.rule("R-XFER-1")
 def test_a_reseller_abroad_reads_only_under_a_safeguard_and_each_decision_is_logged(
         service: TicketsService, uow: UnitOfWorkFactory[Repository], identity: FakeIdentity) -> None:
@@ -227,7 +234,8 @@ def test_a_reseller_abroad_reads_only_under_a_safeguard_and_each_decision_is_log
     assert reads == ["org-in"]  # the refused read never happened
 
 
-@pytest.mark.notice("10.2")
+@pytest.mark.notice("10.2.1")
+@pytest.mark.notice("10.2.2")
 @pytest.mark.rule("R-XFER-1")
 def test_without_a_transfer_policy_a_reseller_abroad_is_refused(service: TicketsService,
                                                               identity: FakeIdentity) -> None:
@@ -237,7 +245,8 @@ def test_without_a_transfer_policy_a_reseller_abroad_is_refused(service: Tickets
         service.get(who(RESELLER, "reseller", organisation="org-in", country="IN"), ticket.id)
 
 
-@pytest.mark.notice("10.2")
+@pytest.mark.notice("10.2.1")
+@pytest.mark.notice("10.2.2")
 @pytest.mark.rule("R-XFER-1")
 def test_a_reseller_abroad_listing_logs_whose_data_crossed(
         service: TicketsService, uow: UnitOfWorkFactory[Repository], identity: FakeIdentity) -> None:
