@@ -21,6 +21,8 @@ run: venv
 	$(PY) tools/run.py
 
 test: venv lint
+	@# Every marker names a clause or rule that exists, at its finest level (the trace lists gaps).
+	$(PY) tools/trace.py > /dev/null
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 proto: venv
