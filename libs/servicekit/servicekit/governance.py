@@ -22,7 +22,7 @@ from .errors import InvalidArgument, PermissionDenied, Unauthenticated
 from .governance_models import GovernanceModels
 from .region import RegionGuard
 from .retention import PurgeRunMixin, RetentionRule
-from .transfers import Decision, HostingProvider, TransferLogMixin, TransferPolicy
+from .transfers import Decision, HostingProvider, HostingWatch, TransferLogMixin, TransferPolicy
 
 DPO = ("dpo",)
 DPO_OR_ADMIN = ("dpo", "admin")
@@ -54,6 +54,11 @@ class Governance:
     declaration: ServiceDeclaration
     policy: TransferPolicy = field(default_factory=TransferPolicy)
     hosting: Sequence[tuple[HostingProvider, Decision]] = ()
+    # When given, the hosting providers' latest decisions (re-checked while running) replace `hosting`.
+    hosting_watch: HostingWatch | None = None
+
+    def hosting_now(self) -> Sequence[tuple[HostingProvider, Decision]]:
+        return self.hosting_watch.current if self.hosting_watch is not None else self.hosting
 
     def authorise(self, principal: Principal | None, roles: Sequence[str]) -> Principal:
         if principal is None:

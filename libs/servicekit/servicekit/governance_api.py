@@ -99,7 +99,8 @@ class GovernanceApi(governance_pb2_grpc.GovernanceServicer):
                       for p in d.purposes],
             recipients=list(d.recipients), retention=[rule_message(r) for r in d.retention],
             hosting=[pb.HostingProvider(name=p.name, country=p.country, categories=list(p.categories),
-                                        basis=decision.basis) for p, decision in self.gov.hosting],
+                                        basis=decision.basis, allowed=decision.allowed, reason=decision.reason)
+                     for p, decision in self.gov.hosting_now()],
             transfers=list(d.transfers),
             safeguards=[pb.SafeguardDeclaration(reference=s.reference, type=s.type, risk_assessment=s.risk_assessment,
                                                 recipient=s.recipient, country=s.country,

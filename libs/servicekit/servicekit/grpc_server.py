@@ -142,7 +142,8 @@ class HealthReporter:
     """Health from real dependencies, checked every `interval` s.
 
     The service itself ("" and its full names) is SERVING while its critical
-    dependencies (the database) answer. Others (NATS) are reported under
+    checks pass (the database answers; its declared hosting providers are allowed
+    by the transfer policy). Others (NATS) are reported under
     `kaseum.dependency.<name>` only: with the outbox, a service keeps serving
     requests while NATS is away, and its events follow when NATS returns.
     """
@@ -215,10 +216,10 @@ class GrpcServer:
         register(servicer, self.server)
         self._service_names.append(full_name)
 
-    def start(self, checks: dict[str, Callable[[], bool]]) -> None:
+    def start(self, checks: dict[str, Callable[[], bool]], critical: Iterable[str] = ("database",)) -> None:
         names = [*self._service_names, reflection.SERVICE_NAME, health.SERVICE_NAME]
         reflection.enable_server_reflection(names, self.server)
-        self.reporter = HealthReporter(self.health, self._service_names, checks)
+        self.reporter = HealthReporter(self.health, self._service_names, checks, critical)
         self.reporter.start()
         self.server.start()
 

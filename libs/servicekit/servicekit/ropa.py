@@ -39,7 +39,7 @@ def build(declarations: Sequence[pb.Declarations], not_reporting: Mapping[str, s
     recipients = [{"clause": clause, "text": info["text"],
                    "services": sorted(d.service for d in declarations if clause in d.recipients)}
                   for clause, info in text["recipients"].items()]
-    hosting = {(h.name, h.country, h.basis) for d in declarations for h in d.hosting}
+    hosting = {(h.name, h.country, h.basis, h.allowed, h.reason) for d in declarations for h in d.hosting}
     safeguards = {(s.reference, s.type, s.risk_assessment, s.recipient, s.country, ",".join(s.categories), s.expires)
                   for d in declarations for s in d.safeguards}
     first = declarations[0] if declarations else None
@@ -50,7 +50,8 @@ def build(declarations: Sequence[pb.Declarations], not_reporting: Mapping[str, s
         "adequate_destinations": list(first.adequate_destinations) if first else [],
         "safeguards": [dict(zip(("reference", "type", "risk_assessment", "recipient", "country", "categories",
                                  "expires"), s, strict=True)) for s in sorted(safeguards)],
-        "hosting_providers": [{"name": n, "country": c, "basis": b} for n, c, b in sorted(hosting)],
+        "hosting_providers": [{"name": n, "country": c, "basis": b, "allowed": a, "reason": why}
+                              for n, c, b, a, why in sorted(hosting)],
         "kinds": {d.service: list(d.transfers) for d in declarations if d.transfers},
     }
     retention = {"notice": text["retention"]["notice"], "text": text["retention"]["text"],
@@ -96,7 +97,10 @@ def to_text(record: Mapping[str, Any]) -> str:
         out.append(f"  safeguard {s['type']} {s['reference']}: {s['recipient']} in {s['country']} "
                    f"[{s['categories']}], TRA/DPIA {s['risk_assessment']}, valid until {s['expires']}")
     for h in t["hosting_providers"]:
-        out.append(f"  hosting provider {h['name']} in {h['country']} (basis: {h['basis']})")
+        if h.get("allowed", True):
+            out.append(f"  hosting provider {h['name']} in {h['country']} (basis: {h['basis']})")
+        else:
+            out.append(f"  hosting provider {h['name']} in {h['country']} REFUSED, not serving: {h['reason']}")
     for service, kinds in sorted(t["kinds"].items()):
         out.append(f"  {service} may transfer for: {', '.join(kinds)} (each decision logged)")
     r = record["retention"]

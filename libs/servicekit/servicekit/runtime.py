@@ -32,7 +32,15 @@ from .retention import Purger
 from .revocations import RevocationList
 from .scrub import Scrubber
 from .settings import ServiceSettings
-from .transfers import TransferGate, TransferPolicy, check_hosting, load_adequacy, load_safeguards, parse_hosting
+from .transfers import (
+    HostingWatch,
+    TransferGate,
+    TransferPolicy,
+    check_hosting,
+    load_adequacy,
+    load_safeguards,
+    parse_hosting,
+)
 
 log = get_logger(__name__)
 R = TypeVar("R")
@@ -64,6 +72,8 @@ class ServiceRuntime(Generic[R]):
     subscriptions: list[Subscription] = field(default_factory=list)
     # Servicers every service serves the same way (Governance), added by governance().
     generic_servicers: list[tuple[Callable[[Any, Any], None], Any, str]] = field(default_factory=list)
+    # The declared hosting providers' latest decisions, once governance() has run.
+    hosting: HostingWatch | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -111,18 +121,26 @@ class ServiceRuntime(Generic[R]):
         self.bus.consume(sub)
         return sub
 
-    def every(self, seconds: float, job: Callable[[], object]) -> None:
+    def every(self, seconds: float | Callable[[], float], job: Callable[[], object], *,
+              wait_first: bool = False) -> None:
         """Run `job` in a worker thread every `seconds`, off the request path (e.g. a purge).
 
-        Every replica runs it; jobs are idempotent batches of deletes, so that is safe.
+        Every replica runs it; jobs are idempotent batches of deletes, so that is safe. `seconds` may be
+        a function, asked after each run (e.g. to wake just after midnight); `wait_first` skips the run at
+        start (when start-up has just done the same work).
         """
+        def pause() -> float:
+            return seconds() if callable(seconds) else seconds
+
         async def loop() -> None:
+            if wait_first:
+                await self.bus.sleep(pause())
             while not self.bus.stopping:
                 try:
                     await asyncio.to_thread(job)
                 except Exception:
                     log.exception("periodic job failed", job=getattr(job, "__name__", "job"))
-                await self.bus.sleep(seconds)
+                await self.bus.sleep(pause())
 
         self.bus.add_task(loop)
 
@@ -130,7 +148,8 @@ class ServiceRuntime(Generic[R]):
                    hold_events: bool = True, clock: Callable[[], Any] = utcnow) -> Governance:
         """Sections 5, 10, 11 and 12 for this service, in one call from its bootstrap():
 
-        refuses to start on an undeclared column or a hosting provider the transfer policy refuses;
+        refuses to start on an undeclared column or a hosting provider the transfer policy refuses, and
+        re-checks the providers while running (a refusal: NOT_SERVING, an error logged);
         builds `self.transfers` (the TransferGate); subscribes the legal-hold projection (unless the
         service owns holds: rights); runs the retention purge every
         `retention_purge_interval_seconds`; serves kaseum.privacy.v1.Governance.
@@ -143,6 +162,10 @@ class ServiceRuntime(Generic[R]):
         self.transfers = TransferGate(policy, self.session_factory, models.transfers, models.heads, clock)
         providers = parse_hosting(s.hosting_providers)
         decisions = check_hosting(self.transfers, providers, s.service_name)
+        # A safeguard may expire while the service runs: re-checked hourly and just after each UTC
+        # midnight; a refusal turns the service's health NOT_SERVING (serve() reads self.hosting).
+        watch = self.hosting = HostingWatch(self.transfers, providers, s.service_name,
+                                            list(zip(providers, decisions, strict=True)))
         if hold_events:
             self.subscribe(f"{s.service_name}-holds", [x.format(region=s.region) for x in legal_holds.SUBJECTS],
                            legal_holds.handlers(models.holds))
@@ -151,8 +174,11 @@ class ServiceRuntime(Generic[R]):
                         s.retention_yield_factor)
         if purger.rules:
             self.every(s.retention_purge_interval_seconds, purger.run_once)
+        if providers:
+            self.every(lambda: watch.seconds_to_next_check(s.hosting_recheck_interval_seconds), watch.check,
+                       wait_first=True)
         gov = Governance(s.service_name, s.region, self.session_factory, models, declaration, policy,
-                         list(zip(providers, decisions, strict=True)))
+                         hosting_watch=watch)
         api = GovernanceApi(gov)
         self.generic_servicers.append((lambda servicer, server: api.register(server), api, GOVERNANCE))
         return gov
@@ -169,7 +195,11 @@ class ServiceRuntime(Generic[R]):
         for register, servicer, name in [*servicers, *self.generic_servicers]:
             server.add(register, servicer, name)
         self.bus.start()
-        server.start({"database": self.database_ok, "nats": lambda: self.bus.connected})
+        checks: dict[str, Callable[[], bool]] = {"database": self.database_ok, "nats": lambda: self.bus.connected}
+        critical = ["database"]
+        if self.hosting is not None:
+            checks["hosting"], critical = self.hosting.serving, [*critical, "hosting"]
+        server.start(checks, critical)
         log.info("serving", bind=self.settings.grpc_bind, region=self.settings.region)
 
         def stop() -> None:

@@ -70,6 +70,8 @@ class ServiceSettings(CommonSettings):
     adequacy_file: str = ""
     # Hosting providers (section 5.1.2) as JSON: [{"name", "country", "categories"}], checked at start.
     hosting_providers: str = "[]"
+    # ... and re-checked while running at least this often (and just after each UTC midnight).
+    hosting_recheck_interval_seconds: float = Field(default=3600.0, gt=0, le=86400)
     retention_purge_interval_seconds: float = Field(default=3600.0, gt=0)
     # After an Erase, the database files are scrubbed (WAL checkpoint / VACUUM) within this.
     scrub_interval_seconds: float = Field(default=2.0, gt=0)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -35,6 +35,9 @@ from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, sessio
 from . import chain
 from .db import utcnow
 from .errors import PermissionDenied
+from .logs import get_logger
+
+log = get_logger(__name__)
 
 KINDS = ("reseller_access", "portability", "hosting")
 SAFEGUARD_TYPES = ("IDTA", "Addendum")
@@ -284,3 +287,50 @@ def check_hosting(gate: TransferGate, providers: Sequence[HostingProvider], serv
                                f"{decision.reason}")
         decisions.append(decision)
     return decisions
+
+
+class HostingWatch:
+    """The declared hosting providers, re-checked while the service runs (R-XFER-1).
+
+    A safeguard valid at start-up can expire while the process keeps running; each `check` asks the
+    policy again for every provider (each decision on the transfer log, as at start-up) and keeps the
+    latest decisions, which the Governance declarations show and the gRPC health reads: while any
+    provider is refused, `serving()` is False, so the service reports NOT_SERVING and is taken out
+    of rotation until the policy allows it again (a new safeguard takes a restart to load).
+    """
+
+    def __init__(self, gate: TransferGate, providers: Sequence[HostingProvider], service: str,
+                 current: Sequence[tuple[HostingProvider, Decision]] = ()) -> None:
+        self.gate = gate
+        self.providers = tuple(providers)
+        self.service = service
+        # The latest decisions (at start-up: check_hosting's, already logged).
+        self.current: list[tuple[HostingProvider, Decision]] = list(current)
+
+    def check(self) -> list[tuple[HostingProvider, Decision]]:
+        decisions = [(p, self.gate.check("hosting", p.country, p.name, p.categories, actor_id=self.service))
+                     for p in self.providers]
+        was_refused = {p.name for p, d in self.current if not d.allowed}
+        for p, d in decisions:
+            if not d.allowed:
+                # Repeated at every check while refused: an operator must act (renew the safeguard).
+                log.error("hosting provider refused by the transfer policy; not serving", provider=p.name,
+                          country=p.country, reason=d.reason, service=self.service)
+            elif p.name in was_refused:
+                log.info("hosting provider allowed again; serving", provider=p.name, country=p.country,
+                         service=self.service)
+        self.current = decisions
+        return decisions
+
+    def serving(self) -> bool:
+        return all(d.allowed for _, d in self.current)
+
+    def refused(self) -> list[tuple[HostingProvider, Decision]]:
+        return [(p, d) for p, d in self.current if not d.allowed]
+
+    def seconds_to_next_check(self, interval: float) -> float:
+        """`interval`, or less so that a check falls just after the next UTC midnight, when a safeguard
+        that expired the day before starts refusing."""
+        now = self.gate.clock()
+        midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), now.tzinfo)
+        return max(1.0, min(interval, (midnight - now).total_seconds() + 1.0))

@@ -5,11 +5,18 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from servicekit import chain
+from grpc_health.v1 import health, health_pb2
+from kaseum.privacy.v1 import governance_pb2
+from servicekit import caller, chain
+from servicekit.declarations import ServiceDeclaration
 from servicekit.errors import PermissionDenied
+from servicekit.governance import Governance
+from servicekit.governance_api import GovernanceApi
+from servicekit.grpc_server import HealthReporter
 from servicekit.testing import Clock
 from servicekit.transfers import (
     HostingProvider,
+    HostingWatch,
     TransferGate,
     TransferPolicy,
     check_hosting,
@@ -18,8 +25,9 @@ from servicekit.transfers import (
     parse_safeguards,
 )
 from sqlalchemy import select
+from structlog.testing import capture_logs
 
-from .conftest import ChainHead, Db, TransferLog
+from .conftest import MODELS, Base, ChainHead, Db, TransferLog
 
 SAFEGUARDS = parse_safeguards({
     "safeguards": [
@@ -126,3 +134,54 @@ def test_a_hosting_provider_the_policy_refuses_stops_the_start(db: Db) -> None:
     with db.sessions() as session:
         assert [r.allowed for r in session.scalars(select(TransferLog).order_by(TransferLog.seq))] == [
             True, True, False]
+
+
+@pytest.mark.notice("10.2")
+@pytest.mark.rule("R-XFER-1")
+@pytest.mark.rule("R-SHARE-2")
+def test_a_hosting_safeguard_expiring_today_allows_today_then_refuses_tomorrow_and_the_service_stops_serving(
+        db: Db) -> None:
+    clock = Clock(datetime(2026, 6, 30, 9, 0, tzinfo=UTC))  # org-in's IDTA is valid through 30 June
+    gate = TransferGate(POLICY, db.sessions, TransferLog, ChainHead, clock)
+    providers = [HostingProvider("Cloud UK", "GB", ("3.2.1",)), HostingProvider("org-in", "IN", ("3.2.1",))]
+    watch = HostingWatch(gate, providers, "tickets",
+                         list(zip(providers, check_hosting(gate, providers, "tickets"), strict=True)))
+    servicer = health.HealthServicer()
+    reporter = HealthReporter(servicer, ["kaseum.tickets.v1.Tickets"],
+                              {"database": lambda: True, "hosting": watch.serving}, critical=("database", "hosting"))
+    gov = Governance("tickets", "uk", db.sessions, MODELS, ServiceDeclaration("tickets", Base.metadata, (), ()),
+                     POLICY, hosting_watch=watch)
+
+    def status(service: str = "") -> int:
+        return int(servicer.Check(health_pb2.HealthCheckRequest(service=service), None).status)
+
+    def declared() -> list[tuple[str, bool, str]]:
+        token = caller.set_current(caller.Principal("service", "cli", "service"))
+        try:
+            return [(h.name, h.allowed, h.basis) for h in GovernanceApi(gov).GetDeclarations(
+                governance_pb2.GetDeclarationsRequest(), None).hosting]
+        finally:
+            caller.reset_current(token)
+
+    assert reporter.check_once() and status() == health_pb2.HealthCheckResponse.SERVING
+    clock.advance(hours=14, minutes=30)  # 23:30 on the last valid day: still allowed
+    watch.check()
+    assert reporter.check_once() and declared() == [("Cloud UK", True, "domestic"), ("org-in", True, "safeguard")]
+    # The next check falls just after midnight, not an hour later.
+    assert watch.seconds_to_next_check(3600) == pytest.approx(30 * 60 + 1)
+    clock.advance(minutes=31)  # 1 July, 00:01
+    with capture_logs() as logs:
+        watch.check()
+    assert not reporter.check_once()
+    assert status() == status("kaseum.tickets.v1.Tickets") == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert status("kaseum.dependency.hosting") == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert declared() == [("Cloud UK", True, "domestic"), ("org-in", False, "")]
+    [refused] = [e for e in logs if e["log_level"] == "error"]
+    assert refused["provider"] == "org-in" and "expired on 2026-06-30" in refused["reason"]
+    with db.sessions() as session:
+        rows = list(session.scalars(select(TransferLog).order_by(TransferLog.seq)))
+        assert [(r.recipient, r.kind, r.allowed) for r in rows] == [
+            ("Cloud UK", "hosting", True), ("org-in", "hosting", True)] * 2 + [
+            ("Cloud UK", "hosting", True), ("org-in", "hosting", False)]
+        assert "expired on 2026-06-30" in rows[-1].reason and rows[-1].actor_id == "tickets"
+        assert chain.verify(session, TransferLog, ChainHead).intact

@@ -751,12 +751,20 @@ class HostingProvider(_message.Message):
     COUNTRY_FIELD_NUMBER: _builtins.int
     CATEGORIES_FIELD_NUMBER: _builtins.int
     BASIS_FIELD_NUMBER: _builtins.int
+    ALLOWED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Provider's name."""
     country: _builtins.str
     """ISO 3166-1 alpha-2 country where it processes the data."""
     basis: _builtins.str
-    """The basis the transfer policy found at start-up ("domestic", "adequacy", "safeguard")."""
+    """The basis the transfer policy found at its latest check, at start-up or since ("domestic",
+    "adequacy", "safeguard"; "" when refused).
+    """
+    allowed: _builtins.bool
+    """Whether the latest check allowed it; while refused, the service reports NOT_SERVING."""
+    reason: _builtins.str
+    """The policy's reason for the latest decision (why allowed, or why refused)."""
     @_builtins.property
     def categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Category codes it hosts."""
@@ -768,10 +776,12 @@ class HostingProvider(_message.Message):
         country: _builtins.str = ...,
         categories: _abc.Iterable[_builtins.str] | None = ...,
         basis: _builtins.str = ...,
+        allowed: _builtins.bool = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "categories", b"categories", "country", b"country", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "basis", b"basis", "categories", b"categories", "country", b"country", "name", b"name", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
