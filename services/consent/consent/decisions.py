@@ -31,7 +31,10 @@ def decide(prefs: Preferences | None, channel: str, purpose: str, restricted: bo
            suppressed_since: datetime | None = None) -> Decision:
     """May this subject be contacted now? Service messages always (section 8.2); marketing only with
     a live consent: not withdrawn, not objected to, not restricted, not given before a purpose change,
-    and not older than a suppression entry for the address (fresh consent beats an old suppression)."""
+    and not older than a suppression entry for the address (fresh consent beats an old suppression).
+
+    The suppression is the later of the one recorded on the row (known without the address) and
+    `suppressed_since`, which the sender finds from the address it holds at send time."""
     if prefs is None:
         return Decision(False, "unknown_subject")  # never signed up, or erased
     if purpose == "service":
@@ -48,7 +51,14 @@ def decide(prefs: Preferences | None, channel: str, purpose: str, restricted: bo
         return Decision(False, "no_consent")
     if prefs.basis_seq < purpose_floor:
         return Decision(False, "reconsent_required")
-    if suppressed_since is not None and (
-            prefs.marketing_granted_at is None or as_utc(suppressed_since) >= as_utc(prefs.marketing_granted_at)):
+    suppressed = latest(prefs.address_suppressed_at, suppressed_since)
+    if suppressed is not None and (
+            prefs.marketing_granted_at is None or suppressed >= as_utc(prefs.marketing_granted_at)):
         return Decision(False, "suppressed")
     return Decision(True, "consented")
+
+
+def latest(*moments: datetime | None) -> datetime | None:
+    """The latest of the given moments (UTC), or None if none is given."""
+    known = [as_utc(m) for m in moments if m is not None]
+    return max(known) if known else None

@@ -37,6 +37,12 @@ def handlers(service: ConsentService) -> dict[str, Any]:
         }, event.notice_version)
         # No commit here: the consumer commits this change with the inbox row, atomically.
 
+    def account_rectified(uow: Any, env: envelope_pb2.Envelope) -> None:
+        event = ev.AccountRectified()
+        env.payload.Unpack(event)
+        if {"email", "phone"} & set(event.fields):
+            service.on_address_changed(uow, event.account_id)
+
     def message_requested(uow: Any, env: envelope_pb2.Envelope) -> None:
         event = ev.MessageRequested()
         env.payload.Unpack(event)
@@ -106,6 +112,7 @@ def handlers(service: ConsentService) -> dict[str, Any]:
 
     return {
         "identity.account.created": account_created,
+        "identity.account.rectified": account_rectified,
         "rights.request.received": rights_request,
         "identity.message.requested": message_requested,
         "tickets.ticket.opened": ticket_opened,
@@ -116,7 +123,8 @@ def handlers(service: ConsentService) -> dict[str, Any]:
     }
 
 
-SUBJECTS = ["{region}.identity.account.created", "{region}.identity.message.requested",
+SUBJECTS = ["{region}.identity.account.created", "{region}.identity.account.rectified",
+            "{region}.identity.message.requested",
             "{region}.tickets.ticket.opened", "{region}.tickets.ticket.replied",
             "{region}.tickets.ticket.status_changed", "{region}.rights.request.received",
             "{region}.rights.request.status_changed", "{region}.rights.verification.requested"]

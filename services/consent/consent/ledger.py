@@ -26,6 +26,8 @@ CHANNELS: dict[str, tuple[str, str]] = {
     "cookies_marketing": ("cookies", "cookies_marketing"),
 }
 MARKETING_CHANNELS = ("email", "telephone", "third_party")
+# Purposes whose grant is consent to direct marketing (ours, or sharing for third parties' own).
+MARKETING_PURPOSES = ("marketing", "third_party_marketing")
 # How a change was made (R-MKT-1 "how").
 SOURCES = {"signup_form", "preference_page", "unsubscribe_link", "dpo_email", "gpc", "rights_request"}
 
@@ -63,14 +65,15 @@ def apply_changes(uow: UnitOfWork[Repository], prefs: Preferences, changes: dict
     changed = False
     for channel, granted in changes.items():
         purpose, field = CHANNELS[channel]
-        fresh_grant = regrant and granted and purpose == "marketing"
+        fresh_grant = regrant and granted and purpose in MARKETING_PURPOSES
         if getattr(prefs, field) == granted and not record_unchanged and not fresh_grant:
             continue
         setattr(prefs, field, granted)
         _append(uow, prefs, purpose, channel, granted, source, notice_version, now, recorded_by)
         changed = True
-        if granted and purpose == "marketing":
-            # A fresh opt-in: given under this notice, newer than any suppression, and it ends an objection.
+        if granted and purpose in MARKETING_PURPOSES:
+            # A fresh opt-in: given under this notice, newer than any suppression, and it ends an objection
+            # (express consent to third-party sharing too: without it, that consent could never count).
             prefs.marketing_granted_at, prefs.basis_seq, prefs.objected_at = now, notice_seq, None
         if not granted:
             withdrawn.append((purpose, channel))

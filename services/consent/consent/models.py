@@ -106,6 +106,11 @@ class Preferences(Base):
     marketing_granted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True,
                                                                   info=MARKETING)
     basis_seq: Mapped[int] = mapped_column(Integer, default=0, info=MARKETING)
+    # When one of the subject's addresses went on the suppression list (their own objection or erasure
+    # request, or an entry found for the address at sign-up or when it changed): consent older than this
+    # does not count, so CanContact, batches and campaigns need no address (the sender still checks live).
+    address_suppressed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True,
+                                                                   info=MARKETING)
     # Version of the notice the subject was last sent (section 4.1.2).
     last_notice_seen: Mapped[str] = mapped_column(String(20), default="", info=MARKETING)
 

@@ -14,18 +14,20 @@ from servicekit.caller import Principal
 from servicekit.db import UnitOfWork, UnitOfWorkFactory, utcnow
 from servicekit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, Unavailable
 from servicekit.holds import LegalHoldMixin
+from servicekit.logs import get_logger
 from servicekit.personal_data import table_of
 from servicekit.region import RegionGuard
 from servicekit.subject_data import Erasure, Export, SubjectDataRules
 
 from . import unsubscribe
-from .decisions import Decision, check_question, decide
+from .decisions import Decision, check_question, decide, latest
 from .directory import Directory, DirectoryUnavailable
 from .keys import Keys
 from .ledger import MARKETING_CHANNELS, SOURCES, apply_changes, entry_hash, record_objection
 from .models import GENESIS, LedgerEntry, OutgoingMessage, Preferences, ProductHolding, Repository
 from .suppression import address_hashes
 
+log = get_logger(__name__)
 STAFF_ROLES = ("dpo", "admin")
 # Audit purposes: honouring an opt-out (4.1.5); checking the records' integrity (4.1.3).
 MARKETING_PURPOSE = "4.1.5"
@@ -86,6 +88,12 @@ class ConsentService(SubjectDataRules):
         # Every sign-up answer is recorded, "no" included: proof of what was asked and when (R-MKT-1).
         apply_changes(uow, prefs, choices, "signup_form", notice_version, self.seq_of(uow, notice_version),
                       self.clock(), record_unchanged=True)
+        try:
+            self._note_listed_address(uow, prefs)
+        except DirectoryUnavailable:
+            # Not worth losing the account's preferences over (the event would end dead-lettered): the
+            # sign-up's own answers are newer than any entry, and the sender checks the list at send time.
+            log.warning("identity unavailable; suppression list not checked at sign-up")
 
     def record_product(self, uow: UnitOfWork[Repository], subject_id: str, product: str) -> None:
         if product and uow.repo.holding(subject_id, product) is None:
@@ -123,7 +131,7 @@ class ConsentService(SubjectDataRules):
             return self._view(uow, prefs)
 
     def _view(self, uow: UnitOfWork[Repository], prefs: Preferences) -> PreferencesView:
-        granted = prefs.marketing_email or prefs.marketing_telephone
+        granted = prefs.marketing_email or prefs.marketing_telephone or prefs.third_party_marketing
         return PreferencesView(prefs, granted and prefs.basis_seq < uow.repo.purpose_floor())
 
     def _target(self, principal: Principal, subject_id: str) -> str:
@@ -236,7 +244,33 @@ class ConsentService(SubjectDataRules):
             return False
         for kind, digest in address_hashes(self.keys.suppression, contact.email, contact.phone):
             uow.repo.suppress(digest, kind, reason, now)
+        prefs = uow.repo.preferences(subject_id)
+        if prefs is not None:
+            # On the row too, so CanContact and campaigns refuse older consent without the address.
+            prefs.address_suppressed_at = now
         return True
+
+    def on_address_changed(self, uow: UnitOfWork[Repository], subject_id: str) -> None:
+        """The subject's e-mail or phone changed (identity.account.rectified): if the new address is on
+        the suppression list, record when it went there; the hashes are compared, never kept."""
+        prefs = uow.repo.preferences(subject_id)
+        if prefs is None:
+            return
+        try:
+            self._note_listed_address(uow, prefs)
+        except DirectoryUnavailable as exc:
+            raise Unavailable("cannot reach identity to check the suppression list; try again") from exc
+
+    def _note_listed_address(self, uow: UnitOfWork[Repository], prefs: Preferences) -> None:
+        """Record on the row when the subject's present addresses went on the suppression list, if they did
+        (so consent older than that stops counting, e.g. on a re-import); the hashes are compared, never kept."""
+        if self.directory is None:
+            return
+        contact = self.directory.contact(prefs.subject_id)
+        if contact is not None:
+            # Never lowered: leaving a suppressed address does not revive consent given before it.
+            prefs.address_suppressed_at = latest(prefs.address_suppressed_at,
+                                                 self.suppressed_since(uow, contact.email, contact.phone))
 
     def suppressed_since(self, uow: UnitOfWork[Repository], email: str, phone: str) -> datetime | None:
         hashes = [h for _, h in address_hashes(self.keys.suppression, email, phone)]
