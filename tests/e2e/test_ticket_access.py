@@ -30,6 +30,8 @@ pytestmark = [pytest.mark.notice("5.1.1"), pytest.mark.notice("11"), pytest.mark
               pytest.mark.rule("R-SHARE-1")]
 
 ORGS = "/api/v1/admin/organisations"
+NOTICES = "/api/v1/reseller/notices"
+ABSENT_NOTICE = uuid.uuid4().hex
 ROLES = ["requester", "other_customer", "colleague", "colleague_shared", "agent", "reseller_linked",
          "reseller_unlinked", "reseller_revoked", "dpo", "analyst", "admin"]
 
@@ -37,7 +39,9 @@ ROLES = ["requester", "other_customer", "colleague", "colleague_shared", "agent"
 # requester's ticket, for every role but colleague_shared: for it, a ticket of a colleague in a second
 # company that shares tickets. "colleague" is in the requester's company, whose sharing is off. The linked
 # reseller sold to the requester's company; the revoked one did, until the relationship was ended.
-# "{organisation_id}" is the sharing company (the admin sets what it already is).
+# "{organisation_id}" is the sharing company (the admin sets what it already is). "{notice_id}" is a recipient
+# notice of no organisation: a reseller gets the 404 another organisation's notice gets (Art. 19 notices are
+# shown and acknowledged in tests/e2e/test_recipient_notices.py).
 MATRIX: dict[tuple[str, str], tuple[dict[str, Any] | None, list[int]]] = {
     #                                          req  other coll shared agent r_lnk r_unl r_rev dpo analyst admin
     ("POST", "/api/v1/tickets"): ({"subject": "Help", "body": "Please"},
@@ -50,6 +54,9 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any] | None, list[int]]] = {
                                                [403, 404, 404, 403, 200, 403, 404, 404, 404, 404, 404]),
     ("PUT", ORGS + "/{organisation_id}/ticket-sharing"): ({"enabled": True},
                                                           [403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200]),
+    ("GET", NOTICES): (None, [403, 403, 403, 403, 403, 200, 200, 200, 403, 403, 403]),
+    ("POST", NOTICES + "/{notice_id}/acknowledge"): (None,
+                                                    [403, 403, 403, 403, 403, 404, 404, 404, 403, 403, 403]),
 }
 
 GRPC_CODES = {200: grpc.StatusCode.OK, 201: grpc.StatusCode.OK, 403: grpc.StatusCode.PERMISSION_DENIED,
@@ -65,6 +72,9 @@ GRPC: dict[str, tuple[Callable[[str], Any], tuple[str, str]]] = {
                  ("POST", "/api/v1/tickets/{ticket_id}/replies")),
     "UpdateTicket": (lambda t: tickets_pb2.UpdateTicketRequest(id=t, priority="high"),
                      ("PATCH", "/api/v1/tickets/{ticket_id}")),
+    "ListRecipientNotices": (lambda _t: tickets_pb2.ListRecipientNoticesRequest(), ("GET", NOTICES)),
+    "AcknowledgeRecipientNotice": (lambda _t: tickets_pb2.AcknowledgeRecipientNoticeRequest(id=ABSENT_NOTICE),
+                                   ("POST", NOTICES + "/{notice_id}/acknowledge")),
 }
 
 
@@ -172,7 +182,8 @@ def test_each_role_gets_its_status(world: dict[str, Any], method: str, path: str
     body, expected = MATRIX[(method, path)]
     got = []
     for role in ROLES:
-        url = path.format(ticket_id=ticket_of(world, role), organisation_id=world["sharing_company"])
+        url = path.format(ticket_id=ticket_of(world, role), organisation_id=world["sharing_company"],
+                          notice_id=ABSENT_NOTICE)
         response = world["users"][role].call(method, url, json=body)
         assert response.status_code < 500, response.text
         got.append(response.status_code)
