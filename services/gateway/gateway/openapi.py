@@ -47,9 +47,37 @@ def takes_json(view: object) -> bool:
     return metadata is None or metadata.json is not None
 
 
+# Routes documented by hand: spectree's response validation reads a whole Response body, which would
+# hold a streamed download (a rights export ZIP) in memory; such a route skips it and is listed here.
+STREAMED: dict[str, dict[str, dict[str, Any]]] = {}
+
+
+def streamed(path: str, method: str, summary: str, media_type: str, errors: tuple[int, ...]) -> None:
+    """Document a streaming route (OpenAPI path syntax, e.g. /api/v1/x/{id}) in /api/openapi.json."""
+    STREAMED.setdefault(path, {})[method.lower()] = {"summary": summary, "media_type": media_type,
+                                                     "errors": errors}
+
+
+def _streamed_operation(path: str, info: dict[str, Any], error_schema: str) -> dict[str, Any]:
+    error = {"description": "error", "content": {"application/json": {"schema": {"$ref": error_schema}}}}
+    return {"summary": info["summary"], "tags": ["rights"], "security": [BEARER],
+            "parameters": [{"name": part.strip("{}"), "in": "path", "required": True, "schema": {"type": "string"}}
+                           for part in path.split("/") if part.startswith("{")],
+            "responses": {"200": {"description": info["summary"], "content": {info["media_type"]: {}}},
+                          **{str(code): error for code in info["errors"]}}}
+
+
 def register(app: Flask) -> None:
     spec.register(app)
 
     @app.get("/api/openapi.json")
     def openapi_document() -> Response:
-        return jsonify(spec.spec)
+        document = dict(spec.spec)
+        schemas = document.get("components", {}).get("schemas", {})
+        error_schema = "#/components/schemas/" + next((k for k in schemas if k.startswith("ErrorOut")), "ErrorOut")
+        paths = dict(document.get("paths", {}))
+        for path, methods in STREAMED.items():
+            paths[path] = {**paths.get(path, {}),
+                           **{m: _streamed_operation(path, info, error_schema) for m, info in methods.items()}}
+        document["paths"] = paths
+        return jsonify(document)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -49,7 +50,11 @@ def serve(base: ServiceSettings) -> None:
     pusher = Pusher(runtime.uow, runtime.transfers, settings.portability_ca_file)
     orchestrator = Orchestrator(runtime.uow, service.runner or GrpcStepRunner(settings, runtime.credentials),
                                 pusher=pusher)
-    runtime.every(settings.orchestrator_interval_seconds, orchestrator.run_once)
+    # Its own thread: woken at once by work filed in this process, else every interval for other replicas'.
+    service.wake = orchestrator.wake
+    threading.Thread(target=orchestrator.loop, args=(settings.orchestrator_interval_seconds,
+                                                     lambda: runtime.bus.stopping),
+                     name="rights-orchestrator", daemon=True).start()
     runtime.every(settings.due_soon_check_seconds, service.warn_due_soon)
     runtime.serve(
         [

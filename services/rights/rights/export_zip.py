@@ -15,7 +15,7 @@ import html
 import io
 import json
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -74,17 +74,23 @@ def provided(service: str, export: pd.ExportResponse) -> pd.ExportResponse:
                              tables=[t for t in export.tables if t.category not in NOT_PROVIDED_CATEGORIES])
 
 
-def build(request: dict[str, str], parts: list[Part], *, portable_only: bool = False) -> Iterator[bytes]:
-    """Yield the ZIP in chunks. `request` names the request (id, kind, received_at, completed_at).
-    `portable_only`: JSON and CSV of what the subject provided, without the report (portability)."""
-    exports = [(p.service, pd.ExportResponse.FromString(p.export)) for p in parts]
-    if portable_only:
-        exports = [(service, provided(service, export)) for service, export in exports]
+def build(request: dict[str, str], services: list[str], load: Callable[[str], Part], *,
+          portable_only: bool = False) -> Iterator[bytes]:
+    """Yield the ZIP in chunks. `request` names the request (id, kind, received_at, completed_at); each
+    service's part is loaded by `load` when needed and dropped after, so at most one service's answer
+    is in memory at a time. `portable_only`: JSON and CSV of what the subject provided, no report."""
+
+    def exports() -> Iterator[tuple[str, pd.ExportResponse]]:
+        for service in services:
+            export = pd.ExportResponse.FromString(load(service).export)
+            yield service, provided(service, export) if portable_only else export
+
     sink = _Sink()
+    summary: list[tuple[str, pd.ExportResponse]] = []  # table names and row counts, for the report
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         with zf.open("data.json", "w") as out:
             out.write(b'{"request": ' + json.dumps(request).encode() + b', "services": {')
-            for i, (service, export) in enumerate(exports):
+            for i, (service, export) in enumerate(exports()):
                 out.write((", " if i else "").encode() + json.dumps(service).encode() + b": {")
                 out.write(b'"note": ' + json.dumps(export.note).encode() + b', "tables": {')
                 for j, table in enumerate(export.tables):
@@ -96,9 +102,10 @@ def build(request: dict[str, str], parts: list[Part], *, portable_only: bool = F
                             yield sink.take()
                     out.write(b"]")
                 out.write(b"}}")
+                summary.append((service, _shape(export)))
             out.write(b"}}")
         yield sink.take()
-        for service, export in exports:
+        for service, export in exports():
             for table in export.tables:
                 with zf.open(f"{service}/{table.name}.csv", "w") as raw, \
                         io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
@@ -111,10 +118,18 @@ def build(request: dict[str, str], parts: list[Part], *, portable_only: bool = F
                             yield sink.take()
                 yield sink.take()
         if not portable_only:
+            parts = [load(service) for service in services]
             declared = [governance_pb2.Declarations.FromString(p.declarations) for p in parts if p.declarations]
             silent = {p.service: "did not declare its processing" for p in parts if not p.declarations}
-            zf.writestr("report.html", report(request, exports, ropa.build(declared, silent)))
+            zf.writestr("report.html", report(request, summary, ropa.build(declared, silent)))
     yield sink.take()
+
+
+def _shape(export: pd.ExportResponse) -> pd.ExportResponse:
+    """The export without its values: table names, categories and row counts for the report."""
+    return pd.ExportResponse(service=export.service, note=export.note, tables=[
+        pd.Table(name=t.name, category=t.category, columns=t.columns, rows=[pd.Row()] * len(t.rows))
+        for t in export.tables])
 
 
 def report(request: dict[str, str], exports: list[tuple[str, pd.ExportResponse]], record: dict[str, Any]) -> str:

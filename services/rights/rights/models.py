@@ -334,9 +334,12 @@ class Repository:
     def save_export_part(self, part: ExportPart) -> None:
         self.session.merge(part)
 
-    def export_parts(self, request_id: str) -> list[ExportPart]:
-        return list(self.session.scalars(select(ExportPart).where(ExportPart.request_id == request_id)
+    def export_services(self, request_id: str) -> list[str]:
+        return list(self.session.scalars(select(ExportPart.service).where(ExportPart.request_id == request_id)
                                          .order_by(ExportPart.service)))
+
+    def export_part(self, request_id: str, service: str) -> ExportPart | None:
+        return self.session.get(ExportPart, (request_id, service))
 
     def first_part_at(self, request_id: str) -> datetime | None:
         value = self.session.scalar(select(func.min(ExportPart.created_at))

@@ -14,6 +14,7 @@ when every step is done; every change is an event and an audit record.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -86,20 +87,32 @@ def new_steps(request_id: str, planned: list[PlannedStep], now: datetime | None)
                         lease_id="", lease_until=None, updated_at=now or utcnow()) for p in planned]
 
 
-def publish_change(uow: UnitOfWork[Repository], request: RightsRequest, change: str, step: str = "") -> None:
-    """Every state change of a request: an event for the other services and an audit record."""
+def publish_change(uow: UnitOfWork[Repository], request: RightsRequest, change: str, step: str = "",
+                   audited: bool = True) -> None:
+    """Every state change of a request: an event for the other services and an audit record (a step's
+    progress is an event only: the request's own changes are what the audit trail needs)."""
     event = ev.RequestStatusChanged(request_id=request.id, kind=request.kind, status=request.status, change=change,
                                     step=step, due_at=to_timestamp(as_utc(request.due_at)))
     if change == "lift_announced" and request.lift_at is not None:
         event.lift_at.CopyFrom(to_timestamp(as_utc(request.lift_at)))
     uow.events.publish("rights.request.status_changed", request.subject_id, event)
-    uow.repo.audit(ORCHESTRATOR, [audit.Access(request.subject_id, f"request.{change}", request.id)])
+    if audited:
+        uow.repo.audit(ORCHESTRATOR, [audit.Access(request.subject_id, f"request.{change}", request.id)])
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one leased step came back with: a result, or a failure's code."""
+
+    call: StepCall
+    result: StepResult | None = None
+    error: str = ""
 
 
 class Orchestrator:
     def __init__(self, uow: UnitOfWorkFactory[Repository], runner: StepRunner,
                  clock: Callable[[], datetime] = utcnow, backoff: Backoff = Backoff(),
-                 lease_seconds: float = 120.0, batch: int = 16, workers: int = 8,
+                 lease_seconds: float = 120.0, batch: int = 64, workers: int = 8,
                  pusher: StepRunner | None = None) -> None:
         self.uow = uow
         self.runner = runner
@@ -111,23 +124,37 @@ class Orchestrator:
         self.lease = timedelta(seconds=lease_seconds)
         self.batch = batch
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rights-steps")
+        self._wake = threading.Event()
+
+    def wake(self) -> None:
+        """Something became due in this process (a filing, a verification, a retry): look now."""
+        self._wake.set()
+
+    def loop(self, interval: float, stopping: Callable[[], bool]) -> None:
+        """Run until `stopping()`: at once when woken, else every `interval` (other replicas' work)."""
+        while not stopping():
+            try:
+                self.run_once()
+            except Exception:  # the database may be away for a moment: the next round tries again
+                log.exception("rights orchestrator round failed")
+            self._wake.wait(interval)
+            self._wake.clear()
 
     def run_once(self) -> int:
-        """Lease the due steps, run them in parallel, record each answer; the number of steps run."""
+        """Lease the due steps, run them in parallel, record the answers in one transaction, and go on
+        while there is more (a finished phase makes the next one due at once); the number of steps run."""
         total = 0
         while True:
-            calls = self._lease()
+            lease_id, calls = self._lease()
             if not calls:
                 return total
-            list(self.pool.map(lambda job: self._run(*job), calls))
+            self._record(lease_id, list(self.pool.map(self._run, calls)))
             total += len(calls)
-            if len(calls) < self.batch:
-                return total
 
-    def _lease(self) -> list[tuple[str, StepCall]]:
+    def _lease(self) -> tuple[str, list[StepCall]]:
         now = self.clock()
         lease_id = new_id()
-        jobs: list[tuple[str, StepCall]] = []
+        calls: list[StepCall] = []
         with self.uow() as uow:
             for step in uow.repo.claim_due_steps(now, lease_id, now + self.lease, self.batch):
                 request = uow.repo.request(step.request_id)
@@ -136,76 +163,78 @@ class Orchestrator:
                     step.status, step.lease_id, step.lease_until = "done", "", None
                     step.outcome = step.outcome or "not needed: the request was closed"
                     continue
-                jobs.append((lease_id, StepCall(request.id, request.subject_id, step.service, step.operation,
-                                                json.loads(request.corrections or "{}"))))
+                calls.append(StepCall(request.id, request.subject_id, step.service, step.operation,
+                                      json.loads(request.corrections or "{}")))
             uow.commit()
-        return jobs
+        return lease_id, calls
 
-    def _run(self, lease_id: str, call: StepCall) -> None:
+    def _run(self, call: StepCall) -> Outcome:
         try:
             if call.operation == "notify":
-                result = StepResult("event published")
-            elif call.operation == "push":
+                return Outcome(call, StepResult("event published"))
+            if call.operation == "push":
                 if self.pusher is None:
                     raise StepFailed("NO_PUSHER")
-                result = self.pusher.run(call)
-            else:
-                result = self.runner.run(call)
+                return Outcome(call, self.pusher.run(call))
+            return Outcome(call, self.runner.run(call))
         except StepFailed as failure:
-            self._failed(lease_id, call, failure.code)
+            return Outcome(call, error=failure.code)
         except Exception:  # a bug must not wedge the step: it is retried and shown to the DPO
             log.exception("rights step crashed", service=call.service, operation=call.operation)
-            self._failed(lease_id, call, "INTERNAL")
-        else:
-            self._done(lease_id, call, result)
+            return Outcome(call, error="INTERNAL")
 
-    def _held(self, uow: UnitOfWork[Repository], lease_id: str, call: StepCall) -> RequestStep | None:
-        step = uow.repo.step(call.request_id, call.service, call.operation)
-        # Another worker took over (our lease expired) or the step was settled meanwhile.
-        if step is None or step.lease_id != lease_id or step.status != "pending":
-            return None
-        return step
-
-    def _done(self, lease_id: str, call: StepCall, result: StepResult) -> None:
+    def _record(self, lease_id: str, outcomes: list[Outcome]) -> None:
+        """Every answer of a batch in one transaction (one write, not one per step), each applied only
+        while this worker still holds the step's lease; then the requests that may have finished."""
         now = self.clock()
         with self.uow() as uow:
-            step = self._held(uow, lease_id, call)
-            request = uow.repo.request(call.request_id)
-            if step is None or request is None:
-                return
-            step.status, step.attempts, step.updated_at = "done", step.attempts + 1, now
-            step.lease_id, step.lease_until, step.next_attempt_at, step.last_error = "", None, None, ""
-            step.outcome, step.kept = result.outcome[:200], json.dumps(result.kept)
-            if result.export is not None:
-                uow.repo.save_export_part(_part(call, result, now))
-            if call.operation == "notify":
-                uow.events.publish("rights.processing.objected", call.subject_id, objection.ProcessingObjected(
-                    subject_id=call.subject_id, purpose="analytics", objected=True))
-            publish_change(uow, request, "step_done", f"{call.service}/{call.operation}")
-            if all(s.status == "done" for s in uow.repo.steps(call.request_id)):
-                if request.status == "completed":  # the lift of a completed restriction
-                    publish_change(uow, request, "lifted")
+            touched: dict[str, RightsRequest] = {}
+            for outcome in outcomes:
+                call = outcome.call
+                step = uow.repo.step(call.request_id, call.service, call.operation)
+                # Another worker took over (our lease expired) or the step was settled meanwhile.
+                if step is None or step.lease_id != lease_id or step.status != "pending":
+                    continue
+                request = touched.get(call.request_id) or uow.repo.request(call.request_id)
+                if request is None:
+                    continue
+                touched[request.id] = request
+                if outcome.result is not None:
+                    self._done(uow, step, request, outcome.result, now)
                 else:
-                    self._complete(uow, request, now)
+                    self._failed(uow, step, request, outcome.error, now)
+            for request in touched.values():
+                if all(s.status == "done" for s in uow.repo.steps(request.id)):
+                    if request.status == "completed":  # the lift of a completed restriction
+                        publish_change(uow, request, "lifted")
+                    else:
+                        self._complete(uow, request, now)
             uow.commit()
 
-    def _failed(self, lease_id: str, call: StepCall, code: str) -> None:
-        now = self.clock()
-        with self.uow() as uow:
-            step = self._held(uow, lease_id, call)
-            request = uow.repo.request(call.request_id)
-            if step is None or request is None:
-                return
-            step.attempts += 1
-            step.last_error, step.lease_id, step.lease_until, step.updated_at = code[:40], "", None, now
-            if step.attempts >= self.backoff.max_attempts:
-                step.status, step.next_attempt_at = "failed", None
-                log.warning("rights step failed for good", service=call.service, operation=call.operation,
-                            attempts=step.attempts, error=code)
-                publish_change(uow, request, "step_failed", f"{call.service}/{call.operation}")
-            else:
-                step.next_attempt_at = now + self.backoff.delay(step.attempts)
-            uow.commit()
+    def _done(self, uow: UnitOfWork[Repository], step: RequestStep, request: RightsRequest, result: StepResult,
+              now: datetime) -> None:
+        step.status, step.attempts, step.updated_at = "done", step.attempts + 1, now
+        step.lease_id, step.lease_until, step.next_attempt_at, step.last_error = "", None, None, ""
+        step.outcome, step.kept = result.outcome[:200], json.dumps(result.kept)
+        if result.export is not None:
+            uow.repo.save_export_part(ExportPart(request_id=request.id, service=step.service, export=result.export,
+                                                 declarations=result.declarations or b"", created_at=now))
+        if step.operation == "notify":
+            uow.events.publish("rights.processing.objected", request.subject_id, objection.ProcessingObjected(
+                subject_id=request.subject_id, purpose="analytics", objected=True))
+        publish_change(uow, request, "step_done", f"{step.service}/{step.operation}", audited=False)
+
+    def _failed(self, uow: UnitOfWork[Repository], step: RequestStep, request: RightsRequest, code: str,
+                now: datetime) -> None:
+        step.attempts += 1
+        step.last_error, step.lease_id, step.lease_until, step.updated_at = code[:40], "", None, now
+        if step.attempts >= self.backoff.max_attempts:
+            step.status, step.next_attempt_at = "failed", None
+            log.warning("rights step failed for good", service=step.service, operation=step.operation,
+                        attempts=step.attempts, error=code)
+            publish_change(uow, request, "step_failed", f"{step.service}/{step.operation}")
+        else:
+            step.next_attempt_at = now + self.backoff.delay(step.attempts)
 
     def _complete(self, uow: UnitOfWork[Repository], request: RightsRequest, now: datetime) -> None:
         request.status, request.completed_at = "completed", now
@@ -218,7 +247,3 @@ class Orchestrator:
             request_id=request.id, status="completed", kind=request.kind))
         publish_change(uow, request, "completed")
 
-
-def _part(call: StepCall, result: StepResult, now: datetime) -> ExportPart:
-    return ExportPart(request_id=call.request_id, service=call.service, export=result.export,
-                      declarations=result.declarations or b"", created_at=now)

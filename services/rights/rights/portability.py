@@ -40,7 +40,7 @@ class Pusher:
             request = uow.repo.request(call.request_id)
             if request is None:
                 raise StepFailed("NOT_FOUND")
-            parts = [export_zip.Part(p.service, p.export, p.declarations) for p in uow.repo.export_parts(request.id)]
+            services = uow.repo.export_services(request.id)
             fields = export_zip.request_fields(request.id, request.kind, as_utc(request.received_at), None)
             url, country = request.destination_url, request.destination_country
         host = urlsplit(url).hostname or ""
@@ -49,8 +49,16 @@ class Pusher:
         decision = self.transfers.check("portability", country, host, PORTABLE_CATEGORIES, call.subject_id)
         if not decision.allowed:
             return StepResult(f"not sent to {host}: transfer refused", [f"transfer to {country}: {decision.reason}"])
-        sent = self._post(url, export_zip.build(fields, parts, portable_only=True))
+        sent = self._post(url, export_zip.build(fields, services, lambda s: self._part(call.request_id, s),
+                                                portable_only=True))
         return StepResult(f"sent {sent} bytes to {host} ({decision.basis})")
+
+    def _part(self, request_id: str, service: str) -> export_zip.Part:
+        with self.uow() as uow:
+            part = uow.repo.export_part(request_id, service)
+            if part is None:
+                raise StepFailed("EXPORT_GONE")
+            return export_zip.Part(part.service, part.export, part.declarations)
 
     def _post(self, url: str, body: Iterator[bytes]) -> int:
         parts = urlsplit(url)

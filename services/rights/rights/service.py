@@ -23,8 +23,9 @@ from servicekit.region import RegionGuard
 from servicekit.subject_data import Erasure, Export, SubjectDataRules
 from servicekit.timestamps import to_timestamp
 
+from . import export_zip
 from .deadlines import due_date
-from .models import ExportPart, Repository, RequestStep, RightsRequest
+from .models import Repository, RequestStep, RightsRequest
 from .orchestration import StepCall, StepFailed, StepRunner, new_steps, publish_change
 from .plans import HOLDERS, OBJECTION_PURPOSES, RECTIFIABLE, PlannedStep, plan
 
@@ -106,6 +107,8 @@ class RightsService(SubjectDataRules):
         self.code_key = code_key or secrets.token_bytes(32)
         # How long before a restriction is lifted the subject is told (Art. 18(3)).
         self.lift_notice = lift_notice
+        # Tells this process's orchestrator that steps became due (set by the bootstrap).
+        self.wake: Callable[[], None] = lambda: None
         # How the erasure ledger's replay reaches the other services (the orchestrator's runner).
         self.runner = runner
         self.guard = RegionGuard(region)
@@ -174,6 +177,7 @@ class RightsService(SubjectDataRules):
                                        ev.VerificationRequested(request_id=row.id, kind=kind))
                 publish_change(uow, row, "filed")
                 uow.commit()
+                self.wake()
                 return RequestView(row, steps)
         # A concurrent filing of the same kind won the race: that one is the request.
         with self.uow() as uow:
@@ -231,6 +235,7 @@ class RightsService(SubjectDataRules):
             uow.repo.audit(principal, [audit.Access(row.subject_id, "request.verified", row.id)])
             publish_change(uow, row, "verified")
             uow.commit()
+            self.wake()
             return RequestView(row, uow.repo.steps(row.id))
 
     def _code_hash(self, request_id: str, code: str) -> str:
@@ -292,6 +297,7 @@ class RightsService(SubjectDataRules):
             uow.repo.audit(principal, [audit.Access(row.subject_id, "request.retried", row.id)])
             publish_change(uow, row, "retried")
             uow.commit()
+            self.wake()
             return RequestView(row, steps)
 
     def extend(self, principal: Principal, request_id: str, months: int, reason: str) -> RequestView:
@@ -372,6 +378,7 @@ class RightsService(SubjectDataRules):
             uow.repo.audit(principal, [audit.Access(row.subject_id, f"request.{change}", row.id)])
             publish_change(uow, row, change)
             uow.commit()
+            self.wake()
             return RequestView(row, uow.repo.steps(row.id))
 
     def lift_restriction(self, principal: Principal, request_id: str) -> RequestView:
@@ -432,8 +439,9 @@ class RightsService(SubjectDataRules):
         return Replay(len(ledger), erased, failures)
 
     # --- the requester's download ---------------------------------------------------------
-    def export_parts(self, principal: Principal, request_id: str) -> tuple[RightsRequest, list[ExportPart]]:
-        """The parts of an access/portability export, for its requester only, while the link is valid."""
+    def export_services(self, principal: Principal, request_id: str) -> tuple[RightsRequest, list[str]]:
+        """Whose parts make up an access/portability export, for its requester only, while the link is
+        valid; the parts themselves are read one at a time (`export_part`) as the ZIP is written."""
         self._require(principal, "customer")
         now = self.clock()
         with self.uow() as uow:
@@ -444,7 +452,14 @@ class RightsService(SubjectDataRules):
                 raise Conflict("the export is not ready yet", "export_not_ready")
             if as_utc(row.export_expires_at) <= now:
                 raise NotFound("the download link has expired (exports are kept 7 days)", "export_expired")
-            return row, uow.repo.export_parts(row.id)
+            return row, uow.repo.export_services(row.id)
+
+    def export_part(self, request_id: str, service: str) -> export_zip.Part:
+        with self.uow() as uow:
+            part = uow.repo.export_part(request_id, service)
+            if part is None:  # purged while the ZIP was being written (the link expired meanwhile)
+                raise NotFound("the export is no longer kept", "export_expired")
+            return export_zip.Part(part.service, part.export, part.declarations)
 
     def _require(self, principal: Principal, *roles: str) -> None:
         # Deny by default: only the roles named may act, and only for this deployment's region.

@@ -11,7 +11,7 @@ from spectree import Response as Resp
 
 from .. import convert
 from ..auth import backends, require_caller
-from ..openapi import BEARER, spec
+from ..openapi import BEARER, spec, streamed
 from ..rights_schemas import (
     ClockBody,
     ExtendBody,
@@ -95,9 +95,12 @@ def refuse_request(request_id: str, json: RefuseBody) -> dict[str, Any]:
         rights_pb2.RefuseRequestRequest(id=request_id, reason=json.reason), metadata=caller.metadata))
 
 
+streamed("/api/v1/rights-requests/{request_id}/export", "GET",
+         "The requester's ZIP: data.json, one CSV per table, report.html (7 days)", "application/zip",
+         (401, 403, 404, 409))
+
+
 @bp.get("/api/v1/rights-requests/<request_id>/export")
-@spec.validate(resp=Resp("HTTP_200", HTTP_401=ErrorOut, HTTP_403=ErrorOut, HTTP_404=ErrorOut,
-                         HTTP_409=ErrorOut), tags=["rights"], security=BEARER)
 def download_export(request_id: str) -> Response:
     """The requester's ZIP (data.json, one CSV per table, report.html) while the link is valid."""
     caller = require_caller()
