@@ -279,6 +279,29 @@ def test_only_admins_send_campaigns_and_bad_campaigns_are_422(api: Api, admin: A
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_purpose"
 
 
+@pytest.mark.notice("6", "8.1")
+def test_a_retried_campaign_with_the_same_idempotency_key_is_one_campaign(system: Stack, api: Api,
+                                                                          admin: Api) -> None:
+    _, _, address = customer(api, marketing={"email": True})
+    tag = f"Once {uuid.uuid4().hex[:6]}"
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    body = {"subject": tag, "body": "Our spring offers.", "channel": "email", "purpose": "marketing"}
+    first = admin.call("POST", "/api/v1/admin/campaigns", json=body, headers=key)
+    again = admin.call("POST", "/api/v1/admin/campaigns", json=body, headers=key)
+    assert first.status_code == again.status_code == 202, again.text
+    assert set(first.json()) == {"id", "audience", "eligible", "suppressed"}  # API.md's shape
+    assert again.json() == first.json() and first.json()["eligible"] >= 1
+    other = admin.call("POST", "/api/v1/admin/campaigns", json={**body, "body": "Other offers."}, headers=key)
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
+    wait_mail(system, address, tag)  # one copy, and never a second (wait_mail fails on two)
+    version = f"N-{uuid.uuid4().hex[:6]}"
+    notice = {"version": version, "document": "terms", "summary": "Clearer wording."}
+    published = admin.call("POST", "/api/v1/admin/notices", json=notice)
+    retried = admin.call("POST", "/api/v1/admin/notices", json=notice)
+    assert published.status_code == retried.status_code == 201 and retried.json() == published.json()
+    assert admin.call("POST", "/api/v1/admin/notices", json={**notice, "summary": "x"}).status_code == 409
+
+
 @pytest.mark.notice("6.1", "8.1")
 def test_the_cli_sends_a_campaign(system: Stack, api: Api) -> None:
     _, _, address = customer(api, marketing={"email": True})

@@ -15,7 +15,7 @@ from datetime import datetime
 from kaseum.events.v1 import consent_events_pb2 as ev
 from servicekit.caller import Principal
 from servicekit.db import UnitOfWorkFactory, new_id, utcnow
-from servicekit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
+from servicekit.errors import Collision, Conflict, InvalidArgument, NotFound, PermissionDenied
 
 from .decisions import decide
 from .models import Campaign, NoticeVersion, ProductHolding, Repository
@@ -55,7 +55,9 @@ class Campaigns:
         self.clock = clock
 
     def send(self, principal: Principal, subject: str, body: str, channel: str, purpose: str, product: str,
-             kind: str = "campaign") -> CampaignResult:
+             kind: str = "campaign", key: str = "") -> CampaignResult:
+        """Decide and enqueue a campaign. With an idempotency `key`, a retry by the same admin (after a
+        timeout, say, while the first call went on to commit) answers the campaign the first call made."""
         author = require_admin(principal)
         kind = kind or "campaign"
         if kind not in KINDS:
@@ -68,10 +70,40 @@ class Campaigns:
             raise InvalidArgument("subject (1-200 characters) and body (1-50,000) are required", "invalid_content")
         if kind == "product_update" and not product:
             raise InvalidArgument("an update notice names its product", "missing_product")
+        if key and (len(key) > 100 or not all(" " < c <= "~" for c in key)):
+            raise InvalidArgument("the idempotency key is 1-100 printable ASCII characters", "invalid_idempotency_key")
+        content = (kind, subject, body, channel, purpose, product)
+        earlier = self._earlier(author, key, content)
+        if earlier is not None:
+            return earlier
+        try:
+            return self._decide(author, key, content)
+        except Collision:
+            # Another call with the same key committed first (this one waited for it): answer that one.
+            earlier = self._earlier(author, key, content)
+            if earlier is None:
+                raise
+            return earlier
+
+    def _earlier(self, author: str, key: str, content: tuple[str, ...]) -> CampaignResult | None:
+        if not key:
+            return None
+        with self.uow() as uow:
+            found = uow.repo.campaign_by_key(author, key)
+        if found is None:
+            return None
+        if (found.kind, found.subject, found.body, found.channel, found.purpose, found.product) != content:
+            raise Conflict("that idempotency key was used for another campaign", "idempotency_key_reused")
+        return CampaignResult(found.id, found.audience, found.eligible, found.audience - found.eligible)
+
+    def _decide(self, author: str, key: str, content: tuple[str, ...]) -> CampaignResult:
+        kind, subject, body, channel, purpose, product = content
         now = self.clock()
         campaign = Campaign(id=new_id(), kind=kind, subject=subject, body=body, channel=channel, purpose=purpose,
-                            product=product, created_by=author, created_at=now)
+                            product=product, created_by=author, created_at=now, request_key=key or None)
         with self.uow() as uow:
+            # The row first: a concurrent call with the same key stops here instead of deciding again.
+            uow.repo.insert_now(campaign)
             everyone = uow.repo.all_preferences()
             restricted = uow.repo.all_restricted()
             floor = uow.repo.purpose_floor()
@@ -90,14 +122,16 @@ class Campaigns:
                     rows.append(queued(new_id(), f"c:{campaign.id}:{prefs.subject_id}", prefs.subject_id, kind,
                                        as_purpose, channel, campaign.id, "", now))
             campaign.audience, campaign.eligible = audience, len(rows)
-            uow.repo.add(campaign)
             uow.repo.enqueue_many(rows)
             uow.commit()
         return CampaignResult(campaign.id, audience, len(rows), audience - len(rows))
 
     def publish_notice(self, principal: Principal, version: str, document: str, changes_purpose: bool,
                        summary: str) -> tuple[str, int]:
-        """A new notice version: a service message to every active customer (section 4.1.2)."""
+        """A new notice version: a service message to every active customer (section 4.1.2).
+
+        The version is the request's idempotency key: the same publication again (a retry after a
+        timeout) answers the first one; a different one under a published version is refused."""
         require_admin(principal)
         version = version.strip()
         if not version or len(version) > 20:
@@ -106,15 +140,37 @@ class Campaigns:
             raise InvalidArgument("document must be privacy or terms", "invalid_document")
         if len(summary) > 5000:
             raise InvalidArgument("summary must be at most 5,000 characters", "too_long")
+        content = (document, changes_purpose, summary)
+        earlier = self._published(version, content)
+        if earlier is not None:
+            return earlier
+        try:
+            return self._publish(version, document, changes_purpose, summary)
+        except Collision:
+            earlier = self._published(version, content)
+            if earlier is None:
+                raise  # another version took the same place in the order: the caller may try again
+            return earlier
+
+    def _published(self, version: str, content: tuple[str, bool, str]) -> tuple[str, int] | None:
+        with self.uow() as uow:
+            found = uow.repo.notice(version)
+        if found is None:
+            return None
+        if (found.document, found.changes_purpose, found.summary) != content:
+            raise Conflict("that version is already published", "already_published")
+        return version, found.recipients
+
+    def _publish(self, version: str, document: str, changes_purpose: bool, summary: str) -> tuple[str, int]:
         now = self.clock()
         with self.uow() as uow:
-            if uow.repo.notice(version) is not None:
-                raise Conflict("that version is already published", "already_published")
             latest = uow.repo.latest_notice()
-            uow.repo.add(NoticeVersion(seq=(latest.seq if latest else 0) + 1, version=version, document=document,
-                                       changes_purpose=changes_purpose, summary=summary, published_at=now))
+            notice = NoticeVersion(seq=(latest.seq if latest else 0) + 1, version=version, document=document,
+                                   changes_purpose=changes_purpose, summary=summary, published_at=now)
+            uow.repo.insert_now(notice)
             rows = [queued(new_id(), f"n:{version}:{p.subject_id}", p.subject_id, "notice_change", "service",
                            "email", "", version, now) for p in uow.repo.all_preferences()]
+            notice.recipients = len(rows)
             uow.repo.enqueue_many(rows)
             uow.events.publish("consent.notice.published", "", ev.NoticePublished(
                 version=version, document=document, changes_purpose=changes_purpose))

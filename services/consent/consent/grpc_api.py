@@ -77,7 +77,7 @@ class ConsentApi(consent_pb2_grpc.ConsentServicer):
 
     def SendCampaign(self, request: pb.SendCampaignRequest, context: Any) -> pb.SendCampaignResponse:
         result = self.campaigns.send(caller.require_any(), request.subject, request.body, request.channel,
-                                     request.purpose, request.product, request.kind)
+                                     request.purpose, request.product, request.kind, request.idempotency_key)
         return pb.SendCampaignResponse(id=result.id, audience=result.audience, eligible=result.eligible,
                                        suppressed=result.suppressed)
 

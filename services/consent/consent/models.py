@@ -8,6 +8,7 @@ from servicekit import audit
 from servicekit.audit import AuditLogMixin
 from servicekit.caller import Principal
 from servicekit.chain import ChainHeadMixin
+from servicekit.errors import Collision
 from servicekit.governance_models import GovernanceModels
 from servicekit.holds import LegalHoldMixin, active_holds, not_held
 from servicekit.outbox import InboxMixin, OutboxMixin
@@ -32,6 +33,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 # Processing declarations (servicekit/declarations.py): every column names its category.
@@ -213,6 +215,11 @@ class Campaign(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True, info=NONE)
     audience: Mapped[int] = mapped_column(Integer, default=0, info=NONE)
     eligible: Mapped[int] = mapped_column(Integer, default=0, info=NONE)
+    # The caller's idempotency key (the Idempotency-Key header), or NULL: one campaign per admin and key,
+    # so a retry after a timed-out answer finds the campaign instead of sending it twice.
+    request_key: Mapped[str | None] = mapped_column(String(100), nullable=True, info=NONE)
+
+    __table_args__ = (Index("ix_campaigns_request_key", "created_by", "request_key", unique=True),)
 
 
 class SuppressionEntry(Base):
@@ -237,6 +244,8 @@ class NoticeVersion(Base):
     changes_purpose: Mapped[bool] = mapped_column(Boolean, info=NONE)
     summary: Mapped[str] = mapped_column(Text, default="", info=NONE)
     published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=NONE)
+    # Customers queued the service message, answered again to a retried publication.
+    recipients: Mapped[int] = mapped_column(Integer, default=0, server_default="0", info=NONE)
 
 
 class ProductHolding(Base):
@@ -398,6 +407,19 @@ class Repository:
 
     def campaign(self, campaign_id: str) -> Campaign | None:
         return self.session.get(Campaign, campaign_id)
+
+    def insert_now(self, row: Base) -> None:
+        """Insert at once, not at commit: a unique key taken by a concurrent transaction is met here
+        (PostgreSQL waits for that transaction, then refuses), before any further work. Collision if taken."""
+        self.session.add(row)
+        try:
+            self.session.flush()
+        except IntegrityError as exc:
+            raise Collision() from exc
+
+    def campaign_by_key(self, created_by: str, request_key: str) -> Campaign | None:
+        return self.session.scalars(select(Campaign).where(Campaign.created_by == created_by,
+                                                           Campaign.request_key == request_key)).first()
 
     def interrupt_stale_sends(self, now: datetime) -> int:
         """Sends whose worker died mid-way: the outcome is unknown, so they are never retried."""

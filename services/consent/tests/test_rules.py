@@ -4,6 +4,7 @@ state, the routes of opt-out, GPC, suppression, notice versions, campaigns and t
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -13,7 +14,7 @@ from consent.models import LedgerEntry, OutgoingMessage, SuppressionEntry
 from kaseum.events.v1 import identity_events_pb2 as ev
 from servicekit import append_only
 from servicekit.caller import Principal
-from servicekit.errors import InvalidArgument, NotFound, PermissionDenied
+from servicekit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
 from servicekit.outbox import envelope
 from servicekit.testing import person
 from sqlalchemy import select, update
@@ -433,3 +434,46 @@ def test_the_sender_still_refuses_an_address_suppressed_through_someone_else(wor
     assert world.mailbox.messages() == []
     assert [(m.state, m.reason) for m in queued_for(world, ADA)] == [("skipped", "suppressed")]
     assert [(m.state, m.reason) for m in queued_for(world, BOB)] == [("skipped", "objected")]
+
+
+@pytest.mark.notice("6", "8.1")
+@pytest.mark.rule("R-MKT-4")
+def test_a_retried_campaign_with_the_same_key_is_one_campaign(world: World) -> None:
+    sign_up(world, email=True)
+    first = world.campaigns.send(ADMIN, "Offer", "Buy", "email", "marketing", "", key="k-1")
+    again = world.campaigns.send(ADMIN, "Offer", "Buy", "email", "marketing", "", key="k-1")
+    assert again == first and (first.audience, first.eligible, first.suppressed) == (1, 1, 0)
+    with pytest.raises(Conflict):
+        world.campaigns.send(ADMIN, "Offer", "Buy now", "email", "marketing", "", key="k-1")
+    with pytest.raises(InvalidArgument):
+        world.campaigns.send(ADMIN, "Offer", "Buy", "email", "marketing", "", key="with space")
+    # Another admin's key is their own; no key is a new campaign each time.
+    other = world.campaigns.send(person("f" * 32, role="admin"), "Offer", "Buy", "email", "marketing", "", key="k-1")
+    assert other.id != first.id
+    assert world.campaigns.send(ADMIN, "Offer", "Buy", "email", "marketing", "").id != first.id
+    assert len(queued_for(world, ADA)) == 3
+    world.sender.drain()
+    assert len(world.mailbox.to("ada@example.com")) == 3
+
+
+@pytest.mark.notice("6")
+def test_concurrent_calls_with_one_key_make_one_campaign(world: World) -> None:
+    for n in range(50):
+        sign_up(world, f"{n:032d}", f"p{n}@example.com", email=True)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: world.campaigns.send(ADMIN, "Offer", "Buy", "email", "marketing", "",
+                                                               key="same"), range(4)))
+    assert len({r.id for r in results}) == 1 and results[0].eligible == 50
+    with world.uow() as uow:
+        assert len(list(uow.session.scalars(select(OutgoingMessage)))) == 50
+
+
+@pytest.mark.notice("4.1.2")
+def test_publishing_the_same_notice_again_answers_the_first_publication(world: World) -> None:
+    sign_up(world)
+    assert world.campaigns.publish_notice(ADMIN, "2025-05", "terms", False, "Clearer.") == ("2025-05", 1)
+    sign_up(world, BOB, "bob@example.com")  # joined since: the retry does not tell them twice or anew
+    assert world.campaigns.publish_notice(ADMIN, "2025-05", "terms", False, "Clearer.") == ("2025-05", 1)
+    with pytest.raises(Conflict):
+        world.campaigns.publish_notice(ADMIN, "2025-05", "terms", True, "Clearer.")
+    assert len(queued_for(world, ADA)) == 1 and queued_for(world, BOB) == []

@@ -407,6 +407,7 @@ class SendCampaignRequest(_message.Message):
     PURPOSE_FIELD_NUMBER: _builtins.int
     PRODUCT_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     subject: _builtins.str
     """Message subject line."""
     body: _builtins.str
@@ -421,6 +422,11 @@ class SendCampaignRequest(_message.Message):
     """"campaign" (default) or "product_update": an update notice for `product`, a service
     message to its holders and marketing (CanContact) to everyone else (section 4.1.5).
     """
+    idempotency_key: _builtins.str
+    """Optional, chosen by the caller (the gateway passes the Idempotency-Key header; at most 100
+    printable ASCII characters): a retry with the same key by the same admin answers the campaign
+    the first call made instead of making another (the same content is required, else ABORTED).
+    """
     def __init__(
         self,
         *,
@@ -430,10 +436,11 @@ class SendCampaignRequest(_message.Message):
         purpose: _builtins.str = ...,
         product: _builtins.str = ...,
         kind: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "channel", b"channel", "kind", b"kind", "product", b"product", "purpose", b"purpose", "subject", b"subject"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "channel", b"channel", "idempotency_key", b"idempotency_key", "kind", b"kind", "product", b"product", "purpose", b"purpose", "subject", b"subject"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -480,7 +487,10 @@ class PublishNoticeRequest(_message.Message):
     CHANGES_PURPOSE_FIELD_NUMBER: _builtins.int
     SUMMARY_FIELD_NUMBER: _builtins.int
     version: _builtins.str
-    """New version label, e.g. "2025-02" (unique)."""
+    """New version label, e.g. "2025-02" (unique). It is the request's idempotency key: publishing a
+    version again with the same document, flag and summary answers the first publication (a retry);
+    with anything different it is refused (ALREADY_EXISTS).
+    """
     document: _builtins.str
     """"privacy" or "terms"."""
     changes_purpose: _builtins.bool
