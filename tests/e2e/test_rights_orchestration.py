@@ -91,6 +91,8 @@ def test_an_access_request_completes_with_no_staff_action_and_the_zip_holds_ever
     assert all(s["status"] == "done" and s["attempts"] == 1 for s in done["steps"])
     assert done["export_url"] == f"/api/v1/rights-requests/{filed['id']}/export" and done["export_expires_at"]
 
+    documented = api.call("GET", "/api/openapi.json").json()["paths"]
+    assert "get" in documented["/api/v1/rights-requests/{request_id}/export"]
     zipped = customer.call("GET", done["export_url"])
     assert zipped.status_code == 200 and zipped.headers["Content-Type"] == "application/zip"
     archive = zipfile.ZipFile(io.BytesIO(zipped.content))
