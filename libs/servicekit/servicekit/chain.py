@@ -7,6 +7,8 @@ its row lock on PostgreSQL and the database's write lock on SQLite, so concurren
 and the chain never forks (the unique `seq` would refuse a fork anyway). `verify` recomputes
 the chain and says at which seq it first breaks: an edited row no longer matches its hash (or,
 if its hash was recomputed, the next row no longer links to it); a removed row leaves a gap.
+Retention removes the oldest rows (rotation.py): it first records the removed prefix's last seq
+and hash as the chain's anchor (`chain_heads` row `<chain>.anchor`), and `verify` starts there.
 """
 
 from __future__ import annotations
@@ -66,6 +68,16 @@ def _insert(session: Session) -> Any:
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
+def anchor_name(chain: str) -> str:
+    return f"{chain}.anchor"
+
+
+def anchor(session: Session, head: type[ChainHeadMixin], chain: str) -> tuple[int, str]:
+    """The last seq and hash retention removed from `chain` ((0, GENESIS) when nothing was)."""
+    found = session.execute(select(head.seq, head.hash).where(head.name == anchor_name(chain))).first()
+    return (int(found[0]), str(found[1])) if found else (0, GENESIS)
+
+
 def _lock_head(session: Session, head: type[ChainHeadMixin], name: str) -> tuple[int, str]:
     """Take the chain's head for this transaction (writers queue here) and return (seq, hash)."""
     touch = update(head).where(head.name == name).values(seq=head.seq).execution_options(
@@ -103,31 +115,36 @@ class ChainCheck:
     checked: int
     broken_at_seq: int = 0
     problem: str = ""
+    # Rows up to this seq were removed by retention; the check started after it, from its hash.
+    anchor_seq: int = 0
 
 
 def verify(session: Session, model: type[ChainedMixin], head: type[ChainHeadMixin],
            batch: int = 2000) -> ChainCheck:
-    """Walk the chain in seq order and report the first row that breaks it."""
+    """Walk the chain in seq order, from its anchor, and report the first row that breaks it."""
     name = model.CHAIN
-    prev, expected, checked = GENESIS, 1, 0
+    start, prev = anchor(session, head, name)
+    expected, checked = start + 1, 0
     while True:
         rows = list(session.scalars(select(model).where(model.seq >= expected).order_by(model.seq)
                                     .limit(batch)))
         for row in rows:
             if row.seq != expected:
-                return ChainCheck(name, False, checked, expected, f"row {expected} is missing (a gap in the chain)")
+                return ChainCheck(name, False, checked, expected, f"row {expected} is missing (a gap in the chain)",
+                                  start)
             if row.prev_hash != prev:
                 return ChainCheck(name, False, checked, row.seq,
-                                  "does not link to the row before it (that row was changed or replaced)")
+                                  "does not link to the row before it (that row was changed or replaced)", start)
             if digest(row) != row.hash:
-                return ChainCheck(name, False, checked, row.seq, "row content does not match its hash")
+                return ChainCheck(name, False, checked, row.seq, "row content does not match its hash", start)
             prev, expected, checked = row.hash, expected + 1, checked + 1
         session.expunge_all()  # keep memory flat on a long chain
         if len(rows) < batch:
             break
     recorded = session.execute(select(head.seq, head.hash).where(head.name == name)).first()
     head_seq, head_hash = (int(recorded[0]), str(recorded[1])) if recorded else (0, GENESIS)
-    if head_seq != checked or head_hash != prev:
-        return ChainCheck(name, False, checked, checked + 1,
-                          f"the chain head records {head_seq} rows but {checked} link up (rows removed at the end)")
-    return ChainCheck(name, True, checked)
+    if head_seq != start + checked or head_hash != prev:
+        return ChainCheck(name, False, checked, start + checked + 1,
+                          f"the chain head records {head_seq} rows but {start + checked} link up (rows removed at "
+                          "the end)", start)
+    return ChainCheck(name, True, checked, anchor_seq=start)

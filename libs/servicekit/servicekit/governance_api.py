@@ -75,7 +75,7 @@ class GovernanceApi(governance_pb2_grpc.GovernanceServicer):
         check = self.gov.verify(caller.current(), request.chain)
         return pb.VerifyChainResponse(service=self.service, chain=check.chain, intact=check.intact,
                                       checked=check.checked, broken_at_seq=check.broken_at_seq,
-                                      problem=check.problem)
+                                      problem=check.problem, anchor_seq=check.anchor_seq)
 
     def ListTransfers(self, request: pb.ListTransfersRequest, context: Any) -> pb.ListTransfersResponse:
         rows, cursor = self.gov.transfer_log(caller.current(), _time(request, "from_time"),

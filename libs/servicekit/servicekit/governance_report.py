@@ -134,7 +134,8 @@ def verify(stubs: Stubs, metadata: Metadata, chain: str = "audit") -> dict[str, 
     answers, missing = fan_out(stubs, lambda _n, s: s.VerifyChain(pb.VerifyChainRequest(chain=chain),
                                                                   metadata=metadata))
     return {"services": [{"service": n, "chain": a.chain, "intact": a.intact, "checked": a.checked,
-                          "broken_at_seq": a.broken_at_seq, "problem": a.problem} for n, a in sorted(answers.items())],
+                          "broken_at_seq": a.broken_at_seq, "problem": a.problem, "anchor_seq": a.anchor_seq}
+                         for n, a in sorted(answers.items())],
             "intact": all(a.intact for a in answers.values()) and not missing, "not_reporting": missing}
 
 

@@ -10,10 +10,11 @@ shows them.
 
 from __future__ import annotations
 
+from servicekit import rotation
 from servicekit.declarations import Purpose, ServiceDeclaration
 from servicekit.retention import RetentionRule
 
-from .models import Base, purge_noisy_answers, purge_privacy_spend
+from .models import GOVERNANCE, Base, purge_noisy_answers, purge_privacy_spend
 
 LIMITATION = "Limitation Act 1980 s.5 (6 years)"
 NOISY_ANSWER_DAYS = 1
@@ -61,8 +62,8 @@ def retention(rollup_grace_seconds: float = 3600.0) -> tuple[RetentionRule, ...]
         RetentionRule(
             "access_and_transfer_records", "access_records", "transfer decisions (hosting); staff access "
             "records (none expected: analysts read aggregates only)", "the access or decision",
-            f"{LIMITATION} and evidence for breach assessment (Art. 33); append-only, so removed by rotating "
-            "the table, not row by row (not automated yet)", months=72, covers=("transfer_records", "3.2.1")),
+            f"{LIMITATION} and evidence for breach assessment (Art. 33); {rotation.HOW}", months=rotation.MONTHS,
+            purge=rotation.purge_chains(GOVERNANCE), covers=("transfer_records", "3.2.1")),
         RetentionRule(
             "outbox_events", "3.2.1", "events not yet published (analytics publishes none: the table stays "
             "empty)", "until published", "delivery to the other services; the relay deletes each row once "

@@ -70,7 +70,8 @@ def test_the_purge_never_deletes_usage_events(uow: UnitOfWorkFactory[Repository]
         u.repo.insert_uses([("e1", date(2020, 1, 1), "uk", "tickets.open", 7, "", "")])
         u.commit()
     clock.advance(days=3000)
-    assert [r.name for r in purger(uow, clock).rules] == ["noisy_answers", "privacy_spend"]
+    assert [r.name for r in purger(uow, clock).rules] == ["noisy_answers", "privacy_spend",
+                                                      "access_and_transfer_records"]
     purger(uow, clock).run_once()
     assert rows(uow, UsageEvent) == 1
 

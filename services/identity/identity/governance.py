@@ -6,13 +6,16 @@ GET /api/v1/admin/retention) are built from this; the purge job applies `RETENTI
 
 from __future__ import annotations
 
+from servicekit import rotation
 from servicekit.declarations import Purpose, ServiceDeclaration
 from servicekit.retention import RetentionRule
 
 from .models import (
+    GOVERNANCE,
     Base,
     purge_address_messages,
     purge_ended_sessions,
+    purge_organisation_audit,
     purge_sign_ins,
     purge_throttles,
     purge_tokens,
@@ -85,9 +88,10 @@ def retention(technical_days: int = 90) -> tuple[RetentionRule, ...]:
             "access_records",
             "who changed organisations and reseller relationships",
             "the change",
-            "Limitation Act 1980 s.5 (6 years) and evidence for breach assessment; append-only, "
-            "removed by rotating the table (not automated yet)",
-            months=72,
+            "Limitation Act 1980 s.5 (6 years) and evidence for breach assessment; append-only: the database "
+            "lets only rows older than 6 years be deleted, and the purge deletes them in batches",
+            months=rotation.MONTHS,
+            purge=purge_organisation_audit,
             covers=("3.2.1",),
         ),
         RetentionRule(
@@ -95,8 +99,9 @@ def retention(technical_days: int = 90) -> tuple[RetentionRule, ...]:
             "access_records",
             "staff and services' access to identity data, transfer decisions",
             "the access or decision",
-            "Limitation Act 1980 s.5 (6 years); append-only",
-            months=72,
+            "Limitation Act 1980 s.5 (6 years); " + rotation.HOW,
+            months=rotation.MONTHS,
+            purge=rotation.purge_chains(GOVERNANCE),
             covers=("transfer_records", "3.2.1"),
         ),
     )

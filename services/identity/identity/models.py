@@ -476,6 +476,11 @@ def purge_tokens(session: Session, cutoff: datetime, limit: int, after: Key | No
     return _older(session, AccountToken, AccountToken.expires_at, cutoff, limit, after, AccountToken.account_id)
 
 
+def purge_organisation_audit(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:
+    """The trail of organisation changes, 6 years after each change (its triggers let only those go)."""
+    return _older(session, OrganisationAudit, OrganisationAudit.at, cutoff, limit, after)
+
+
 def purge_address_messages(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:
     """Addresses of people without an account that the sender never claimed, from their expiry."""
     return _older(session, AddressMessage, AddressMessage.expires_at, cutoff, limit, after)

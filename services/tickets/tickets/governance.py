@@ -6,10 +6,11 @@ GET /api/v1/admin/retention) are built from this; the purge job applies `RETENTI
 
 from __future__ import annotations
 
+from servicekit import rotation
 from servicekit.declarations import Purpose, ServiceDeclaration
 from servicekit.retention import RetentionRule
 
-from .models import Base, purge_closed_tickets, purge_recipient_notices
+from .models import GOVERNANCE, Base, purge_closed_tickets, purge_recipient_notices
 
 LIMITATION = "Limitation Act 1980 s.5: a claim on a contract can be brought for 6 years"
 
@@ -23,8 +24,9 @@ RETENTION = (
     RetentionRule("access_and_transfer_records", "access_records",
                   "who accessed which ticket, transfer decisions, the legal-hold projection",
                   "the access or decision", LIMITATION + " and evidence for breach assessment (Art. 33); "
-                  "append-only, so removed by rotating the table, not row by row (not automated yet)",
-                  months=72, covers=("transfer_records", "3.2.1")),
+                  + rotation.HOW + "; the legal-hold projection is not purged yet",
+                  months=rotation.MONTHS, purge=rotation.purge_chains(GOVERNANCE),
+                  covers=("transfer_records", "3.2.1")),
     RetentionRule("restrictions", "rights_requests", "the mark that a customer restricted processing",
                   "until the restriction is lifted or the customer is erased", "Art. 18; removed by the rights "
                   "service's LiftRestriction or Erase", covers=("3.2.1",)),

@@ -494,6 +494,7 @@ class VerifyChainResponse(_message.Message):
     CHECKED_FIELD_NUMBER: _builtins.int
     BROKEN_AT_SEQ_FIELD_NUMBER: _builtins.int
     PROBLEM_FIELD_NUMBER: _builtins.int
+    ANCHOR_SEQ_FIELD_NUMBER: _builtins.int
     service: _builtins.str
     """Name of the service that answered."""
     chain: _builtins.str
@@ -506,6 +507,10 @@ class VerifyChainResponse(_message.Message):
     """Sequence number of the first row that breaks the chain (0 if intact)."""
     problem: _builtins.str
     """What is wrong there, e.g. "row content does not match its hash"."""
+    anchor_seq: _builtins.int
+    """Rows up to this seq were removed by the retention purge (6 years); the check starts after it,
+    from that row's recorded hash (0: nothing removed yet).
+    """
     def __init__(
         self,
         *,
@@ -515,10 +520,11 @@ class VerifyChainResponse(_message.Message):
         checked: _builtins.int = ...,
         broken_at_seq: _builtins.int = ...,
         problem: _builtins.str = ...,
+        anchor_seq: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["broken_at_seq", b"broken_at_seq", "chain", b"chain", "checked", b"checked", "intact", b"intact", "problem", b"problem", "service", b"service"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["anchor_seq", b"anchor_seq", "broken_at_seq", b"broken_at_seq", "chain", b"chain", "checked", b"checked", "intact", b"intact", "problem", b"problem", "service", b"service"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
