@@ -18,8 +18,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from servicekit.db import make_engine
+from sqlalchemy import text
 
-from tests.support.api import PASSWORD, Api, sign_up_and_log_in
+from tests.support.api import PASSWORD, Api, log_in, sign_up_and_log_in, signup_body
 from tests.support.waiting import eventually
 from tools.stack import Stack
 
@@ -269,6 +271,30 @@ def test_global_privacy_control_opts_out_of_sharing_and_marketing_cookies(api: A
     again = user.call("PUT", "/api/v1/me/preferences", json={"third_party_marketing": True},
                       headers={"Sec-GPC": "1"})
     assert again.status_code == 200 and again.json()["third_party_marketing"] is False
+
+
+@pytest.mark.notice("6.1", "7", "9")
+@pytest.mark.rule("R-COOKIE-1", "R-MKT-3")
+def test_global_privacy_control_at_sign_up_wins_over_a_third_party_opt_in(system: Stack, api: Api) -> None:
+    body = signup_body(third_party_marketing=True, marketing={"email": True})
+    created = api.call("POST", "/api/v1/accounts", json=body, headers={"Sec-GPC": "1"})
+    assert created.status_code == 201, created.text
+    user = log_in(api, body["username"])
+    prefs = eventually(lambda: (r := user.call("GET", "/api/v1/me/preferences")).status_code == 200 and r.json(),
+                       what="preferences")
+    # Read without the signal: what was recorded at sign-up, not what this request's header did.
+    assert prefs["third_party_marketing"] is False and prefs["cookies"]["marketing"] is False
+    assert prefs["marketing"]["email"] is True  # GPC is not about first-party e-mail marketing
+    engine = make_engine(system.database_url("consent"))
+    try:
+        with engine.connect() as conn:
+            ledger = conn.execute(text("SELECT channel, granted, source FROM consent_ledger WHERE subject_id = :s "
+                                       "ORDER BY seq"), {"s": created.json()["id"]}).all()
+    finally:
+        engine.dispose()
+    assert ("third_party", False, "gpc") in ledger and ("cookies_marketing", False, "gpc") in ledger
+    assert ("email", True, "signup_form") in ledger
+    assert not any(channel == "third_party" and granted for channel, granted, _ in ledger)
 
 
 def test_only_admins_send_campaigns_and_bad_campaigns_are_422(api: Api, admin: Api) -> None:

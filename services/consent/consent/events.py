@@ -34,7 +34,7 @@ def handlers(service: ConsentService) -> dict[str, Any]:
             "email": event.marketing_email,
             "telephone": event.marketing_telephone,
             "third_party": event.third_party_marketing,
-        }, event.notice_version)
+        }, event.notice_version, gpc=event.gpc)
         # No commit here: the consumer commits this change with the inbox row, atomically.
 
     def account_rectified(uow: Any, env: envelope_pb2.Envelope) -> None:

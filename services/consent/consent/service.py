@@ -75,8 +75,11 @@ class ConsentService(SubjectDataRules):
 
     # --- from events -------------------------------------------------------------
     def create_defaults(self, uow: UnitOfWork[Repository], subject_id: str, region: str, choices: dict[str, bool],
-                        notice_version: str) -> None:
-        """Preferences of a new account: all off, then the sign-up form's opt-ins (section 6.1)."""
+                        notice_version: str, gpc: bool = False) -> None:
+        """Preferences of a new account: all off, then the sign-up form's opt-ins (section 6.1).
+
+        With Global Privacy Control on the sign-up request, third-party sharing and marketing cookies
+        are opted out by the signal (source gpc), whatever the form said, as on the preference page."""
         self.guard.check(region)
         if uow.repo.preferences(subject_id) is not None:
             return
@@ -85,9 +88,15 @@ class ConsentService(SubjectDataRules):
                             notice_version=notice_version, updated_at=self.clock(), objected_at=None,
                             marketing_granted_at=None, basis_seq=0, last_notice_seen="")
         uow.repo.add(prefs)
+        seq, now = self.seq_of(uow, notice_version), self.clock()
+        if gpc:
+            # The signal wins over an opt-in in the same request (R-COOKIE-1): the form's answer on
+            # sharing is not taken, and the opt-outs are on the ledger as the signal's.
+            choices = {k: v for k, v in choices.items() if k not in ("third_party", "cookies_marketing")}
+            apply_changes(uow, prefs, {"third_party": False, "cookies_marketing": False}, "gpc", notice_version, seq,
+                          now, record_unchanged=True)
         # Every sign-up answer is recorded, "no" included: proof of what was asked and when (R-MKT-1).
-        apply_changes(uow, prefs, choices, "signup_form", notice_version, self.seq_of(uow, notice_version),
-                      self.clock(), record_unchanged=True)
+        apply_changes(uow, prefs, choices, "signup_form", notice_version, seq, now, record_unchanged=True)
         try:
             self._note_listed_address(uow, prefs)
         except DirectoryUnavailable:

@@ -269,6 +269,26 @@ def test_gpc_opts_out_of_sharing_and_marketing_cookies_and_wins_over_the_same_re
     assert sorted(gpc) == [("cookies_marketing", False), ("third_party", False)]
 
 
+@pytest.mark.notice("6.1", "7", "9")
+@pytest.mark.rule("R-COOKIE-1", "R-MKT-3")
+def test_gpc_at_sign_up_wins_over_the_forms_third_party_opt_in(world: World) -> None:
+    world.directory.contacts[ADA] = Contact("ada@example.com", "", False)
+    env = envelope("identity.account.created", "uk", ADA, ev.AccountCreated(
+        account_id=ADA, role="customer", home_region="uk", marketing_email=True, third_party_marketing=True,
+        notice_version="2024-01", gpc=True))
+    with world.uow() as uow:
+        events.handlers(world.consent)["identity.account.created"](uow, env)
+        uow.commit()
+    prefs = world.consent.get(person(ADA)).prefs
+    assert (prefs.marketing_email, prefs.third_party_marketing, prefs.cookies_marketing) == (True, False, False)
+    with world.uow() as uow:
+        ledger = [(e.channel, e.granted, e.source) for e in uow.repo.ledger(ADA)]
+    assert ledger == [("third_party", False, "gpc"), ("cookies_marketing", False, "gpc"),
+                      ("email", True, "signup_form"), ("telephone", False, "signup_form")]
+    assert world.consent.can_contact(ADA, "email", "third_party_marketing").reason == "no_consent"
+    assert world.consent.verify_ledger(ADA)[0] is None
+
+
 @pytest.mark.notice("9")
 @pytest.mark.rule("R-COOKIE-1")
 def test_cookies_default_off_and_a_person_cannot_claim_another_source(world: World) -> None:

@@ -44,7 +44,7 @@ class IdentityApi(identity_pb2_grpc.IdentityServicer):
             first_name=request.first_name, last_name=request.last_name, company=request.company,
             job_title=request.job_title, phone=request.phone, country=request.country,
             marketing_email=request.marketing_email, marketing_telephone=request.marketing_telephone,
-            third_party_marketing=request.third_party_marketing, ip_address=request.ip_address,
+            third_party_marketing=request.third_party_marketing, ip_address=request.ip_address, gpc=request.gpc,
         ))
         return pb.SignUpResponse(id=account.id, username=account.username, region=account.region)
 

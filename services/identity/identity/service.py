@@ -71,6 +71,8 @@ class SignUp:
     marketing_telephone: bool = False
     third_party_marketing: bool = False
     ip_address: str = ""
+    # Global Privacy Control on the sign-up request: passed on to consent, not stored here.
+    gpc: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ class IdentityService(SubjectDataRules):
         event = ev.AccountCreated(
             account_id=account.id, role="customer", home_region=region,
             marketing_email=cmd.marketing_email, marketing_telephone=cmd.marketing_telephone,
-            third_party_marketing=cmd.third_party_marketing, notice_version=self.notice_version,
+            third_party_marketing=cmd.third_party_marketing, notice_version=self.notice_version, gpc=cmd.gpc,
         )
         return self._store(account, cmd.company, "customer", event, decoy=True)
 

@@ -22,6 +22,7 @@ from ..schemas import (
     SignUpResult,
     TokenBody,
 )
+from .me import gpc
 
 bp = Blueprint("accounts", __name__)
 
@@ -30,11 +31,14 @@ bp = Blueprint("accounts", __name__)
 @spec.validate(json=SignUpBody, resp=Resp(HTTP_201=SignUpResult, HTTP_409=ErrorOut, HTTP_422=ErrorOut),
                tags=["accounts"])
 def sign_up(json: SignUpBody) -> tuple[dict[str, str], int]:
+    """`Sec-GPC: 1` is an opt-out of third-party sharing and marketing cookies, as on the preference
+    routes: it wins over `third_party_marketing` and is recorded with source `gpc` (R-COOKIE-1)."""
     result = backends().identity.SignUp(identity_pb2.SignUpRequest(
         username=json.username, email=json.email, password=json.password, first_name=json.first_name,
         last_name=json.last_name, company=json.company, job_title=json.job_title, phone=json.phone,
         country=json.country, marketing_email=json.marketing.email, ip_address=request.remote_addr or "",
         marketing_telephone=json.marketing.telephone, third_party_marketing=json.third_party_marketing,
+        gpc=gpc(),
     ))
     return {"id": result.id, "username": result.username, "region": result.region}, 201
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&kaseum/events/v1/identity_events.proto\x12\x10kaseum.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x01\n\x0e\x41\x63\x63ountCreated\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x13\n\x0bhome_region\x18\x03 \x01(\t\x12\x17\n\x0fmarketing_email\x18\x04 \x01(\x08\x12\x1b\n\x13marketing_telephone\x18\x05 \x01(\x08\x12\x1d\n\x15third_party_marketing\x18\x06 \x01(\x08\x12\x16\n\x0enotice_version\x18\x07 \x01(\t\"6\n\x10\x41\x63\x63ountRectified\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ields\x18\x02 \x03(\t\"#\n\rAccountErased\x12\x12\n\naccount_id\x18\x01 \x01(\t\"8\n\x0eSessionStarted\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\";\n\x11\x41\x63\x63ountRestricted\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x12\n\nrestricted\x18\x02 \x01(\x08\":\n\x0fSessionsRevoked\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x13\n\x0bsession_ids\x18\x02 \x03(\t\"F\n\x10MessageRequested\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08token_id\x18\x03 \x01(\t\"\x8b\x01\n\x1bResellerRelationshipChanged\x12\x13\n\x0breseller_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63hange\x18\x02 \x01(\t\x12 \n\x18\x63ustomer_organisation_id\x18\x03 \x01(\t\x12\x11\n\tcountries\x18\x04 \x03(\t\x12\x12\n\nchanged_by\x18\x05 \x01(\t\"T\n\x14TicketSharingChanged\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\x12\n\nchanged_by\x18\x03 \x01(\t\"X\n\x0e\x41\x63\x63ountDormant\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x32\n\x0elast_active_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&kaseum/events/v1/identity_events.proto\x12\x10kaseum.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x01\n\x0e\x41\x63\x63ountCreated\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x13\n\x0bhome_region\x18\x03 \x01(\t\x12\x17\n\x0fmarketing_email\x18\x04 \x01(\x08\x12\x1b\n\x13marketing_telephone\x18\x05 \x01(\x08\x12\x1d\n\x15third_party_marketing\x18\x06 \x01(\x08\x12\x16\n\x0enotice_version\x18\x07 \x01(\t\x12\x0b\n\x03gpc\x18\x08 \x01(\x08\"6\n\x10\x41\x63\x63ountRectified\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ields\x18\x02 \x03(\t\"#\n\rAccountErased\x12\x12\n\naccount_id\x18\x01 \x01(\t\"8\n\x0eSessionStarted\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\";\n\x11\x41\x63\x63ountRestricted\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x12\n\nrestricted\x18\x02 \x01(\x08\":\n\x0fSessionsRevoked\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x13\n\x0bsession_ids\x18\x02 \x03(\t\"F\n\x10MessageRequested\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08token_id\x18\x03 \x01(\t\"\x8b\x01\n\x1bResellerRelationshipChanged\x12\x13\n\x0breseller_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63hange\x18\x02 \x01(\t\x12 \n\x18\x63ustomer_organisation_id\x18\x03 \x01(\t\x12\x11\n\tcountries\x18\x04 \x03(\t\x12\x12\n\nchanged_by\x18\x05 \x01(\t\"T\n\x14TicketSharingChanged\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\x12\n\nchanged_by\x18\x03 \x01(\t\"X\n\x0e\x41\x63\x63ountDormant\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x32\n\x0elast_active_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,23 +33,23 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kaseum.events.v1.identity_e
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ACCOUNTCREATED']._serialized_start=94
-  _globals['_ACCOUNTCREATED']._serialized_end=274
-  _globals['_ACCOUNTRECTIFIED']._serialized_start=276
-  _globals['_ACCOUNTRECTIFIED']._serialized_end=330
-  _globals['_ACCOUNTERASED']._serialized_start=332
-  _globals['_ACCOUNTERASED']._serialized_end=367
-  _globals['_SESSIONSTARTED']._serialized_start=369
-  _globals['_SESSIONSTARTED']._serialized_end=425
-  _globals['_ACCOUNTRESTRICTED']._serialized_start=427
-  _globals['_ACCOUNTRESTRICTED']._serialized_end=486
-  _globals['_SESSIONSREVOKED']._serialized_start=488
-  _globals['_SESSIONSREVOKED']._serialized_end=546
-  _globals['_MESSAGEREQUESTED']._serialized_start=548
-  _globals['_MESSAGEREQUESTED']._serialized_end=618
-  _globals['_RESELLERRELATIONSHIPCHANGED']._serialized_start=621
-  _globals['_RESELLERRELATIONSHIPCHANGED']._serialized_end=760
-  _globals['_TICKETSHARINGCHANGED']._serialized_start=762
-  _globals['_TICKETSHARINGCHANGED']._serialized_end=846
-  _globals['_ACCOUNTDORMANT']._serialized_start=848
-  _globals['_ACCOUNTDORMANT']._serialized_end=936
+  _globals['_ACCOUNTCREATED']._serialized_end=287
+  _globals['_ACCOUNTRECTIFIED']._serialized_start=289
+  _globals['_ACCOUNTRECTIFIED']._serialized_end=343
+  _globals['_ACCOUNTERASED']._serialized_start=345
+  _globals['_ACCOUNTERASED']._serialized_end=380
+  _globals['_SESSIONSTARTED']._serialized_start=382
+  _globals['_SESSIONSTARTED']._serialized_end=438
+  _globals['_ACCOUNTRESTRICTED']._serialized_start=440
+  _globals['_ACCOUNTRESTRICTED']._serialized_end=499
+  _globals['_SESSIONSREVOKED']._serialized_start=501
+  _globals['_SESSIONSREVOKED']._serialized_end=559
+  _globals['_MESSAGEREQUESTED']._serialized_start=561
+  _globals['_MESSAGEREQUESTED']._serialized_end=631
+  _globals['_RESELLERRELATIONSHIPCHANGED']._serialized_start=634
+  _globals['_RESELLERRELATIONSHIPCHANGED']._serialized_end=773
+  _globals['_TICKETSHARINGCHANGED']._serialized_start=775
+  _globals['_TICKETSHARINGCHANGED']._serialized_end=859
+  _globals['_ACCOUNTDORMANT']._serialized_start=861
+  _globals['_ACCOUNTDORMANT']._serialized_end=949
 # @@protoc_insertion_point(module_scope)

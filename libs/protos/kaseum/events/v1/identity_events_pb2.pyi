@@ -32,6 +32,7 @@ class AccountCreated(_message.Message):
     MARKETING_TELEPHONE_FIELD_NUMBER: _builtins.int
     THIRD_PARTY_MARKETING_FIELD_NUMBER: _builtins.int
     NOTICE_VERSION_FIELD_NUMBER: _builtins.int
+    GPC_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     """Opaque account id (the subject id everywhere else)."""
     role: _builtins.str
@@ -46,6 +47,10 @@ class AccountCreated(_message.Message):
     """Express consent to third-party marketing (section 7), default false."""
     notice_version: _builtins.str
     """Version of the privacy notice shown on the sign-up form."""
+    gpc: _builtins.bool
+    """The sign-up request carried Global Privacy Control (`Sec-GPC: 1`): consent records an opt-out of
+    third-party sharing and marketing cookies (source "gpc"), winning over `third_party_marketing`.
+    """
     def __init__(
         self,
         *,
@@ -56,10 +61,11 @@ class AccountCreated(_message.Message):
         marketing_telephone: _builtins.bool = ...,
         third_party_marketing: _builtins.bool = ...,
         notice_version: _builtins.str = ...,
+        gpc: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "home_region", b"home_region", "marketing_email", b"marketing_email", "marketing_telephone", b"marketing_telephone", "notice_version", b"notice_version", "role", b"role", "third_party_marketing", b"third_party_marketing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "gpc", b"gpc", "home_region", b"home_region", "marketing_email", b"marketing_email", "marketing_telephone", b"marketing_telephone", "notice_version", b"notice_version", "role", b"role", "third_party_marketing", b"third_party_marketing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -42,6 +42,7 @@ class SignUpRequest(_message.Message):
     MARKETING_TELEPHONE_FIELD_NUMBER: _builtins.int
     THIRD_PARTY_MARKETING_FIELD_NUMBER: _builtins.int
     IP_ADDRESS_FIELD_NUMBER: _builtins.int
+    GPC_FIELD_NUMBER: _builtins.int
     username: _builtins.str
     """Unique, case-insensitive login name."""
     email: _builtins.str
@@ -68,6 +69,11 @@ class SignUpRequest(_message.Message):
     """Express consent to third-party marketing."""
     ip_address: _builtins.str
     """The client's IP address (for rate limiting only; not stored in clear)."""
+    gpc: _builtins.bool
+    """The sign-up request carried Global Privacy Control (`Sec-GPC: 1`): an opt-out of third-party
+    sharing and marketing cookies that wins over `third_party_marketing` (R-COOKIE-1). Identity
+    stores nothing of it; it rides identity.account.created to consent, which records it.
+    """
     def __init__(
         self,
         *,
@@ -84,10 +90,11 @@ class SignUpRequest(_message.Message):
         marketing_telephone: _builtins.bool = ...,
         third_party_marketing: _builtins.bool = ...,
         ip_address: _builtins.str = ...,
+        gpc: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["company", b"company", "country", b"country", "email", b"email", "first_name", b"first_name", "ip_address", b"ip_address", "job_title", b"job_title", "last_name", b"last_name", "marketing_email", b"marketing_email", "marketing_telephone", b"marketing_telephone", "password", b"password", "phone", b"phone", "third_party_marketing", b"third_party_marketing", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company", b"company", "country", b"country", "email", b"email", "first_name", b"first_name", "gpc", b"gpc", "ip_address", b"ip_address", "job_title", b"job_title", "last_name", b"last_name", "marketing_email", b"marketing_email", "marketing_telephone", b"marketing_telephone", "password", b"password", "phone", b"phone", "third_party_marketing", b"third_party_marketing", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
