@@ -174,15 +174,18 @@ class Stack:
                 sys.stderr.write(result.stderr.decode(errors="replace")[-4000:])
                 raise RuntimeError(f"migrations of {name} failed")
 
-    def start_service(self, name: str, replica: int = 0) -> None:
-        """Start a service; replicas > 0 get their own gRPC port but share the database and consumer."""
-        label = name if not replica else f"{name}-{replica}"
+    def start_service(self, name: str, replica: int = 0, env: Mapping[str, str] | None = None,
+                      label: str = "") -> None:
+        """Start a service; replicas > 0 get their own gRPC port but share the database and consumer.
+        `env` overrides the stack's environment for this process (e.g. another region's analytics,
+        under `label`)."""
+        label = label or (name if not replica else f"{name}-{replica}")
         argv = [sys.executable, "-m", name, "serve"]
         if replica:
             port = free_port()
-            self._spawn(label, argv, {"GRPC_BIND": f"127.0.0.1:{port}"})
+            self._spawn(label, argv, {"GRPC_BIND": f"127.0.0.1:{port}", **(env or {})})
         else:
-            self._spawn(label, argv)
+            self._spawn(label, argv, env)
 
     def start_gateway(self) -> None:
         self._spawn("gateway", [sys.executable, "-m", "gateway"],

@@ -441,3 +441,39 @@ def test_each_database_service_migrates_in_a_pre_install_hook(
         (container,) = job["spec"]["template"]["spec"]["containers"]
         assert container["command"] == ["python", "-m", name, "migrate"]
         assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+PEERING = {
+    "peers": [{"region": "eu", "address": "analytics.eu.internal:50065",
+               "networkPolicyPeers": [{"ipBlock": {"cidr": "10.30.0.0/16"}}]}],
+    "ingressFrom": [{"ipBlock": {"cidr": "10.30.0.0/16"}}],
+    "peerSecret": {"existingSecret": "kaseum-analytics-peer", "key": "ANALYTICS_PEER_SECRET"},
+}
+
+
+@pytest.mark.rule("R-DATA-3", "R-SEC-2")
+@pytest.mark.notice("4.1.4")
+def test_analytics_peers_are_wired_with_their_own_secret_and_network_policy(
+    uk_values: dict[str, Any],
+) -> None:
+    docs = render({**uk_values, "analyticsPeering": PEERING})
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+    pods = {name: pod for where, name, pod in service_pods(docs) if where.startswith("Deployment/")}
+    env = env_of(pods["analytics"]["containers"][0])
+    assert env["ANALYTICS_PEERS"]["value"] == "eu=analytics.eu.internal:50065"
+    # The peer secret comes from its own Secret, never KASEUM_SERVICE_SECRET's, and only to analytics.
+    assert env["ANALYTICS_PEER_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": "kaseum-analytics-peer", "key": "ANALYTICS_PEER_SECRET"}
+    assert all("ANALYTICS_PEER_SECRET" not in env_of(p["containers"][0]) for n, p in pods.items() if n != "analytics")
+    policy = by_name(docs, "NetworkPolicy")["analytics"]["spec"]
+    assert {"to": [{"ipBlock": {"cidr": "10.30.0.0/16"}}],
+            "ports": [{"protocol": "TCP", "port": 50065}]} in policy["egress"]
+    assert {"from": [{"ipBlock": {"cidr": "10.30.0.0/16"}}],
+            "ports": [{"protocol": "TCP", "port": 50055}]} in policy["ingress"]
+    # Without peering (the default), nothing of it is rendered.
+    plain = env_of(next(p for w, n, p in service_pods(render(uk_values)) if n == "analytics")["containers"][0])
+    assert "ANALYTICS_PEERS" not in plain and "ANALYTICS_PEER_SECRET" not in plain
+    for bad in ({"region": "uk", "address": "analytics:50055"}, {"region": "eu", "address": "no-port"}):
+        with pytest.raises(helm.HelmError):
+            render({**uk_values, "analyticsPeering": {**PEERING, "peers": [bad]}})

@@ -212,7 +212,8 @@ def test_no_api_route_or_rpc_returns_an_event_row_or_a_pseudonym(system: Stack, 
     fields = re.findall(r"^\s+(?:repeated\s+)?\w+\s+(\w+)\s*=\s*\d+;", proto, re.M)
     assert fields and not {f for f in fields if re.search(r"pseudonym|subject|event|account|session", f)}
     rpcs = re.findall(r"rpc (\w+)\(", proto)
-    assert rpcs == ["FeatureUsage", "ListFeatures", "PrivacyBudget"]
+    # RegionUsage answers peer regions only, with released cells (tests/e2e/test_analytics_regions.py).
+    assert rpcs == ["FeatureUsage", "ListFeatures", "PrivacyBudget", "RegionUsage"]
     # The gateway: every analytics path is an aggregate; none lists events or pseudonyms.
     paths = api.call("GET", "/api/openapi.json").json()["paths"]
     analytics_paths = sorted(p for p in paths if p.startswith("/api/") and "analytics" in p)

@@ -71,6 +71,11 @@ def render(response: analytics_pb2.FeatureUsageResponse, dimension: str) -> str:
     if response.measure == PEAK:
         lines.append("per period: distinct users on its busiest day (pseudonyms change daily, so distinct "
                      "users over a week or month are not known)")
+    if response.regions or response.not_reporting:
+        lines.append(f"regions combined: {', '.join(response.regions) or 'none'} (a cell is suppressed where "
+                     "any region's part is)")
+    for region, why in sorted(response.not_reporting.items()):
+        lines.append(f"not reporting: {region}: {why}")
     lines.append(f"groups under {response.min_group_size} users are suppressed"
                  + (f"; epsilon spent {response.epsilon_spent:g}, left {response.budget_remaining:g}"
                     if response.epsilon_spent else ""))
@@ -84,7 +89,8 @@ def feature_usage(
     to_date: str = typer.Option(..., "--to", help="Last day, YYYY-MM-DD."),
     granularity: str = typer.Option("day", help="day, week or month (week, month: the busiest day's users)."),
     dimension: str = typer.Option("", help="Breakdown: product or org_size_band (default none)."),
-    region: str = typer.Option("", help="A region code, or all (default: this deployment's)."),
+    region: str = typer.Option("", help="A region code, all (every peer region combined) or a list such as "
+                               "uk,eu (default: this deployment's)."),
     epsilon: float = typer.Option(0.0, help="Differential privacy: epsilon to spend (0 = exact counts)."),
     login: str = typer.Option("", help="Your analyst login (else KASEUM_TOKEN)."),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
@@ -110,6 +116,8 @@ def feature_usage(
                   for p in response.series]
         typer.echo(json.dumps({"series": series, "measure": response.measure,
                                "epsilon_spent": response.epsilon_spent,
-                               "budget_remaining": response.budget_remaining}))
+                               "budget_remaining": response.budget_remaining,
+                               **({"regions": list(response.regions), "not_reporting": dict(response.not_reporting)}
+                                  if response.regions or response.not_reporting else {})}))
     else:
         typer.echo(render(response, dimension))

@@ -19,10 +19,12 @@ from servicekit.settings import ServiceSettings
 from .config import AnalyticsSettings
 from .events import SUBJECTS, handlers
 from .governance import declaration
-from .grpc_api import SERVICE, AnalyticsApi
+from .grpc_api import PUBLIC_METHODS, SERVICE, AnalyticsApi
 from .ingest import UsageConsumer
 from .models import GOVERNANCE, Inbox, Outbox, Repository
+from .peers import GrpcPeers
 from .queries import AnalyticsQueries
+from .regions import RegionalQueries
 from .service import AnalyticsService
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -52,9 +54,13 @@ def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], Analyt
 
 def serve(base: ServiceSettings) -> None:
     runtime, service, queries = bootstrap(base)
+    settings = AnalyticsSettings(**base.model_dump())
+    # Other regions answer a query for several regions with their released cells (regions.py).
+    peer_secret = settings.peer_secret()
+    regional = RegionalQueries(queries, GrpcPeers(settings.peers(), peer_secret, settings.region))
     # No legal-hold projection: it would put subject ids in a database that holds none, and no row
     # here can be tied to a subject id for a hold to cover (see governance.py).
-    runtime.governance(declaration(AnalyticsSettings(**base.model_dump()).rollup_grace_seconds), GOVERNANCE,
+    runtime.governance(declaration(settings.rollup_grace_seconds), GOVERNANCE,
                        hold_events=False)
     # What start-up made (modules, settings, engine) lives as long as the process: out of the
     # collector's way, so a full collection in the middle of a query scans only what queries made
@@ -62,13 +68,15 @@ def serve(base: ServiceSettings) -> None:
     gc.freeze()
     runtime.serve(
         [
-            (analytics_pb2_grpc.add_AnalyticsServicer_to_server, AnalyticsApi(queries), SERVICE),
+            (analytics_pb2_grpc.add_AnalyticsServicer_to_server, AnalyticsApi(queries, regional, peer_secret),
+             SERVICE),
             (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi(
                 "analytics", service, runtime.scrubber.request),
              PERSONAL_DATA),
         ],
-        # No public method: every call carries a signed-in person or a service token.
-        public_methods=(),
+        # Every call carries a signed-in person or a service token, but RegionUsage: a peer region's
+        # token, checked by the method itself (peers.py).
+        public_methods=PUBLIC_METHODS,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import field_validator
+from pydantic import SecretStr, field_validator
 from servicekit.settings import ServiceSettings
 
 # Below five a published count is commonly treated as identifying (small-number suppression
@@ -20,6 +20,31 @@ class AnalyticsSettings(ServiceSettings):
     # Differential privacy: epsilon per analyst per calendar month, and per query at most.
     dp_budget_epsilon: float = 10.0
     dp_max_epsilon_per_query: float = 2.0
+    # Other regions' analytics services, "eu=analytics.eu.internal:50055,us=…": a query for several
+    # regions asks them for their released cells (regions.py). Empty: this region alone.
+    analytics_peers: str = ""
+    # Signs and checks the tokens peers present (peers.py); shared by the peer regions only, never
+    # KASEUM_SERVICE_SECRET. Empty: this region neither asks nor answers peers.
+    analytics_peer_secret: SecretStr = SecretStr("")
+
+    @field_validator("analytics_peers")
+    @classmethod
+    def _peer_list(cls, value: str) -> str:
+        from .peers import parse_peers
+
+        parse_peers(value)
+        return value
+
+    def peers(self) -> dict[str, str]:
+        from .peers import parse_peers
+
+        return {r: a for r, a in parse_peers(self.analytics_peers).items() if r != self.region}
+
+    def peer_secret(self) -> bytes:
+        secret = self.analytics_peer_secret.get_secret_value().encode()
+        if self.peers() and len(secret) < 32:
+            raise RuntimeError("ANALYTICS_PEERS is set: ANALYTICS_PEER_SECRET must be at least 32 characters")
+        return secret
 
     @field_validator("min_group_size")
     @classmethod

@@ -13,7 +13,7 @@ import hmac
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import NamedTuple
 
@@ -52,6 +52,11 @@ class Usage:
     budget_remaining: float
     # What `users` counts: "daily_users", or for a week or month "peak_daily_users" (periods.py).
     measure: str
+    # Combined over several regions (regions.py): those in the answer, and those that did not answer.
+    regions: list[str] = field(default_factory=list)
+    not_reporting: dict[str, str] = field(default_factory=dict)
+    # The smallest group shown; 0 means this region's threshold.
+    min_group_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,10 @@ class Budget:
     total: float
     spent: float
     max_per_query: float
+
+
+# (period, value, users, active users, suppressed): one cell as shown, before it becomes a Point
+ShownCell = tuple[date, str, int, int, bool]
 
 
 def point(period: date, users: int, active: int, hidden: bool, value: str = "") -> Point:
@@ -96,37 +105,54 @@ class AnalyticsQueries:
         first, last = self._validate(feature, from_date, to_date, granularity, dimension, region, epsilon,
                                      request_id)
         row = ALL_REGIONS if region == "all" else (region or self.region)
-        starts = period_starts(first, last, granularity)
         measure = measure_of(granularity)
         analyst = self._analyst(principal)
-        remaining = 0.0
-        with self.uow() as uow:
-            if not epsilon:
-                remaining = max(0.0, self.budget_epsilon - uow.repo.spent(analyst, self._budget_period()))
-            if granularity == "day" and not epsilon:
-                # Each day's cells were protected when it was rolled up: a range read or two.
-                mine = uow.repo.released(feature, row, dimension, first, last)
-                days_used = {r[0] for r in mine}
-                anyone = ([] if len(days_used) == len(starts) else
-                          [r for r in uow.repo.released(ANY_FEATURE, row, dimension, first, last)
-                           if r[0] not in days_used])
-                if all(r[5] == self.k for r in mine) and all(r[5] == self.k for r in anyone):
-                    return Usage(released_series(starts, mine, anyone), dimension, 0.0, remaining, measure)
-                # Released under another threshold (the roll-up job will redo them): protect now.
-            cells = uow.repo.cells(feature, first, last)
-        used, active = period_cubes(cells, feature, granularity, first)
-        wanted = {start: wanted_keys(active.get(start, {}), row, dimension) for start in starts}
         if epsilon:
+            starts = period_starts(first, last, granularity)
+            with self.uow() as uow:
+                cells = uow.repo.cells(feature, first, last)
+            used, active = period_cubes(cells, feature, granularity, first)
+            wanted = {start: wanted_keys(active.get(start, {}), row, dimension) for start in starts}
             query = hashlib.sha256(repr((feature, first, last, granularity, dimension, row, epsilon)).encode())
             return self._answer_noisily(analyst, request_id, query.hexdigest(), dimension, measure, epsilon,
                                         lambda: self._noisy(starts, wanted, used, active, dimension, epsilon))
-        series = []
+        with self.uow() as uow:
+            remaining = max(0.0, self.budget_epsilon - uow.repo.spent(analyst, self._budget_period()))
+            exact = self._exact(uow.repo, feature, first, last, granularity, dimension, row)
+        return Usage([point(d, u, a, h, v) for d, v, u, a, h in exact], dimension, 0.0, remaining, measure)
+
+    def region_cells(self, feature: str, from_date: str, to_date: str, granularity: str,
+                     dimension: str = "") -> list[ShownCell]:
+        """This region's cells of a series exactly as its analysts are shown them (suppressed and
+        protected), for a peer region to combine (regions.py). The caller is a peer, checked by the
+        gRPC layer; nothing here is finer than what an analyst of this region sees."""
+        first, last = self._validate(feature, from_date, to_date, granularity, dimension, "", 0.0, "")
+        with self.uow() as uow:
+            return self._exact(uow.repo, feature, first, last, granularity, dimension, self.region)
+
+    def _exact(self, repo: Repository, feature: str, first: date, last: date, granularity: str,
+               dimension: str, row: str) -> list[ShownCell]:
+        """The exact (not noisy) cells of a series for one region row, protected."""
+        starts = period_starts(first, last, granularity)
+        if granularity == "day":
+            # Each day's cells were protected when it was rolled up: a range read or two.
+            mine = repo.released(feature, row, dimension, first, last)
+            days_used = {r[0] for r in mine}
+            anyone = ([] if len(days_used) == len(starts) else
+                      [r for r in repo.released(ANY_FEATURE, row, dimension, first, last)
+                       if r[0] not in days_used])
+            if all(r[5] == self.k for r in mine) and all(r[5] == self.k for r in anyone):
+                return released_series(starts, mine, anyone)
+            # Released under another threshold (the roll-up job will redo them): protect now.
+        cells = repo.cells(feature, first, last)
+        used, active = period_cubes(cells, feature, granularity, first)
+        series: list[ShownCell] = []
         for start in starts:
             u, a = used.get(start, {}), active.get(start, {})
             hidden, _ = hidden_cells(u, a, self.k)
-            series += [point(start, users, total, hide, value)
-                       for value, users, total, hide in shown(u, a, hidden, wanted[start])]
-        return Usage(series, dimension, 0.0, remaining, measure)
+            series += [(start, value, users, total, hide)
+                       for value, users, total, hide in shown(u, a, hidden, wanted_keys(a, row, dimension))]
+        return series
 
     def _answer_noisily(self, analyst: str, request_id: str, query: str, dimension: str, measure: str,
                         epsilon: float, draw: Callable[[], list[Point]]) -> Usage:
@@ -198,6 +224,11 @@ class AnalyticsQueries:
             return uow.repo.features()
 
     # --- validation -----------------------------------------------------------------------------
+    def validate(self, feature: str, from_date: str, to_date: str, granularity: str, dimension: str
+                 ) -> tuple[date, date]:
+        """The first and last day of an exact query, or InvalidArgument."""
+        return self._validate(feature, from_date, to_date, granularity, dimension, "", 0.0, "")
+
     def _validate(self, feature: str, from_date: str, to_date: str, granularity: str, dimension: str,
                   region: str, epsilon: float, request_id: str) -> tuple[date, date]:
         if not _REQUEST_ID.match(request_id):
@@ -222,7 +253,7 @@ class AnalyticsQueries:
         return first, last
 
 
-def released_series(days: list[date], mine: list[ReleasedRow], anyone: list[ReleasedRow]) -> list[Point]:
+def released_series(days: list[date], mine: list[ReleasedRow], anyone: list[ReleasedRow]) -> list[ShownCell]:
     """A daily series from released cells: a day's cells of the feature (`mine`), or, on a day
     nobody used it, the day's cells with active users (`anyone`), all suppressed; a day with
     neither is suppressed."""
@@ -231,15 +262,15 @@ def released_series(days: list[date], mine: list[ReleasedRow], anyone: list[Rele
         cells.setdefault(r[0], []).append(r)
     for r in anyone:
         cells.setdefault(r[0], []).append((r[0], r[1], 0, 0, True, r[5]))
-    series: list[Point] = []
+    series: list[ShownCell] = []
     for day in days:
         found = cells.get(day)
         if not found:
-            series.append(Point(day, 0, 0.0, True, ""))
+            series.append((day, "", 0, 0, True))
             continue
         # The total ("") first, then each value (in code point order on every database).
         found.sort(key=_value)
-        series += [point(day, users, active, hidden, value) for _, value, users, active, hidden, _ in found]
+        series += [(day, value, users, active, hidden) for _, value, users, active, hidden, _ in found]
     return series
 
 

@@ -321,8 +321,9 @@ class UsageQuery(Body):
     granularity: str = "day"
     # "" (none), "product" or "org_size_band": fixed breakdowns only, no filters.
     dimension: str = Field(default="", max_length=20)
-    # "" (this region), a region code, or "all".
-    region: str = Field(default="", max_length=8)
+    # "" (this region), a region code, "all" (this region and every peer region, combined) or a
+    # comma-separated list of region codes, combined.
+    region: str = Field(default="", max_length=150)
     # 0 for exact counts with suppression; > 0 spends that much differential-privacy budget.
     epsilon: float = Field(default=0.0, ge=0.0, le=100.0)
 
@@ -336,6 +337,11 @@ class UsageOut(BaseModel):
     min_group_size: int = 10
     epsilon_spent: float = 0.0
     budget_remaining: float = 0.0
+    regions: list[str] | None = Field(default=None, description=(
+        "set when regions were combined: the regions whose released cells were summed (a combined cell "
+        "is suppressed when any region's part is)"))
+    not_reporting: dict[str, str] | None = Field(default=None, description=(
+        "regions asked for that did not answer, with why; their cells are not in the answer"))
 
 
 class FeaturesOut(BaseModel):

@@ -30,6 +30,32 @@ identity tickets consent rights analytics
 {{- default (include "kaseum.region" .) .Values.placement.regionValue -}}
 {{- end }}
 
+{{/* "true" when this region peers with others for analytics (asks or answers), else empty. */}}
+{{- define "kaseum.analyticsPeering" -}}
+{{- with .Values.analyticsPeering -}}
+{{- if or .peers .ingressFrom -}}true{{- end -}}
+{{- end -}}
+{{- end }}
+
+{{/* ANALYTICS_PEERS: "eu=host:port,us=host:port", each entry checked. */}}
+{{- define "kaseum.analyticsPeers" -}}
+{{- $region := include "kaseum.region" . -}}
+{{- $entries := list -}}
+{{- range $peer := .Values.analyticsPeering.peers -}}
+{{- if not (regexMatch "^[a-z]{2,8}$" ($peer.region | default "")) -}}
+{{- fail (printf "analyticsPeering.peers: region %q must be 2 to 8 lower-case letters" ($peer.region | default "")) -}}
+{{- end -}}
+{{- if eq $peer.region $region -}}
+{{- fail (printf "analyticsPeering.peers: %q is this release's own region" $peer.region) -}}
+{{- end -}}
+{{- if not (regexMatch "^[^\\s:@/]+:[0-9]{1,5}$" ($peer.address | default "")) -}}
+{{- fail (printf "analyticsPeering.peers: address %q of %s must be host:port" ($peer.address | default "") $peer.region) -}}
+{{- end -}}
+{{- $entries = append $entries (printf "%s=%s" $peer.region $peer.address) -}}
+{{- end -}}
+{{- join "," $entries -}}
+{{- end }}
+
 {{/* A service's values block, or a failure naming the missing block. */}}
 {{- define "kaseum.values" -}}
 {{- $svc := index .root.Values .name -}}
@@ -144,6 +170,13 @@ kaseum.io/region: {{ include "kaseum.region" .root }}
 - name: SUPPRESSION_KEY
   valueFrom:
     secretKeyRef: {name: {{ $secret | quote }}, key: SUPPRESSION_KEY}
+{{- end }}
+{{- end }}
+{{- if and (eq .name "analytics") (include "kaseum.analyticsPeering" $root) }}
+{{- with $root.Values.analyticsPeering }}
+- name: ANALYTICS_PEERS
+  value: {{ include "kaseum.analyticsPeers" $root | quote }}
+{{- include "kaseum.secretEnv" (dict "env" "ANALYTICS_PEER_SECRET" "ref" .peerSecret "what" "analyticsPeering.peerSecret") | nindent 0 }}
 {{- end }}
 {{- end }}
 {{- if $root.Values.otel.endpoint }}
@@ -412,6 +445,16 @@ spec:
         - protocol: TCP
           port: {{ $port }}
     {{- end }}
+    {{- if and (eq $name "analytics") $root.Values.analyticsPeering }}
+    {{- with $root.Values.analyticsPeering.ingressFrom }}
+    # Peer regions' analytics services, asking for this region's released cells.
+    - from:
+        {{- toYaml . | nindent 8 }}
+      ports:
+        - protocol: TCP
+          port: {{ $port }}
+    {{- end }}
+    {{- end }}
     {{- end }}
   egress:
     {{- include "kaseum.baseEgress" $ctx | nindent 4 }}
@@ -431,6 +474,19 @@ spec:
       ports:
         - protocol: TCP
           port: {{ (index $root.Values $callee).port }}
+    {{- end }}
+    {{- if and (eq $name "analytics") $root.Values.analyticsPeering }}
+    {{- $_ := include "kaseum.analyticsPeers" $root }}
+    {{- range $peer := $root.Values.analyticsPeering.peers }}
+    # The {{ $peer.region }} region's analytics service (cross-region aggregates).
+    - ports:
+        - protocol: TCP
+          port: {{ splitList ":" $peer.address | last | int }}
+      {{- with $peer.networkPolicyPeers }}
+      to:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+    {{- end }}
     {{- end }}
     {{- if $root.Values.otel.endpoint }}
     - ports:

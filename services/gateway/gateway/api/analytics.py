@@ -34,9 +34,13 @@ def usage(query: UsageQuery, metadata: tuple[tuple[str, str], ...]) -> dict[str,
             cell.update(users=p.users, percentage=round(p.percentage, 2))
         series.append(cell)
     # For a week or month, `users` is the busiest day's ("peak_daily_users"): say so in the answer.
-    return {"series": series, "dimension": result.dimension, "measure": result.measure,
-            "min_group_size": result.min_group_size, "epsilon_spent": result.epsilon_spent,
-            "budget_remaining": round(result.budget_remaining, 6)}
+    answer = {"series": series, "dimension": result.dimension, "measure": result.measure,
+              "min_group_size": result.min_group_size, "epsilon_spent": result.epsilon_spent,
+              "budget_remaining": round(result.budget_remaining, 6)}
+    if result.regions or result.not_reporting:
+        # Combined over regions: which ones, and which did not answer (never silently left out).
+        answer.update(regions=list(result.regions), not_reporting=dict(result.not_reporting))
+    return answer
 
 
 @bp.get("/api/v1/analytics/feature-usage")

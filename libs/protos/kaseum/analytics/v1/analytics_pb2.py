@@ -24,27 +24,37 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#kaseum/analytics/v1/analytics.proto\x12\x13kaseum.analytics.v1\"\xa7\x01\n\x13\x46\x65\x61tureUsageRequest\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\x11\n\tfrom_date\x18\x02 \x01(\t\x12\x0f\n\x07to_date\x18\x03 \x01(\t\x12\x13\n\x0bgranularity\x18\x04 \x01(\t\x12\x11\n\tdimension\x18\x05 \x01(\t\x12\x0e\n\x06region\x18\x06 \x01(\t\x12\x0f\n\x07\x65psilon\x18\x07 \x01(\x01\x12\x12\n\nrequest_id\x18\x08 \x01(\t\"]\n\x05Point\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\r\n\x05users\x18\x02 \x01(\x03\x12\x12\n\npercentage\x18\x03 \x01(\x01\x12\x12\n\nsuppressed\x18\x04 \x01(\x08\x12\r\n\x05value\x18\x05 \x01(\t\"\xaf\x01\n\x14\x46\x65\x61tureUsageResponse\x12*\n\x06series\x18\x01 \x03(\x0b\x32\x1a.kaseum.analytics.v1.Point\x12\x11\n\tdimension\x18\x02 \x01(\t\x12\x15\n\repsilon_spent\x18\x03 \x01(\x01\x12\x18\n\x10\x62udget_remaining\x18\x04 \x01(\x01\x12\x16\n\x0emin_group_size\x18\x05 \x01(\x03\x12\x0f\n\x07measure\x18\x06 \x01(\t\"\x15\n\x13ListFeaturesRequest\"(\n\x14ListFeaturesResponse\x12\x10\n\x08\x66\x65\x61tures\x18\x01 \x03(\t\"\x16\n\x14PrivacyBudgetRequest\"\\\n\x15PrivacyBudgetResponse\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\r\n\x05total\x18\x02 \x01(\x01\x12\r\n\x05spent\x18\x03 \x01(\x01\x12\x15\n\rmax_per_query\x18\x04 \x01(\x01\x32\xbd\x02\n\tAnalytics\x12\x63\n\x0c\x46\x65\x61tureUsage\x12(.kaseum.analytics.v1.FeatureUsageRequest\x1a).kaseum.analytics.v1.FeatureUsageResponse\x12\x63\n\x0cListFeatures\x12(.kaseum.analytics.v1.ListFeaturesRequest\x1a).kaseum.analytics.v1.ListFeaturesResponse\x12\x66\n\rPrivacyBudget\x12).kaseum.analytics.v1.PrivacyBudgetRequest\x1a*.kaseum.analytics.v1.PrivacyBudgetResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#kaseum/analytics/v1/analytics.proto\x12\x13kaseum.analytics.v1\"\xa7\x01\n\x13\x46\x65\x61tureUsageRequest\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\x11\n\tfrom_date\x18\x02 \x01(\t\x12\x0f\n\x07to_date\x18\x03 \x01(\t\x12\x13\n\x0bgranularity\x18\x04 \x01(\t\x12\x11\n\tdimension\x18\x05 \x01(\t\x12\x0e\n\x06region\x18\x06 \x01(\t\x12\x0f\n\x07\x65psilon\x18\x07 \x01(\x01\x12\x12\n\nrequest_id\x18\x08 \x01(\t\"]\n\x05Point\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\r\n\x05users\x18\x02 \x01(\x03\x12\x12\n\npercentage\x18\x03 \x01(\x01\x12\x12\n\nsuppressed\x18\x04 \x01(\x08\x12\r\n\x05value\x18\x05 \x01(\t\"\xc9\x02\n\x14\x46\x65\x61tureUsageResponse\x12*\n\x06series\x18\x01 \x03(\x0b\x32\x1a.kaseum.analytics.v1.Point\x12\x11\n\tdimension\x18\x02 \x01(\t\x12\x15\n\repsilon_spent\x18\x03 \x01(\x01\x12\x18\n\x10\x62udget_remaining\x18\x04 \x01(\x01\x12\x16\n\x0emin_group_size\x18\x05 \x01(\x03\x12\x0f\n\x07measure\x18\x06 \x01(\t\x12\x0f\n\x07regions\x18\x07 \x03(\t\x12R\n\rnot_reporting\x18\x08 \x03(\x0b\x32;.kaseum.analytics.v1.FeatureUsageResponse.NotReportingEntry\x1a\x33\n\x11NotReportingEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"q\n\x12RegionUsageRequest\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\x11\n\tfrom_date\x18\x02 \x01(\t\x12\x0f\n\x07to_date\x18\x03 \x01(\t\x12\x13\n\x0bgranularity\x18\x04 \x01(\t\x12\x11\n\tdimension\x18\x05 \x01(\t\"d\n\nRegionCell\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\r\n\x05users\x18\x03 \x01(\x03\x12\x14\n\x0c\x61\x63tive_users\x18\x04 \x01(\x03\x12\x12\n\nsuppressed\x18\x05 \x01(\x08\"~\n\x13RegionUsageResponse\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x16\n\x0emin_group_size\x18\x02 \x01(\x03\x12\x0f\n\x07measure\x18\x03 \x01(\t\x12.\n\x05\x63\x65lls\x18\x04 \x03(\x0b\x32\x1f.kaseum.analytics.v1.RegionCell\"\x15\n\x13ListFeaturesRequest\"(\n\x14ListFeaturesResponse\x12\x10\n\x08\x66\x65\x61tures\x18\x01 \x03(\t\"\x16\n\x14PrivacyBudgetRequest\"\\\n\x15PrivacyBudgetResponse\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\r\n\x05total\x18\x02 \x01(\x01\x12\r\n\x05spent\x18\x03 \x01(\x01\x12\x15\n\rmax_per_query\x18\x04 \x01(\x01\x32\x9f\x03\n\tAnalytics\x12\x63\n\x0c\x46\x65\x61tureUsage\x12(.kaseum.analytics.v1.FeatureUsageRequest\x1a).kaseum.analytics.v1.FeatureUsageResponse\x12\x63\n\x0cListFeatures\x12(.kaseum.analytics.v1.ListFeaturesRequest\x1a).kaseum.analytics.v1.ListFeaturesResponse\x12\x66\n\rPrivacyBudget\x12).kaseum.analytics.v1.PrivacyBudgetRequest\x1a*.kaseum.analytics.v1.PrivacyBudgetResponse\x12`\n\x0bRegionUsage\x12\'.kaseum.analytics.v1.RegionUsageRequest\x1a(.kaseum.analytics.v1.RegionUsageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kaseum.analytics.v1.analytics_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_FEATUREUSAGERESPONSE_NOTREPORTINGENTRY']._loaded_options = None
+  _globals['_FEATUREUSAGERESPONSE_NOTREPORTINGENTRY']._serialized_options = b'8\001'
   _globals['_FEATUREUSAGEREQUEST']._serialized_start=61
   _globals['_FEATUREUSAGEREQUEST']._serialized_end=228
   _globals['_POINT']._serialized_start=230
   _globals['_POINT']._serialized_end=323
   _globals['_FEATUREUSAGERESPONSE']._serialized_start=326
-  _globals['_FEATUREUSAGERESPONSE']._serialized_end=501
-  _globals['_LISTFEATURESREQUEST']._serialized_start=503
-  _globals['_LISTFEATURESREQUEST']._serialized_end=524
-  _globals['_LISTFEATURESRESPONSE']._serialized_start=526
-  _globals['_LISTFEATURESRESPONSE']._serialized_end=566
-  _globals['_PRIVACYBUDGETREQUEST']._serialized_start=568
-  _globals['_PRIVACYBUDGETREQUEST']._serialized_end=590
-  _globals['_PRIVACYBUDGETRESPONSE']._serialized_start=592
-  _globals['_PRIVACYBUDGETRESPONSE']._serialized_end=684
-  _globals['_ANALYTICS']._serialized_start=687
-  _globals['_ANALYTICS']._serialized_end=1004
+  _globals['_FEATUREUSAGERESPONSE']._serialized_end=655
+  _globals['_FEATUREUSAGERESPONSE_NOTREPORTINGENTRY']._serialized_start=604
+  _globals['_FEATUREUSAGERESPONSE_NOTREPORTINGENTRY']._serialized_end=655
+  _globals['_REGIONUSAGEREQUEST']._serialized_start=657
+  _globals['_REGIONUSAGEREQUEST']._serialized_end=770
+  _globals['_REGIONCELL']._serialized_start=772
+  _globals['_REGIONCELL']._serialized_end=872
+  _globals['_REGIONUSAGERESPONSE']._serialized_start=874
+  _globals['_REGIONUSAGERESPONSE']._serialized_end=1000
+  _globals['_LISTFEATURESREQUEST']._serialized_start=1002
+  _globals['_LISTFEATURESREQUEST']._serialized_end=1023
+  _globals['_LISTFEATURESRESPONSE']._serialized_start=1025
+  _globals['_LISTFEATURESRESPONSE']._serialized_end=1065
+  _globals['_PRIVACYBUDGETREQUEST']._serialized_start=1067
+  _globals['_PRIVACYBUDGETREQUEST']._serialized_end=1089
+  _globals['_PRIVACYBUDGETRESPONSE']._serialized_start=1091
+  _globals['_PRIVACYBUDGETRESPONSE']._serialized_end=1183
+  _globals['_ANALYTICS']._serialized_start=1186
+  _globals['_ANALYTICS']._serialized_end=1601
 # @@protoc_insertion_point(module_scope)

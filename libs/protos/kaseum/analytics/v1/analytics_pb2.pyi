@@ -49,8 +49,13 @@ class FeatureUsageRequest(_message.Message):
     sets exist: there is no filter, so no "all but X" query.
     """
     region: _builtins.str
-    """"" for this deployment's region, a region code (e.g. "eu") for that
-    region's aggregates held here, or "all" for every region combined.
+    """"" for this deployment's region; a region code (e.g. "eu"): that
+    region's aggregates, asked of it when it is a configured peer
+    (ANALYTICS_PEERS), else those held here; "all" for this region and every
+    peer combined (without peers: every region held here); or a
+    comma-separated list of region codes (e.g. "uk,eu") combined. A combined
+    cell is the sum of the regions' released cells, suppressed when any
+    region's cell is suppressed.
     """
     epsilon: _builtins.float
     """Differential privacy: 0 for exact counts (suppression only); otherwise
@@ -134,12 +139,34 @@ Global___Point: _TypeAlias = Point  # noqa: Y015
 class FeatureUsageResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class NotReportingEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     SERIES_FIELD_NUMBER: _builtins.int
     DIMENSION_FIELD_NUMBER: _builtins.int
     EPSILON_SPENT_FIELD_NUMBER: _builtins.int
     BUDGET_REMAINING_FIELD_NUMBER: _builtins.int
     MIN_GROUP_SIZE_FIELD_NUMBER: _builtins.int
     MEASURE_FIELD_NUMBER: _builtins.int
+    REGIONS_FIELD_NUMBER: _builtins.int
+    NOT_REPORTING_FIELD_NUMBER: _builtins.int
     dimension: _builtins.str
     """The dimension of the breakdown ("" for none)."""
     epsilon_spent: _builtins.float
@@ -154,11 +181,24 @@ class FeatureUsageResponse(_message.Message):
     period). Pseudonym keys rotate daily, so one person is a new pseudonym
     each day and distinct users over a week or month cannot be counted; the
     busiest day is a lower bound of them (a sum of days would count a
-    returning user once per day).
+    returning user once per day). Combined over several regions, the sum of
+    each region's busiest day (still a lower bound: regions' users differ).
     """
     @_builtins.property
     def series(self) -> _containers.RepeatedCompositeFieldContainer[Global___Point]:
         """Cells in period order; within a period the total first, then each value."""
+
+    @_builtins.property
+    def regions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The regions whose cells make up the answer (only set when regions were
+        combined: region "all" with peers, or a list).
+        """
+
+    @_builtins.property
+    def not_reporting(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Regions asked for that did not answer (region code → why); their cells
+        are not in the answer. Empty when every region answered.
+        """
 
     def __init__(
         self,
@@ -169,14 +209,124 @@ class FeatureUsageResponse(_message.Message):
         budget_remaining: _builtins.float = ...,
         min_group_size: _builtins.int = ...,
         measure: _builtins.str = ...,
+        regions: _abc.Iterable[_builtins.str] | None = ...,
+        not_reporting: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["budget_remaining", b"budget_remaining", "dimension", b"dimension", "epsilon_spent", b"epsilon_spent", "measure", b"measure", "min_group_size", b"min_group_size", "series", b"series"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["budget_remaining", b"budget_remaining", "dimension", b"dimension", "epsilon_spent", b"epsilon_spent", "measure", b"measure", "min_group_size", b"min_group_size", "not_reporting", b"not_reporting", "regions", b"regions", "series", b"series"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FeatureUsageResponse: _TypeAlias = FeatureUsageResponse  # noqa: Y015
+
+@_typing.final
+class RegionUsageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FEATURE_FIELD_NUMBER: _builtins.int
+    FROM_DATE_FIELD_NUMBER: _builtins.int
+    TO_DATE_FIELD_NUMBER: _builtins.int
+    GRANULARITY_FIELD_NUMBER: _builtins.int
+    DIMENSION_FIELD_NUMBER: _builtins.int
+    feature: _builtins.str
+    """Feature name, as in FeatureUsageRequest."""
+    from_date: _builtins.str
+    """First day, inclusive, as YYYY-MM-DD."""
+    to_date: _builtins.str
+    """Last day, inclusive, as YYYY-MM-DD."""
+    granularity: _builtins.str
+    """day, week or month."""
+    dimension: _builtins.str
+    """"", "product" or "org_size_band"."""
+    def __init__(
+        self,
+        *,
+        feature: _builtins.str = ...,
+        from_date: _builtins.str = ...,
+        to_date: _builtins.str = ...,
+        granularity: _builtins.str = ...,
+        dimension: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dimension", b"dimension", "feature", b"feature", "from_date", b"from_date", "granularity", b"granularity", "to_date", b"to_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegionUsageRequest: _TypeAlias = RegionUsageRequest  # noqa: Y015
+
+@_typing.final
+class RegionCell(_message.Message):
+    """One released cell of the answering region."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIOD_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    USERS_FIELD_NUMBER: _builtins.int
+    ACTIVE_USERS_FIELD_NUMBER: _builtins.int
+    SUPPRESSED_FIELD_NUMBER: _builtins.int
+    period: _builtins.str
+    """Period start as YYYY-MM-DD."""
+    value: _builtins.str
+    """The dimension value ("" for the period's total)."""
+    users: _builtins.int
+    """Distinct users of the feature (0 when suppressed)."""
+    active_users: _builtins.int
+    """Active users in the same cell, the share's denominator (0 when suppressed)."""
+    suppressed: _builtins.bool
+    """True when the region suppressed the cell: no count is given."""
+    def __init__(
+        self,
+        *,
+        period: _builtins.str = ...,
+        value: _builtins.str = ...,
+        users: _builtins.int = ...,
+        active_users: _builtins.int = ...,
+        suppressed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_users", b"active_users", "period", b"period", "suppressed", b"suppressed", "users", b"users", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegionCell: _TypeAlias = RegionCell  # noqa: Y015
+
+@_typing.final
+class RegionUsageResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    MIN_GROUP_SIZE_FIELD_NUMBER: _builtins.int
+    MEASURE_FIELD_NUMBER: _builtins.int
+    CELLS_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    """The answering region's code."""
+    min_group_size: _builtins.int
+    """The answering region's minimum group size."""
+    measure: _builtins.str
+    """What `users` counts, as FeatureUsageResponse.measure."""
+    @_builtins.property
+    def cells(self) -> _containers.RepeatedCompositeFieldContainer[Global___RegionCell]:
+        """Cells in period order; within a period the total first, then each value."""
+
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        min_group_size: _builtins.int = ...,
+        measure: _builtins.str = ...,
+        cells: _abc.Iterable[Global___RegionCell] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cells", b"cells", "measure", b"measure", "min_group_size", b"min_group_size", "region", b"region"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegionUsageResponse: _TypeAlias = RegionUsageResponse  # noqa: Y015
 
 @_typing.final
 class ListFeaturesRequest(_message.Message):

@@ -49,6 +49,11 @@ class AnalyticsStub:
                 request_serializer=kaseum_dot_analytics_dot_v1_dot_analytics__pb2.PrivacyBudgetRequest.SerializeToString,
                 response_deserializer=kaseum_dot_analytics_dot_v1_dot_analytics__pb2.PrivacyBudgetResponse.FromString,
                 _registered_method=True)
+        self.RegionUsage = channel.unary_unary(
+                '/kaseum.analytics.v1.Analytics/RegionUsage',
+                request_serializer=kaseum_dot_analytics_dot_v1_dot_analytics__pb2.RegionUsageRequest.SerializeToString,
+                response_deserializer=kaseum_dot_analytics_dot_v1_dot_analytics__pb2.RegionUsageResponse.FromString,
+                _registered_method=True)
 
 
 class AnalyticsServicer:
@@ -77,6 +82,18 @@ class AnalyticsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegionUsage(self, request, context):
+        """Between regions only: this region's cells of one series exactly as its
+        own analysts are shown them (already suppressed and protected against
+        differencing), so that another region can combine them. Never events,
+        pseudonyms or cells below the threshold. The caller proves it is a
+        configured peer with a token signed by the shared peer secret in the
+        metadata header "x-kaseum-analytics-peer"; no person may call it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalyticsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +111,11 @@ def add_AnalyticsServicer_to_server(servicer, server):
                     servicer.PrivacyBudget,
                     request_deserializer=kaseum_dot_analytics_dot_v1_dot_analytics__pb2.PrivacyBudgetRequest.FromString,
                     response_serializer=kaseum_dot_analytics_dot_v1_dot_analytics__pb2.PrivacyBudgetResponse.SerializeToString,
+            ),
+            'RegionUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegionUsage,
+                    request_deserializer=kaseum_dot_analytics_dot_v1_dot_analytics__pb2.RegionUsageRequest.FromString,
+                    response_serializer=kaseum_dot_analytics_dot_v1_dot_analytics__pb2.RegionUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -177,6 +199,33 @@ class Analytics:
             '/kaseum.analytics.v1.Analytics/PrivacyBudget',
             kaseum_dot_analytics_dot_v1_dot_analytics__pb2.PrivacyBudgetRequest.SerializeToString,
             kaseum_dot_analytics_dot_v1_dot_analytics__pb2.PrivacyBudgetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegionUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.analytics.v1.Analytics/RegionUsage',
+            kaseum_dot_analytics_dot_v1_dot_analytics__pb2.RegionUsageRequest.SerializeToString,
+            kaseum_dot_analytics_dot_v1_dot_analytics__pb2.RegionUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,6 +46,14 @@ class AnalyticsStub:
     """Names of the features that have aggregates (no counts)."""
     PrivacyBudget: _grpc.UnaryUnaryMultiCallable[_analytics_pb2.PrivacyBudgetRequest, _analytics_pb2.PrivacyBudgetResponse]
     """The calling analyst's differential-privacy budget for the current period."""
+    RegionUsage: _grpc.UnaryUnaryMultiCallable[_analytics_pb2.RegionUsageRequest, _analytics_pb2.RegionUsageResponse]
+    """Between regions only: this region's cells of one series exactly as its
+    own analysts are shown them (already suppressed and protected against
+    differencing), so that another region can combine them. Never events,
+    pseudonyms or cells below the threshold. The caller proves it is a
+    configured peer with a token signed by the shared peer secret in the
+    metadata header "x-kaseum-analytics-peer"; no person may call it.
+    """
 
 @_typing.type_check_only
 class AnalyticsAsyncStub(AnalyticsStub):
@@ -59,6 +67,14 @@ class AnalyticsAsyncStub(AnalyticsStub):
     """Names of the features that have aggregates (no counts)."""
     PrivacyBudget: _aio.UnaryUnaryMultiCallable[_analytics_pb2.PrivacyBudgetRequest, _analytics_pb2.PrivacyBudgetResponse]  # type: ignore[assignment]
     """The calling analyst's differential-privacy budget for the current period."""
+    RegionUsage: _aio.UnaryUnaryMultiCallable[_analytics_pb2.RegionUsageRequest, _analytics_pb2.RegionUsageResponse]  # type: ignore[assignment]
+    """Between regions only: this region's cells of one series exactly as its
+    own analysts are shown them (already suppressed and protected against
+    differencing), so that another region can combine them. Never events,
+    pseudonyms or cells below the threshold. The caller proves it is a
+    configured peer with a token signed by the shared peer secret in the
+    metadata header "x-kaseum-analytics-peer"; no person may call it.
+    """
 
 class AnalyticsServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -87,5 +103,19 @@ class AnalyticsServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_analytics_pb2.PrivacyBudgetResponse, _abc.Awaitable[_analytics_pb2.PrivacyBudgetResponse]]:
         """The calling analyst's differential-privacy budget for the current period."""
+
+    @_abc_1.abstractmethod
+    def RegionUsage(
+        self,
+        request: _analytics_pb2.RegionUsageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_pb2.RegionUsageResponse, _abc.Awaitable[_analytics_pb2.RegionUsageResponse]]:
+        """Between regions only: this region's cells of one series exactly as its
+        own analysts are shown them (already suppressed and protected against
+        differencing), so that another region can combine them. Never events,
+        pseudonyms or cells below the threshold. The caller proves it is a
+        configured peer with a token signed by the shared peer secret in the
+        metadata header "x-kaseum-analytics-peer"; no person may call it.
+        """
 
 def add_AnalyticsServicer_to_server(servicer: AnalyticsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
