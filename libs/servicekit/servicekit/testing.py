@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,6 +19,32 @@ from .db import UnitOfWorkFactory, make_engine
 from .outbox import OutboxMixin, OutboxWriter
 
 R = TypeVar("R")
+
+# A service's tests run on SQLite always and on PostgreSQL too when KASEUM_TEST_POSTGRES names a
+# server (as .ci/run does): parametrise the database fixture with BACKENDS.
+POSTGRES = os.environ.get("KASEUM_TEST_POSTGRES", "")
+BACKENDS = ["sqlite", "postgresql"] if POSTGRES else ["sqlite"]
+
+
+@contextmanager
+def fresh_database(backend: str, folder: Path, service: str) -> Iterator[str]:
+    """A new, empty database's URL for one test, dropped afterwards. In CI (CI=true) PostgreSQL must be
+    configured: the upserts, row locks and triggers differ between the two, so it never silently skips."""
+    if os.environ.get("CI") == "true" and not POSTGRES:
+        raise RuntimeError("CI=true but KASEUM_TEST_POSTGRES is not set: tests must also run on PostgreSQL")
+    if backend == "sqlite":
+        yield f"sqlite:///{folder}/{service}.db"
+        return
+    import psycopg
+
+    name = f"k_{service}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def migrated_uow(migrations_dir: Path, url: str, outbox_model: type[OutboxMixin],

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,29 +13,15 @@ from identity.service import IdentityService, SignUp
 from identity.tokens import TokenSigner, generate_private_pem
 from kaseum.events.v1 import envelope_pb2, identity_events_pb2
 from servicekit.caller import TokenVerifier
-from servicekit.testing import migrated_uow
+from servicekit.testing import BACKENDS, fresh_database, migrated_uow
 from sqlalchemy import select
 
-POSTGRES = os.environ.get("KASEUM_TEST_POSTGRES", "")
 
-
-@pytest.fixture(params=["sqlite", "postgresql"] if POSTGRES else ["sqlite"])
+@pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """SQLite always; PostgreSQL too when KASEUM_TEST_POSTGRES names a server (as .ci/run does).
-    In CI its absence is a failure: the upserts, row locks and triggers differ between the two."""
-    if os.environ.get("CI") == "true" and not POSTGRES:
-        pytest.fail("CI=true but KASEUM_TEST_POSTGRES is not set: identity's tests must also run on PostgreSQL")
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/identity.db"
-        return
-    import psycopg
-
-    name = f"k_identity_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"{POSTGRES.rsplit('/', 1)[0]}/{name}"
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """SQLite always; PostgreSQL too when KASEUM_TEST_POSTGRES names a server (as .ci/run does)."""
+    with fresh_database(request.param, tmp_path, "identity") as url:
+        yield url
 
 
 @pytest.fixture

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from servicekit.caller import Principal
-from servicekit.testing import migrated_uow
+from servicekit.testing import BACKENDS, fresh_database, migrated_uow
 from tickets.__main__ import MIGRATIONS
 from tickets.models import Outbox, Repository
 from tickets.scopes import ResellerScopes
@@ -42,23 +40,11 @@ def identity() -> FakeIdentity:
     return FakeIdentity()
 
 
-POSTGRES = os.environ.get("KASEUM_TEST_POSTGRES", "")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"] if POSTGRES else ["sqlite"])
+@pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """SQLite always; PostgreSQL too when KASEUM_TEST_POSTGRES names a server (as .ci/run does)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/t.db"
-        return
-    import psycopg
-
-    name = f"k_tickets_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"{POSTGRES.rsplit('/', 1)[0]}/{name}"
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(request.param, tmp_path, "tickets") as url:
+        yield url
 
 
 @pytest.fixture
