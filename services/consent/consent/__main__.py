@@ -12,6 +12,7 @@ from servicekit.runtime import ServiceRuntime, main_entry
 from servicekit.settings import ServiceSettings
 
 from . import events
+from .calls import CallLists
 from .campaigns import Campaigns
 from .config import ConsentSettings
 from .governance import DECLARATION
@@ -27,7 +28,8 @@ from .service import ConsentService
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], ConsentService, Campaigns, Sender]:
+def bootstrap(base: ServiceSettings
+              ) -> tuple[ServiceRuntime[Repository], ConsentService, Campaigns, CallLists, Sender]:
     settings = ConsentSettings(**base.model_dump())
     runtime = ServiceRuntime(settings, Outbox, Inbox, Repository)
     keys = Keys.from_secret(settings.service_secret(), settings.suppression_key.get_secret_value().encode())
@@ -45,14 +47,14 @@ def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], Consen
                       events.handlers(service))
     # Every replica works the outgoing queue; leases keep them off each other's rows.
     runtime.every(settings.send_poll_seconds, sender.drain)
-    return runtime, service, campaigns, sender
+    return runtime, service, campaigns, CallLists(runtime.uow, service, directory), sender
 
 
 def serve(base: ServiceSettings) -> None:
-    runtime, service, campaigns, _ = bootstrap(base)
+    runtime, service, campaigns, calls, _ = bootstrap(base)
     runtime.governance(DECLARATION, GOVERNANCE)
     runtime.serve([
-        (consent_pb2_grpc.add_ConsentServicer_to_server, ConsentApi(service, campaigns), SERVICE),
+        (consent_pb2_grpc.add_ConsentServicer_to_server, ConsentApi(service, campaigns, calls), SERVICE),
         (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi(
                 "consent", service, runtime.scrubber.request),
              PERSONAL_DATA),

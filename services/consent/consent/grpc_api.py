@@ -8,6 +8,7 @@ from kaseum.consent.v1 import consent_pb2 as pb
 from kaseum.consent.v1 import consent_pb2_grpc
 from servicekit import caller
 
+from .calls import CallLists
 from .campaigns import Campaigns
 from .service import ConsentService, PreferencesView
 
@@ -38,9 +39,10 @@ def preferences_message(view: PreferencesView) -> pb.Preferences:
 
 
 class ConsentApi(consent_pb2_grpc.ConsentServicer):
-    def __init__(self, service: ConsentService, campaigns: Campaigns) -> None:
+    def __init__(self, service: ConsentService, campaigns: Campaigns, calls: CallLists) -> None:
         self.service = service
         self.campaigns = campaigns
+        self.calls = calls
 
     def GetPreferences(self, request: pb.GetPreferencesRequest, context: Any) -> pb.Preferences:
         return preferences_message(self.service.get(caller.require_any(), request.subject_id))
@@ -94,3 +96,11 @@ class ConsentApi(consent_pb2_grpc.ConsentServicer):
                              context: Any) -> pb.RecordProductHoldingResponse:
         self.campaigns.record_holding(caller.require_any(), request.subject_id, request.product)
         return pb.RecordProductHoldingResponse()
+
+    def CallList(self, request: pb.CallListRequest, context: Any) -> pb.CallListResponse:
+        result = self.calls.export(caller.require_any(), request.purpose,
+                                   list(request.tps_numbers) if request.tps_screened else None)
+        return pb.CallListResponse(
+            rows=[pb.CallListRow(subject_id=r.subject_id, phone=r.phone, basis=r.basis, on_tps=r.on_tps)
+                  for r in result.rows],
+            tps_screened=result.screened, tps_numbers=result.tps_numbers, without_phone=result.without_phone)

@@ -312,6 +312,15 @@ class Repository:
             select(LedgerEntry).where(LedgerEntry.subject_id == subject_id).order_by(LedgerEntry.seq)
         ))
 
+    def latest_grants(self, subject_ids: list[str], channel: str) -> dict[str, LedgerEntry]:
+        """Each subject's newest ledger entry granting `channel` (the consent a call list cites)."""
+        found: dict[str, LedgerEntry] = {}
+        for entry in self.session.scalars(select(LedgerEntry).where(
+                LedgerEntry.subject_id.in_(subject_ids), LedgerEntry.channel == channel,
+                LedgerEntry.granted.is_(True)).order_by(LedgerEntry.seq)):
+            found[entry.subject_id] = entry
+        return found
+
     def restricted(self, subject_id: str) -> bool:
         return is_restricted(self.session, Restriction, subject_id)
 

@@ -625,3 +625,106 @@ class RecordProductHoldingResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecordProductHoldingResponse: _TypeAlias = RecordProductHoldingResponse  # noqa: Y015
+
+@_typing.final
+class CallListRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    TPS_SCREENED_FIELD_NUMBER: _builtins.int
+    TPS_NUMBERS_FIELD_NUMBER: _builtins.int
+    purpose: _builtins.str
+    """"marketing" (the default when ""): the only purpose calls are listed for."""
+    tps_screened: _builtins.bool
+    """True when the operator supplied a TPS/CTPS register extract (an empty one included), so each
+    row says whether its number is on it; false when the list is not screened.
+    """
+    @_builtins.property
+    def tps_numbers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The register extract's numbers, E.164 (e.g. "+442079460018"); only compared, never stored or logged."""
+
+    def __init__(
+        self,
+        *,
+        purpose: _builtins.str = ...,
+        tps_screened: _builtins.bool = ...,
+        tps_numbers: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["purpose", b"purpose", "tps_numbers", b"tps_numbers", "tps_screened", b"tps_screened"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallListRequest: _TypeAlias = CallListRequest  # noqa: Y015
+
+@_typing.final
+class CallListRow(_message.Message):
+    """One person who may be called."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_ID_FIELD_NUMBER: _builtins.int
+    PHONE_FIELD_NUMBER: _builtins.int
+    BASIS_FIELD_NUMBER: _builtins.int
+    ON_TPS_FIELD_NUMBER: _builtins.int
+    subject_id: _builtins.str
+    """Subject id."""
+    phone: _builtins.str
+    """Telephone number in E.164, fetched from identity for this export (consent does not keep it)."""
+    basis: _builtins.str
+    """Why the person may be called, e.g. "consented to marketing calls on 2025-03-01 (ledger seq 4):
+    TPS/CTPS screening not required"; for a number on the register it ends "on TPS/CTPS; consented:
+    may be called despite TPS".
+    """
+    on_tps: _builtins.bool
+    """True when the number is in the supplied TPS/CTPS extract (always false when not screened)."""
+    def __init__(
+        self,
+        *,
+        subject_id: _builtins.str = ...,
+        phone: _builtins.str = ...,
+        basis: _builtins.str = ...,
+        on_tps: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "on_tps", b"on_tps", "phone", b"phone", "subject_id", b"subject_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallListRow: _TypeAlias = CallListRow  # noqa: Y015
+
+@_typing.final
+class CallListResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROWS_FIELD_NUMBER: _builtins.int
+    TPS_SCREENED_FIELD_NUMBER: _builtins.int
+    TPS_NUMBERS_FIELD_NUMBER: _builtins.int
+    WITHOUT_PHONE_FIELD_NUMBER: _builtins.int
+    tps_screened: _builtins.bool
+    """Echo of the request: the rows were checked against a TPS/CTPS extract."""
+    tps_numbers: _builtins.int
+    """Numbers in the extract the request carried (after removing repeats)."""
+    without_phone: _builtins.int
+    """Subjects who consented to calls but have no telephone number with identity (not listed)."""
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___CallListRow]:
+        """The people who may be called, by subject id; every one consented to marketing calls."""
+
+    def __init__(
+        self,
+        *,
+        rows: _abc.Iterable[Global___CallListRow] | None = ...,
+        tps_screened: _builtins.bool = ...,
+        tps_numbers: _builtins.int = ...,
+        without_phone: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rows", b"rows", "tps_numbers", b"tps_numbers", "tps_screened", b"tps_screened", "without_phone", b"without_phone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallListResponse: _TypeAlias = CallListResponse  # noqa: Y015

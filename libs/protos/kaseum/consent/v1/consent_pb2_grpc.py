@@ -89,6 +89,11 @@ class ConsentStub:
                 request_serializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.RecordProductHoldingRequest.SerializeToString,
                 response_deserializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.RecordProductHoldingResponse.FromString,
                 _registered_method=True)
+        self.CallList = channel.unary_unary(
+                '/kaseum.consent.v1.Consent/CallList',
+                request_serializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.CallListRequest.SerializeToString,
+                response_deserializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.CallListResponse.FromString,
+                _registered_method=True)
 
 
 class ConsentServicer:
@@ -173,6 +178,16 @@ class ConsentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CallList(self, request, context):
+        """The telephone call list for marketing calls (admin or the operator CLI; R-MKT-7): everyone
+        CanContact allows on the telephone, with the number identity holds now and why they may be
+        called, each number checked against the TPS/CTPS register extract when one is given. Every
+        number exported is on the audit trail (purpose 4.1.5).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConsentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -230,6 +245,11 @@ def add_ConsentServicer_to_server(servicer, server):
                     servicer.RecordProductHolding,
                     request_deserializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.RecordProductHoldingRequest.FromString,
                     response_serializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.RecordProductHoldingResponse.SerializeToString,
+            ),
+            'CallList': grpc.unary_unary_rpc_method_handler(
+                    servicer.CallList,
+                    request_deserializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.CallListRequest.FromString,
+                    response_serializer=kaseum_dot_consent_dot_v1_dot_consent__pb2.CallListResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -529,6 +549,33 @@ class Consent:
             '/kaseum.consent.v1.Consent/RecordProductHolding',
             kaseum_dot_consent_dot_v1_dot_consent__pb2.RecordProductHoldingRequest.SerializeToString,
             kaseum_dot_consent_dot_v1_dot_consent__pb2.RecordProductHoldingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CallList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.consent.v1.Consent/CallList',
+            kaseum_dot_consent_dot_v1_dot_consent__pb2.CallListRequest.SerializeToString,
+            kaseum_dot_consent_dot_v1_dot_consent__pb2.CallListResponse.FromString,
             options,
             channel_credentials,
             insecure,

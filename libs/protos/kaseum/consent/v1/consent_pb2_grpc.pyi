@@ -59,6 +59,12 @@ class ConsentStub:
     """Check a subject's ledger hash chain (DPO, admin or a service)."""
     RecordProductHolding: _grpc.UnaryUnaryMultiCallable[_consent_pb2.RecordProductHoldingRequest, _consent_pb2.RecordProductHoldingResponse]
     """Record that a customer holds a product (admin or the operator CLI), for update notices (section 4.1.5)."""
+    CallList: _grpc.UnaryUnaryMultiCallable[_consent_pb2.CallListRequest, _consent_pb2.CallListResponse]
+    """The telephone call list for marketing calls (admin or the operator CLI; R-MKT-7): everyone
+    CanContact allows on the telephone, with the number identity holds now and why they may be
+    called, each number checked against the TPS/CTPS register extract when one is given. Every
+    number exported is on the audit trail (purpose 4.1.5).
+    """
 
 @_typing.type_check_only
 class ConsentAsyncStub(ConsentStub):
@@ -89,6 +95,12 @@ class ConsentAsyncStub(ConsentStub):
     """Check a subject's ledger hash chain (DPO, admin or a service)."""
     RecordProductHolding: _aio.UnaryUnaryMultiCallable[_consent_pb2.RecordProductHoldingRequest, _consent_pb2.RecordProductHoldingResponse]  # type: ignore[assignment]
     """Record that a customer holds a product (admin or the operator CLI), for update notices (section 4.1.5)."""
+    CallList: _aio.UnaryUnaryMultiCallable[_consent_pb2.CallListRequest, _consent_pb2.CallListResponse]  # type: ignore[assignment]
+    """The telephone call list for marketing calls (admin or the operator CLI; R-MKT-7): everyone
+    CanContact allows on the telephone, with the number identity holds now and why they may be
+    called, each number checked against the TPS/CTPS register extract when one is given. Every
+    number exported is on the audit trail (purpose 4.1.5).
+    """
 
 class ConsentServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -182,5 +194,17 @@ class ConsentServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_consent_pb2.RecordProductHoldingResponse, _abc.Awaitable[_consent_pb2.RecordProductHoldingResponse]]:
         """Record that a customer holds a product (admin or the operator CLI), for update notices (section 4.1.5)."""
+
+    @_abc_1.abstractmethod
+    def CallList(
+        self,
+        request: _consent_pb2.CallListRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_consent_pb2.CallListResponse, _abc.Awaitable[_consent_pb2.CallListResponse]]:
+        """The telephone call list for marketing calls (admin or the operator CLI; R-MKT-7): everyone
+        CanContact allows on the telephone, with the number identity holds now and why they may be
+        called, each number checked against the TPS/CTPS register extract when one is given. Every
+        number exported is on the audit trail (purpose 4.1.5).
+        """
 
 def add_ConsentServicer_to_server(servicer: ConsentServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
