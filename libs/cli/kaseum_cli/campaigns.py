@@ -1,8 +1,10 @@
-"""`kaseum campaigns send` and `kaseum notices publish`: consent's administration from the command line."""
+"""`kaseum campaigns send|call-list` and `kaseum notices publish`: consent's administration from the command line."""
 
 from __future__ import annotations
 
+import csv
 import sys
+from pathlib import Path
 
 import grpc
 import typer
@@ -56,6 +58,62 @@ def send(
         fail(_describe(exc))
     typer.echo(f"campaign {result.id}: audience {result.audience}, queued {result.eligible}, "
                f"left out {result.suppressed} (no consent, objected, restricted or suppressed)")
+
+
+def _register(path: Path) -> list[str]:
+    """The TPS/CTPS extract: one E.164 number a line; blank lines and # comments skipped.
+
+    A bad line is reported by its number only: the file's numbers are never echoed or logged."""
+    from .main import fail
+
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+    numbers = []
+    for n, line in enumerate(lines, 1):
+        number = line.strip()
+        if not number or number.startswith("#"):
+            continue
+        digits = number[1:].replace(" ", "")
+        if not number.startswith("+") or not digits.isdigit() or not 8 <= len(digits) <= 15:
+            fail(f"{path}, line {n}: not an E.164 number (+ and 8-15 digits)")
+        numbers.append(number)
+    return numbers
+
+
+@campaigns.command("call-list")
+def call_list(
+    tps: Path | None = typer.Option(None, "--tps", help="The licensed TPS/CTPS register extract: one E.164 number "
+                                                        "a line. Listed numbers are marked."),
+    as_csv: bool = typer.Option(False, "--csv", help="CSV (subject_id,phone,on_tps,basis) after the header line."),
+) -> None:
+    """The telephone call list for marketing calls: only people who consented to calls (R-MKT-7).
+
+    Every export is on consent's audit trail. The first line says what the screening was."""
+    from .main import fail
+
+    numbers = _register(tps) if tps is not None else []
+    stub, metadata = _stub()
+    try:
+        result = stub.CallList(consent_pb2.CallListRequest(
+            purpose="marketing", tps_screened=tps is not None, tps_numbers=numbers), metadata=metadata)
+    except grpc.RpcError as exc:
+        fail(_describe(exc))
+    listed = sum(r.on_tps for r in result.rows)
+    screening = (f"screened against the TPS/CTPS extract {tps.name} ({result.tps_numbers} numbers): {listed} "
+                 f"marked TPS, callable because the person consented to calls" if tps is not None else
+                 "not screened against TPS/CTPS (no --tps file): not required, as every person listed consented "
+                 "to marketing calls")
+    typer.echo(f"# marketing call list, {len(result.rows)} people; {screening}; "
+               f"{result.without_phone} consented without a phone number (not listed)")
+    if as_csv:
+        out = csv.writer(sys.stdout, lineterminator="\n")
+        out.writerow(["subject_id", "phone", "on_tps", "basis"])
+        out.writerows([r.subject_id, r.phone, "yes" if r.on_tps else "no", r.basis] for r in result.rows)
+        return
+    for r in result.rows:
+        typer.echo(f"{r.subject_id}  {r.phone:<16}  {'TPS' if r.on_tps else '   '}  {r.basis}")
 
 
 @notices.command("publish")
