@@ -20,6 +20,7 @@ from .api import (
     analytics_page,
     campaigns,
     dpo,
+    dpo_page,
     me,
     organisations,
     rights,
@@ -81,7 +82,7 @@ def create_app(settings: GatewaySettings | None = None, backends: Backends | Non
         return None
 
     for blueprint in (health_bp, accounts.bp, me.bp, tickets.bp, rights.bp, admin.bp, organisations.bp,
-                      analytics.bp, analytics_page.bp, unsubscribe.bp, campaigns.bp, dpo.bp):
+                      analytics.bp, analytics_page.bp, unsubscribe.bp, campaigns.bp, dpo.bp, dpo_page.bp):
         app.register_blueprint(blueprint)
     openapi.register(app)
     return app
