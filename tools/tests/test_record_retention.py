@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 
 # Wired so far; consent and rights join when their migrations install rotation's triggers.
-WIRED = ("identity", "tickets", "analytics")
+WIRED = ("identity", "tickets", "consent", "rights", "analytics")
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("KASEUM_TEST_POSTGRES") else [])
 # The triggers read the database's clock, so the injected one starts today.
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -12,10 +12,11 @@ closure of an account that was closed but not erased.
 
 from __future__ import annotations
 
+from servicekit import rotation
 from servicekit.declarations import Purpose, ServiceDeclaration
 from servicekit.retention import RetentionRule
 
-from .models import Base, purge_campaigns, purge_communications
+from .models import GOVERNANCE, Base, purge_campaigns, purge_communications
 
 LIMITATION = "Limitation Act 1980 s.5: a claim on a contract can be brought for 6 years"
 
@@ -56,8 +57,9 @@ RETENTION = (
     RetentionRule("access_and_transfer_records", "access_records",
                   "staff and services' access to consent data, transfer decisions, the legal-hold projection",
                   "the access or decision", LIMITATION + " and evidence for breach assessment (Art. 33); "
-                  "append-only, so removed by rotating the table, not row by row (not automated yet)",
-                  months=72, covers=("transfer_records", "3.2.1")),
+                  + rotation.HOW + "; the legal-hold projection is not purged yet",
+                  months=rotation.MONTHS, purge=rotation.purge_chains(GOVERNANCE),
+                  covers=("transfer_records", "3.2.1")),
     RetentionRule("outbox_events", "3.2.1", "events not yet published (ids only)",
                   "until published (seconds); the event stream keeps them 30 days",
                   "delivery to the other services; the relay deletes each row once published", days=30),

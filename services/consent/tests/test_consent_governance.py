@@ -81,7 +81,7 @@ def test_purge_removes_exactly_the_communications_past_two_years_and_nothing_hel
 
     clock = Clock(start + relativedelta(months=24) + timedelta(minutes=2))
     purger = Purger(RETENTION, world.uow.session_factory, PurgeRun, clock, batch_size=1)
-    results = {r.rule: r.purged for r in purger.run_once()}
+    results = {r.rule: r.purged for r in purger.run_once() if r.purged}
     assert results == {"communications": 2, "campaigns": 1}
     assert messages(world) == {(CAROL, ""), (BOB, second), (ADA, third), (BOB, third)}
     with world.uow() as uow:

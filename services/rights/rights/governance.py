@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from servicekit import rotation
 from servicekit.declarations import Purpose, ServiceDeclaration
 from servicekit.retention import RetentionRule
 
-from .models import Base, purge_completed_requests, purge_expired_exports, purge_released_holds
+from .models import GOVERNANCE, Base, purge_completed_requests, purge_expired_exports, purge_released_holds
 
 LIMITATION = "Limitation Act 1980 s.5 (6 years)"
 
@@ -22,8 +23,9 @@ RETENTION = (
                   purge=purge_released_holds, covers=("3.2.1",)),
     RetentionRule("access_and_transfer_records", "access_records",
                   "the DPO's reads of requests, every hold change, transfer decisions", "the access or decision",
-                  f"{LIMITATION} and evidence for breach assessment (Art. 33); append-only, so removed by rotating "
-                  "the table, not row by row (not automated yet)", months=72, covers=("transfer_records", "3.2.1")),
+                  f"{LIMITATION} and evidence for breach assessment (Art. 33); {rotation.HOW}",
+                  months=rotation.MONTHS, purge=rotation.purge_chains(GOVERNANCE),
+                  covers=("transfer_records", "3.2.1")),
     RetentionRule("access_exports", "rights_requests", "the copy of a subject's data built for an access or "
                   "portability request", "the export is built (its download link is valid 7 days)",
                   "only to let the requester download it (notice 13.1.1); deleted when the link expires", days=7,

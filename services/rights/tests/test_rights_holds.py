@@ -142,8 +142,7 @@ def test_completed_requests_are_purged_six_years_after_completion_unless_held(
     holds.place(person("dpo"), "subject", customers[0].subject_id, "litigation", "", clock.now + timedelta(days=9999))
     clock.advance(days=365 * 6 + 2 + 1)  # six years (two leap days) and a day: days 0 and 1 are due
     purger = Purger(RETENTION, uow.session_factory, PurgeRun, clock)
-    assert {r.rule: r.purged for r in purger.run_once()} == {"completed_requests": 1, "released_holds": 0,
-                                                                   "access_exports": 0}
+    assert {r.rule: r.purged for r in purger.run_once() if r.purged} == {"completed_requests": 1}
     with uow() as u:
         left = set(u.session.scalars(select(RightsRequest.id)))
     assert left == {filed[0].id, filed[2].id, filed[3].id}  # filed[0] is held; 2 and 3 are not yet due

@@ -1,0 +1,28 @@
+"""access and transfer records purged after 6 years
+
+The append-only triggers of audit_log and transfer_log now let the retention purge remove a chain's
+oldest rows: a DELETE passes only for a row at or below the chain's anchor (written by the purge)
+and older than 6 years by the database's clock (servicekit/rotation.py).
+Revision ID: 9d41f6c2e8b3
+Revises: a7c31e90d2b4
+Create Date: 2026-12-01 14:10:00.000000
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+from servicekit import rotation
+
+
+revision: str = '9d41f6c2e8b3'
+down_revision: str | None = 'a7c31e90d2b4'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    rotation.upgrade(op)
+
+
+def downgrade() -> None:
+    rotation.downgrade(op)
