@@ -305,3 +305,58 @@ def test_the_gateway_drops_its_copy_of_the_day_key_at_midnight(system: Stack) ->
         assert publisher._day_key is None
     finally:
         bus.stop()
+
+
+@pytest.mark.rule("R-DATA-3")
+@pytest.mark.notice("3.3")
+def test_an_organisations_size_band_is_cached_and_a_failed_lookup_counts_as_unknown() -> None:
+    from gateway.usage import SizeBands
+
+    asked: list[str] = []
+    now = [0.0]
+    answers = {"org-a": "10-49", "org-b": "Acme's 12 people", "org-c": RuntimeError("identity down")}
+
+    def fetch(organisation_id: str, metadata: Any) -> str:
+        asked.append(organisation_id)
+        found = answers[organisation_id]
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    bands = SizeBands(fetch, ttl=300, retry=30, clock=lambda: now[0])
+    assert [bands.band(o, ()) for o in ("org-a", "org-a", "org-b", "org-c", "")] == ["10-49", "10-49", "", "", ""]
+    assert asked == ["org-a", "org-b", "org-c"]  # cached; no organisation, no question
+    now[0] = 31.0
+    answers["org-c"] = "250+"
+    assert (bands.band("org-c", ()), bands.band("org-a", ())) == ("250+", "10-49")  # retried sooner
+    now[0] = 301.0
+    answers["org-a"] = "50-249"
+    assert bands.band("org-a", ()) == "50-249" and asked == ["org-a", "org-b", "org-c", "org-c", "org-a"]
+
+
+@pytest.mark.rule("R-DATA-3")
+@pytest.mark.notice("3.3", "4.1.4")
+def test_a_use_carries_the_size_band_an_admin_set_for_the_customers_organisation(
+        system: Stack, api: Api, admin: Api) -> None:
+    company = f"Banded {uuid.uuid4().hex[:8]}"
+    customer, _, _ = sign_up_and_log_in(api, company=company)
+    listed = admin.call("GET", "/api/v1/admin/organisations", params={"kind": "customer"})
+    assert listed.status_code == 200, listed.text
+    org = next(o for o in listed.json()["items"] if o["name"] == company)
+    assert org["size_band"] == ""
+    # Set from a declared head count: only the band is kept and shown.
+    done = admin.call("PUT", f"/api/v1/admin/organisations/{org['id']}/size", json={"employees": 37})
+    assert done.status_code == 200 and done.json()["size_band"] == "10-49", done.text
+    assert admin.call("PUT", f"/api/v1/admin/organisations/{org['id']}/size",
+                      json={"size_band": "11-20"}).status_code == 422
+    assert customer.call("PUT", f"/api/v1/admin/organisations/{org['id']}/size",
+                         json={"size_band": "1-9"}).status_code == 403
+    before = published(system)
+    assert customer.call("GET", "/api/v1/me").status_code == 200
+    eventually(lambda: published(system) == before + 1, what="the usage event")
+    event = gw.FeatureUsed()
+    assert envelope_pb2.Envelope.FromString(jetstream_last(system)).payload.Unpack(event)
+    assert (event.feature, event.org_size_band) == ("profile.view", "10-49")
+    # The operator CLI sets it too.
+    cli_done = cli(system, "organisations", "size", "--organisation", org["id"], "--band", "50-249")
+    assert cli_done.returncode == 0 and "size band 50-249" in cli_done.stdout, cli_done.stderr

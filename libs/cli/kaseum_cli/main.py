@@ -141,5 +141,24 @@ def link_customer(
     typer.echo(f"linked reseller {link.reseller_id} to customer {link.customer_organisation_id}")
 
 
+@organisations.command("size")
+def set_size(
+    organisation: str = typer.Option(..., help="Id of the customer organisation."),
+    band: str = typer.Option("", help="Size band: 1-9, 10-49, 50-249 or 250+."),
+    employees: int = typer.Option(0, help="Or a declared employee count: only its band is kept."),
+    clear: bool = typer.Option(False, "--clear", help="Remove the band (counted as unknown)."),
+) -> None:
+    """Set a customer organisation's size band, the coarse dimension of usage statistics."""
+    if clear == bool(band or employees):
+        fail("give --band or --employees, or --clear")
+    stub, metadata = organisations_stub()
+    try:
+        updated = stub.SetOrganisationSize(organisations_pb2.SetOrganisationSizeRequest(
+            organisation_id=organisation, size_band=band, employees=employees), metadata=metadata)
+    except grpc.RpcError as exc:
+        fail(describe(exc))
+    typer.echo(f"{updated.name} ({updated.id}): size band {updated.size_band or 'not set'}")
+
+
 if __name__ == "__main__":
     app()

@@ -38,3 +38,16 @@ def coarse_product(value: object, products: Collection[str]) -> str:
         return ""
     slug = value.strip().lower()
     return slug if slug in products and slug not in RESERVED else OTHER_PRODUCT
+
+
+# Customer organisation size bands (employees), the coarse dimension "org_size_band". An exact
+# head count would make a small company identifiable; a band of four never does on its own.
+SIZE_BANDS = ("1-9", "10-49", "50-249", "250+")
+_BAND_FLOORS = ((250, "250+"), (50, "50-249"), (10, "10-49"), (1, "1-9"))
+
+
+def size_band_of(employees: int) -> str:
+    """The band of a declared employee count (at least 1)."""
+    if employees < 1:
+        raise ValueError("an employee count is at least 1")
+    return next(band for floor, band in _BAND_FLOORS if employees >= floor)

@@ -27,7 +27,7 @@ from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from servicekit.db import UnitOfWork, UnitOfWorkFactory, utcnow
-from servicekit.dimensions import DEFAULT_PRODUCTS, coarse_product
+from servicekit.dimensions import DEFAULT_PRODUCTS, SIZE_BANDS, coarse_product
 from servicekit.logs import get_logger
 from servicekit.pseudonyms import pseudonym
 from servicekit.subject_data import Erasure, Export, SubjectDataRules
@@ -41,7 +41,6 @@ log = get_logger(__name__)
 MAX_FEATURE = 100
 _FEATURE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
 _PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
-SIZE_BANDS = ("1-9", "10-49", "50-249", "250+")
 
 NO_PERSONAL_DATA = (
     "Analytics keeps no personal data: usage is held under a pseudonym whose key changes every "

@@ -29,6 +29,8 @@ class Caller:
     region: str
     session_id: str
     token: str
+    # The organisation in the token's `org` claim (a customer's company), "" if none.
+    organisation_id: str = ""
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
@@ -68,7 +70,7 @@ def require_caller() -> Caller:
             revocations().refuse_revoked(p.session_id, ask_identity)
         except errors.Unauthenticated as exc:
             fail(401, exc.code, exc.message)
-        g.caller = Caller(p.subject_id, p.role, p.region, p.session_id, token)
+        g.caller = Caller(p.subject_id, p.role, p.region, p.session_id, token, p.organisation_id)
     return g.caller  # type: ignore[no-any-return]
 
 

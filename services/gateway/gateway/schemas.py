@@ -375,6 +375,8 @@ class OrganisationOut(BaseModel):
     customer_organisation_ids: list[str]
     created_at: str
     ticket_sharing: bool
+    size_band: str = Field(default="", description=(
+        "customers: employees as a band, 1-9, 10-49, 50-249 or 250+ (\"\" when not set)"))
 
 
 class OrganisationPage(BaseModel):
@@ -394,6 +396,12 @@ class CountriesBody(Body):
 
 class TicketSharingBody(Body):
     enabled: bool = Field(description="true: the organisation's members see each other's tickets")
+
+
+class OrganisationSizeBody(Body):
+    # A band, or a declared employee count of which only the band is kept; neither clears it.
+    size_band: str = Field(default="", max_length=8, description="1-9, 10-49, 50-249 or 250+")
+    employees: int = Field(default=0, ge=0, le=10_000_000, description="a head count instead of a band")
 
 
 class ResellerCustomerBody(Body):

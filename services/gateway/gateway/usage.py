@@ -3,7 +3,9 @@
 The event names no one: it carries the feature, the UTC day, coarse dimensions and a pseudonym,
 the HMAC of the subject id under the day's key from the region's key bucket (shared by every
 gateway replica, created by whichever first needs it; see servicekit.pseudonyms). Subjects on the
-region's analytics exclusion list (objected or restricted) are not published at all.
+region's analytics exclusion list (objected or restricted) are not published at all. The use
+carries the customer's organisation size band (a coarse dimension), asked of identity by the
+organisation id in the caller's token and cached for a few minutes (`SizeBands`).
 
 Publishing never slows or fails the customer's request: after the response is built, the work is
 handed to the process's NATS loop and not awaited; if NATS is down, or too much is already
@@ -16,11 +18,13 @@ import asyncio
 import threading
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime, time, timedelta
+from time import monotonic
 
 from flask import Flask, Response, g, request
 from kaseum.events.v1 import gateway_events_pb2 as gw
+from kaseum.identity.v1 import organisations_pb2
 from servicekit.bus import Bus
-from servicekit.dimensions import DEFAULT_PRODUCTS, coarse_product
+from servicekit.dimensions import DEFAULT_PRODUCTS, SIZE_BANDS, coarse_product
 from servicekit.logs import get_logger
 from servicekit.outbox import envelope, subject_for
 from servicekit.pseudonyms import Exclusions, PseudonymKeys, pseudonym
@@ -48,10 +52,54 @@ FEATURES: dict[tuple[str, str], str] = {
 }
 
 
+Metadata = tuple[tuple[str, str], ...]
+
+
+class SizeBands:
+    """Organisation id → size band ("" when not set or not known), cached for `ttl` seconds.
+
+    A band changes rarely and is coarse, so a use counted under the previous band for a few
+    minutes after an admin changes it is an acceptable error; asking identity on every use is not.
+    A failed lookup counts the use as "unknown" and is retried sooner.
+    """
+
+    def __init__(self, fetch: Callable[[str, Metadata], str], ttl: float = 300.0, retry: float = 30.0,
+                 max_entries: int = 10_000, clock: Callable[[], float] = monotonic) -> None:
+        self.fetch = fetch
+        self.ttl = ttl
+        self.retry = retry
+        self.max_entries = max_entries
+        self.clock = clock
+        self._cache: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def band(self, organisation_id: str, metadata: Metadata) -> str:
+        if not organisation_id:
+            return ""
+        now = self.clock()
+        with self._lock:
+            hit = self._cache.get(organisation_id)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        try:
+            found = self.fetch(organisation_id, metadata)
+            band, keep = (found if found in SIZE_BANDS else ""), self.ttl
+        except Exception as exc:
+            log.info("size band not known", error=type(exc).__name__)
+            band, keep = "", self.retry
+        with self._lock:
+            if len(self._cache) >= self.max_entries:
+                self._cache.clear()  # bounded memory; refilled on demand
+            self._cache[organisation_id] = (band, now + keep)
+        return band
+
+
 class UsagePublisher:
     def __init__(self, bus: Bus, region: str, max_pending: int = 1000,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 size_bands: SizeBands | None = None) -> None:
         self.bus = bus
+        self.size_bands = size_bands
         self.region = region
         self.keys = PseudonymKeys(bus, region)
         self.exclusions = Exclusions(bus, region)
@@ -63,8 +111,10 @@ class UsagePublisher:
         self._day_key: tuple[str, bytes] | None = None
         self._midnight: asyncio.TimerHandle | None = None
 
-    def feature_used(self, subject_id: str, feature: str, product: str = "", size_band: str = "") -> bool:
-        """Hand the use to the NATS loop; True if handed, False if dropped. Never raises, never waits."""
+    def feature_used(self, subject_id: str, feature: str, product: str = "", size_band: str = "",
+                     organisation_id: str = "", metadata: Metadata = ()) -> bool:
+        """Hand the use to the NATS loop; True if handed, False if dropped. Never raises, never waits.
+        Without `size_band`, the band of `organisation_id` is looked up (off the request's thread)."""
         try:
             if not self.bus.connected:
                 return False
@@ -73,7 +123,7 @@ class UsagePublisher:
                     return False
                 self._pending += 1
             future = asyncio.run_coroutine_threadsafe(
-                self._publish(subject_id, feature, product, size_band), self.bus.loop)
+                self._publish(subject_id, feature, product, size_band, organisation_id, metadata), self.bus.loop)
             future.add_done_callback(self._done)
             return True
         except Exception:
@@ -113,10 +163,15 @@ class UsagePublisher:
         else:
             self._forget_at_midnight()  # woken before midnight (the loop's clock drifts): again
 
-    async def _publish(self, subject_id: str, feature: str, product: str, size_band: str) -> None:
+    async def _publish(self, subject_id: str, feature: str, product: str, size_band: str,
+                       organisation_id: str = "", metadata: Metadata = ()) -> None:
         try:
             if await self.exclusions.is_excluded(subject_id):
                 return
+            if not size_band and organisation_id and self.size_bands is not None:
+                # A blocking gRPC call (on a cache miss): in a worker thread, not on the NATS loop.
+                size_band = await asyncio.get_running_loop().run_in_executor(
+                    None, self.size_bands.band, organisation_id, metadata)
             day = self.clock().date().isoformat()
             key = await self._key(day)
             nc = self.bus.nc
@@ -140,7 +195,15 @@ def register(app: Flask, bus: Bus, region: str, products: Collection[str] = DEFA
     ANALYTICS_PRODUCTS), else as "other": free text never becomes a dimension value.
     """
     listed = frozenset(products)
-    publisher = UsagePublisher(bus, region)
+
+    def fetch_band(organisation_id: str, metadata: Metadata) -> str:
+        # Asked with the customer's own token: identity answers a member about their organisation.
+        stub = app.extensions["kaseum_backends"].organisations
+        answer = stub.OrganisationSizeBand(organisations_pb2.OrganisationSizeBandRequest(
+            organisation_id=organisation_id), metadata=metadata, timeout=2)
+        return str(answer.size_band)
+
+    publisher = UsagePublisher(bus, region, size_bands=SizeBands(fetch_band))
     app.extensions["kaseum_usage"] = publisher
 
     @app.after_request
@@ -154,7 +217,8 @@ def register(app: Flask, bus: Bus, region: str, products: Collection[str] = DEFA
             if feature:
                 body = request.get_json(silent=True) if request.is_json else None
                 product = coarse_product(body.get("product"), listed) if isinstance(body, dict) else ""
-                publisher.feature_used(caller.subject_id, feature, product)
+                publisher.feature_used(caller.subject_id, feature, product,
+                                       organisation_id=caller.organisation_id, metadata=caller.metadata)
         except Exception as exc:
             # Counting is never worth a failed request.
             log.info("usage not counted", error=type(exc).__name__)

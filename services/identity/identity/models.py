@@ -78,6 +78,9 @@ class Organisation(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=NONE)
     # Customers: members see each other's tickets only when an admin enables it (section 11).
     ticket_sharing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), info=NONE)
+    # Customers: employees as a coarse band (servicekit.dimensions.SIZE_BANDS), "" if not set; the
+    # usage statistics' dimension "org_size_band". Never an exact head count.
+    size_band: Mapped[str] = mapped_column(String(8), default="", server_default="", info=NONE)
 
 
 class Account(Base):

@@ -24,6 +24,7 @@ from kaseum.events.v1 import identity_events_pb2 as ev
 from servicekit import cursors
 from servicekit.caller import Principal
 from servicekit.db import UnitOfWork, UnitOfWorkFactory, new_id, utcnow
+from servicekit.dimensions import SIZE_BANDS, size_band_of
 from servicekit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 
 from .models import Organisation, OrganisationAudit, Repository, ResellerCustomer
@@ -239,6 +240,47 @@ class OrganisationRules:
                     organisation_id=org.id, enabled=enabled, changed_by=actor.subject_id))
                 uow.commit()
             return self._view(uow, org)
+
+    # --- size bands (usage statistics' dimension "org_size_band") ----------------------------
+    def set_size_band(self, principal: Principal | None, organisation_id: str, size_band: str,
+                      employees: int = 0) -> OrganisationView:
+        """Set a customer organisation's size band, from a band or a declared employee count (only
+        the band is kept: an exact count of a small company could single it out), or clear it
+        (neither given); audited."""
+        actor = require_admin(principal)
+        if employees < 0:
+            raise InvalidArgument("employees must be a positive count", "invalid_employees")
+        if size_band and size_band not in SIZE_BANDS:
+            raise InvalidArgument(f"size_band must be one of {', '.join(SIZE_BANDS)}", "invalid_size_band")
+        band = size_band
+        if employees:
+            band = size_band_of(employees)
+            if size_band and size_band != band:
+                raise InvalidArgument(f"{employees} employees is the band {band}, not {size_band}",
+                                      "invalid_size_band")
+        with self.uow() as uow:
+            org = self._existing(uow, organisation_id)
+            if org.kind != "customer":
+                raise InvalidArgument("only a customer organisation has a size band", "not_a_customer")
+            if org.size_band != band:
+                org.size_band = band
+                self._audit(uow, actor, "size_band_set" if band else "size_band_cleared", org.id, detail=band)
+                uow.commit()
+            return self._view(uow, org)
+
+    def size_band(self, principal: Principal | None, organisation_id: str) -> str:
+        """The band alone, for usage statistics: to the organisation's own members (the gateway asks
+        with the member's token, whose `org` claim names it), admins and services. Unknown or another
+        organisation: not found, so the answer says nothing of who exists."""
+        caller = _present(principal)
+        own = not caller.is_service and caller.organisation_id == organisation_id and organisation_id != ""
+        if not (own or caller.is_service or is_admin(caller)):
+            raise NotFound("organisation not found")
+        with self.uow() as uow:
+            org = uow.repo.organisation(organisation_id) if organisation_id else None
+            if org is None:
+                raise NotFound("organisation not found")
+            return org.size_band if org.kind == "customer" else ""
 
     # --- helpers -------------------------------------------------------------------------
     @staticmethod

@@ -23,7 +23,8 @@ def organisation_message(view: OrganisationView) -> pb.Organisation:
     org = view.organisation
     return pb.Organisation(id=org.id, name=org.name, kind=org.kind, countries=view.countries,
                            customer_organisation_ids=view.customer_organisation_ids,
-                           created_at=to_timestamp(org.created_at), ticket_sharing=org.ticket_sharing)
+                           created_at=to_timestamp(org.created_at), ticket_sharing=org.ticket_sharing,
+                           size_band=org.size_band)
 
 
 class OrganisationsApi(organisations_pb2_grpc.OrganisationsServicer):
@@ -66,3 +67,12 @@ class OrganisationsApi(organisations_pb2_grpc.OrganisationsServicer):
     def SetTicketSharing(self, request: pb.SetTicketSharingRequest, context: Any) -> pb.Organisation:
         return organisation_message(self.rules.set_ticket_sharing(caller.current(), request.organisation_id,
                                                                   request.enabled))
+
+    def SetOrganisationSize(self, request: pb.SetOrganisationSizeRequest, context: Any) -> pb.Organisation:
+        return organisation_message(self.rules.set_size_band(caller.current(), request.organisation_id,
+                                                             request.size_band, request.employees))
+
+    def OrganisationSizeBand(self, request: pb.OrganisationSizeBandRequest,
+                             context: Any) -> pb.OrganisationSizeBandResponse:
+        return pb.OrganisationSizeBandResponse(size_band=self.rules.size_band(caller.current(),
+                                                                              request.organisation_id))

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from identity.__main__ import MIGRATIONS
-from identity.models import Account, OrganisationAudit, Outbox, Repository
+from identity.models import Account, Organisation, OrganisationAudit, Outbox, Repository
 from identity.organisations import OrganisationRules
 from kaseum.events.v1 import envelope_pb2
 from kaseum.events.v1 import identity_events_pb2 as ev
@@ -276,3 +276,51 @@ def test_ticket_sharing_is_off_until_an_admin_enables_it_audited_and_published(
         rules.set_ticket_sharing(person("c" * 32, "agent"), company.id, True)
     with pytest.raises(NotFound):
         rules.set_ticket_sharing(ADMIN, "nope", True)
+
+
+# --- size bands ------------------------------------------------------------------------------
+@pytest.mark.notice("3.3")
+@pytest.mark.rule("R-DATA-3")
+def test_a_customer_organisations_size_band_is_set_from_a_band_or_a_count_and_only_the_band_is_kept(
+        rules: OrganisationRules, uow: UnitOfWorkFactory[Repository]) -> None:
+    company = rules.create(ADMIN, "Acme", "customer", []).organisation
+    assert company.size_band == ""
+    assert rules.set_size_band(ADMIN, company.id, "10-49").organisation.size_band == "10-49"
+    assert rules.set_size_band(CLI, company.id, "", employees=312).organisation.size_band == "250+"
+    assert rules.set_size_band(ADMIN, company.id, "1-9", employees=9).organisation.size_band == "1-9"
+    assert rules.set_size_band(ADMIN, company.id, "").organisation.size_band == ""  # cleared
+    assert [(a.action, a.detail) for a in audit(uow, company.id)][-4:] == [
+        ("size_band_set", "10-49"), ("size_band_set", "250+"), ("size_band_set", "1-9"), ("size_band_cleared", "")]
+    # The head count is never stored: nothing in the organisation's row or its audit says 312.
+    with uow() as work:
+        stored = work.session.execute(select(Organisation.__table__).where(Organisation.id == company.id)).one()
+        trail = " ".join(str(a.detail) for a in work.session.scalars(select(OrganisationAudit)))
+    assert "312" not in " ".join(map(str, stored)) and "312" not in trail
+    for band, employees in (("11-20", 0), ("1-9", 12), ("", -3)):
+        with pytest.raises(InvalidArgument):
+            rules.set_size_band(ADMIN, company.id, band, employees)
+    reseller = rules.create(ADMIN, "Channel", "reseller", ["GB"]).organisation
+    with pytest.raises(InvalidArgument):
+        rules.set_size_band(ADMIN, reseller.id, "1-9")
+    with pytest.raises(PermissionDenied):
+        rules.set_size_band(person("c" * 32, "analyst"), company.id, "1-9")
+
+
+@pytest.mark.notice("3.3")
+@pytest.mark.rule("R-DATA-3")
+def test_the_band_is_read_by_the_organisations_members_admins_and_services_only(rules: OrganisationRules) -> None:
+    company = rules.create(ADMIN, "Acme", "customer", []).organisation
+    other = rules.create(ADMIN, "Globex", "customer", []).organisation
+    rules.set_size_band(ADMIN, company.id, "50-249")
+    member = Principal("person", "m" * 32, "customer", "uk", "s", organisation_id=company.id)
+    for who in (member, ADMIN, Principal("service", "gateway", "service")):
+        assert rules.size_band(who, company.id) == "50-249"
+    assert rules.size_band(member.__class__("person", "n" * 32, "customer", "uk", "s", organisation_id=other.id),
+                           other.id) == ""
+    # Another organisation's band, or one that does not exist: not found, whoever asks.
+    with pytest.raises(NotFound):
+        rules.size_band(member, other.id)
+    with pytest.raises(NotFound):
+        rules.size_band(ADMIN, "nope")
+    with pytest.raises(Unauthenticated):
+        rules.size_band(None, company.id)

@@ -22,6 +22,7 @@ from ..schemas import (
     OrganisationOut,
     OrganisationPage,
     OrganisationQuery,
+    OrganisationSizeBody,
     ResellerCustomerBody,
     ResellerCustomerOut,
     TicketSharingBody,
@@ -34,7 +35,7 @@ BASE = "/api/v1/admin/organisations"
 def organisation(o: pb.Organisation) -> dict[str, Any]:
     return {"id": o.id, "name": o.name, "kind": o.kind, "countries": list(o.countries),
             "customer_organisation_ids": list(o.customer_organisation_ids), "created_at": rfc3339(o.created_at),
-            "ticket_sharing": o.ticket_sharing}
+            "ticket_sharing": o.ticket_sharing, "size_band": o.size_band}
 
 
 @bp.post(BASE)
@@ -91,6 +92,19 @@ def set_ticket_sharing(organisation_id: str, json: TicketSharingBody) -> dict[st
     caller = require_role("admin")
     updated = backends().organisations.SetTicketSharing(
         pb.SetTicketSharingRequest(organisation_id=organisation_id, enabled=json.enabled), metadata=caller.metadata)
+    return organisation(updated)
+
+
+@bp.put(f"{BASE}/<organisation_id>/size")
+@spec.validate(json=OrganisationSizeBody, resp=Resp(HTTP_200=OrganisationOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut,
+                                                    HTTP_404=ErrorOut, HTTP_422=ErrorOut),
+               tags=["admin"], security=BEARER)
+def set_size(organisation_id: str, json: OrganisationSizeBody) -> dict[str, Any]:
+    """Set a customer organisation's size band (usage statistics' coarse dimension), or clear it."""
+    caller = require_role("admin")
+    updated = backends().organisations.SetOrganisationSize(
+        pb.SetOrganisationSizeRequest(organisation_id=organisation_id, size_band=json.size_band,
+                                      employees=json.employees), metadata=caller.metadata)
     return organisation(updated)
 
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&kaseum/identity/v1/organisations.proto\x12\x12kaseum.identity.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x01\n\x0cOrganisation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x11\n\tcountries\x18\x04 \x03(\t\x12!\n\x19\x63ustomer_organisation_ids\x18\x05 \x03(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0eticket_sharing\x18\x07 \x01(\x08\"J\n\x19\x43reateOrganisationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tcountries\x18\x03 \x03(\t\"K\n\x18ListOrganisationsRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\"a\n\x19ListOrganisationsResponse\x12/\n\x05items\x18\x01 \x03(\x0b\x32 .kaseum.identity.v1.Organisation\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"$\n\x16GetOrganisationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"E\n\x1bSetResellerCountriesRequest\x12\x13\n\x0breseller_id\x18\x01 \x01(\t\x12\x11\n\tcountries\x18\x02 \x03(\t\"S\n\x1a\x41\x64\x64ResellerCustomerRequest\x12\x13\n\x0breseller_id\x18\x01 \x01(\t\x12 \n\x18\x63ustomer_organisation_id\x18\x02 \x01(\t\"t\n\x10ResellerCustomer\x12\x13\n\x0breseller_id\x18\x01 \x01(\t\x12 \n\x18\x63ustomer_organisation_id\x18\x02 \x01(\t\x12)\n\x05since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"V\n\x1dRemoveResellerCustomerRequest\x12\x13\n\x0breseller_id\x18\x01 \x01(\t\x12 \n\x18\x63ustomer_organisation_id\x18\x02 \x01(\t\" \n\x1eRemoveResellerCustomerResponse\"3\n\x14ResellerScopeRequest\x12\x1b\n\x13reseller_account_id\x18\x01 \x01(\t\"\x8d\x01\n\x15ResellerScopeResponse\x12\x13\n\x0breseller_id\x18\x01 \x01(\t\x12!\n\x19\x63ustomer_organisation_ids\x18\x02 \x03(\t\x12\x11\n\tcountries\x18\x03 \x03(\t\x12)\n\x05\x61s_of\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"C\n\x17SetTicketSharingRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x32\xeb\x06\n\rOrganisations\x12\x65\n\x12\x43reateOrganisation\x12-.kaseum.identity.v1.CreateOrganisationRequest\x1a .kaseum.identity.v1.Organisation\x12p\n\x11ListOrganisations\x12,.kaseum.identity.v1.ListOrganisationsRequest\x1a-.kaseum.identity.v1.ListOrganisationsResponse\x12_\n\x0fGetOrganisation\x12*.kaseum.identity.v1.GetOrganisationRequest\x1a .kaseum.identity.v1.Organisation\x12i\n\x14SetResellerCountries\x12/.kaseum.identity.v1.SetResellerCountriesRequest\x1a .kaseum.identity.v1.Organisation\x12k\n\x13\x41\x64\x64ResellerCustomer\x12..kaseum.identity.v1.AddResellerCustomerRequest\x1a$.kaseum.identity.v1.ResellerCustomer\x12\x7f\n\x16RemoveResellerCustomer\x12\x31.kaseum.identity.v1.RemoveResellerCustomerRequest\x1a\x32.kaseum.identity.v1.RemoveResellerCustomerResponse\x12\x64\n\rResellerScope\x12(.kaseum.identity.v1.ResellerScopeRequest\x1a).kaseum.identity.v1.ResellerScopeResponse\x12\x61\n\x10SetTicketSharing\x12+.kaseum.identity.v1.SetTicketSharingRequest\x1a .kaseum.identity.v1.Organisationb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&kaseum/identity/v1/organisations.proto\x12\x12kaseum.identity.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc7\x01\n\x0cOrganisation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x11\n\tcountries\x18\x04 \x03(\t\x12!\n\x19\x63ustomer_organisation_ids\x18\x05 \x03(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0eticket_sharing\x18\x07 \x01(\x08\x12\x11\n\tsize_band\x18\x08 \x01(\t\"J\n\x19\x43reateOrganisationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tcountries\x18\x03 \x03(\t\"K\n\x18ListOrganisationsRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\"a\n\x19ListOrganisationsResponse\x12/\n\x05items\x18\x01 \x03(\x0b\x32 .kaseum.identity.v1.Organisation\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"$\n\x16GetOrganisationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"E\n\x1bSetResellerCountriesRequest\x12\x13\n\x0breseller_id\x18\x01 \x01(\t\x12\x11\n\tcountries\x18\x02 \x03(\t\"S\n\x1a\x41\x64\x64ResellerCustomerRequest\x12\x13\n\x0breseller_id\x18\x01 \x01(\t\x12 \n\x18\x63ustomer_organisation_id\x18\x02 \x01(\t\"t\n\x10ResellerCustomer\x12\x13\n\x0breseller_id\x18\x01 \x01(\t\x12 \n\x18\x63ustomer_organisation_id\x18\x02 \x01(\t\x12)\n\x05since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"V\n\x1dRemoveResellerCustomerRequest\x12\x13\n\x0breseller_id\x18\x01 \x01(\t\x12 \n\x18\x63ustomer_organisation_id\x18\x02 \x01(\t\" \n\x1eRemoveResellerCustomerResponse\"3\n\x14ResellerScopeRequest\x12\x1b\n\x13reseller_account_id\x18\x01 \x01(\t\"\x8d\x01\n\x15ResellerScopeResponse\x12\x13\n\x0breseller_id\x18\x01 \x01(\t\x12!\n\x19\x63ustomer_organisation_ids\x18\x02 \x03(\t\x12\x11\n\tcountries\x18\x03 \x03(\t\x12)\n\x05\x61s_of\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"C\n\x17SetTicketSharingRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\"[\n\x1aSetOrganisationSizeRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\x12\x11\n\tsize_band\x18\x02 \x01(\t\x12\x11\n\temployees\x18\x03 \x01(\x05\"6\n\x1bOrganisationSizeBandRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\"1\n\x1cOrganisationSizeBandResponse\x12\x11\n\tsize_band\x18\x01 \x01(\t2\xcf\x08\n\rOrganisations\x12\x65\n\x12\x43reateOrganisation\x12-.kaseum.identity.v1.CreateOrganisationRequest\x1a .kaseum.identity.v1.Organisation\x12p\n\x11ListOrganisations\x12,.kaseum.identity.v1.ListOrganisationsRequest\x1a-.kaseum.identity.v1.ListOrganisationsResponse\x12_\n\x0fGetOrganisation\x12*.kaseum.identity.v1.GetOrganisationRequest\x1a .kaseum.identity.v1.Organisation\x12i\n\x14SetResellerCountries\x12/.kaseum.identity.v1.SetResellerCountriesRequest\x1a .kaseum.identity.v1.Organisation\x12k\n\x13\x41\x64\x64ResellerCustomer\x12..kaseum.identity.v1.AddResellerCustomerRequest\x1a$.kaseum.identity.v1.ResellerCustomer\x12\x7f\n\x16RemoveResellerCustomer\x12\x31.kaseum.identity.v1.RemoveResellerCustomerRequest\x1a\x32.kaseum.identity.v1.RemoveResellerCustomerResponse\x12\x64\n\rResellerScope\x12(.kaseum.identity.v1.ResellerScopeRequest\x1a).kaseum.identity.v1.ResellerScopeResponse\x12\x61\n\x10SetTicketSharing\x12+.kaseum.identity.v1.SetTicketSharingRequest\x1a .kaseum.identity.v1.Organisation\x12g\n\x13SetOrganisationSize\x12..kaseum.identity.v1.SetOrganisationSizeRequest\x1a .kaseum.identity.v1.Organisation\x12y\n\x14OrganisationSizeBand\x12/.kaseum.identity.v1.OrganisationSizeBandRequest\x1a\x30.kaseum.identity.v1.OrganisationSizeBandResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,31 +33,37 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kaseum.identity.v1.organisa
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ORGANISATION']._serialized_start=96
-  _globals['_ORGANISATION']._serialized_end=276
-  _globals['_CREATEORGANISATIONREQUEST']._serialized_start=278
-  _globals['_CREATEORGANISATIONREQUEST']._serialized_end=352
-  _globals['_LISTORGANISATIONSREQUEST']._serialized_start=354
-  _globals['_LISTORGANISATIONSREQUEST']._serialized_end=429
-  _globals['_LISTORGANISATIONSRESPONSE']._serialized_start=431
-  _globals['_LISTORGANISATIONSRESPONSE']._serialized_end=528
-  _globals['_GETORGANISATIONREQUEST']._serialized_start=530
-  _globals['_GETORGANISATIONREQUEST']._serialized_end=566
-  _globals['_SETRESELLERCOUNTRIESREQUEST']._serialized_start=568
-  _globals['_SETRESELLERCOUNTRIESREQUEST']._serialized_end=637
-  _globals['_ADDRESELLERCUSTOMERREQUEST']._serialized_start=639
-  _globals['_ADDRESELLERCUSTOMERREQUEST']._serialized_end=722
-  _globals['_RESELLERCUSTOMER']._serialized_start=724
-  _globals['_RESELLERCUSTOMER']._serialized_end=840
-  _globals['_REMOVERESELLERCUSTOMERREQUEST']._serialized_start=842
-  _globals['_REMOVERESELLERCUSTOMERREQUEST']._serialized_end=928
-  _globals['_REMOVERESELLERCUSTOMERRESPONSE']._serialized_start=930
-  _globals['_REMOVERESELLERCUSTOMERRESPONSE']._serialized_end=962
-  _globals['_RESELLERSCOPEREQUEST']._serialized_start=964
-  _globals['_RESELLERSCOPEREQUEST']._serialized_end=1015
-  _globals['_RESELLERSCOPERESPONSE']._serialized_start=1018
-  _globals['_RESELLERSCOPERESPONSE']._serialized_end=1159
-  _globals['_SETTICKETSHARINGREQUEST']._serialized_start=1161
-  _globals['_SETTICKETSHARINGREQUEST']._serialized_end=1228
-  _globals['_ORGANISATIONS']._serialized_start=1231
-  _globals['_ORGANISATIONS']._serialized_end=2106
+  _globals['_ORGANISATION']._serialized_end=295
+  _globals['_CREATEORGANISATIONREQUEST']._serialized_start=297
+  _globals['_CREATEORGANISATIONREQUEST']._serialized_end=371
+  _globals['_LISTORGANISATIONSREQUEST']._serialized_start=373
+  _globals['_LISTORGANISATIONSREQUEST']._serialized_end=448
+  _globals['_LISTORGANISATIONSRESPONSE']._serialized_start=450
+  _globals['_LISTORGANISATIONSRESPONSE']._serialized_end=547
+  _globals['_GETORGANISATIONREQUEST']._serialized_start=549
+  _globals['_GETORGANISATIONREQUEST']._serialized_end=585
+  _globals['_SETRESELLERCOUNTRIESREQUEST']._serialized_start=587
+  _globals['_SETRESELLERCOUNTRIESREQUEST']._serialized_end=656
+  _globals['_ADDRESELLERCUSTOMERREQUEST']._serialized_start=658
+  _globals['_ADDRESELLERCUSTOMERREQUEST']._serialized_end=741
+  _globals['_RESELLERCUSTOMER']._serialized_start=743
+  _globals['_RESELLERCUSTOMER']._serialized_end=859
+  _globals['_REMOVERESELLERCUSTOMERREQUEST']._serialized_start=861
+  _globals['_REMOVERESELLERCUSTOMERREQUEST']._serialized_end=947
+  _globals['_REMOVERESELLERCUSTOMERRESPONSE']._serialized_start=949
+  _globals['_REMOVERESELLERCUSTOMERRESPONSE']._serialized_end=981
+  _globals['_RESELLERSCOPEREQUEST']._serialized_start=983
+  _globals['_RESELLERSCOPEREQUEST']._serialized_end=1034
+  _globals['_RESELLERSCOPERESPONSE']._serialized_start=1037
+  _globals['_RESELLERSCOPERESPONSE']._serialized_end=1178
+  _globals['_SETTICKETSHARINGREQUEST']._serialized_start=1180
+  _globals['_SETTICKETSHARINGREQUEST']._serialized_end=1247
+  _globals['_SETORGANISATIONSIZEREQUEST']._serialized_start=1249
+  _globals['_SETORGANISATIONSIZEREQUEST']._serialized_end=1340
+  _globals['_ORGANISATIONSIZEBANDREQUEST']._serialized_start=1342
+  _globals['_ORGANISATIONSIZEBANDREQUEST']._serialized_end=1396
+  _globals['_ORGANISATIONSIZEBANDRESPONSE']._serialized_start=1398
+  _globals['_ORGANISATIONSIZEBANDRESPONSE']._serialized_end=1447
+  _globals['_ORGANISATIONS']._serialized_start=1450
+  _globals['_ORGANISATIONS']._serialized_end=2553
 # @@protoc_insertion_point(module_scope)

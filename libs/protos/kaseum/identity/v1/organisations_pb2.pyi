@@ -40,6 +40,7 @@ class Organisation(_message.Message):
     CUSTOMER_ORGANISATION_IDS_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     TICKET_SHARING_FIELD_NUMBER: _builtins.int
+    SIZE_BAND_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque organisation id."""
     name: _builtins.str
@@ -48,6 +49,10 @@ class Organisation(_message.Message):
     """"customer" or "reseller"."""
     ticket_sharing: _builtins.bool
     """Customers: true when members may see each other's tickets (off unless an admin enables it)."""
+    size_band: _builtins.str
+    """Customers: size band by employees, "1-9", "10-49", "50-249" or "250+";
+    "" when not set (counted as "unknown" in usage statistics).
+    """
     @_builtins.property
     def countries(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Resellers: ISO 3166-1 alpha-2 countries it operates in, sorted; empty for customers."""
@@ -70,10 +75,11 @@ class Organisation(_message.Message):
         customer_organisation_ids: _abc.Iterable[_builtins.str] | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         ticket_sharing: _builtins.bool = ...,
+        size_band: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["countries", b"countries", "created_at", b"created_at", "customer_organisation_ids", b"customer_organisation_ids", "id", b"id", "kind", b"kind", "name", b"name", "ticket_sharing", b"ticket_sharing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["countries", b"countries", "created_at", b"created_at", "customer_organisation_ids", b"customer_organisation_ids", "id", b"id", "kind", b"kind", "name", b"name", "size_band", b"size_band", "ticket_sharing", b"ticket_sharing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -385,3 +391,73 @@ class SetTicketSharingRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetTicketSharingRequest: _TypeAlias = SetTicketSharingRequest  # noqa: Y015
+
+@_typing.final
+class SetOrganisationSizeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANISATION_ID_FIELD_NUMBER: _builtins.int
+    SIZE_BAND_FIELD_NUMBER: _builtins.int
+    EMPLOYEES_FIELD_NUMBER: _builtins.int
+    organisation_id: _builtins.str
+    """Opaque id of a customer organisation."""
+    size_band: _builtins.str
+    """"1-9", "10-49", "50-249" or "250+"; "" with employees 0 clears the band."""
+    employees: _builtins.int
+    """A declared employee count (> 0) instead of a band: only its band is
+    kept, never the count. When both are given they must agree.
+    """
+    def __init__(
+        self,
+        *,
+        organisation_id: _builtins.str = ...,
+        size_band: _builtins.str = ...,
+        employees: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["employees", b"employees", "organisation_id", b"organisation_id", "size_band", b"size_band"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetOrganisationSizeRequest: _TypeAlias = SetOrganisationSizeRequest  # noqa: Y015
+
+@_typing.final
+class OrganisationSizeBandRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANISATION_ID_FIELD_NUMBER: _builtins.int
+    organisation_id: _builtins.str
+    """Opaque id of a customer organisation."""
+    def __init__(
+        self,
+        *,
+        organisation_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organisation_id", b"organisation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrganisationSizeBandRequest: _TypeAlias = OrganisationSizeBandRequest  # noqa: Y015
+
+@_typing.final
+class OrganisationSizeBandResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIZE_BAND_FIELD_NUMBER: _builtins.int
+    size_band: _builtins.str
+    """The band ("" when not set, or for a reseller)."""
+    def __init__(
+        self,
+        *,
+        size_band: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["size_band", b"size_band"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrganisationSizeBandResponse: _TypeAlias = OrganisationSizeBandResponse  # noqa: Y015

@@ -74,6 +74,16 @@ class OrganisationsStub:
                 request_serializer=kaseum_dot_identity_dot_v1_dot_organisations__pb2.SetTicketSharingRequest.SerializeToString,
                 response_deserializer=kaseum_dot_identity_dot_v1_dot_organisations__pb2.Organisation.FromString,
                 _registered_method=True)
+        self.SetOrganisationSize = channel.unary_unary(
+                '/kaseum.identity.v1.Organisations/SetOrganisationSize',
+                request_serializer=kaseum_dot_identity_dot_v1_dot_organisations__pb2.SetOrganisationSizeRequest.SerializeToString,
+                response_deserializer=kaseum_dot_identity_dot_v1_dot_organisations__pb2.Organisation.FromString,
+                _registered_method=True)
+        self.OrganisationSizeBand = channel.unary_unary(
+                '/kaseum.identity.v1.Organisations/OrganisationSizeBand',
+                request_serializer=kaseum_dot_identity_dot_v1_dot_organisations__pb2.OrganisationSizeBandRequest.SerializeToString,
+                response_deserializer=kaseum_dot_identity_dot_v1_dot_organisations__pb2.OrganisationSizeBandResponse.FromString,
+                _registered_method=True)
 
 
 class OrganisationsServicer:
@@ -137,6 +147,23 @@ class OrganisationsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetOrganisationSize(self, request, context):
+        """Set or clear a customer organisation's size band (admin or CLI), from a
+        band or a declared employee count (only the band is kept); audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OrganisationSizeBand(self, request, context):
+        """A customer organisation's size band, for usage statistics: a member of
+        that organisation (the gateway asks with the member's own token), an
+        admin, or a service. Nothing else about the organisation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrganisationsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -179,6 +206,16 @@ def add_OrganisationsServicer_to_server(servicer, server):
                     servicer.SetTicketSharing,
                     request_deserializer=kaseum_dot_identity_dot_v1_dot_organisations__pb2.SetTicketSharingRequest.FromString,
                     response_serializer=kaseum_dot_identity_dot_v1_dot_organisations__pb2.Organisation.SerializeToString,
+            ),
+            'SetOrganisationSize': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetOrganisationSize,
+                    request_deserializer=kaseum_dot_identity_dot_v1_dot_organisations__pb2.SetOrganisationSizeRequest.FromString,
+                    response_serializer=kaseum_dot_identity_dot_v1_dot_organisations__pb2.Organisation.SerializeToString,
+            ),
+            'OrganisationSizeBand': grpc.unary_unary_rpc_method_handler(
+                    servicer.OrganisationSizeBand,
+                    request_deserializer=kaseum_dot_identity_dot_v1_dot_organisations__pb2.OrganisationSizeBandRequest.FromString,
+                    response_serializer=kaseum_dot_identity_dot_v1_dot_organisations__pb2.OrganisationSizeBandResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -397,6 +434,60 @@ class Organisations:
             '/kaseum.identity.v1.Organisations/SetTicketSharing',
             kaseum_dot_identity_dot_v1_dot_organisations__pb2.SetTicketSharingRequest.SerializeToString,
             kaseum_dot_identity_dot_v1_dot_organisations__pb2.Organisation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetOrganisationSize(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.identity.v1.Organisations/SetOrganisationSize',
+            kaseum_dot_identity_dot_v1_dot_organisations__pb2.SetOrganisationSizeRequest.SerializeToString,
+            kaseum_dot_identity_dot_v1_dot_organisations__pb2.Organisation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OrganisationSizeBand(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.identity.v1.Organisations/OrganisationSizeBand',
+            kaseum_dot_identity_dot_v1_dot_organisations__pb2.OrganisationSizeBandRequest.SerializeToString,
+            kaseum_dot_identity_dot_v1_dot_organisations__pb2.OrganisationSizeBandResponse.FromString,
             options,
             channel_credentials,
             insecure,

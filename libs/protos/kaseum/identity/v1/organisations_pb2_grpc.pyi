@@ -61,6 +61,15 @@ class OrganisationsStub:
     """Let a customer organisation's members see each other's tickets, or stop
     it (admin or CLI); published as identity.organisation.ticket_sharing_changed.
     """
+    SetOrganisationSize: _grpc.UnaryUnaryMultiCallable[_organisations_pb2.SetOrganisationSizeRequest, _organisations_pb2.Organisation]
+    """Set or clear a customer organisation's size band (admin or CLI), from a
+    band or a declared employee count (only the band is kept); audited.
+    """
+    OrganisationSizeBand: _grpc.UnaryUnaryMultiCallable[_organisations_pb2.OrganisationSizeBandRequest, _organisations_pb2.OrganisationSizeBandResponse]
+    """A customer organisation's size band, for usage statistics: a member of
+    that organisation (the gateway asks with the member's own token), an
+    admin, or a service. Nothing else about the organisation.
+    """
 
 @_typing.type_check_only
 class OrganisationsAsyncStub(OrganisationsStub):
@@ -84,6 +93,15 @@ class OrganisationsAsyncStub(OrganisationsStub):
     SetTicketSharing: _aio.UnaryUnaryMultiCallable[_organisations_pb2.SetTicketSharingRequest, _organisations_pb2.Organisation]  # type: ignore[assignment]
     """Let a customer organisation's members see each other's tickets, or stop
     it (admin or CLI); published as identity.organisation.ticket_sharing_changed.
+    """
+    SetOrganisationSize: _aio.UnaryUnaryMultiCallable[_organisations_pb2.SetOrganisationSizeRequest, _organisations_pb2.Organisation]  # type: ignore[assignment]
+    """Set or clear a customer organisation's size band (admin or CLI), from a
+    band or a declared employee count (only the band is kept); audited.
+    """
+    OrganisationSizeBand: _aio.UnaryUnaryMultiCallable[_organisations_pb2.OrganisationSizeBandRequest, _organisations_pb2.OrganisationSizeBandResponse]  # type: ignore[assignment]
+    """A customer organisation's size band, for usage statistics: a member of
+    that organisation (the gateway asks with the member's own token), an
+    admin, or a service. Nothing else about the organisation.
     """
 
 class OrganisationsServicer(metaclass=_abc_1.ABCMeta):
@@ -153,6 +171,27 @@ class OrganisationsServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_organisations_pb2.Organisation, _abc.Awaitable[_organisations_pb2.Organisation]]:
         """Let a customer organisation's members see each other's tickets, or stop
         it (admin or CLI); published as identity.organisation.ticket_sharing_changed.
+        """
+
+    @_abc_1.abstractmethod
+    def SetOrganisationSize(
+        self,
+        request: _organisations_pb2.SetOrganisationSizeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organisations_pb2.Organisation, _abc.Awaitable[_organisations_pb2.Organisation]]:
+        """Set or clear a customer organisation's size band (admin or CLI), from a
+        band or a declared employee count (only the band is kept); audited.
+        """
+
+    @_abc_1.abstractmethod
+    def OrganisationSizeBand(
+        self,
+        request: _organisations_pb2.OrganisationSizeBandRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organisations_pb2.OrganisationSizeBandResponse, _abc.Awaitable[_organisations_pb2.OrganisationSizeBandResponse]]:
+        """A customer organisation's size band, for usage statistics: a member of
+        that organisation (the gateway asks with the member's own token), an
+        admin, or a service. Nothing else about the organisation.
         """
 
 def add_OrganisationsServicer_to_server(servicer: OrganisationsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
