@@ -3,7 +3,6 @@ with JetStream for the key and exclusion buckets, a settable clock."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import time
@@ -21,7 +20,7 @@ from servicekit.bus import Bus
 from servicekit.caller import Principal
 from servicekit.db import UnitOfWorkFactory, new_id
 from servicekit.pseudonyms import Exclusions, PseudonymKeys
-from servicekit.testing import Clock, migrated_uow
+from servicekit.testing import BACKENDS, Clock, fresh_database, migrated_uow
 
 from tools.stack import free_port, nats_server_binary
 
@@ -81,23 +80,11 @@ def exclusions(bus: Bus, region: str) -> Exclusions:
     return Exclusions(bus, region)
 
 
-POSTGRES = os.environ.get("KASEUM_TEST_POSTGRES", "")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"] if POSTGRES else ["sqlite"])
+@pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """SQLite always; PostgreSQL too when KASEUM_TEST_POSTGRES names a server (as .ci/run does)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/analytics.db"
-        return
-    import psycopg
-
-    name = f"k_analytics_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"{POSTGRES.rsplit('/', 1)[0]}/{name}"
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(request.param, tmp_path, "analytics") as url:
+        yield url
 
 
 @pytest.fixture

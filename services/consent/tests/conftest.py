@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +22,7 @@ from consent.models import Outbox, Repository
 from consent.sending import Sender, SenderConfig
 from consent.service import ConsentService
 from servicekit.db import UnitOfWorkFactory
-from servicekit.testing import Clock, migrated_uow
+from servicekit.testing import BACKENDS, Clock, fresh_database, migrated_uow
 
 BASE = "https://portal.example"
 
@@ -103,23 +101,11 @@ def mailbox(tmp_path: Path) -> Iterator[Mailbox]:
         controller.stop()
 
 
-POSTGRES = os.environ.get("KASEUM_TEST_POSTGRES", "")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"] if POSTGRES else ["sqlite"])
+@pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """SQLite always; PostgreSQL too when KASEUM_TEST_POSTGRES names a server (as .ci/run does)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/consent.db"
-        return
-    import psycopg
-
-    name = f"k_consent_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"{POSTGRES.rsplit('/', 1)[0]}/{name}"
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(request.param, tmp_path, "consent") as url:
+        yield url
 
 
 @pytest.fixture
