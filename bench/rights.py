@@ -682,7 +682,8 @@ def run(var: Path, erasures: int = 200, tickets: int = 1000, replies: int = 10_0
         stack.start()
         say(f"  stack up in {time.monotonic() - began:.1f} s at {stack.gateway_url} (databases: "
             f"{stack.database_url('rights').split(':', 1)[0]}); orchestrator: every "
-            f"{os.environ.get('ORCHESTRATOR_INTERVAL_SECONDS', '0.5')} s (the default), 8 workers, batches of 64, woken by each filing")
+            f"{os.environ.get('ORCHESTRATOR_INTERVAL_SECONDS', '0.5')} s (the default), 8 workers, "
+            "batches of 64, woken by each filing")
         say(f"erasure: {erasures} customers, each with a ticket, file an erasure at once:")
         erasure = bench_erasure(stack, erasures, say)
         say(f"access export: one subject with {tickets:,} tickets and {replies:,} replies:")

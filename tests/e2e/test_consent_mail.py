@@ -305,7 +305,7 @@ def test_only_admins_send_campaigns_and_bad_campaigns_are_422(api: Api, admin: A
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_purpose"
 
 
-@pytest.mark.notice("6", "8.1")
+@pytest.mark.notice("6.1", "8.1")
 def test_a_retried_campaign_with_the_same_idempotency_key_is_one_campaign(system: Stack, api: Api,
                                                                           admin: Api) -> None:
     _, _, address = customer(api, marketing={"email": True})

@@ -31,7 +31,7 @@ def test_the_page_is_the_gateways_own_files_and_its_content_is_for_the_dpo_only(
         assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
 
 
-@pytest.mark.notice("13")
+@pytest.mark.notice("13.2")
 @pytest.mark.rule("R-SEC-1")
 def test_the_dpo_sees_the_record_of_processing_and_the_open_requests_by_due_date(api: Api, dpo: Api) -> None:
     _, _, body = sign_up_and_log_in(api)
@@ -58,7 +58,7 @@ def test_the_dpo_sees_the_record_of_processing_and_the_open_requests_by_due_date
             assert f"{s['service']}.{s['table']}: {', '.join(s['columns'])}" in shown
 
 
-@pytest.mark.notice("13")
+@pytest.mark.notice("13.2")
 def test_the_queue_puts_overdue_requests_first_then_by_due_date_and_marks_those_due_soon() -> None:
     now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

@@ -44,7 +44,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.mark.notice("11")
-@pytest.mark.notice("12")
+@pytest.mark.notice("12.1", "12.2")
 @pytest.mark.rule("R-RET-1")
 @pytest.mark.rule("R-SEC-1")
 @pytest.mark.parametrize("service", WIRED)
@@ -75,7 +75,7 @@ def test_each_service_purges_its_access_records_after_six_years_and_refuses_othe
     engine.dispose()
 
 
-@pytest.mark.notice("12")
+@pytest.mark.notice("12.1", "12.2")
 @pytest.mark.rule("R-RET-1")
 def test_identitys_trail_of_organisation_changes_is_purged_after_six_years_and_only_then(database: str) -> None:
     import identity

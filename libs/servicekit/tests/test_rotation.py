@@ -56,7 +56,7 @@ def purger(db: Db, clock: Clock) -> Purger:
 
 
 @pytest.mark.notice("11")
-@pytest.mark.notice("12")
+@pytest.mark.notice("12.1", "12.2")
 @pytest.mark.rule("R-SEC-1")
 @pytest.mark.rule("R-RET-1")
 def test_the_purge_removes_exactly_the_records_past_six_years_and_the_chain_still_checks_out(db: Db) -> None:

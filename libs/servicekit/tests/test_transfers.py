@@ -136,7 +136,7 @@ def test_a_hosting_provider_the_policy_refuses_stops_the_start(db: Db) -> None:
             True, True, False]
 
 
-@pytest.mark.notice("10.2")
+@pytest.mark.notice("10.2.1", "10.2.2")
 @pytest.mark.rule("R-XFER-1")
 @pytest.mark.rule("R-SHARE-2")
 def test_a_hosting_safeguard_expiring_today_allows_today_then_refuses_tomorrow_and_the_service_stops_serving(

@@ -456,7 +456,7 @@ def test_the_sender_still_refuses_an_address_suppressed_through_someone_else(wor
     assert [(m.state, m.reason) for m in queued_for(world, BOB)] == [("skipped", "objected")]
 
 
-@pytest.mark.notice("6", "8.1")
+@pytest.mark.notice("6.1", "8.1")
 @pytest.mark.rule("R-MKT-4")
 def test_a_retried_campaign_with_the_same_key_is_one_campaign(world: World) -> None:
     sign_up(world, email=True)
@@ -476,7 +476,7 @@ def test_a_retried_campaign_with_the_same_key_is_one_campaign(world: World) -> N
     assert len(world.mailbox.to("ada@example.com")) == 3
 
 
-@pytest.mark.notice("6")
+@pytest.mark.notice("6.1")
 def test_concurrent_calls_with_one_key_make_one_campaign(world: World) -> None:
     for n in range(50):
         sign_up(world, f"{n:032d}", f"p{n}@example.com", email=True)
