@@ -27,7 +27,7 @@ def preferences_when_ready(user: Api) -> dict[str, object]:
     return eventually(probe, what="preferences from the account.created event")
 
 
-@pytest.mark.notice("1.2", "3.2.1", "3.2.2", "3.2.4", "4.1.1")
+@pytest.mark.notice("1.2", "3.1", "3.2.1", "3.2.2", "3.2.4", "4.1.1")
 @pytest.mark.rule("R-DATA-1")
 def test_sign_up_log_in_and_read_own_account(api: Api) -> None:
     user, created, body = sign_up_and_log_in(api)
@@ -190,3 +190,16 @@ def test_no_personal_data_in_any_log_line(system: Stack, api: Api) -> None:
     for value in (body["email"], body["username"], body["password"], "+442079460018", body["last_name"],
                   "Secret subject line", "My secret body", user.token):
         assert value not in logs, value
+
+
+@pytest.mark.notice("3.4")
+@pytest.mark.rule("R-DATA-2")
+def test_the_customer_is_told_not_to_write_special_category_data_in_a_ticket(api: Api) -> None:
+    user, _, _ = sign_up_and_log_in(api)
+    opened = user.call("POST", "/api/v1/tickets", json={"subject": "Login", "body": "It fails."})
+    assert opened.status_code == 201, opened.text
+    assert "health" in opened.json()["guidance"] and "criminal" in opened.json()["guidance"]
+    # Where the customer writes: the fields of the documented request say it too.
+    schemas = api.call("GET", "/api/openapi.json").json()["components"]["schemas"]
+    body = next(s for name, s in schemas.items() if name.startswith("TicketBody"))
+    assert "3.4" in body["properties"]["body"]["description"]

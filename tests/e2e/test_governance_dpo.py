@@ -34,7 +34,7 @@ def rights_metadata(system: Stack) -> tuple[tuple[str, str], ...]:
     return ((caller.SERVICE_HEADER, caller.mint_service_token(secret, "rights")),)
 
 
-@pytest.mark.notice("11")
+@pytest.mark.notice("11", "4.1.3")
 @pytest.mark.rule("R-SEC-1")
 @pytest.mark.rule("R-SEC-3")
 def test_the_dpo_sees_who_read_a_ticket_and_the_breach_query_finds_exactly_those_subjects(
@@ -104,6 +104,7 @@ def test_services_refuse_governance_calls_from_customers(system: Stack, api: Api
 
 @pytest.mark.notice("12.1")
 @pytest.mark.notice("12.2")
+@pytest.mark.notice("1.1", "2.1", "2.2")
 @pytest.mark.rule("R-RET-1")
 def test_the_retention_schedule_and_the_record_of_processing_come_from_the_services(
         system: Stack, api: Api, admin: Api, dpo: Api) -> None:
@@ -131,6 +132,9 @@ def test_the_retention_schedule_and_the_record_of_processing_come_from_the_servi
     assert "3.2.5" in {c["code"] for c in record["categories"] if c["stored_in"]}  # analytics' usage events
     ropa = cli(system, "ropa")
     assert ropa.returncode == 0 and "RECORD OF PROCESSING" in ropa.stdout and "5.1.2" in ropa.stdout
+    # The controller and how to reach it, as the notice names them (1.1, 2.1, 2.2).
+    assert "Controller: Kaseum Technology Limited" in ropa.stdout and "SC556978" in ropa.stdout
+    assert "contact portal@kaseum.com" in ropa.stdout
 
 
 def active_hold_in_tickets(system: Stack, hold_id: str) -> bool:

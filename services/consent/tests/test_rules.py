@@ -497,3 +497,23 @@ def test_publishing_the_same_notice_again_answers_the_first_publication(world: W
     with pytest.raises(Conflict):
         world.campaigns.publish_notice(ADMIN, "2025-05", "terms", True, "Clearer.")
     assert len(queued_for(world, ADA)) == 1 and queued_for(world, BOB) == []
+
+
+@pytest.mark.notice("6.2")
+@pytest.mark.rule("R-MKT-2")
+def test_offers_chosen_from_product_holdings_reach_only_holders_who_have_not_objected(world: World) -> None:
+    """Choosing an offer by what a customer holds is profiling (6.2): only those who have not objected."""
+    sign_up(world, email=True)
+    sign_up(world, BOB, "bob@example.com", email=True)
+    sign_up(world, "c" * 32, "carol@example.com", email=True)  # does not hold the product
+    world.directory.contacts[BOB] = Contact("bob@example.com", "+442079460999", False)  # his own phone
+    with world.uow() as uow:
+        for holder in (ADA, BOB):
+            world.consent.record_product(uow, holder, "widget")
+        uow.commit()
+    world.consent.record_opt_out(DPO, BOB, [], True, "dpo_email")  # Bob objects to direct marketing
+    result = world.campaigns.send(ADMIN, "Widget add-on", "Works with yours.", "email", "marketing", "widget")
+    assert (result.audience, result.eligible) == (2, 1)
+    world.sender.drain()
+    assert world.mailbox.to("ada@example.com")
+    assert not world.mailbox.to("bob@example.com") and not world.mailbox.to("carol@example.com")

@@ -134,9 +134,17 @@ Priority = Literal["low", "normal", "high", "urgent"]
 Status = Literal["open", "pending", "resolved", "closed"]
 
 
+# Notice 3.4 (R-DATA-2): the portal collects no special-category or criminal-offence data; a ticket's free
+# text could carry some by accident, so the customer is told not to include it where they write.
+SPECIAL_CATEGORY_GUIDANCE = (
+    "Please do not include health, racial or ethnic origin, religious or philosophical beliefs, political "
+    "opinions, trade union membership, genetic or biometric data, sex life or sexual orientation, or criminal "
+    "convictions or offences in a ticket: we do not collect such data (privacy notice 3.4).")
+
+
 class TicketBody(Body):
-    subject: str = Field(min_length=1, max_length=200)
-    body: str = Field(min_length=1, max_length=20000)
+    subject: str = Field(min_length=1, max_length=200, description=SPECIAL_CATEGORY_GUIDANCE)
+    body: str = Field(min_length=1, max_length=20000, description=SPECIAL_CATEGORY_GUIDANCE)
     product: str = Field(default="", max_length=100)
     priority: Priority = "normal"
 
@@ -174,6 +182,10 @@ class TicketOut(BaseModel):
     organisation_id: str | None
     closed_at: str | None
     replies: list[ReplyOut] | None = None
+
+
+class OpenedTicketOut(TicketOut):
+    guidance: str = Field(description="what not to write in a ticket (notice 3.4), shown where the customer writes")
 
 
 class TicketPage(BaseModel):

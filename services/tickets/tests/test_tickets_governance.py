@@ -214,8 +214,7 @@ def test_a_resellers_reads_are_audited_under_its_organisation_for_the_breach_que
     assert [a.subject_id for a in found] == [ALICE]
 
 
-@pytest.mark.notice("10.2.1")
-@pytest.mark.notice("10.2.2")
+@pytest.mark.notice("10.1", "10.2.1", "10.2.2", "5.1.1")
 @pytest.mark.rule("R-XFER-1")
 def test_a_reseller_abroad_reads_only_under_a_safeguard_and_each_decision_is_logged(
         service: TicketsService, uow: UnitOfWorkFactory[Repository], identity: FakeIdentity) -> None:

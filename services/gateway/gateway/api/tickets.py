@@ -12,7 +12,9 @@ from .. import convert
 from ..auth import backends, require_caller
 from ..openapi import BEARER, spec
 from ..schemas import (
+    SPECIAL_CATEGORY_GUIDANCE,
     ErrorOut,
+    OpenedTicketOut,
     RecipientNoticeOut,
     RecipientNoticePage,
     RecipientNoticeQuery,
@@ -36,7 +38,7 @@ def _notice(n: tickets_pb2.RecipientNotice) -> dict[str, Any]:
 
 
 @bp.post("/api/v1/tickets")
-@spec.validate(json=TicketBody, resp=Resp(HTTP_201=TicketOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut,
+@spec.validate(json=TicketBody, resp=Resp(HTTP_201=OpenedTicketOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut,
                                           HTTP_422=ErrorOut), tags=["tickets"], security=BEARER)
 def open_ticket(json: TicketBody) -> tuple[dict[str, Any], int]:
     caller = require_caller()
@@ -44,7 +46,7 @@ def open_ticket(json: TicketBody) -> tuple[dict[str, Any], int]:
         tickets_pb2.OpenTicketRequest(subject=json.subject, body=json.body, product=json.product,
                                       priority=json.priority),
         metadata=caller.metadata)
-    return convert.ticket(ticket), 201
+    return {**convert.ticket(ticket), "guidance": SPECIAL_CATEGORY_GUIDANCE}, 201
 
 
 @bp.get("/api/v1/tickets")
