@@ -29,7 +29,7 @@ def new_subject(service: ConsentService, subject: str = SUBJECT, **choices: bool
         uow.commit()
 
 
-@pytest.mark.notice("6.1", "7")
+@pytest.mark.notice("1.3", "6.1", "7")  # 1.3: the notice version each answer was given under
 @pytest.mark.rule("R-MKT-1", "R-MKT-3")
 def test_everything_is_off_until_opted_in_and_each_answer_is_on_the_ledger(service: ConsentService) -> None:
     new_subject(service)
