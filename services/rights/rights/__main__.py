@@ -15,6 +15,7 @@ from servicekit.personal_data import PersonalDataApi
 from servicekit.runtime import ServiceRuntime, main_entry
 from servicekit.settings import ServiceSettings
 
+from . import events
 from .config import RightsSettings
 from .governance import DECLARATION
 from .grpc_api import SERVICE, RightsApi
@@ -45,6 +46,7 @@ def serve(base: ServiceSettings) -> None:
     runtime, service = bootstrap(base)
     # Rights owns the holds: its own table is the truth, so it does not subscribe to their events.
     runtime.governance(DECLARATION, GOVERNANCE, hold_events=False)
+    runtime.subscribe("rights", [s.format(region=base.region) for s in events.SUBJECTS], events.handlers(service))
     # Every replica drives due steps; leases in the database keep them from running one twice.
     settings = RightsSettings(**base.model_dump())
     pusher = Pusher(runtime.uow, runtime.transfers, settings.portability_ca_file)

@@ -153,38 +153,54 @@ class RightsService(SubjectDataRules):
         if destination is not None and kind != "portability":
             raise InvalidArgument("a destination is only for a portability request", "invalid_destination")
         with self.uow() as uow:
-            existing = uow.repo.open_request(subject, kind)
-            if existing is not None:
-                # Asking again does not restart the clock or open a second case: same request.
-                return RequestView(existing, uow.repo.steps(existing.id))
-            received = self.clock()
-            verified = channel == "portal"
-            row = RightsRequest(id=new_id(), subject_id=subject, kind=kind, details=details,
-                                status="in_progress" if verified else "verifying", received_at=received,
-                                due_at=due_date(received), completed_at=None, region=self.region, purpose=purpose,
-                                corrections=json.dumps(fixes, sort_keys=True), extension_reason="",
-                                refusal_reason="", export_expires_at=None, channel=channel, code_hash="",
-                                code_failures=0, destination_url=destination.url if destination else "",
-                                destination_country=destination.country if destination else "")
-            if uow.repo.insert_unless_duplicate(row):
-                # Steps of an unverified request wait (no due time) until the code is entered.
-                steps = new_steps(row.id, plan(kind, purpose, destination is not None), received if verified else None)
-                uow.repo.add_steps(steps)
-                if verified:
-                    _publish_received(uow, row)
-                else:
-                    uow.events.publish("rights.verification.requested", subject,
-                                       ev.VerificationRequested(request_id=row.id, kind=kind))
-                publish_change(uow, row, "filed")
+            view = self._insert(uow, subject, kind, details, purpose, fixes, channel, destination)
+            if view is not None:
                 uow.commit()
                 self.wake()
-                return RequestView(row, steps)
+                return view
         # A concurrent filing of the same kind won the race: that one is the request.
         with self.uow() as uow:
             winner = uow.repo.open_request(subject, kind)
             if winner is None:
                 raise RuntimeError("open request vanished after a duplicate insert")
             return RequestView(winner, uow.repo.steps(winner.id))
+
+    def _insert(self, uow: UnitOfWork[Repository], subject: str, kind: str, details: str, purpose: str,
+                fixes: dict[str, str], channel: str, destination: Destination | None = None) -> RequestView | None:
+        """The request and its plan in `uow` (not committed); the open one if the subject already has one
+        of that kind (asking again does not restart the clock or open a second case); None on a race."""
+        existing = uow.repo.open_request(subject, kind)
+        if existing is not None:
+            return RequestView(existing, uow.repo.steps(existing.id))
+        received = self.clock()
+        # The portal's session and the retention schedule need no code; an e-mail does (notice 13.2).
+        verified = channel != "dpo"
+        row = RightsRequest(id=new_id(), subject_id=subject, kind=kind, details=details,
+                            status="in_progress" if verified else "verifying", received_at=received,
+                            due_at=due_date(received), completed_at=None, region=self.region, purpose=purpose,
+                            corrections=json.dumps(fixes, sort_keys=True), extension_reason="",
+                            refusal_reason="", export_expires_at=None, channel=channel, code_hash="",
+                            code_failures=0, destination_url=destination.url if destination else "",
+                            destination_country=destination.country if destination else "")
+        if not uow.repo.insert_unless_duplicate(row):
+            return None
+        # Steps of an unverified request wait (no due time) until the code is entered.
+        steps = new_steps(row.id, plan(kind, purpose, destination is not None), received if verified else None)
+        uow.repo.add_steps(steps)
+        if verified:
+            _publish_received(uow, row)
+        else:
+            uow.events.publish("rights.verification.requested", subject,
+                               ev.VerificationRequested(request_id=row.id, kind=kind))
+        publish_change(uow, row, "filed")
+        return RequestView(row, steps)
+
+    def erase_dormant(self, uow: UnitOfWork[Repository], subject_id: str) -> None:
+        """Retention (notice 12; identity.account.dormant): an account unused for two years whose holder
+        did not answer the warning is erased everywhere, as an erasure request the schedule files. In the
+        event consumer's transaction, so a redelivered event files nothing twice."""
+        self._insert(uow, subject_id, "erasure", "inactive account: erased by the retention schedule (notice 12)",
+                     "", {}, "retention")
 
     # --- verification of a request that came by e-mail ------------------------------------
     def claim_code(self, principal: Principal, request_id: str) -> tuple[str, str, datetime]:

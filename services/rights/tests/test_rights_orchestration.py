@@ -10,14 +10,18 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from rights.models import Repository
+from kaseum.events.v1 import identity_events_pb2 as identity_events
+from rights import events as rights_events
+from rights.models import Inbox, Repository, RightsRequest
 from rights.orchestration import Backoff, Orchestrator, StepCall, StepFailed, StepResult
 from rights.service import RightsService
+from servicekit.bus import Subscription, apply_once
 from servicekit.caller import Principal
 from servicekit.db import UnitOfWorkFactory, as_utc
 from servicekit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
+from servicekit.outbox import envelope
 from servicekit.testing import Clock
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from .conftest import REGION
 
@@ -277,3 +281,21 @@ def test_an_unverified_request_changes_nothing_anywhere_and_an_extension_waits_w
     _, code, _ = rights.claim_code(consent, filed.id)
     assert rights.verify(dpo, filed.id, code).status == "extended"
     assert "uk.rights.request.received" in published()
+
+
+@pytest.mark.notice("12.1")
+@pytest.mark.rule("R-RET-1")
+def test_a_dormant_account_is_erased_everywhere_once_however_often_the_event_comes(
+        rights: RightsService, orchestrator: Orchestrator, services: FakeServices,
+        uow: UnitOfWorkFactory[Repository]) -> None:
+    subject = "d" * 32
+    env = envelope("identity.account.dormant", REGION, subject, identity_events.AccountDormant(account_id=subject))
+    sub = Subscription("rights", [], rights_events.handlers(rights), uow, Inbox)
+    assert apply_once(sub, env) is True
+    assert apply_once(sub, env) is False  # redelivered: nothing filed twice
+    assert orchestrator.run_once() == 5
+    with uow() as u:
+        [request] = list(u.session.scalars(select(RightsRequest).where(RightsRequest.subject_id == subject)))
+        assert (request.kind, request.channel, request.status) == ("erasure", "retention", "completed")
+        assert [e.subject_id for e in u.repo.erasure_ledger()] == [subject]
+    assert services.order[-1] == "identity/erase"
