@@ -223,7 +223,7 @@ def create_load(service: object, rate: float, threads: int, stop: threading.Even
 
 
 def run_purge_bench(rows: int, rate: float, threads: int, window_s: float, batch: int, pause: float,
-                    database_url: str = "", say: object = print, max_batch: float = 0.025,
+                    database_url: str = "", say: object = print, max_batch: float = 0.010,
                     yield_factor: float = 3.0) -> PurgeResult:
     from servicekit import migrations
     from servicekit.db import UnitOfWorkFactory, make_engine
@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds of each window with the purge (those without it last half as long)")
     parser.add_argument("--batch", type=int, default=1000, help="rows per purge batch (one transaction each)")
     parser.add_argument("--pause", type=float, default=0.01, help="least seconds between purge batches")
-    parser.add_argument("--max-batch", type=float, default=0.025,
+    parser.add_argument("--max-batch", type=float, default=0.010,
                         help="a batch taking longer shrinks (RETENTION_MAX_BATCH_SECONDS)")
     parser.add_argument("--yield-factor", type=float, default=3.0,
                         help="pause after a batch, as a multiple of its duration (RETENTION_YIELD_FACTOR)")

@@ -107,7 +107,7 @@ class Purger:
 
     def __init__(self, rules: Sequence[RetentionRule], session_factory: sessionmaker[Session],
                  run_model: type[PurgeRunMixin], clock: Callable[[], datetime] = utcnow,
-                 batch_size: int = 1000, pause: float = 0.0, max_batch_seconds: float = 0.025,
+                 batch_size: int = 1000, pause: float = 0.0, max_batch_seconds: float = 0.010,
                  yield_factor: float = 3.0, sleep: Callable[[float], None] = time.sleep,
                  timer: Callable[[], float] = time.monotonic) -> None:
         self.rules = [r for r in rules if r.purge is not None]

@@ -79,7 +79,7 @@ class ServiceSettings(CommonSettings):
     # Seconds between purge batches: request transactions get the write lock in between.
     retention_batch_pause_seconds: float = Field(default=0.01, ge=0)
     # A purge batch that takes longer than this shrinks (short transactions, short lock waits).
-    retention_max_batch_seconds: float = Field(default=0.025, gt=0)
+    retention_max_batch_seconds: float = Field(default=0.010, gt=0)
     # After each batch the purge pauses this many times the batch's duration (background work yields).
     retention_yield_factor: float = Field(default=3.0, ge=0)
 
