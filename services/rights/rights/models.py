@@ -233,8 +233,11 @@ class Repository:
             return False
         return True
 
-    def request(self, request_id: str) -> RightsRequest | None:
-        return self.session.get(RightsRequest, request_id)
+    def request(self, request_id: str, lock: bool = False) -> RightsRequest | None:
+        """`lock`: hold the row until commit (PostgreSQL's FOR UPDATE), so the orchestrator and the DPO's
+        actions change a request one after the other, each seeing the other's result."""
+        return self.session.get(RightsRequest, request_id, with_for_update=lock or None,
+                                populate_existing=lock)
 
     def open_request(self, subject_id: str, kind: str) -> RightsRequest | None:
         return self.session.scalars(

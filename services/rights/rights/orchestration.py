@@ -185,29 +185,35 @@ class Orchestrator:
 
     def _record(self, lease_id: str, outcomes: list[Outcome]) -> None:
         """Every answer of a batch in one transaction (one write, not one per step), each applied only
-        while this worker still holds the step's lease; then the requests that may have finished."""
+        while this worker still holds the step's lease; then the requests that may have finished.
+        Each request row is locked before its steps are read (in id order: no deadlock with another
+        worker), so a DPO's refusal or extension and this record happen one after the other."""
         now = self.clock()
+        by_request: dict[str, list[Outcome]] = {}
+        for outcome in outcomes:
+            by_request.setdefault(outcome.call.request_id, []).append(outcome)
         with self.uow() as uow:
-            touched: dict[str, RightsRequest] = {}
-            for outcome in outcomes:
-                call = outcome.call
-                step = uow.repo.step(call.request_id, call.service, call.operation)
-                # Another worker took over (our lease expired) or the step was settled meanwhile.
-                if step is None or step.lease_id != lease_id or step.status != "pending":
-                    continue
-                request = touched.get(call.request_id) or uow.repo.request(call.request_id)
+            for request_id in sorted(by_request):
+                request = uow.repo.request(request_id, lock=True)
                 if request is None:
                     continue
-                touched[request.id] = request
-                if outcome.result is not None:
-                    self._done(uow, step, request, outcome.result, now)
-                else:
-                    self._failed(uow, step, request, outcome.error, now)
-            for request in touched.values():
-                if all(s.status == "done" for s in uow.repo.steps(request.id)):
+                recorded = False
+                for outcome in by_request[request_id]:
+                    call = outcome.call
+                    step = uow.repo.step(call.request_id, call.service, call.operation)
+                    # Another worker took over (our lease expired) or the step was settled meanwhile
+                    # (a refusal settles every step it stops).
+                    if step is None or step.lease_id != lease_id or step.status != "pending":
+                        continue
+                    recorded = True
+                    if outcome.result is not None:
+                        self._done(uow, step, request, outcome.result, now)
+                    else:
+                        self._failed(uow, step, request, outcome.error, now)
+                if recorded and all(s.status == "done" for s in uow.repo.steps(request.id)):
                     if request.status == "completed":  # the lift of a completed restriction
                         publish_change(uow, request, "lifted")
-                    else:
+                    elif request.status != "refused":
                         self._complete(uow, request, now)
             uow.commit()
 

@@ -283,15 +283,17 @@ class RightsService(SubjectDataRules):
     def get_request(self, principal: Principal, request_id: str) -> RequestView:
         self._require(principal, "customer", "dpo")
         with self.uow() as uow:
-            row = self._visible(uow, principal, request_id)
+            row = self._visible(uow, principal, request_id, lock=False)
             if principal.role == "dpo":
                 uow.repo.audit(principal, [audit.Access(row.subject_id, "request.read", row.id)])
                 uow.commit()
             return RequestView(row, uow.repo.steps(row.id))
 
     @staticmethod
-    def _visible(uow: UnitOfWork[Repository], principal: Principal, request_id: str) -> RightsRequest:
-        row = uow.repo.request(request_id) if request_id else None
+    def _visible(uow: UnitOfWork[Repository], principal: Principal, request_id: str,
+                 lock: bool = True) -> RightsRequest:
+        """The request if the principal may see it; locked for a change unless `lock` is False."""
+        row = uow.repo.request(request_id, lock) if request_id else None
         # Someone else's request answers exactly like a missing one: existence is not revealed.
         if row is None or (principal.role != "dpo" and row.subject_id != principal.subject_id):
             raise NotFound("request not found")
@@ -461,7 +463,7 @@ class RightsService(SubjectDataRules):
         self._require(principal, "customer")
         now = self.clock()
         with self.uow() as uow:
-            row = self._visible(uow, principal, request_id)
+            row = self._visible(uow, principal, request_id, lock=False)
             if row.kind not in ("access", "portability"):
                 raise NotFound("this request has no export")
             if row.status != "completed" or row.export_expires_at is None:
