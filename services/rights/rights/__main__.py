@@ -49,7 +49,7 @@ def serve(base: ServiceSettings) -> None:
     runtime.subscribe("rights", [s.format(region=base.region) for s in events.SUBJECTS], events.handlers(service))
     # Every replica drives due steps; leases in the database keep them from running one twice.
     settings = RightsSettings(**base.model_dump())
-    pusher = Pusher(runtime.uow, runtime.transfers, settings.portability_ca_file)
+    pusher = Pusher(runtime.uow, runtime.transfers, service.export_part, settings.portability_ca_file)
     orchestrator = Orchestrator(runtime.uow, service.runner or GrpcStepRunner(settings, runtime.credentials),
                                 pusher=pusher)
     # Its own thread: woken at once by work filed in this process, else every interval for other replicas'.

@@ -319,6 +319,11 @@ class Repository:
         return list(self.session.scalars(select(RequestStep).where(RequestStep.lease_id == lease_id)
                                          .order_by(RequestStep.next_attempt_at)))
 
+    def release_steps(self, lease_id: str) -> None:
+        self.session.execute(update(RequestStep).where(RequestStep.lease_id == lease_id,
+                                                       RequestStep.status == "pending")
+                             .values(lease_id="", lease_until=None))
+
     def step(self, request_id: str, service: str, operation: str) -> RequestStep | None:
         return self.session.get(RequestStep, (request_id, service, operation))
 

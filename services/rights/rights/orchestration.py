@@ -148,8 +148,21 @@ class Orchestrator:
             lease_id, calls = self._lease()
             if not calls:
                 return total
-            self._record(lease_id, list(self.pool.map(self._run, calls)))
+            outcomes = list(self.pool.map(self._run, calls))
+            try:
+                self._record(lease_id, outcomes)
+            except Exception:
+                # E.g. SQLite refusing a write after a concurrent DPO action: the answers are not kept, so
+                # the steps are released to run again now (each is idempotent), not left leased for minutes.
+                log.exception("recording rights steps failed; they run again")
+                self._release(lease_id)
+                raise
             total += len(calls)
+
+    def _release(self, lease_id: str) -> None:
+        with self.uow() as uow:
+            uow.repo.release_steps(lease_id)
+            uow.commit()
 
     def _lease(self) -> tuple[str, list[StepCall]]:
         now = self.clock()

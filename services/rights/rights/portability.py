@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import http.client
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 from servicekit.db import UnitOfWorkFactory, as_utc
+from servicekit.errors import NotFound
 from servicekit.transfers import TransferGate
 
 from . import export_zip
@@ -29,8 +30,10 @@ TIMEOUT_SECONDS = 60.0
 
 class Pusher:
     def __init__(self, uow: UnitOfWorkFactory[Repository], transfers: TransferGate | None,
-                 ca_file: str = "") -> None:
+                 load: Callable[[str, str], export_zip.Part], ca_file: str = "") -> None:
         self.uow = uow
+        # One stored part of an export, by request and service (RightsService.export_part).
+        self.load = load
         self.transfers = transfers
         # A private CA bundle may be named for controllers on one; otherwise the system's trust store.
         self.tls = ssl.create_default_context(cafile=ca_file or None)
@@ -54,11 +57,10 @@ class Pusher:
         return StepResult(f"sent {sent} bytes to {host} ({decision.basis})")
 
     def _part(self, request_id: str, service: str) -> export_zip.Part:
-        with self.uow() as uow:
-            part = uow.repo.export_part(request_id, service)
-            if part is None:
-                raise StepFailed("EXPORT_GONE")
-            return export_zip.Part(part.service, part.export, part.declarations)
+        try:
+            return self.load(request_id, service)
+        except NotFound as gone:
+            raise StepFailed("EXPORT_GONE") from gone
 
     def _post(self, url: str, body: Iterator[bytes]) -> int:
         parts = urlsplit(url)

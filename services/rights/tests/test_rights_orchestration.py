@@ -299,3 +299,28 @@ def test_a_dormant_account_is_erased_everywhere_once_however_often_the_event_com
         assert (request.kind, request.channel, request.status) == ("erasure", "retention", "completed")
         assert [e.subject_id for e in u.repo.erasure_ledger()] == [subject]
     assert services.order[-1] == "identity/erase"
+
+
+@pytest.mark.notice("13.2")
+@pytest.mark.rule("R-RIGHTS-1")
+def test_answers_that_cannot_be_recorded_release_their_steps_to_run_again(
+        rights: RightsService, uow: UnitOfWorkFactory[Repository], services: FakeServices, clock: Clock,
+        person: Callable[..., Principal]) -> None:
+    class Flaky(Orchestrator):
+        failures = 1
+
+        def _record(self, lease_id: str, outcomes: list[Any]) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise RuntimeError("database is locked")
+            super()._record(lease_id, outcomes)
+
+    customer = person()
+    filed = rights.file_request(customer, "restriction", "")
+    flaky = Flaky(uow, services, clock)
+    with pytest.raises(RuntimeError):
+        flaky.run_once()
+    steps = rights.get_request(customer, filed.id).steps
+    assert {(s.status, s.lease_id, s.attempts) for s in steps} == {("pending", "", 0)}  # free at once
+    flaky.run_once()
+    assert rights.get_request(customer, filed.id).status == "completed"
