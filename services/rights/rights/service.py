@@ -299,15 +299,20 @@ class RightsService(SubjectDataRules):
             raise NotFound("request not found")
         return row
 
+    def _open(self, uow: UnitOfWork[Repository], principal: Principal, request_id: str) -> RightsRequest:
+        """The request, locked for a change, unless it is already closed (completed or refused)."""
+        row = self._visible(uow, principal, request_id)
+        if row.status in CLOSED:
+            raise Conflict(f"the request is already {row.status}", "request_closed")
+        return row
+
     # --- the DPO's actions ---------------------------------------------------------------
     def retry(self, principal: Principal, request_id: str) -> RequestView:
         """Failed steps get a fresh round of attempts now; a request never sits stuck and unseen."""
         self._require(principal, "dpo")
         now = self.clock()
         with self.uow() as uow:
-            row = self._visible(uow, principal, request_id)
-            if row.status in CLOSED:
-                raise Conflict(f"the request is already {row.status}", "request_closed")
+            row = self._open(uow, principal, request_id)
             steps = uow.repo.steps(row.id)
             for step in steps:
                 if step.status == "failed":
@@ -323,14 +328,9 @@ class RightsService(SubjectDataRules):
         self._require(principal, "dpo")
         if months not in (1, 2):
             raise InvalidArgument("months must be 1 or 2 (at most two further months)", "invalid_months")
-        reason = reason.strip()
-        if not reason or len(reason) > MAX_REASON:
-            raise InvalidArgument(f"a reason (1 to {MAX_REASON} characters) is required: the subject is told it",
-                                  "invalid_reason")
+        reason = _told_reason(reason)
         with self.uow() as uow:
-            row = self._visible(uow, principal, request_id)
-            if row.status in CLOSED:
-                raise Conflict(f"the request is already {row.status}", "request_closed")
+            row = self._open(uow, principal, request_id)
             if row.extension_reason:
                 raise Conflict("a request's deadline can be extended only once", "already_extended")
             # Counted from receipt (31 Jan + 3 months = 30 Apr, not 28 Feb + 2 months), keeping any time
@@ -351,15 +351,10 @@ class RightsService(SubjectDataRules):
         """Art. 12(5): a manifestly unfounded or excessive request, refused with a reason the subject is
         told together with their right to complain to the ICO (notice 13.3)."""
         self._require(principal, "dpo")
-        reason = reason.strip()
-        if not reason or len(reason) > MAX_REASON:
-            raise InvalidArgument(f"a reason (1 to {MAX_REASON} characters) is required: the subject is told it",
-                                  "invalid_reason")
+        reason = _told_reason(reason)
         now = self.clock()
         with self.uow() as uow:
-            row = self._visible(uow, principal, request_id)
-            if row.status in CLOSED:
-                raise Conflict(f"the request is already {row.status}", "request_closed")
+            row = self._open(uow, principal, request_id)
             row.status, row.refusal_reason, row.completed_at = "refused", reason, now
             steps = uow.repo.steps(row.id)
             for step in steps:
@@ -379,9 +374,7 @@ class RightsService(SubjectDataRules):
         self._require(principal, "dpo")
         now = self.clock()
         with self.uow() as uow:
-            row = self._visible(uow, principal, request_id)
-            if row.status in CLOSED:
-                raise Conflict(f"the request is already {row.status}", "request_closed")
+            row = self._open(uow, principal, request_id)
             if stop == (row.clock_stopped_at is not None):
                 raise Conflict("the clock is already " + ("stopped" if stop else "running"), "clock_unchanged")
             if stop:
@@ -529,3 +522,12 @@ def _check_specifics(kind: str, purpose: str, corrections: dict[str, str]) -> tu
 def _publish_received(uow: UnitOfWork[Repository], row: RightsRequest) -> None:
     uow.events.publish("rights.request.received", row.subject_id, ev.RequestReceived(
         request_id=row.id, kind=row.kind, subject_id=row.subject_id, due_at=to_timestamp(as_utc(row.due_at))))
+
+
+def _told_reason(reason: str) -> str:
+    """A DPO's reason for an extension or a refusal: required, since the subject is told it."""
+    reason = reason.strip()
+    if not reason or len(reason) > MAX_REASON:
+        raise InvalidArgument(f"a reason (1 to {MAX_REASON} characters) is required: the subject is told it",
+                              "invalid_reason")
+    return reason
