@@ -6,6 +6,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
+from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import grpc
@@ -75,15 +76,8 @@ class CallerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             unary = handler.unary_unary
 
             def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
-                token = None
-                try:
-                    token = caller.set_current(self._authenticate(context, public))
+                with self._as_caller(context, public, method):
                     return unary(request, context)
-                except Exception as exc:
-                    self._abort(context, method, exc)
-                finally:
-                    if token is not None:
-                        caller.reset_current(token)
 
             return grpc.unary_unary_rpc_method_handler(
                 wrapped, request_deserializer=handler.request_deserializer,
@@ -93,15 +87,8 @@ class CallerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
             def wrapped_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 # The same checks as a unary call; errors while streaming end the stream with a status.
-                token = None
-                try:
-                    token = caller.set_current(self._authenticate(context, public))
+                with self._as_caller(context, public, method):
                     yield from streaming(request, context)
-                except Exception as exc:
-                    self._abort(context, method, exc)
-                finally:
-                    if token is not None:
-                        caller.reset_current(token)
 
             return grpc.unary_stream_rpc_method_handler(
                 wrapped_stream, request_deserializer=handler.request_deserializer,
@@ -109,6 +96,19 @@ class CallerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         # Deny by default: a client-streaming method would otherwise skip authentication.
         return grpc.unary_unary_rpc_method_handler(
             lambda request, context: context.abort(grpc.StatusCode.UNIMPLEMENTED, "not served"))
+
+    @contextmanager
+    def _as_caller(self, context: grpc.ServicerContext, public: bool, method: str) -> Iterator[None]:
+        """Authenticate, make the caller current for the call, and turn any failure into a status."""
+        token = None
+        try:
+            token = caller.set_current(self._authenticate(context, public))
+            yield
+        except Exception as exc:
+            self._abort(context, method, exc)
+        finally:
+            if token is not None:
+                caller.reset_current(token)
 
     def _authenticate(self, context: grpc.ServicerContext, public: bool) -> caller.Principal | None:
         metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
