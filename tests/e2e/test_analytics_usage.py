@@ -29,11 +29,6 @@ STREAM = "KASEUM_UK"
 USED = "uk.gateway.usage.feature_used"
 
 
-@pytest.fixture(scope="module")
-def api(system: Stack) -> Api:
-    return Api(system.gateway_url)
-
-
 def cli(system: Stack, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {"KASEUM_ENV_FILE": str(system.var / "kaseum.env"), "IDENTITY_ADDR": system.grpc_addr("identity"),
            "ANALYTICS_ADDR": system.grpc_addr("analytics"), "PATH": "/usr/bin:/bin"}

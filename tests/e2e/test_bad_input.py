@@ -8,12 +8,6 @@ import json
 import pytest
 
 from tests.support.api import Api, sign_up_and_log_in, signup_body
-from tools.stack import Stack
-
-
-@pytest.fixture(scope="module")
-def api(system: Stack) -> Api:
-    return Api(system.gateway_url)
 
 
 def error_of(response: object, status: int) -> dict[str, str]:

@@ -58,22 +58,6 @@ def cli(stack: Stack, *args: str, stdin: str = "") -> subprocess.CompletedProces
     return subprocess.run([KASEUM, *args], input=stdin, capture_output=True, text=True, env=env, timeout=120)
 
 
-@pytest.fixture(scope="module")
-def api(system: Stack) -> Api:
-    return Api(system.gateway_url)
-
-
-@pytest.fixture(scope="module")
-def admin(system: Stack, api: Api) -> Api:
-    name = f"admin_{uuid.uuid4().hex[:8]}"
-    done = cli(system, "users", "create", "--role", "admin", "--username", name, "--email",
-               f"{name}@kaseum.example", "--password-stdin", stdin=PASSWORD + "\n")
-    assert done.returncode == 0, done.stderr
-    session = api.call("POST", "/api/v1/sessions", json={"login": name, "password": PASSWORD})
-    assert session.status_code == 200, session.text
-    return api.as_user(session.json()["token"])
-
-
 def customer(api: Api, **overrides: Any) -> tuple[Api, str, str]:
     """A signed-in customer whose preferences exist; (client, subject id, address)."""
     user, created, body = sign_up_and_log_in(api, **overrides)

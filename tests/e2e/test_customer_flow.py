@@ -11,11 +11,6 @@ from tests.support.waiting import eventually
 from tools.stack import Stack
 
 
-@pytest.fixture(scope="module")
-def api(system: Stack) -> Api:
-    return Api(system.gateway_url)
-
-
 def preferences_when_ready(user: Api) -> dict[str, object]:
     def probe() -> dict[str, object] | None:
         response = user.call("GET", "/api/v1/me/preferences")

@@ -12,9 +12,9 @@ import grpc
 import pytest
 from kaseum.privacy.v1 import governance_pb2, governance_pb2_grpc, personal_data_pb2, personal_data_pb2_grpc
 from servicekit import caller
-from sqlalchemy import create_engine, text
 
 from tests.support.api import Api, sign_up_and_log_in, staff
+from tests.support.databases import count_rows
 from tests.support.waiting import eventually
 from tools.stack import Stack, generate_secrets
 
@@ -138,13 +138,8 @@ def test_the_retention_schedule_and_the_record_of_processing_come_from_the_servi
 
 
 def active_hold_in_tickets(system: Stack, hold_id: str) -> bool:
-    engine = create_engine(system.database_url("tickets").replace("postgresql://", "postgresql+psycopg://"))
-    try:
-        with engine.connect() as conn:
-            return bool(conn.execute(text("SELECT count(*) FROM legal_holds WHERE hold_id = :h AND released_at IS "
-                                          "NULL"), {"h": hold_id}).scalar())
-    finally:
-        engine.dispose()
+    return bool(count_rows(system, "tickets", "SELECT count(*) FROM legal_holds WHERE hold_id = :h AND "
+                           "released_at IS NULL", h=hold_id))
 
 
 @pytest.mark.notice("12.1")

@@ -34,20 +34,6 @@ def error_of(response: Any, status: int) -> dict[str, str]:
     return body["error"]  # type: ignore[no-any-return]
 
 
-@pytest.fixture(scope="module")
-def api(system: Stack) -> Api:
-    return Api(system.gateway_url)
-
-
-@pytest.fixture(scope="module")
-def admin(system: Stack, api: Api) -> Api:
-    name = f"admin_{tag()}"
-    done = cli(system, "users", "create", "--role", "admin", "--username", name, "--email",
-               f"{name}@kaseum.example", "--password-stdin", stdin=PASSWORD + "\n")
-    assert done.returncode == 0, done.stderr
-    return log_in(api, name)
-
-
 def create(admin: Api, name: str, kind: str, countries: list[str] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"name": name, "kind": kind}
     if countries is not None:

@@ -26,11 +26,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from rights.plans import HOLDERS
-from servicekit.db import make_engine
-from sqlalchemy import text
 
 from tests.support import jetstream
 from tests.support.api import PASSWORD, Api, sign_up_and_log_in, staff
+from tests.support.databases import count_rows
 from tests.support.waiting import eventually
 from tools.stack import Stack
 
@@ -61,15 +60,6 @@ def open_ticket(customer: Api, subject: str, body: str) -> str:
     assert created.status_code == 201, created.text
     ticket_id: str = created.json()["id"]
     return ticket_id
-
-
-def count_rows(system: Stack, service: str, sql: str, **params: str) -> int:
-    engine = make_engine(system.database_url(service))
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(text(sql), params).scalar_one())
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.notice("13.1.1")

@@ -5,13 +5,6 @@ from __future__ import annotations
 import pytest
 
 from tests.support.api import PASSWORD, Api, sign_up_and_log_in
-from tools.stack import Stack
-
-
-@pytest.fixture(scope="module")
-def api(system: Stack) -> Api:
-    return Api(system.gateway_url)
-
 
 SAFARI = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_1) AppleWebKit/605.1.15 (KHTML, like Gecko) "
           "Version/17.1 Safari/605.1.15")

@@ -15,11 +15,6 @@ from tools.stack import Stack
 KASEUM = str(Path(sys.executable).parent / "kaseum")
 
 
-@pytest.fixture(scope="module")
-def api(system: Stack) -> Api:
-    return Api(system.gateway_url)
-
-
 def cli(system: Stack, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {"KASEUM_ENV_FILE": str(system.var / "kaseum.env"), "IDENTITY_ADDR": system.grpc_addr("identity"),
            "PATH": "/usr/bin:/bin"}

@@ -15,11 +15,6 @@ from tests.support.api import PASSWORD, Api, sign_up_and_log_in, signup_body
 from tools.stack import Stack, generate_secrets
 
 
-@pytest.fixture(scope="module")
-def api(system: Stack) -> Api:
-    return Api(system.gateway_url)
-
-
 def claim(system: Stack, address: str, kind: str) -> str:
     """The link's token from the message consent sent for `kind` (consent claims it at send time and
     mails it; the local SMTP sink writes each message to var/mail/*.eml)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from typing import Any
 
 SERVICES = ("identity", "tickets", "consent", "rights", "analytics")
 
@@ -32,3 +33,16 @@ def fresh_database_urls() -> dict[str, str]:
             conn.execute(f'CREATE DATABASE "{db}"')
             urls[f"DATABASE_URL_{name.upper()}"] = f"{base}/{db}"
     return urls
+
+
+def count_rows(system: Any, service: str, sql: str, **params: str) -> int:
+    """A `SELECT count(*) …` on one service's database of a running system, as an operator would check."""
+    from servicekit.db import make_engine
+    from sqlalchemy import text
+
+    engine = make_engine(system.database_url(service))
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(sql), params).scalar_one())
+    finally:
+        engine.dispose()
