@@ -424,3 +424,61 @@ def test_portability_sends_what_the_subject_provided_to_another_controller_where
                           "allowed", i=account["id"]) == 1
     finally:
         server.shutdown()
+
+
+RIGHTS_POSTS = [  # every JSON route of the rights API a person posts to, with a body of the right shape
+    ("/api/v1/rights-requests", {"kind": "access"}),
+    ("/api/v1/dpo/rights-requests", {"email": "nobody@example.com", "kind": "access"}),
+    ("/api/v1/rights-requests/{id}/verify", {"code": "123456"}),
+    ("/api/v1/rights-requests/{id}/extend", {"months": 1, "reason": "complex"}),
+    ("/api/v1/rights-requests/{id}/refuse", {"reason": "excessive"}),
+    ("/api/v1/rights-requests/{id}/clock", {"stop": True}),
+]
+WRONG_TYPES = {"kind": 5, "email": 5, "code": 5, "months": "one", "reason": 5, "stop": "yes"}
+
+
+@pytest.mark.notice("13.2")
+@pytest.mark.rule("R-RIGHTS-1")
+def test_rights_routes_answer_bad_input_and_unknown_or_foreign_ids_with_the_error_shape(
+        system: Stack, api: Api, dpo: Api) -> None:
+    customer, _, _ = sign_up_and_log_in(api)
+    unknown = "0" * 32
+    for path, body in RIGHTS_POSTS:
+        target = path.format(id=unknown)
+        caller = dpo if "dpo" in path or "{id}" in path else customer
+        malformed = caller.call("POST", target, data="{not json", headers={"Content-Type": "application/json"})
+        assert malformed.status_code == 400 and malformed.json()["error"]["code"] == "malformed", path
+        wrong = {k: WRONG_TYPES.get(k, v) for k, v in body.items()}
+        typed = caller.call("POST", target, json=wrong)
+        assert typed.status_code == 422 and typed.json()["error"]["code"] == "invalid", (path, typed.text)
+        if "{id}" in path:
+            assert caller.call("POST", target, json=body).status_code == 404, path
+    # The export is the requester's alone (the DPO's role is refused before any id is looked at).
+    for suffix, expected in (("/retry", 404), ("/lift-restriction", 404), ("", 404), ("/export", 403)):
+        method = "GET" if suffix in ("/export", "") else "POST"
+        assert dpo.call(method, f"/api/v1/rights-requests/{unknown}{suffix}").status_code == expected, suffix
+    # Someone else's request answers exactly like a missing one.
+    mine = file(customer, "access")
+    other, _, _ = sign_up_and_log_in(api)
+    for suffix in ("", "/export"):
+        theirs = other.call("GET", f"/api/v1/rights-requests/{mine['id']}{suffix}")
+        missing = other.call("GET", f"/api/v1/rights-requests/{unknown}{suffix}")
+        assert (theirs.status_code, theirs.json()) == (missing.status_code, missing.json()) == (404, theirs.json())
+
+
+@pytest.mark.notice("13.2")
+def test_rights_down_is_503_with_retry_after_and_nothing_is_lost(make_stack: Any) -> None:
+    stack: Stack = make_stack()
+    stack.start()
+    api = Api(stack.gateway_url)
+    customer, _, _ = sign_up_and_log_in(api)
+    stack.stop_process("rights")
+    down = customer.call("POST", "/api/v1/rights-requests", json={"kind": "access"})
+    assert down.status_code == 503 and down.headers["Retry-After"] and \
+        down.json()["error"]["code"] == "service_unavailable"
+    assert customer.call("GET", "/api/v1/rights-requests").status_code == 503
+    stack.start_service("rights")
+    stack.wait_serving("rights")
+    # Back: the request the customer files again is the only one (the refused attempt stored nothing).
+    filed = file(customer, "access")
+    assert [r["id"] for r in customer.call("GET", "/api/v1/rights-requests").json()["items"]] == [filed["id"]]
