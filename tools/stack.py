@@ -8,6 +8,7 @@ to one SQLite file per service under the var folder.
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -25,10 +26,26 @@ SERVICES = ("identity", "tickets", "consent", "rights", "analytics")
 BIN = Path(sys.executable).parent
 
 
+# Below Linux's ephemeral range (32768–60999): a port picked there could be taken by any outgoing
+# connection (a database or NATS client) between the pick and the server binding it.
+PORTS = range(20000, 32000)
+_handed_out: set[int] = set()  # never the same port twice from one process (e.g. within one stack)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free now, chosen at random outside the ephemeral range, for a server started next."""
+    for _ in range(200):
+        port = random.choice(PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port found between 20000 and 32000")
 
 
 def nats_server_binary() -> str:
