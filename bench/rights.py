@@ -366,6 +366,7 @@ class ErasureResult:
     machine_busy_s: float
     log_problems: dict[str, int]  # "database is locked" / tracebacks per log file
     load: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    probed_p99: float = 0.0  # the same burst's p99 with the probes running (not the figure)
 
     @property
     def p99(self) -> float:
@@ -414,8 +415,6 @@ def log_problems(stack: Stack) -> dict[str, int]:
 
 
 def bench_erasure(stack: Stack, count: int, say: Say) -> ErasureResult:
-    from bench.run import machine_busy_s
-
     base = stack.gateway_url
     began = time.monotonic()
     people = customers(stack, count + ALONE + DIRECT, with_ticket=True)
@@ -429,7 +428,43 @@ def bench_erasure(stack: Stack, count: int, say: Say) -> ErasureResult:
     direct = erase_direct(stack, [p.subject_id for p in people[count + ALONE:]])
     say("  Erase straight over gRPC, p50: " + ", ".join(f"{s} {ms:.1f} ms" for s, ms in direct.items()))
 
-    batch = people[:count]
+    measured = _burst(stack, db, people[:count], probes=False)
+    say(f"  {count} erasures filed at once: p99 {pct(measured.latencies, 99):.2f} s; again with {count} others and "
+        "the probes on (what limits the figure, measured beside it, not in it):")
+    probed = _burst(stack, db, customers(stack, count, with_ticket=True), probes=True)
+    return ErasureResult(
+        count=count, filing_s=measured.filing_s, filing_p50_ms=measured.filing_p50_ms,
+        latencies=measured.latencies, alone=alone, direct_ms=direct, steps=measured.steps,
+        retried=measured.retried, steps_per_s=measured.steps_per_s, first_phase=measured.first_phase,
+        last_phase=measured.last_phase, lock_waits=probed.lock_waits, erase_under_load=probed.erase_under_load,
+        cpu=measured.cpu, wall_s=measured.wall_s, machine_busy_s=measured.machine_busy_s,
+        log_problems=log_problems(stack), load=measured.load, probed_p99=pct(probed.latencies, 99))
+
+
+@dataclass
+class Burst:
+    filing_s: float
+    filing_p50_ms: float
+    latencies: list[float]
+    steps: int
+    retried: dict[str, int]
+    steps_per_s: float
+    first_phase: list[float]
+    last_phase: list[float]
+    cpu: dict[str, float]
+    wall_s: float
+    machine_busy_s: float
+    load: tuple[float, float, float]
+    lock_waits: dict[str, list[float]] = field(default_factory=dict)
+    erase_under_load: dict[str, list[float]] = field(default_factory=dict)
+
+
+def _burst(stack: Stack, db: RightsDb, batch: list[Customer], probes: bool) -> Burst:
+    """`batch` file an erasure each at once; with `probes`, the lock and Erase probes run meanwhile (they
+    take write locks and run erasures of their own, so the figure is measured without them)."""
+    from bench.run import machine_busy_s
+
+    base = stack.gateway_url
     gate = threading.Barrier(len(batch))
 
     def go(person: Customer) -> tuple[str, float, float]:
@@ -438,12 +473,14 @@ def bench_erasure(stack: Stack, count: int, say: Say) -> ErasureResult:
 
     load = os.getloadavg()
     cpu_before, busy, wall = cpu_by_process(stack), machine_busy_s(), time.monotonic()
-    with LockProbe(sqlite_files(stack)) as probe, EraseProbe(stack) as erase_probe, \
-            ThreadPoolExecutor(len(batch)) as pool:
+    with contextlib.ExitStack() as running:
+        probe = running.enter_context(LockProbe(sqlite_files(stack))) if probes else None
+        erase_probe = running.enter_context(EraseProbe(stack)) if probes else None
+        pool = running.enter_context(ThreadPoolExecutor(len(batch)))
         first = time.time()
         filed = list(pool.map(go, batch))
         ids = [f[0] for f in filed]
-        done = db.wait(ids, 120 + count)
+        done = db.wait(ids, 120 + len(batch))
     wall, busy = time.monotonic() - wall, machine_busy_s() - busy
     cpu_after = cpu_by_process(stack)
     latencies = [done[i].completed_at.timestamp() - at for i, at, _ in filed]
@@ -459,15 +496,14 @@ def bench_erasure(stack: Stack, count: int, say: Say) -> ErasureResult:
     for s in steps:
         if s.attempts > 1:
             retried[s.service] = retried.get(s.service, 0) + 1
-    return ErasureResult(
-        count=count, filing_s=max(f[1] for f in filed) - first, filing_p50_ms=statistics.median(f[2] for f in filed),
-        latencies=latencies, alone=alone, direct_ms=direct, steps=len(steps), retried=retried,
-        steps_per_s=len(steps) / span if span else 0.0,
+    return Burst(
+        filing_s=max(f[1] for f in filed) - first, filing_p50_ms=statistics.median(f[2] for f in filed),
+        latencies=latencies, steps=len(steps), retried=retried, steps_per_s=len(steps) / span if span else 0.0,
         first_phase=[phase1[i].timestamp() - filed_at[i] for i in ids],
         last_phase=[(done[i].completed_at - phase1[i]).total_seconds() for i in ids],
-        lock_waits=probe.waits, erase_under_load=erase_probe.times,
-        cpu={n: cpu_after.get(n, 0) - cpu_before.get(n, 0) for n in cpu_before},
-        wall_s=wall, machine_busy_s=busy, log_problems=log_problems(stack), load=load)
+        cpu={n: cpu_after.get(n, 0) - cpu_before.get(n, 0) for n in cpu_before}, wall_s=wall,
+        machine_busy_s=busy, load=load, lock_waits=probe.waits if probe else {},
+        erase_under_load=erase_probe.times if erase_probe else {})
 
 
 # --- 2. access export of a long history -------------------------------------------------------------------
@@ -728,14 +764,16 @@ def _limits(e: ErasureResult) -> Iterator[str]:
            f"{need / e.steps_per_s if e.steps_per_s else 0:.1f}× the measured rate")
     loaded = ", ".join(f"{s} p50 {pct(t, 50) * 1000:.0f}/p99 {pct(t, 99) * 1000:.0f} ms"
                        for s, t in e.erase_under_load.items() if t)
-    yield (f"each service's Erase (a subject nobody is) called from here during the run: {loaded} "
+    yield (f"in a second burst of {e.count} with the probes on (p99 {e.probed_p99:.2f} s there): each service's "
+           f"Erase (a subject nobody is) called from here meanwhile: {loaded} "
            f"({len(next(iter(e.erase_under_load.values()), []))} rounds)")
     yield (f"per request: 202 → its four phase-1 erasures done {stats(e.first_phase)}; then identity's erasure "
            f"(phase 2) → completed {stats(e.last_phase)}")
     yield (f"one erasure alone: {', '.join(f'{s:.2f} s' for s in e.alone)} (a poll every 0.5 s, then two phases "
            f"one after the other)")
     if e.lock_waits:
-        yield f"SQLite write-lock wait seen from outside during the run (BEGIN IMMEDIATE): {_lock_line(e.lock_waits)}"
+        yield ("SQLite write-lock wait seen from outside during that burst (BEGIN IMMEDIATE): "
+               f"{_lock_line(e.lock_waits)}")
     retried = ", ".join(f"{s} {n}" for s, n in e.retried.items()) or "none"
     problems = ", ".join(f"{s} {n}" for s, n in e.log_problems.items()) or "none"
     yield f"steps that needed a retry: {retried}; 'database is locked' or tracebacks in the logs: {problems}"

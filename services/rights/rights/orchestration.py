@@ -95,7 +95,10 @@ def publish_change(uow: UnitOfWork[Repository], request: RightsRequest, change: 
                                     step=step, due_at=to_timestamp(as_utc(request.due_at)))
     if change == "lift_announced" and request.lift_at is not None:
         event.lift_at.CopyFrom(to_timestamp(as_utc(request.lift_at)))
-    uow.events.publish("rights.request.status_changed", request.subject_id, event)
+    # A step's progress has a subject of its own: consent (which tells the subject of request changes)
+    # need not take five events per erasure only to ignore them.
+    name = "rights.request.step_changed" if change.startswith("step_") else "rights.request.status_changed"
+    uow.events.publish(name, request.subject_id, event)
     if audited:
         uow.repo.audit(ORCHESTRATOR, [audit.Access(request.subject_id, f"request.{change}", request.id)])
 

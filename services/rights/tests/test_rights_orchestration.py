@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from consent import events as consent_events
 from kaseum.events.v1 import identity_events_pb2 as identity_events
 from rights import events as rights_events
 from rights.models import Inbox, Repository, RightsRequest
@@ -82,6 +83,11 @@ def test_an_erasure_runs_every_service_once_and_identity_last(
     assert set(services.calls.values()) == {1}
     with uow() as u:
         assert [e.subject_id for e in u.repo.erasure_ledger()] == [customer.subject_id]
+        subjects = Counter(u.session.scalars(text("SELECT subject FROM outbox")))
+    # Each step's progress is an event of its own kind, which consent (telling the subject) does not take.
+    assert subjects[f"{REGION}.rights.request.step_changed"] == 5
+    assert subjects[f"{REGION}.rights.request.status_changed"] == 2  # filed, completed
+    assert all("step_changed" not in s for s in consent_events.SUBJECTS)
 
 
 @pytest.mark.notice("13.2")
