@@ -15,6 +15,7 @@ from kaseum.identity.v1 import identity_pb2, identity_pb2_grpc
 from kaseum.privacy.v1 import personal_data_pb2, personal_data_pb2_grpc
 from kaseum.tickets.v1 import tickets_pb2, tickets_pb2_grpc
 from servicekit import caller
+from servicekit.personal_data import joined
 
 from tests.support.api import PASSWORD, Api, sign_up_and_log_in
 from tools.stack import SERVICES, Stack, generate_secrets
@@ -68,9 +69,9 @@ def test_services_check_the_caller_themselves(stack: Stack) -> None:
         assert bad.value.code() == grpc.StatusCode.UNAUTHENTICATED
         wrong_secret = caller.mint_service_token(b"x" * 40, "rights")
         with pytest.raises(grpc.RpcError) as service:
-            personal_data_pb2_grpc.PersonalDataStub(channel).Export(
+            list(personal_data_pb2_grpc.PersonalDataStub(channel).Export(
                 personal_data_pb2.ExportRequest(subject_id="s"),
-                metadata=((caller.SERVICE_HEADER, wrong_secret),), timeout=5)
+                metadata=((caller.SERVICE_HEADER, wrong_secret),), timeout=5))
         assert service.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -82,12 +83,12 @@ def test_only_the_rights_service_drives_the_personal_data_contract(stack: Stack)
     with grpc.insecure_channel(stack.grpc_addr("identity")) as channel:
         stub = personal_data_pb2_grpc.PersonalDataStub(channel)
         with pytest.raises(grpc.RpcError) as person:
-            stub.Export(personal_data_pb2.ExportRequest(subject_id=created["id"]),
-                        metadata=caller.person_metadata(user.token), timeout=5)
+            list(stub.Export(personal_data_pb2.ExportRequest(subject_id=created["id"]),
+                             metadata=caller.person_metadata(user.token), timeout=5))
         assert person.value.code() == grpc.StatusCode.PERMISSION_DENIED
-        exported = stub.Export(personal_data_pb2.ExportRequest(subject_id=created["id"]),
-                               metadata=((caller.SERVICE_HEADER, caller.mint_service_token(secret, "rights")),),
-                               timeout=5)
+        exported = joined(stub.Export(personal_data_pb2.ExportRequest(subject_id=created["id"]),
+                                      metadata=((caller.SERVICE_HEADER, caller.mint_service_token(secret, "rights")),),
+                                      timeout=5))
     accounts = next(t for t in exported.tables if t.name == "accounts")
     assert "password_hash" not in accounts.columns
     row = dict(zip(accounts.columns, accounts.rows[0].values, strict=True))

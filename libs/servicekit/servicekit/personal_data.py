@@ -2,50 +2,107 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kaseum.privacy.v1 import personal_data_pb2 as pd
 from kaseum.privacy.v1 import personal_data_pb2_grpc
 
 from . import caller
-from .subject_data import SubjectDataRules, TableRows
+from .subject_data import Export, SubjectDataRules, TableRows
 
 FULL_NAME = "kaseum.privacy.v1.PersonalData"
 # Only the rights service drives the contract; the operator CLI may too.
 CALLERS = ("rights", "cli")
+# The bounds of one piece of an Export stream (the contract's): rows, and about this many bytes of values.
+PIECE_ROWS = 1000
+PIECE_BYTES = 1024 * 1024
+
+
+def pieces(service: str, export: Export, max_rows: int = PIECE_ROWS,
+           max_bytes: int = PIECE_BYTES) -> Iterator[pd.ExportResponse]:
+    """`export` as the contract's stream: pieces of at most `max_rows` rows and about `max_bytes` of
+    values, a table continuing in the next piece under the same name; the note in the first piece.
+    Rows are read from each table's iterable only as pieces are taken, so a lazy export stays lazy."""
+    piece = pd.ExportResponse(service=service, note=export.note)
+    sent = False
+    rows = size = 0
+    try:
+        for name, category, columns, values in export.tables:
+            table: pd.Table | None = piece.tables.add(name=name, category=category, columns=columns)
+            for row in values:
+                if table is None:  # the table goes on in a new piece
+                    table = piece.tables.add(name=name, category=category, columns=columns)
+                table.rows.add(values=row)
+                rows += 1
+                size += sum(len(v) for v in row) + 2 * len(row)  # about its encoded size
+                if rows >= max_rows or size >= max_bytes:
+                    yield piece
+                    sent, piece, table, rows, size = True, pd.ExportResponse(service=service), None, 0, 0
+        if piece.tables or not sent:
+            yield piece
+    finally:
+        # Abandoned (the caller went away) or done: lazy rows release what they hold (a session) now.
+        for _, _, _, values in export.tables:
+            close = getattr(values, "close", None)
+            if close is not None:
+                close()
+
+
+def joined(stream: Iterable[pd.ExportResponse]) -> pd.ExportResponse:
+    """An Export stream read whole, as one message (a table continued across pieces made one again):
+    for tests and small exports; the rights service never does this."""
+    whole = pd.ExportResponse()
+    for piece in stream:
+        whole.service = whole.service or piece.service
+        whole.note = whole.note or piece.note
+        for i, table in enumerate(piece.tables):
+            if i == 0 and whole.tables and whole.tables[-1].name == table.name:
+                whole.tables[-1].rows.extend(table.rows)
+            else:
+                whole.tables.append(table)
+    return whole
 
 
 def table_of(name: str, category: str, model: type, rows: Iterable[object],
              exclude: Iterable[str] = ()) -> TableRows:
-    """An ORM model's rows as (name, category, columns, values) for an export."""
+    """An ORM model's rows as (name, category, columns, values) for an export. Rows given as an
+    iterator (e.g. read from the database as they are taken) stay lazy; any other iterable is read now."""
     skip = set(exclude)
     columns = [c.name for c in model.__table__.columns if c.name not in skip]  # type: ignore[attr-defined]
-    values = [["" if getattr(r, c) is None else str(getattr(r, c)) for c in columns] for r in rows]
-    return name, category, columns, values
+    values = _rendered(rows, columns)
+    return name, category, columns, values if isinstance(rows, Iterator) else list(values)
+
+
+def _rendered(rows: Iterable[object], columns: list[str]) -> Iterator[list[str]]:
+    try:
+        for r in rows:
+            yield ["" if getattr(r, c) is None else str(getattr(r, c)) for c in columns]
+    finally:  # closed early (an abandoned export): the rows' reader lets go of its session now
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
 
 
 class PersonalDataApi(personal_data_pb2_grpc.PersonalDataServicer):
     """Translates the contract for `rules`; callable only by the rights service (or the CLI)."""
 
     def __init__(self, service: str, rules: SubjectDataRules,
-                 after_erase: Callable[[], None] | None = None) -> None:
+                 after_erase: Callable[[], None] | None = None, piece_rows: int = PIECE_ROWS) -> None:
         self.service = service
         self.rules = rules
+        # Rows per piece of an Export stream (smaller in tests, to see a table continue).
+        self.piece_rows = piece_rows
         # Called once an erasure has committed (runtime.scrubber.request: no copy left in the files).
         self.after_erase = after_erase
 
     def register(self, server: Any) -> None:
         personal_data_pb2_grpc.add_PersonalDataServicer_to_server(self, server)
 
-    def Export(self, request: pd.ExportRequest, context: Any) -> pd.ExportResponse:
+    def Export(self, request: pd.ExportRequest, context: Any) -> Iterator[pd.ExportResponse]:
+        # Checked, and the export begun, when called: a refused caller gets its status before any piece.
         caller.require_service(*CALLERS)
-        export = self.rules.export(request.subject_id)
-        return pd.ExportResponse(
-            service=self.service, note=export.note,
-            tables=[pd.Table(name=name, category=category, columns=columns,
-                             rows=[pd.Row(values=row) for row in rows])
-                    for name, category, columns, rows in export.tables])
+        return pieces(self.service, self.rules.export(request.subject_id), self.piece_rows)
 
     def Erase(self, request: pd.EraseRequest, context: Any) -> pd.EraseResponse:
         caller.require_service(*CALLERS)

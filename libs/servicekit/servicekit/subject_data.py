@@ -6,14 +6,17 @@ servicer (personal_data.py) translates for all of them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-# (table name, category of notice §3.2, column names, rows of text values)
-TableRows = tuple[str, str, list[str], list[list[str]]]
+# (table name, category of notice §3.2, column names, rows of text values). The rows may be any
+# iterable: a lazy one (e.g. read from the database as it is sent) keeps a long history out of memory.
+TableRows = tuple[str, str, list[str], Iterable[list[str]]]
 
 
 @dataclass(frozen=True)
 class Export:
+    # In the order they are sent; each table's rows are read once, after the previous table's.
     tables: list[TableRows]
     note: str = ""
 

@@ -12,7 +12,7 @@ from kaseum.privacy.v1 import personal_data_pb2 as pd
 from servicekit import caller
 from servicekit.caller import Principal
 from servicekit.errors import PermissionDenied
-from servicekit.personal_data import PersonalDataApi
+from servicekit.personal_data import PersonalDataApi, joined
 from servicekit.pseudonyms import Exclusions, PseudonymKeys, pseudonym
 
 RIGHTS = Principal("service", "rights", "service")
@@ -29,7 +29,7 @@ def api(service: AnalyticsService) -> Iterator[PersonalDataApi]:
 @pytest.mark.rule("R-DATA-3", "R-ACCESS-1")
 @pytest.mark.notice("3.3", "13.1.1")
 def test_export_returns_nothing_and_says_why(api: PersonalDataApi) -> None:
-    response = api.Export(pd.ExportRequest(subject_id="s1"), None)
+    response = joined(api.Export(pd.ExportRequest(subject_id="s1"), None))
     assert (response.service, list(response.tables), response.note) == ("analytics", [], NO_PERSONAL_DATA)
     assert "destroyed when the day is rolled up" in NO_PERSONAL_DATA and "cannot be recomputed" in NO_PERSONAL_DATA
 
@@ -53,7 +53,7 @@ def test_restriction_goes_on_the_exclusion_list_and_shows_in_an_export(
         api: PersonalDataApi, exclusions: Exclusions) -> None:
     assert api.Restrict(pd.RestrictRequest(subject_id="s1"), None).restricted is True
     assert exclusions.reasons("s1") == ["restricted"] and exclusions.reasons("s2") == []
-    exported = api.Export(pd.ExportRequest(subject_id="s1"), None)
+    exported = joined(api.Export(pd.ExportRequest(subject_id="s1"), None))
     assert [(t.name, [list(r.values) for r in t.rows]) for t in exported.tables] == [
         ("analytics_exclusions", [["restricted"]])]
     assert exported.note.startswith(NO_PERSONAL_DATA)

@@ -14,7 +14,7 @@ from kaseum.identity.v1 import identity_pb2 as pb
 from kaseum.privacy.v1 import personal_data_pb2 as pd
 from servicekit import caller, chain
 from servicekit.caller import Principal
-from servicekit.personal_data import PersonalDataApi
+from servicekit.personal_data import PersonalDataApi, joined
 from servicekit.testing import person
 from sqlalchemy import select
 
@@ -80,7 +80,7 @@ def test_the_subjects_export_says_who_accessed_their_data_and_is_itself_recorded
         api.GetContact(pb.GetContactRequest(subject_id=other.id), None)
     contract = PersonalDataApi("identity", service)
     with calling_as(RIGHTS):
-        exported = contract.Export(pd.ExportRequest(subject_id=account.id), None)
+        exported = joined(contract.Export(pd.ExportRequest(subject_id=account.id), None))
         contract.Restrict(pd.RestrictRequest(subject_id=account.id), None)
         contract.Rectify(pd.RectifyRequest(subject_id=account.id, corrections={"last_name": "Byron"}), None)
     log = next(t for t in exported.tables if t.name == "access_log")
@@ -99,7 +99,7 @@ def test_the_access_log_outlives_an_erasure(service: IdentityService) -> None:
     contract = PersonalDataApi("identity", service)
     with calling_as(RIGHTS):
         erased = contract.Erase(pd.EraseRequest(subject_id=account.id), None)
-        exported = contract.Export(pd.ExportRequest(subject_id=account.id), None)
+        exported = joined(contract.Export(pd.ExportRequest(subject_id=account.id), None))
     assert erased.erased_rows == 2 and [k.what for k in erased.kept] == ["access_log"]
     tables = {t.name: t for t in exported.tables}
     assert not tables["accounts"].rows

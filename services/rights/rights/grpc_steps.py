@@ -17,6 +17,7 @@ from kaseum.privacy.v1 import personal_data_pb2 as pd
 from servicekit import clients
 from servicekit.caller import ServiceCredentials
 from servicekit.errors import Unavailable
+from servicekit.personal_data import joined
 from servicekit.settings import CommonSettings
 
 from .orchestration import StepCall, StepFailed, StepResult
@@ -43,9 +44,8 @@ class GrpcStepRunner:
         stub = self.personal_data[call.service]
         op = call.operation
         if op == "export":
-            exported = _call(lambda: stub.Export(pd.ExportRequest(subject_id=call.subject_id,
-                                                                  request_id=call.request_id),
-                                                 metadata=meta, timeout=deadline))
+            exported = joined(_call(lambda: list(stub.Export(pd.ExportRequest(
+                subject_id=call.subject_id, request_id=call.request_id), metadata=meta, timeout=deadline))))
             rows = sum(len(t.rows) for t in exported.tables)
             return StepResult(f"exported {len(exported.tables)} tables, {rows} rows",
                               export=exported.SerializeToString(), declarations=self._declarations(call.service))

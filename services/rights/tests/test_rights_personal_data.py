@@ -13,7 +13,7 @@ from rights.service import RightsService
 from servicekit import caller
 from servicekit.caller import Principal
 from servicekit.errors import NotFound, PermissionDenied
-from servicekit.personal_data import PersonalDataApi
+from servicekit.personal_data import PersonalDataApi, joined
 
 
 @pytest.fixture
@@ -39,7 +39,8 @@ def test_export_returns_the_subjects_requests(person: Any, service: RightsServic
     filed = service.file_request(customer, "access", "everything please")
     service.file_request(person(), "access", "someone else")
     as_caller(rights_service_principal())
-    response = PersonalDataApi("rights", service).Export(pd.ExportRequest(subject_id=customer.subject_id), None)
+    response = joined(PersonalDataApi("rights", service).Export(
+        pd.ExportRequest(subject_id=customer.subject_id), None))
     tables = {t.name: t for t in response.tables}
     requests = tables["rights_requests"]
     rows = [dict(zip(requests.columns, row.values, strict=True)) for row in requests.rows]

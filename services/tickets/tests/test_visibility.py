@@ -108,7 +108,8 @@ def customer_view(service: TicketsService, customer: Principal, ticket_id: str) 
     listed = ListTicketsResponse(items=[ticket_message(t) for t in service.page(customer, {}, "", 0).items])
     ticket, replies = service.get(customer, ticket_id)
     return (listed.SerializeToString(), ticket_message(ticket, replies).SerializeToString(),
-            service.export(customer.subject_id).tables)
+            # Read whole here: the export's tickets and replies are read lazily, as they are sent.
+            [(n, c, cols, list(rows)) for n, c, cols, rows in service.export(customer.subject_id).tables])
 
 
 @pytest.mark.notice("13.1.1")

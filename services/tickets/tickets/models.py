@@ -7,6 +7,7 @@ a PostgreSQL `tsvector` with a GIN index in production), so it is declared unman
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime
 
 from servicekit import audit
@@ -52,6 +53,8 @@ SEARCH_ROWS = "ticket_search_rows"
 # Up to this many search hits are fetched by id; past it the search is answered by walking the ticket
 # order instead (see Repository.page).
 SEARCH_HITS_FETCHED = 2000
+# Rows fetched at a time while an access export streams a subject's tickets and replies.
+EXPORT_BATCH = 500
 # Processing declarations (servicekit/declarations.py): every column names its category.
 NONE = {"category": "none"}
 ID = {"category": "3.2.1"}  # an account id: "username or similar identifier"
@@ -319,16 +322,19 @@ class Repository:
             query = query.where(Reply.internal.is_(False))
         return list(self.session.scalars(query.order_by(Reply.created_at, Reply.id)))
 
-    def tickets_of(self, subject_id: str) -> list[Ticket]:
-        return list(self.session.scalars(select(Ticket).where(Ticket.requester_id == subject_id)))
+    def tickets_of(self, subject_id: str) -> Iterator[Ticket]:
+        """Read in batches while iterated (a server-side cursor on PostgreSQL): never loaded whole."""
+        return iter(self.session.scalars(select(Ticket).where(Ticket.requester_id == subject_id)
+                                         .execution_options(yield_per=EXPORT_BATCH)))
 
-    def replies_for_export(self, subject_id: str) -> list[Reply]:
-        """Public replies on the subject's tickets and anything the subject wrote; never internal notes."""
+    def replies_for_export(self, subject_id: str) -> Iterator[Reply]:
+        """Public replies on the subject's tickets and anything the subject wrote; never internal notes.
+        Read in batches while iterated, like `tickets_of`."""
         own = select(Ticket.id).where(Ticket.requester_id == subject_id)
-        return list(self.session.scalars(
+        return iter(self.session.scalars(
             select(Reply).where(Reply.internal.is_(False),
                                 or_(Reply.ticket_id.in_(own), Reply.author_id == subject_id))
-            .order_by(Reply.created_at)))
+            .order_by(Reply.created_at).execution_options(yield_per=EXPORT_BATCH)))
 
     def restricted(self, subject_id: str) -> bool:
         return is_restricted(self.session, Restriction, subject_id)

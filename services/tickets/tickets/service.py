@@ -13,8 +13,10 @@ keep tickets from erasure (section 12.1). Knows nothing of gRPC, NATS or SQL.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from kaseum.events.v1 import tickets_events_pb2 as ev
 from servicekit import audit, cursors
@@ -30,6 +32,8 @@ from servicekit.transfers import TransferGate, uk_adequacy
 from .models import RecipientNotice, Reply, Repository, Ticket, search_terms
 from .scopes import ResellerScopes
 from .visibility import Scope, Viewer
+
+T = TypeVar("T")
 
 STATUSES = ("open", "pending", "resolved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -399,14 +403,24 @@ class TicketsService(SubjectDataRules):
 
     # --- the personal-data contract ---------------------------------------------------
     def export(self, subject_id: str) -> Export:
+        """Tickets and replies are read as they are sent (a history of thousands is never held whole);
+        the access log and the notices are few and read at once."""
         with self.uow() as uow:
-            return Export([
-                table_of("tickets", "ticket_content", Ticket, uow.repo.tickets_of(subject_id)),
-                table_of("replies", "ticket_content", Reply, uow.repo.replies_for_export(subject_id)),
-                uow.repo.access_log_of(subject_id),
-                # Which reseller organisations were told of the subject's requests (Art. 15(1)(c), 19).
-                table_of("recipient_notices", "rights_requests", RecipientNotice, uow.repo.notices_of(subject_id)),
-            ])
+            access_log = uow.repo.access_log_of(subject_id)
+            # Which reseller organisations were told of the subject's requests (Art. 15(1)(c), 19).
+            notices = table_of("recipient_notices", "rights_requests", RecipientNotice,
+                               uow.repo.notices_of(subject_id))
+        return Export([
+            table_of("tickets", "ticket_content", Ticket, self._streamed(lambda r: r.tickets_of(subject_id))),
+            table_of("replies", "ticket_content", Reply, self._streamed(lambda r: r.replies_for_export(subject_id))),
+            access_log, notices,
+        ])
+
+    def _streamed(self, read: Callable[[Repository], Iterator[T]]) -> Iterator[T]:
+        """`read`'s rows in a session of their own, open from the first row taken until the last, or until
+        the reader is closed (an abandoned export): nothing is read before it is taken."""
+        with self.uow() as uow:
+            yield from read(uow.repo)
 
     def erase(self, subject_id: str) -> Erasure:
         """Everything of the subject, except what a legal hold covers (reported as kept, with why)."""

@@ -109,18 +109,24 @@ Global___Row: _TypeAlias = Row  # noqa: Y015
 
 @_typing.final
 class ExportResponse(_message.Message):
+    """One piece of an export (see Export): at most 1,000 rows, about 1 MiB."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SERVICE_FIELD_NUMBER: _builtins.int
     TABLES_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
     service: _builtins.str
-    """Name of the service that answered, e.g. "identity"."""
+    """Name of the service that answered, e.g. "identity" (in every piece)."""
     note: _builtins.str
-    """Human-readable remark, e.g. why a service holds nothing linkable."""
+    """Human-readable remark, e.g. why a service holds nothing linkable; in the
+    first piece only.
+    """
     @_builtins.property
     def tables(self) -> _containers.RepeatedCompositeFieldContainer[Global___Table]:
-        """All tables holding the subject's data (possibly with no rows)."""
+        """Tables holding the subject's data (possibly with no rows), in order; the
+        first may continue the previous piece's last table (same name: more rows).
+        """
 
     def __init__(
         self,

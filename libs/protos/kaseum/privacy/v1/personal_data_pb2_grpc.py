@@ -34,7 +34,7 @@ class PersonalDataStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.Export = channel.unary_unary(
+        self.Export = channel.unary_stream(
                 '/kaseum.privacy.v1.PersonalData/Export',
                 request_serializer=kaseum_dot_privacy_dot_v1_dot_personal__data__pb2.ExportRequest.SerializeToString,
                 response_deserializer=kaseum_dot_privacy_dot_v1_dot_personal__data__pb2.ExportResponse.FromString,
@@ -65,7 +65,12 @@ class PersonalDataServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Export(self, request, context):
-        """Everything this service holds about the subject.
+        """Everything this service holds about the subject, as a stream of pieces of
+        bounded size (at most 1,000 rows and about 1 MiB each), so neither side
+        ever holds a long history whole. Read in order, the pieces are the export:
+        a table may continue across consecutive messages (the same name, category
+        and columns again, with further rows in order); a table with no rows is
+        sent once, empty. The first message carries `note`; there is always one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -103,7 +108,7 @@ class PersonalDataServicer:
 
 def add_PersonalDataServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'Export': grpc.unary_unary_rpc_method_handler(
+            'Export': grpc.unary_stream_rpc_method_handler(
                     servicer.Export,
                     request_deserializer=kaseum_dot_privacy_dot_v1_dot_personal__data__pb2.ExportRequest.FromString,
                     response_serializer=kaseum_dot_privacy_dot_v1_dot_personal__data__pb2.ExportResponse.SerializeToString,
@@ -150,7 +155,7 @@ class PersonalData:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(
+        return grpc.experimental.unary_stream(
             request,
             target,
             '/kaseum.privacy.v1.PersonalData/Export',

@@ -34,8 +34,14 @@ class PersonalDataStub:
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> PersonalDataAsyncStub: ...
-    Export: _grpc.UnaryUnaryMultiCallable[_personal_data_pb2.ExportRequest, _personal_data_pb2.ExportResponse]
-    """Everything this service holds about the subject."""
+    Export: _grpc.UnaryStreamMultiCallable[_personal_data_pb2.ExportRequest, _personal_data_pb2.ExportResponse]
+    """Everything this service holds about the subject, as a stream of pieces of
+    bounded size (at most 1,000 rows and about 1 MiB each), so neither side
+    ever holds a long history whole. Read in order, the pieces are the export:
+    a table may continue across consecutive messages (the same name, category
+    and columns again, with further rows in order); a table with no rows is
+    sent once, empty. The first message carries `note`; there is always one.
+    """
     Erase: _grpc.UnaryUnaryMultiCallable[_personal_data_pb2.EraseRequest, _personal_data_pb2.EraseResponse]
     """Physically delete what this service holds about the subject, except what
     a legal obligation or a legal hold keeps (reported in `kept`).
@@ -50,8 +56,14 @@ class PersonalDataStub:
 @_typing.type_check_only
 class PersonalDataAsyncStub(PersonalDataStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
-    Export: _aio.UnaryUnaryMultiCallable[_personal_data_pb2.ExportRequest, _personal_data_pb2.ExportResponse]  # type: ignore[assignment]
-    """Everything this service holds about the subject."""
+    Export: _aio.UnaryStreamMultiCallable[_personal_data_pb2.ExportRequest, _personal_data_pb2.ExportResponse]  # type: ignore[assignment]
+    """Everything this service holds about the subject, as a stream of pieces of
+    bounded size (at most 1,000 rows and about 1 MiB each), so neither side
+    ever holds a long history whole. Read in order, the pieces are the export:
+    a table may continue across consecutive messages (the same name, category
+    and columns again, with further rows in order); a table with no rows is
+    sent once, empty. The first message carries `note`; there is always one.
+    """
     Erase: _aio.UnaryUnaryMultiCallable[_personal_data_pb2.EraseRequest, _personal_data_pb2.EraseResponse]  # type: ignore[assignment]
     """Physically delete what this service holds about the subject, except what
     a legal obligation or a legal hold keeps (reported in `kept`).
@@ -69,8 +81,14 @@ class PersonalDataServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _personal_data_pb2.ExportRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_personal_data_pb2.ExportResponse, _abc.Awaitable[_personal_data_pb2.ExportResponse]]:
-        """Everything this service holds about the subject."""
+    ) -> _typing.Union[_abc.Iterator[_personal_data_pb2.ExportResponse], _abc.AsyncIterator[_personal_data_pb2.ExportResponse]]:
+        """Everything this service holds about the subject, as a stream of pieces of
+        bounded size (at most 1,000 rows and about 1 MiB each), so neither side
+        ever holds a long history whole. Read in order, the pieces are the export:
+        a table may continue across consecutive messages (the same name, category
+        and columns again, with further rows in order); a table with no rows is
+        sent once, empty. The first message carries `note`; there is always one.
+        """
 
     @_abc_1.abstractmethod
     def Erase(
