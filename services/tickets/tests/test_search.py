@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from servicekit.db import utcnow
 from servicekit.errors import InvalidArgument
+from servicekit.scrub import Scrubber
+from servicekit.testing import migrated_uow
 from sqlalchemy import text
-from tickets.models import Reply
+from tickets.__main__ import MIGRATIONS
+from tickets.models import Outbox, Reply, Repository, merge_search_index
+from tickets.scopes import ResellerScopes
 from tickets.service import TicketsService
 
-from .conftest import AGENT, ALICE, BOB, who
+from .conftest import AGENT, ALICE, BOB, FakeIdentity, who
 
 
 def found(service: TicketsService, caller_id: str, query: str, role: str = "customer") -> list[str]:
@@ -74,3 +80,29 @@ def test_erasure_removes_the_subjects_words_from_the_index(service: TicketsServi
                                      "'row')"))
             terms = {row[0] for row in uow.session.execute(text("SELECT term FROM temp.vocabulary"))}
     assert "hello" in terms and not terms & {"zanzibar", "quokka", "axolotl", "wombat"}
+
+
+@pytest.mark.notice("13.1.3")
+@pytest.mark.rule("R-ERASE-1")
+def test_an_erased_subjects_words_leave_the_index_files_in_the_scrubbers_round(
+        tmp_path: Path, identity: FakeIdentity) -> None:
+    """The index merge runs once per scrub round, after erasures commit (not once per erasure): until then
+    FTS5's old segments may keep the words; after it, no byte of them is left in the database's files."""
+    uow = migrated_uow(MIGRATIONS, f"sqlite:///{tmp_path}/tickets.db", Outbox, Repository)
+    service = TicketsService(uow, "uk", ResellerScopes(identity, ttl=0))
+    engine = uow.session_factory.kw["bind"]
+    scrubber = Scrubber(engine)
+    scrubber.also(merge_search_index)
+    word = b"Zanzibarquux"
+    for n in range(3):  # several segments, as a busy index has
+        service.open(who(ALICE), f"{word.decode()} lamp {n}", f"My {word.decode()} flickers", "")
+        service.open(who(BOB), f"Bob's ticket {n}", "other words", "")
+    service.erase(ALICE)
+    assert found(service, ALICE, word.decode()) == []  # gone from every query at once
+    scrubber.request()
+    assert scrubber.run_once()
+    engine.dispose()
+    files = [p for p in tmp_path.iterdir() if p.name.startswith("tickets.db")]
+    # FTS5 keeps terms lower-cased: both forms are looked for.
+    assert files and not [p.name for p in files if word in p.read_bytes() or word.lower() in p.read_bytes()]
+    assert b"Bob's ticket" in (tmp_path / "tickets.db").read_bytes()  # the scan can see what is there

@@ -16,7 +16,7 @@ from .config import TicketsSettings
 from .governance import DECLARATION
 from .grpc_api import SERVICE, TicketsApi
 from .identity_client import reseller_scope_source
-from .models import GOVERNANCE, Inbox, Outbox, Repository
+from .models import GOVERNANCE, Inbox, Outbox, Repository, merge_search_index
 from .scopes import ResellerScopes
 from .service import TicketsService
 
@@ -38,6 +38,7 @@ def serve(base: ServiceSettings) -> None:
     runtime, service = bootstrap(base)
     runtime.governance(DECLARATION, GOVERNANCE)
     service.transfers = runtime.transfers  # resellers abroad: the transfer policy decides (section 10)
+    runtime.scrubber.also(merge_search_index)
     runtime.serve([
         (tickets_pb2_grpc.add_TicketsServicer_to_server, TicketsApi(service), SERVICE),
         (personal_data_pb2_grpc.add_PersonalDataServicer_to_server, PersonalDataApi(

@@ -42,6 +42,7 @@ from sqlalchemy import (
     text,
     tuple_,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from .visibility import Viewer
@@ -298,10 +299,7 @@ class Repository:
                 self.session.execute(text(f"DELETE FROM {SEARCH_ROWS} WHERE ticket_id IN ({marks})"), ids)
 
     def compact_search(self) -> None:
-        """Rewrite the search index without deleted entries (SQLite FTS5 keeps a deleted document's
-        terms in old segments until merged; with secure_delete the freed pages are zeroed)."""
-        if not self._postgres:
-            self.session.execute(text(f"INSERT INTO {SEARCH_TABLE} ({SEARCH_TABLE}) VALUES ('optimize')"))
+        merge_search_index(self.session.connection())
 
     # --- colleagues' sharing ---------------------------------------------------------------
     def shares_tickets(self, organisation_id: str) -> bool:
@@ -361,7 +359,8 @@ class Repository:
         # Others' tickets the subject replied on: re-index them without the subject's words.
         for ticket in self.session.scalars(select(Ticket).where(Ticket.id.in_(touched))):
             self.index_text(ticket)
-        self.compact_search()
+        # The index's old segments are merged by the scrubber after the erasure commits (merge_search_index),
+        # once per round however many erasures came: merging here rewrote the whole index per erasure.
         return count
 
     # --- recipients told of rights requests (Art. 19) ------------------------------------
@@ -454,3 +453,11 @@ def purge_recipient_notices(session: Session, cutoff: datetime, limit: int, afte
     """One batch of the retention purge: recipient notices created before `cutoff` (unless a legal hold
     covers their subject)."""
     return Repository(session).purge_notices(cutoff, limit, after)
+
+
+def merge_search_index(conn: Connection) -> None:
+    """Rewrite the search index without deleted entries (SQLite FTS5 keeps a deleted document's terms in
+    old segments until merged; with secure_delete the freed pages are zeroed). PostgreSQL's index rows
+    are dead tuples, which VACUUM (the scrubber) removes."""
+    if conn.dialect.name == "sqlite":
+        conn.execute(text(f"INSERT INTO {SEARCH_TABLE} ({SEARCH_TABLE}) VALUES ('optimize')"))
