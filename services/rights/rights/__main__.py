@@ -17,6 +17,7 @@ from servicekit.settings import ServiceSettings
 
 from . import events
 from .config import RightsSettings
+from .export_parts import ExportWriter
 from .governance import DECLARATION
 from .grpc_api import SERVICE, RightsApi
 from .grpc_steps import GrpcStepRunner, IdentityDirectory
@@ -34,7 +35,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], RightsService]:
     settings = RightsSettings(**base.model_dump())
     runtime = ServiceRuntime(settings, Outbox, Inbox, Repository)
-    runner = GrpcStepRunner(settings, runtime.credentials)
+    runner = GrpcStepRunner(settings, runtime.credentials, ExportWriter(runtime.uow))
     # The one-time codes' hashes are keyed by a key derived from the deployment's service secret.
     code_key = hmac.new(settings.service_secret(), b"kaseum-rights-verification-codes", hashlib.sha256).digest()
     return runtime, RightsService(runtime.uow, settings.region, settings.page_size_default, runner=runner,
@@ -50,8 +51,8 @@ def serve(base: ServiceSettings) -> None:
     # Every replica drives due steps; leases in the database keep them from running one twice.
     settings = RightsSettings(**base.model_dump())
     pusher = Pusher(runtime.uow, runtime.transfers, service.export_part, settings.portability_ca_file)
-    orchestrator = Orchestrator(runtime.uow, service.runner or GrpcStepRunner(settings, runtime.credentials),
-                                pusher=pusher)
+    runner = service.runner or GrpcStepRunner(settings, runtime.credentials, ExportWriter(runtime.uow))
+    orchestrator = Orchestrator(runtime.uow, runner, pusher=pusher)
     # Its own thread: woken at once by work filed in this process, else every interval for other replicas'.
     service.wake = orchestrator.wake
     threading.Thread(target=orchestrator.loop, args=(settings.orchestrator_interval_seconds,

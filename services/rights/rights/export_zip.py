@@ -16,7 +16,7 @@ import io
 import json
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -40,9 +40,20 @@ COMPLAINT = ("You may complain to the Information Commissioner's Office (ICO), t
 
 @dataclass(frozen=True)
 class Part:
+    """One stored piece of a service's answer (its declarations on piece 0 only)."""
+
     service: str
     export: bytes
     declarations: bytes
+
+
+@dataclass
+class Held:
+    """What the report says of one service's answer: its note and, per table, the rows counted."""
+
+    service: str
+    note: str = ""
+    tables: list[tuple[str, str, int]] = field(default_factory=list)  # (name, category, rows)
 
 
 class _Sink(io.RawIOBase):
@@ -74,70 +85,103 @@ def provided(service: str, export: pd.ExportResponse) -> pd.ExportResponse:
                              tables=[t for t in export.tables if t.category not in NOT_PROVIDED_CATEGORIES])
 
 
-def build(request: dict[str, str], services: list[str], load: Callable[[str], Part], *,
+def build(request: dict[str, str], pieces: list[tuple[str, int]], load: Callable[[str, int], Part], *,
           portable_only: bool = False) -> Iterator[bytes]:
-    """Yield the ZIP in chunks. `request` names the request (id, kind, received_at, completed_at); each
-    service's part is loaded by `load` when needed and dropped after, so at most one service's answer
-    is in memory at a time. `portable_only`: JSON and CSV of what the subject provided, no report."""
+    """Yield the ZIP in chunks. `request` names the request (id, kind, received_at, completed_at); `pieces`
+    are the stored pieces' keys (service, seq), in order; each piece is loaded by `load` when needed and
+    dropped after, so at most one piece of one service's answer is in memory at a time (a table goes on
+    across pieces: one JSON array, one CSV file). `portable_only`: JSON and CSV of what the subject
+    provided, no report."""
+    services = list(dict.fromkeys(service for service, _ in pieces))
 
-    def exports() -> Iterator[tuple[str, pd.ExportResponse]]:
-        for service in services:
-            export = pd.ExportResponse.FromString(load(service).export)
-            yield service, provided(service, export) if portable_only else export
+    def answer(service: str) -> Iterator[pd.ExportResponse]:
+        if portable_only and service in NOT_PROVIDED_SERVICES:
+            yield pd.ExportResponse(service=service)  # nothing of it is sent: not even read
+            return
+        for of, seq in pieces:
+            if of == service:
+                piece = pd.ExportResponse.FromString(load(service, seq).export)
+                yield provided(service, piece) if portable_only else piece
 
     sink = _Sink()
-    summary: list[tuple[str, pd.ExportResponse]] = []  # table names and row counts, for the report
+    summary: list[Held] = []  # table names and row counts, for the report
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         with zf.open("data.json", "w") as out:
             out.write(b'{"request": ' + json.dumps(request).encode() + b', "services": {')
-            for i, (service, export) in enumerate(exports()):
+            for i, service in enumerate(services):
                 out.write((", " if i else "").encode() + json.dumps(service).encode() + b": {")
-                out.write(b'"note": ' + json.dumps(export.note).encode() + b', "tables": {')
-                for j, table in enumerate(export.tables):
-                    out.write((", " if j else "").encode() + json.dumps(table.name).encode() + b": [")
-                    for k, row in enumerate(table.rows):
+                held, k = Held(service), 0
+                for n, (new, table) in enumerate(_tables(answer(service), held)):
+                    if n == 0:
+                        out.write(b'"note": ' + json.dumps(held.note).encode() + b', "tables": {')
+                    if new:
+                        out.write((b"], " if len(held.tables) > 1 else b"") + json.dumps(table.name).encode() + b": [")
+                        k = 0
+                    for row in table.rows:
                         record = dict(zip(table.columns, row.values, strict=False))
                         out.write((", " if k else "").encode() + json.dumps(record).encode())
+                        k += 1
                         if len(sink.buffer) >= CHUNK:
                             yield sink.take()
-                    out.write(b"]")
-                out.write(b"}}")
-                summary.append((service, _shape(export)))
+                if not held.tables:  # no table at all (the note alone, or not provided)
+                    out.write(b'"note": ' + json.dumps(held.note).encode() + b', "tables": {')
+                out.write(b"]}}" if held.tables else b"}}")
+                summary.append(held)
             out.write(b"}}")
         yield sink.take()
-        for service, export in exports():
-            for table in export.tables:
-                with zf.open(f"{service}/{table.name}.csv", "w") as raw, \
-                        io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
-                    writer = csv.writer(text)
-                    writer.writerow(table.columns)
+        for service in services:
+            text: io.TextIOWrapper | None = None
+            writer = None
+            try:
+                for new, table in _tables(answer(service), Held(service)):
+                    if new:
+                        if text is not None:
+                            text.close()
+                            yield sink.take()
+                        text = io.TextIOWrapper(zf.open(f"{service}/{table.name}.csv", "w"), encoding="utf-8",
+                                                newline="")
+                        writer = csv.writer(text)
+                        writer.writerow(table.columns)
+                    assert text is not None and writer is not None  # a table begins before it goes on
                     for row in table.rows:
                         writer.writerow(row.values)
                         if len(sink.buffer) >= CHUNK:
                             text.flush()
                             yield sink.take()
-                yield sink.take()
+            finally:  # the entry is closed before the archive, even when the reader went away
+                if text is not None:
+                    text.close()
+            yield sink.take()
         if not portable_only:
-            parts = [load(service) for service in services]
-            declared = [governance_pb2.Declarations.FromString(p.declarations) for p in parts if p.declarations]
-            silent = {p.service: "did not declare its processing" for p in parts if not p.declarations}
+            first = [load(service, 0) for service in services]  # the declarations ride on piece 0
+            declared = [governance_pb2.Declarations.FromString(p.declarations) for p in first if p.declarations]
+            silent = {p.service: "did not declare its processing" for p in first if not p.declarations}
             zf.writestr("report.html", report(request, summary, ropa.build(declared, silent)))
     yield sink.take()
 
 
-def _shape(export: pd.ExportResponse) -> pd.ExportResponse:
-    """The export without its values: table names, categories and row counts for the report."""
-    return pd.ExportResponse(service=export.service, note=export.note, tables=[
-        pd.Table(name=t.name, category=t.category, columns=t.columns, rows=[pd.Row()] * len(t.rows))
-        for t in export.tables])
+def _tables(answer: Iterator[pd.ExportResponse], held: Held) -> Iterator[tuple[bool, pd.Table]]:
+    """Each table of a service's answer, piece after piece: (True, table) where a table begins, (False,
+    table) for its rows in a later piece (the contract: a piece's first table of the same name as the
+    last one goes on with it). `held` collects the note and the row counts as they pass."""
+    for n, piece in enumerate(answer):
+        if n == 0:
+            held.note = piece.note
+        for k, table in enumerate(piece.tables):
+            new = not (k == 0 and held.tables and held.tables[-1][0] == table.name)
+            if new:
+                held.tables.append((table.name, table.category, 0))
+            name, category, rows = held.tables[-1]
+            held.tables[-1] = (name, category, rows + len(table.rows))
+            yield new, table
 
 
-def report(request: dict[str, str], exports: list[tuple[str, pd.ExportResponse]], record: dict[str, Any]) -> str:
+def report(request: dict[str, str], summary: list[Held], record: dict[str, Any]) -> str:
     e = html.escape
     rows = "".join(
-        f"<tr><td>{e(service)}</td><td>{e(t.name)}</td><td>{e(t.category)}</td><td>{len(t.rows)}</td></tr>"
-        for service, export in exports for t in export.tables)
-    notes = "".join(f"<li>{e(service)}: {e(export.note)}</li>" for service, export in exports if export.note)
+        f"<tr><td>{e(h.service)}</td><td>{e(name)}</td><td>{e(category)}</td><td>{count}</td></tr>"
+        for h in summary for name, category, count in h.tables)
+    notes = "".join(f"<li>{e(h.service)}: {e(h.note)}</li>" for h in summary if h.note)
     purposes = "".join(
         f"<li><b>{e(p['clause'])}</b> {e(p['text'])} — <i>{e(p['lawful_basis'])}</i></li>"
         for p in record["purposes"] if p["services"])

@@ -79,10 +79,10 @@ class RightsApi(rights_pb2_grpc.RightsServicer):
         return view_message(self.service.refuse(caller.require_person(), request.id, request.reason))
 
     def DownloadExport(self, request: pb.DownloadExportRequest, context: Any) -> Iterator[pb.ExportChunk]:
-        row, services = self.service.export_services(caller.require_person(), request.id)
+        row, pieces = self.service.export_pieces(caller.require_person(), request.id)
         fields = export_zip.request_fields(row.id, row.kind, as_utc(row.received_at),
                                            as_utc(row.completed_at) if row.completed_at else None)
-        zipped = export_zip.build(fields, services, lambda service: self.service.export_part(row.id, service),
+        zipped = export_zip.build(fields, pieces, lambda service, seq: self.service.export_part(row.id, service, seq),
                                   portable_only=row.kind == "portability")
         for chunk in zipped:
             if chunk:

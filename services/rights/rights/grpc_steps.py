@@ -6,8 +6,8 @@ failure becomes a StepFailed with the status name only (messages could carry per
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import grpc
 from kaseum.consent.v1 import consent_pb2, consent_pb2_grpc
@@ -17,9 +17,9 @@ from kaseum.privacy.v1 import personal_data_pb2 as pd
 from servicekit import clients
 from servicekit.caller import ServiceCredentials
 from servicekit.errors import Unavailable
-from servicekit.personal_data import joined
 from servicekit.settings import CommonSettings
 
+from .export_parts import ExportWriter
 from .orchestration import StepCall, StepFailed, StepResult
 from .plans import HOLDERS
 
@@ -30,8 +30,10 @@ DEFAULT_DEADLINE = 20.0
 
 
 class GrpcStepRunner:
-    def __init__(self, settings: CommonSettings, credentials: ServiceCredentials) -> None:
+    def __init__(self, settings: CommonSettings, credentials: ServiceCredentials, parts: ExportWriter) -> None:
         self.credentials = credentials
+        # Where an export's pieces are stored as they arrive.
+        self.parts = parts
         self.personal_data = {
             s: personal_data_pb2_grpc.PersonalDataStub(clients.channel(settings.addr_of(s))) for s in HOLDERS}
         self.governance = {
@@ -44,11 +46,7 @@ class GrpcStepRunner:
         stub = self.personal_data[call.service]
         op = call.operation
         if op == "export":
-            exported = joined(_call(lambda: list(stub.Export(pd.ExportRequest(
-                subject_id=call.subject_id, request_id=call.request_id), metadata=meta, timeout=deadline))))
-            rows = sum(len(t.rows) for t in exported.tables)
-            return StepResult(f"exported {len(exported.tables)} tables, {rows} rows",
-                              export=exported.SerializeToString(), declarations=self._declarations(call.service))
+            return self._export(call, stub, meta, deadline)
         if op == "erase":
             erased = _call(lambda: stub.Erase(pd.EraseRequest(subject_id=call.subject_id, request_id=call.request_id),
                                               metadata=meta, timeout=deadline))
@@ -80,6 +78,32 @@ class GrpcStepRunner:
                 return StepResult("no marketing preferences held: nothing to stop")
             return StepResult("objection to direct marketing recorded" if objection else "every consent withdrawn")
         raise StepFailed("UNKNOWN_OPERATION")
+
+    def _export(self, call: StepCall, stub: personal_data_pb2_grpc.PersonalDataStub, meta: Any,
+                deadline: float) -> StepResult:
+        """The service's answer, stored piece by piece as it streams in (export_parts.py): one piece in
+        memory at a time, however long the subject's history."""
+        declarations = self._declarations(call.service)
+        stream = stub.Export(pd.ExportRequest(subject_id=call.subject_id, request_id=call.request_id),
+                             metadata=meta, timeout=deadline)
+        tables, rows, last = 0, 0, ""
+
+        def pieces() -> Iterator[bytes]:
+            nonlocal tables, rows, last
+            for piece in stream:
+                for k, table in enumerate(piece.tables):
+                    tables += 0 if k == 0 and table.name == last else 1  # a table going on is one table
+                    rows += len(table.rows)
+                    last = table.name
+                yield piece.SerializeToString()
+
+        try:
+            self.parts.write(call, pieces(), declarations)
+        except grpc.RpcError as exc:
+            raise StepFailed(_code(exc)) from exc
+        finally:
+            stream.cancel()  # a step that stopped early (lease lost) leaves the service nothing to send
+        return StepResult(f"exported {tables} tables, {rows} rows")
 
     def _declarations(self, service: str) -> bytes:
         """What the service declares (purposes, recipients, retention, transfers) for report.html."""

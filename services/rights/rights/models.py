@@ -162,17 +162,21 @@ class RequestStep(Base):
 
 
 class ExportPart(Base):
-    """One service's export for an access or portability request, as it answered (serialized
-    protobuf), kept only until the download link expires (7 days), then purged."""
+    """One piece of one service's export for an access or portability request, as it answered (a
+    serialized protobuf of bounded size: the contract's Export is a stream), kept only until the
+    download link expires (7 days), then purged."""
 
     __tablename__ = "export_parts"
     __table_args__ = (Index("ix_export_parts_created", "created_at", "request_id", "service"),)
 
     request_id: Mapped[str] = mapped_column(String(32), primary_key=True, info=NONE)
     service: Mapped[str] = mapped_column(String(20), primary_key=True, info=NONE)
-    # kaseum.privacy.v1.ExportResponse: a copy of everything that service holds on the subject.
+    # The piece's place in the service's answer, from 0.
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, default=0, info=NONE)
+    # kaseum.privacy.v1.ExportResponse: a piece of everything that service holds on the subject.
     export: Mapped[bytes] = mapped_column(LargeBinary, info={"category": "rights_requests"})
-    # kaseum.privacy.v1.Declarations of that service (purposes, recipients, retention): no personal data.
+    # kaseum.privacy.v1.Declarations of that service (purposes, recipients, retention), on piece 0
+    # (empty on the others): no personal data.
     declarations: Mapped[bytes] = mapped_column(LargeBinary, info=NONE)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, info=NONE)
 
@@ -324,8 +328,10 @@ class Repository:
                                                        RequestStep.status == "pending")
                              .values(lease_id="", lease_until=None))
 
-    def step(self, request_id: str, service: str, operation: str) -> RequestStep | None:
-        return self.session.get(RequestStep, (request_id, service, operation))
+    def step(self, request_id: str, service: str, operation: str, lock: bool = False) -> RequestStep | None:
+        """`lock`: hold the row until commit (FOR UPDATE), e.g. while writing under the step's lease."""
+        return self.session.get(RequestStep, (request_id, service, operation), with_for_update=lock or None,
+                                populate_existing=lock)
 
     def schedule_steps(self, request_id: str, at: datetime | None, operation: str = "") -> None:
         """Start (a time) or hold (None) the request's pending steps, or only those of `operation`."""
@@ -340,14 +346,21 @@ class Repository:
             RightsRequest.due_at <= until).order_by(RightsRequest.due_at).limit(limit)))
 
     def save_export_part(self, part: ExportPart) -> None:
-        self.session.merge(part)
+        self.session.add(part)
 
-    def export_services(self, request_id: str) -> list[str]:
-        return list(self.session.scalars(select(ExportPart.service).where(ExportPart.request_id == request_id)
-                                         .order_by(ExportPart.service)))
+    def clear_export(self, request_id: str, service: str) -> None:
+        """A service's earlier pieces for the request (an earlier attempt's), before it answers again."""
+        self.session.execute(delete(ExportPart).where(ExportPart.request_id == request_id,
+                                                      ExportPart.service == service))
 
-    def export_part(self, request_id: str, service: str) -> ExportPart | None:
-        return self.session.get(ExportPart, (request_id, service))
+    def export_pieces(self, request_id: str) -> list[tuple[str, int]]:
+        """(service, seq) of every stored piece of the request's export, in order."""
+        return [(r.service, r.seq) for r in self.session.execute(
+            select(ExportPart.service, ExportPart.seq).where(ExportPart.request_id == request_id)
+            .order_by(ExportPart.service, ExportPart.seq))]
+
+    def export_part(self, request_id: str, service: str, seq: int) -> ExportPart | None:
+        return self.session.get(ExportPart, (request_id, service, seq))
 
     def first_part_at(self, request_id: str) -> datetime | None:
         value = self.session.scalar(select(func.min(ExportPart.created_at))
@@ -414,7 +427,8 @@ def purge_released_holds(session: Session, cutoff: datetime, limit: int, after: 
 
 def purge_expired_exports(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:
     """One batch: export parts built before `cutoff` (their 7-day download link has expired;
-    a request's link expires 7 days after its first part was built, so none outlives its link)."""
+    a request's link expires 7 days after its first part was built, so none outlives its link).
+    A service's pieces go together, so no export is ever left with a piece missing."""
     query = select(ExportPart.created_at, ExportPart.request_id, ExportPart.service).where(
         ExportPart.created_at < cutoff)
     if after is not None:
@@ -424,8 +438,8 @@ def purge_expired_exports(session: Session, cutoff: datetime, limit: int, after:
     if not rows:
         return Batch(0, 0, after)
     deleted = 0
-    for row in rows:
+    for request_id, service in dict.fromkeys((row.request_id, row.service) for row in rows):
         result = session.execute(delete(ExportPart).where(
-            ExportPart.request_id == row.request_id, ExportPart.service == row.service))
+            ExportPart.request_id == request_id, ExportPart.service == service))
         deleted += int(result.rowcount or 0)  # type: ignore[attr-defined]
     return Batch(len(rows), deleted, (rows[-1].created_at, rows[-1].request_id, rows[-1].service))

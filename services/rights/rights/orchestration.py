@@ -45,6 +45,8 @@ class StepCall:
     service: str
     operation: str
     corrections: dict[str, str] = field(default_factory=dict)
+    # The lease the call runs under: what it writes as it goes (an export's pieces) needs it still held.
+    lease_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,8 @@ class StepResult:
     kept: list[str] = field(default_factory=list)
     # Rows the step changed (erased rows, for an erase).
     rows: int = 0
-    # For an export: the service's ExportResponse and Declarations, serialized.
+    # For an export answered whole (the runner over gRPC stores the pieces itself as they stream in,
+    # export_parts.py): the service's ExportResponse and Declarations, serialized.
     export: bytes | None = None
     declarations: bytes | None = None
 
@@ -180,7 +183,7 @@ class Orchestrator:
                     step.outcome = step.outcome or "not needed: the request was closed"
                     continue
                 calls.append(StepCall(request.id, request.subject_id, step.service, step.operation,
-                                      json.loads(request.corrections or "{}")))
+                                      json.loads(request.corrections or "{}"), lease_id))
             uow.commit()
         return lease_id, calls
 
@@ -239,8 +242,10 @@ class Orchestrator:
         step.lease_id, step.lease_until, step.next_attempt_at, step.last_error = "", None, None, ""
         step.outcome, step.kept = result.outcome[:200], json.dumps(result.kept)
         if result.export is not None:
-            uow.repo.save_export_part(ExportPart(request_id=request.id, service=step.service, export=result.export,
-                                                 declarations=result.declarations or b"", created_at=now))
+            uow.repo.clear_export(request.id, step.service)
+            uow.repo.save_export_part(ExportPart(request_id=request.id, service=step.service, seq=0,
+                                                 export=result.export, declarations=result.declarations or b"",
+                                                 created_at=now))
         if step.operation == "notify":
             uow.events.publish("rights.processing.objected", request.subject_id, objection.ProcessingObjected(
                 subject_id=request.subject_id, purpose="analytics", objected=True))

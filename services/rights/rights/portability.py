@@ -30,9 +30,9 @@ TIMEOUT_SECONDS = 60.0
 
 class Pusher:
     def __init__(self, uow: UnitOfWorkFactory[Repository], transfers: TransferGate | None,
-                 load: Callable[[str, str], export_zip.Part], ca_file: str = "") -> None:
+                 load: Callable[[str, str, int], export_zip.Part], ca_file: str = "") -> None:
         self.uow = uow
-        # One stored part of an export, by request and service (RightsService.export_part).
+        # One stored piece of an export, by request, service and seq (RightsService.export_part).
         self.load = load
         self.transfers = transfers
         # A private CA bundle may be named for controllers on one; otherwise the system's trust store.
@@ -43,7 +43,7 @@ class Pusher:
             request = uow.repo.request(call.request_id)
             if request is None:
                 raise StepFailed("NOT_FOUND")
-            services = uow.repo.export_services(request.id)
+            pieces = uow.repo.export_pieces(request.id)
             fields = export_zip.request_fields(request.id, request.kind, as_utc(request.received_at), None)
             url, country = request.destination_url, request.destination_country
         host = urlsplit(url).hostname or ""
@@ -52,13 +52,13 @@ class Pusher:
         decision = self.transfers.check("portability", country, host, PORTABLE_CATEGORIES, call.subject_id)
         if not decision.allowed:
             return StepResult(f"not sent to {host}: transfer refused", [f"transfer to {country}: {decision.reason}"])
-        sent = self._post(url, export_zip.build(fields, services, lambda s: self._part(call.request_id, s),
+        sent = self._post(url, export_zip.build(fields, pieces, lambda s, seq: self._part(call.request_id, s, seq),
                                                 portable_only=True))
         return StepResult(f"sent {sent} bytes to {host} ({decision.basis})")
 
-    def _part(self, request_id: str, service: str) -> export_zip.Part:
+    def _part(self, request_id: str, service: str, seq: int) -> export_zip.Part:
         try:
-            return self.load(request_id, service)
+            return self.load(request_id, service, seq)
         except NotFound as gone:
             raise StepFailed("EXPORT_GONE") from gone
 

@@ -450,9 +450,10 @@ class RightsService(SubjectDataRules):
         return Replay(len(ledger), erased, failures)
 
     # --- the requester's download ---------------------------------------------------------
-    def export_services(self, principal: Principal, request_id: str) -> tuple[RightsRequest, list[str]]:
-        """Whose parts make up an access/portability export, for its requester only, while the link is
-        valid; the parts themselves are read one at a time (`export_part`) as the ZIP is written."""
+    def export_pieces(self, principal: Principal, request_id: str) -> tuple[RightsRequest, list[tuple[str, int]]]:
+        """The stored pieces (service, seq) that make up an access/portability export, for its requester
+        only, while the link is valid; the pieces themselves are read one at a time (`export_part`) as the
+        ZIP is written."""
         self._require(principal, "customer")
         now = self.clock()
         with self.uow() as uow:
@@ -463,11 +464,11 @@ class RightsService(SubjectDataRules):
                 raise Conflict("the export is not ready yet", "export_not_ready")
             if as_utc(row.export_expires_at) <= now:
                 raise NotFound("the download link has expired (exports are kept 7 days)", "export_expired")
-            return row, uow.repo.export_services(row.id)
+            return row, uow.repo.export_pieces(row.id)
 
-    def export_part(self, request_id: str, service: str) -> export_zip.Part:
+    def export_part(self, request_id: str, service: str, seq: int) -> export_zip.Part:
         with self.uow() as uow:
-            part = uow.repo.export_part(request_id, service)
+            part = uow.repo.export_part(request_id, service, seq)
             if part is None:  # purged while the ZIP was being written (the link expired meanwhile)
                 raise NotFound("the export is no longer kept", "export_expired")
             return export_zip.Part(part.service, part.export, part.declarations)
