@@ -12,8 +12,8 @@
    it), then an access request through the API: (a) filing to completion, target < 3 s; (b) the ZIP's
    download through GET /api/v1/rights-requests/{id}/export; (c) the peak memory (RSS, sampled every
    10 ms) of the rights process and the gateway during the download beside the ZIP's size (streamed,
-   not held whole). Beside it: tickets' Export called alone, the stored parts' size, and the ZIP
-   built from them in this process.
+   not held whole). Beside it: tickets' Export called alone (a stream of bounded pieces), the stored
+   pieces' size, and the ZIP built from them in this process, one piece at a time.
 
 Sign-up goes straight to identity over gRPC, each from an address of its own (bench/run.py's sign_up:
 identity caps sign-ups per client address, and through the gateway all would come from 127.0.0.1);
@@ -184,14 +184,26 @@ class RightsDb:
                 select(RequestStep.request_id, RequestStep.service, RequestStep.phase, RequestStep.attempts,
                        RequestStep.updated_at).where(RequestStep.request_id.in_(ids)))]
 
-    def parts(self, request_id: str) -> list[tuple[str, bytes, bytes]]:
+    def pieces(self, request_id: str) -> list[tuple[str, int]]:
+        """The stored pieces' keys (service, seq), in order: what DownloadExport reads them by."""
         from rights.models import ExportPart
         from sqlalchemy import select
 
         with self.engine.connect() as conn:
-            return [(r[0], bytes(r[1]), bytes(r[2])) for r in conn.execute(
-                select(ExportPart.service, ExportPart.export, ExportPart.declarations)
-                .where(ExportPart.request_id == request_id).order_by(ExportPart.service))]
+            return [(r[0], r[1]) for r in conn.execute(
+                select(ExportPart.service, ExportPart.seq).where(ExportPart.request_id == request_id)
+                .order_by(ExportPart.service, ExportPart.seq))]
+
+    def piece(self, request_id: str, service: str, seq: int) -> tuple[bytes, bytes]:
+        """One stored piece (export, declarations), read alone, as the service reads it."""
+        from rights.models import ExportPart
+        from sqlalchemy import select
+
+        with self.engine.connect() as conn:
+            row = conn.execute(select(ExportPart.export, ExportPart.declarations).where(
+                ExportPart.request_id == request_id, ExportPart.service == service,
+                ExportPart.seq == seq)).one()
+            return bytes(row[0]), bytes(row[1])
 
 
 # --- measuring from the outside: CPU, memory, the SQLite write lock ----------------------------------------
@@ -516,16 +528,19 @@ class ExportResult:
     seed_s: float
     build_s: float  # the access request's 202 → completed_at
     step_s: dict[str, float]  # per service: the 202 → its export step done
-    tickets_export_s: float  # tickets' Export called straight over gRPC
-    tickets_export_mib: float  # its serialized size
+    tickets_export_s: float  # tickets' Export called straight over gRPC (a stream of pieces)
+    tickets_export_mib: float  # its serialized size, every piece
+    tickets_export_pieces: int  # messages in the stream
+    tickets_export_largest_kib: float  # the largest of them
     tickets_hwm_mib: tuple[float, float]  # tickets' VmHWM before the request, after it completed
-    parts_mib: float  # every stored part (rights' export_parts)
+    parts_mib: float  # every stored piece (rights' export_parts)
+    parts_count: int  # pieces stored, every service
     download_s: float
     first_byte_s: float
     zip_mib: float
     zip_entries: int
     csv_rows: dict[str, int]
-    local_build_s: float  # the ZIP built from the stored parts in this process
+    local_build_s: float  # the ZIP built from the stored pieces in this process
     local_first_s: float  # its first chunk
     control_mib: dict[str, float]  # RSS growth while downloading a one-ticket subject's ZIP, first
     control_zip_mib: float
@@ -589,8 +604,9 @@ def seed_history(stack: Stack, subject_id: str, tickets: int, replies: int) -> N
         engine.dispose()
 
 
-def export_direct(stack: Stack, subject_id: str) -> tuple[float, int]:
-    """tickets' PersonalData.Export straight over gRPC: seconds, serialized bytes."""
+def export_direct(stack: Stack, subject_id: str) -> tuple[float, int, int, int]:
+    """tickets' PersonalData.Export straight over gRPC, read piece by piece: seconds, serialized bytes in all,
+    pieces, the largest piece's bytes."""
     from kaseum.privacy.v1 import personal_data_pb2 as pd
     from kaseum.privacy.v1 import personal_data_pb2_grpc
     from servicekit import caller, clients
@@ -598,9 +614,10 @@ def export_direct(stack: Stack, subject_id: str) -> tuple[float, int]:
     credentials = caller.ServiceCredentials(stack.env()["KASEUM_SERVICE_SECRET"].encode(), "cli")
     stub = personal_data_pb2_grpc.PersonalDataStub(clients.channel(stack.grpc_addr("tickets"), deadline=120))
     began = time.perf_counter()
-    answer = stub.Export(pd.ExportRequest(subject_id=subject_id, request_id=uuid.uuid4().hex),
-                         metadata=credentials.metadata(), timeout=120)
-    return time.perf_counter() - began, answer.ByteSize()
+    sizes = [piece.ByteSize() for piece in stub.Export(
+        pd.ExportRequest(subject_id=subject_id, request_id=uuid.uuid4().hex),
+        metadata=credentials.metadata(), timeout=120)]
+    return time.perf_counter() - began, sum(sizes), len(sizes), max(sizes)
 
 
 def download(base: str, path: str, token: str) -> tuple[bytes, float, float]:
@@ -634,20 +651,26 @@ def csv_rows(data: bytes) -> tuple[int, dict[str, int]]:
         return len(names), counts
 
 
-def build_locally(db: RightsDb, request_id: str) -> tuple[float, float, int]:
-    """The ZIP built here from the parts rights stored, as DownloadExport does: seconds to the first
-    non-empty chunk, seconds in all, bytes of the parts."""
+def build_locally(db: RightsDb, request_id: str) -> tuple[float, float, int, int]:
+    """The ZIP built here from the pieces rights stored, read one at a time as DownloadExport does: seconds
+    to the first non-empty chunk, seconds in all, bytes of the pieces (each counted once), pieces."""
     from rights import export_zip
 
-    parts = db.parts(request_id)
+    keys = db.pieces(request_id)
+    sizes: dict[tuple[str, int], int] = {}
+
+    def load(service: str, seq: int) -> export_zip.Part:
+        export, declarations = db.piece(request_id, service, seq)
+        sizes[(service, seq)] = len(export) + len(declarations)
+        return export_zip.Part(service, export, declarations)
+
     began = time.perf_counter()
     first = 0.0
     fields = export_zip.request_fields(request_id, "access", datetime.now(UTC), datetime.now(UTC))
-    by_service = {s: export_zip.Part(s, e, d) for s, e, d in parts}
-    for chunk in export_zip.build(fields, sorted(by_service), by_service.__getitem__):
+    for chunk in export_zip.build(fields, keys, load):
         if chunk and not first:
             first = time.perf_counter() - began
-    return first, time.perf_counter() - began, sum(len(e) + len(d) for _, e, d in parts)
+    return first, time.perf_counter() - began, sum(sizes.values()), len(keys)
 
 
 def bench_export(stack: Stack, tickets: int, replies: int, erase_before_ms: float, say: Say) -> ExportResult:
@@ -688,8 +711,8 @@ def bench_export(stack: Stack, tickets: int, replies: int, erase_before_ms: floa
     entries, rows = csv_rows(data)
     say(f"  ZIP of {len(data) / 2**20:.1f} MiB downloaded in {download_s:.2f} s; {entries} entries, "
         + ", ".join(f"{k} {v:,} rows" for k, v in rows.items()))
-    local_first_s, local_s, parts_bytes = build_locally(db, request_id)
-    direct_s, direct_bytes = export_direct(stack, person.subject_id)
+    local_first_s, local_s, parts_bytes, parts_count = build_locally(db, request_id)
+    direct_s, direct_bytes, direct_pieces, direct_largest = export_direct(stack, person.subject_id)
     erase_after_ms = erase_direct(stack, [spare.subject_id])["tickets"]
     notes = []
     if rows.get("tickets/tickets.csv") != tickets or rows.get("tickets/replies.csv") != replies:
@@ -697,8 +720,9 @@ def bench_export(stack: Stack, tickets: int, replies: int, erase_before_ms: floa
     mib = 1 / 1024
     return ExportResult(
         tickets=tickets, replies=replies, seed_s=seed_s, build_s=build_s, step_s=step_s,
-        tickets_export_s=direct_s, tickets_export_mib=direct_bytes / 2**20,
-        tickets_hwm_mib=(hwm_before * mib, hwm_after * mib), parts_mib=parts_bytes / 2**20,
+        tickets_export_s=direct_s, tickets_export_mib=direct_bytes / 2**20, tickets_export_pieces=direct_pieces,
+        tickets_export_largest_kib=direct_largest / 1024,
+        tickets_hwm_mib=(hwm_before * mib, hwm_after * mib), parts_mib=parts_bytes / 2**20, parts_count=parts_count,
         download_s=download_s, first_byte_s=first_byte, zip_mib=len(data) / 2**20, zip_entries=entries,
         csv_rows=rows, local_build_s=local_s, local_first_s=local_first_s, control_mib=control,
         control_zip_mib=control_zip / 2**20, base_mib={k: v * mib for k, v in sampler.base.items()},
@@ -798,11 +822,12 @@ def report(result: tuple[ErasureResult, ExportResult], say: Say = print) -> None
         f"202 to completed  target < {EXPORT_TARGET_S:.0f} s: {verdict(x.build_s < EXPORT_TARGET_S)}")
     steps = ", ".join(f"{s} {t:.2f} s" for s, t in sorted(x.step_s.items(), key=lambda kv: kv[1]))
     say(f"  each service's export step done after: {steps}")
-    say(f"  tickets' Export alone over gRPC: {x.tickets_export_s:.2f} s for one {x.tickets_export_mib:.1f} MiB "
-        f"message; tickets' VmHWM {x.tickets_hwm_mib[0]:.0f} → {x.tickets_hwm_mib[1]:.0f} MiB across the request; "
-        f"parts stored in rights' database: {x.parts_mib:.1f} MiB")
+    say(f"  tickets' Export alone over gRPC: {x.tickets_export_s:.2f} s for {x.tickets_export_mib:.1f} MiB in "
+        f"{x.tickets_export_pieces} messages (the largest {x.tickets_export_largest_kib:.0f} KiB); tickets' VmHWM "
+        f"{x.tickets_hwm_mib[0]:.0f} → {x.tickets_hwm_mib[1]:.0f} MiB across the request; stored in rights' "
+        f"database: {x.parts_mib:.1f} MiB in {x.parts_count} pieces")
     say(f"export download          {x.download_s:6.2f} s       ZIP {x.zip_mib:.1f} MiB ({x.zip_entries} entries; "
-        f"first byte after {x.first_byte_s:.2f} s); the same ZIP built in this process from the stored parts: "
+        f"first byte after {x.first_byte_s:.2f} s); the same ZIP built in this process from the stored pieces: "
         f"first chunk after {x.local_first_s:.2f} s, whole in {x.local_build_s:.2f} s")
     extra = {}
     for name in ("rights", "gateway"):
@@ -817,7 +842,7 @@ def report(result: tuple[ErasureResult, ExportResult], say: Say = print) -> None
     say(f"  rights' VmHWM {x.rights_hwm_mib[0]:.1f} → {x.rights_hwm_mib[1]:.1f} MiB across the download")
     worst = max(extra, key=lambda n: extra[n])
     say(f"flat memory              {extra[worst]:+6.1f} MiB     {worst}: growth beyond the one-ticket download's, "
-        f"against a {x.zip_mib:.1f} MiB ZIP of {x.parts_mib:.1f} MiB of stored parts (held whole ≥ the ZIP): "
+        f"against a {x.zip_mib:.1f} MiB ZIP of {x.parts_mib:.1f} MiB of stored pieces (held whole ≥ the ZIP): "
         f"{verdict(extra[worst] < x.zip_mib)}")
     say(f"tickets' Erase alone, {x.tickets:,} more tickets in its database and search index: "
         f"{x.erase_after_ms:.0f} ms (it was {x.erase_before_ms:.0f} ms before them)")

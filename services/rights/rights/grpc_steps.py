@@ -102,7 +102,11 @@ class GrpcStepRunner:
         except grpc.RpcError as exc:
             raise StepFailed(_code(exc)) from exc
         finally:
-            stream.cancel()  # a step that stopped early (lease lost) leaves the service nothing to send
+            # A step that stopped early (lease lost) leaves the service nothing more to send: a raw call
+            # is cancelled; the tracing wrapper (a generator) is closed, and its call with it.
+            stop = getattr(stream, "cancel", None) or getattr(stream, "close", None)
+            if stop is not None:
+                stop()
         return StepResult(f"exported {tables} tables, {rows} rows")
 
     def _declarations(self, service: str) -> bytes:
