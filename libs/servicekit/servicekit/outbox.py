@@ -16,7 +16,7 @@ from google.protobuf.any_pb2 import Any as AnyPb
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from kaseum.events.v1 import envelope_pb2
-from sqlalchemy import DateTime, Index, LargeBinary, String, Text
+from sqlalchemy import DateTime, Index, LargeBinary, String, Text, insert
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from . import telemetry
@@ -91,6 +91,17 @@ class EventRecorder:
         row.created_at = datetime.now(UTC)
         row.published_at = None
         self._session.add(row)
+        return env.id
+
+    def publish_now(self, event_type: str, subject_id: str, payload: Message) -> str:
+        """As `publish`, but the row is inserted at once by one statement rather than flushed as an
+        ORM object at the commit: for a hot path whose transaction writes no ORM objects (a sign-in)."""
+        env = envelope(event_type, self._region, subject_id, payload)
+        self._session.connection().execute(insert(self._model.__table__), [{  # type: ignore[attr-defined]
+            "id": env.id, "subject": subject_for(self._region, event_type), "data": env.SerializeToString(),
+            "headers": json.dumps(telemetry.current_trace_headers()), "created_at": datetime.now(UTC),
+            "published_at": None,
+        }])
         return env.id
 
 

@@ -39,6 +39,7 @@ def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], Identi
     service = IdentityService(runtime.uow, passwords, signer, runtime.verifier, settings.region,
                               settings.notice_version, throttle_key=settings.service_secret(),
                               session_lifetime=timedelta(days=settings.session_lifetime_days))
+    service.warm_up()
     runtime.every(settings.purge_interval_seconds, service.review_inactive)
     runtime.governance(declaration(settings.technical_retention_days), GOVERNANCE)
     revocations = runtime.revocations

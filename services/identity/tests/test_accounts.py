@@ -378,6 +378,30 @@ def test_unknown_login_costs_one_hash_like_a_wrong_password(service: IdentitySer
         assert counting.verified - before == 1, login
 
 
+@pytest.mark.rule("R-SEC-2")
+def test_a_password_changed_while_a_login_verifies_the_old_one_signs_nobody_in(service: IdentityService) -> None:
+    account = service.sign_up(signup())
+    me = service.authenticate(service.login("ada", "correct horse battery", "", "").access)
+
+    class ChangedMeanwhile(Passwords):
+        """Verifies as ever, then the password changes before the login's write."""
+
+        def verify(self, stored: str | None, password: str) -> bool:
+            ok = super().verify(stored, password)
+            service.passwords = plain
+            service.change_password(me, "correct horse battery", "another fine passphrase")
+            return ok
+
+    plain = service.passwords
+    service.passwords = ChangedMeanwhile(1024, 1, 1)
+    with pytest.raises(Unauthenticated):
+        service.login("ada", "correct horse battery", "", "")
+    with service.uow() as uow:
+        assert [s.id for s in uow.repo.live_sessions(account.id, utcnow())] == [me.session_id]
+        assert {row.key.split(":")[0]: row.failures for row in uow.session.scalars(select(LoginThrottle))} == {
+            "login": 1}
+
+
 @pytest.mark.notice("3.2.1")
 def test_a_sign_up_that_clashes_costs_one_hash_like_a_new_account(service: IdentityService) -> None:
     counting = CountingPasswords()
