@@ -153,9 +153,10 @@ def build(request: dict[str, str], pieces: list[tuple[str, int]], load: Callable
                     text.close()
             yield sink.take()
         if not portable_only:
-            first = [load(service, 0) for service in services]  # the declarations ride on piece 0
-            declared = [governance_pb2.Declarations.FromString(p.declarations) for p in first if p.declarations]
-            silent = {p.service: "did not declare its processing" for p in first if not p.declarations}
+            # The declarations ride on piece 0; only they are kept, not the pieces' data.
+            declarations = {service: load(service, 0).declarations for service in services}
+            declared = [governance_pb2.Declarations.FromString(d) for d in declarations.values() if d]
+            silent = {s: "did not declare its processing" for s, d in declarations.items() if not d}
             zf.writestr("report.html", report(request, summary, ropa.build(declared, silent)))
     yield sink.take()
 
