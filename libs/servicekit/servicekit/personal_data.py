@@ -15,8 +15,10 @@ FULL_NAME = "kaseum.privacy.v1.PersonalData"
 # Only the rights service drives the contract; the operator CLI may too.
 CALLERS = ("rights", "cli")
 # The bounds of one piece of an Export stream (the contract's): rows, and about this many bytes of values.
+# 256 KiB rather than more: the rights service parses one piece at a time while writing a ZIP, and its
+# memory during a download grows with the piece (measured: 3.6 MiB with 256 KiB pieces, 6.4 with 1 MiB).
 PIECE_ROWS = 1000
-PIECE_BYTES = 1024 * 1024
+PIECE_BYTES = 256 * 1024
 
 
 def pieces(service: str, export: Export, max_rows: int = PIECE_ROWS,

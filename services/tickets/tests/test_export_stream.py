@@ -11,7 +11,7 @@ from kaseum.privacy.v1 import personal_data_pb2 as pd
 from kaseum.privacy.v1 import personal_data_pb2_grpc
 from servicekit import caller
 from servicekit.grpc_server import GrpcServer
-from servicekit.personal_data import FULL_NAME, PIECE_ROWS, PersonalDataApi, joined, pieces
+from servicekit.personal_data import FULL_NAME, PIECE_BYTES, PIECE_ROWS, PersonalDataApi, joined, pieces
 from servicekit.subject_data import Export
 from tickets.service import TicketsService
 
@@ -83,8 +83,9 @@ def test_pieces_are_bounded_in_rows_and_bytes_and_an_empty_export_is_one_piece()
     assert [p.note for p in taken] == ["a note", "", ""]
     assert [list(r.values) for r in joined(taken).tables[0].rows] == rows
     assert [t.name for t in taken[-1].tables] == ["t", "empty"]
-    big = [["y" * 300_000]] * 10  # about 3 MiB: split by size long before the row bound
-    assert all(p.ByteSize() < 1.5 * 1024 * 1024 for p in pieces("svc", Export([("b", "c", ["v"], big)])))
+    big = [["y" * (PIECE_BYTES // 3)]] * 10  # split by size long before the row bound
+    split = list(pieces("svc", Export([("b", "c", ["v"], big)])))
+    assert len(split) == 4 and all(p.ByteSize() < 1.5 * PIECE_BYTES for p in split)
     alone = list(pieces("svc", Export([], "nothing held")))
     assert [(p.service, p.note, len(p.tables)) for p in alone] == [("svc", "nothing held", 0)]
 

@@ -109,7 +109,7 @@ Global___Row: _TypeAlias = Row  # noqa: Y015
 
 @_typing.final
 class ExportResponse(_message.Message):
-    """One piece of an export (see Export): at most 1,000 rows, about 1 MiB."""
+    """One piece of an export (see Export): at most 1,000 rows, about 256 KiB."""
 
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -66,7 +66,7 @@ class PersonalDataServicer:
 
     def Export(self, request, context):
         """Everything this service holds about the subject, as a stream of pieces of
-        bounded size (at most 1,000 rows and about 1 MiB each), so neither side
+        bounded size (at most 1,000 rows and about 256 KiB each), so neither side
         ever holds a long history whole. Read in order, the pieces are the export:
         a table may continue across consecutive messages (the same name, category
         and columns again, with further rows in order); a table with no rows is

@@ -36,7 +36,7 @@ class PersonalDataStub:
     def __new__(cls, channel: _aio.Channel) -> PersonalDataAsyncStub: ...
     Export: _grpc.UnaryStreamMultiCallable[_personal_data_pb2.ExportRequest, _personal_data_pb2.ExportResponse]
     """Everything this service holds about the subject, as a stream of pieces of
-    bounded size (at most 1,000 rows and about 1 MiB each), so neither side
+    bounded size (at most 1,000 rows and about 256 KiB each), so neither side
     ever holds a long history whole. Read in order, the pieces are the export:
     a table may continue across consecutive messages (the same name, category
     and columns again, with further rows in order); a table with no rows is
@@ -58,7 +58,7 @@ class PersonalDataAsyncStub(PersonalDataStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Export: _aio.UnaryStreamMultiCallable[_personal_data_pb2.ExportRequest, _personal_data_pb2.ExportResponse]  # type: ignore[assignment]
     """Everything this service holds about the subject, as a stream of pieces of
-    bounded size (at most 1,000 rows and about 1 MiB each), so neither side
+    bounded size (at most 1,000 rows and about 256 KiB each), so neither side
     ever holds a long history whole. Read in order, the pieces are the export:
     a table may continue across consecutive messages (the same name, category
     and columns again, with further rows in order); a table with no rows is
@@ -83,7 +83,7 @@ class PersonalDataServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_personal_data_pb2.ExportResponse], _abc.AsyncIterator[_personal_data_pb2.ExportResponse]]:
         """Everything this service holds about the subject, as a stream of pieces of
-        bounded size (at most 1,000 rows and about 1 MiB each), so neither side
+        bounded size (at most 1,000 rows and about 256 KiB each), so neither side
         ever holds a long history whole. Read in order, the pieces are the export:
         a table may continue across consecutive messages (the same name, category
         and columns again, with further rows in order); a table with no rows is
