@@ -45,6 +45,11 @@ def setup_tracing(service_name: str, otlp_endpoint: str = "", exporter: SpanExpo
     _provider = provider
 
 
+def enabled() -> bool:
+    """Whether spans go anywhere (setup_tracing installed a provider)."""
+    return _provider is not None
+
+
 def shutdown_tracing() -> None:
     if _provider is not None:
         _provider.shutdown()
