@@ -12,6 +12,7 @@ import grpc
 import pytest
 from kaseum.privacy.v1 import governance_pb2, governance_pb2_grpc, personal_data_pb2, personal_data_pb2_grpc
 from servicekit import caller
+from servicekit.personal_data import joined
 
 from tests.support.api import Api, sign_up_and_log_in, staff
 from tests.support.databases import count_rows
@@ -66,8 +67,8 @@ def test_the_dpo_sees_who_read_a_ticket_and_the_breach_query_finds_exactly_those
 
     # The subject's own access export says who (by role) read their data.
     with grpc.insecure_channel(system.grpc_addr("tickets")) as channel:
-        export = personal_data_pb2_grpc.PersonalDataStub(channel).Export(
-            personal_data_pb2.ExportRequest(subject_id=read_user["id"]), metadata=rights_metadata(system), timeout=10)
+        export = joined(personal_data_pb2_grpc.PersonalDataStub(channel).Export(
+            personal_data_pb2.ExportRequest(subject_id=read_user["id"]), metadata=rights_metadata(system), timeout=10))
     log = next(t for t in export.tables if t.name == "access_log")
     roles = [dict(zip(log.columns, r.values, strict=True))["actor_role"] for r in log.rows]
     assert "agent" in roles and agent_id not in str(log)

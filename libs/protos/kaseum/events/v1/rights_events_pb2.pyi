@@ -125,8 +125,10 @@ Global___RequestCompleted: _TypeAlias = RequestCompleted  # noqa: Y015
 @_typing.final
 class RequestStatusChanged(_message.Message):
     """rights.request.status_changed: any other change of a request's state
-    (in_progress, extended, a step done or failed, a retry). The subject is
-    told of an extension or a refusal through a service message.
+    (in_progress, extended, a retry). The subject is told of an extension or a
+    refusal through a service message. The same message on
+    rights.request.step_changed: one step of the request done or failed
+    (change step_done or step_failed), for whoever follows progress.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
