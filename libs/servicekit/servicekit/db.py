@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from .errors import Collision
 from .outbox import OutboxWriter
@@ -100,6 +101,16 @@ class UnitOfWork(Generic[R]):
             raise Collision() from exc
         self.committed = True
         self._outbox.notify()
+
+    def commit_unless_gone(self) -> bool:
+        """Commit; False (nothing kept) when a row this unit of work changed was deleted meanwhile, as an
+        erasure may do to a row a background worker was updating: then there is nothing left to update."""
+        try:
+            self.commit()
+        except StaleDataError:
+            self.session.rollback()
+            return False
+        return True
 
 
 class UnitOfWorkFactory(Generic[R]):

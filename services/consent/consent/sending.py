@@ -180,9 +180,12 @@ class Sender:
         sealed = self.consent.keys.seal_text(json.dumps(claimed), row.id)
         with self.uow() as uow:
             found = uow.repo.message(row.id)
-            if found is not None and found.lease_id == lease:
+            if found is None:
+                raise Skip("failed", "message_gone")  # erased meanwhile (its subject's erasure)
+            if found.lease_id == lease:
                 found.token_sealed = sealed
-                uow.commit()
+                if not uow.commit_unless_gone():
+                    raise Skip("failed", "message_gone")
         return claimed
 
     def _claim(self, row: OutgoingMessage) -> dict[str, str]:
@@ -224,15 +227,14 @@ class Sender:
                 return False  # erased meanwhile, or the lease was lost
             row.state = state
             row.lease_until = self.clock() + timedelta(seconds=self.config.lease_seconds)
-            uow.commit()
-            return True
+            return uow.commit_unless_gone()
 
     def _finish(self, message_id: str, state: str, reason: str) -> None:
         with self.uow() as uow:
             row = uow.repo.message(message_id)
             if row is not None:
                 row.state, row.reason, row.token_sealed, row.lease_id, row.lease_until = state, reason, None, "", None
-                uow.commit()
+                uow.commit_unless_gone()
 
     def _retry(self, message_id: str, reason: str, permanent: bool = False, count: bool = True) -> None:
         with self.uow() as uow:
@@ -246,7 +248,7 @@ class Sender:
                 row.state, row.reason = "pending", reason
                 row.next_attempt_at = self.clock() + timedelta(seconds=min(5 * 2 ** row.attempts, 900))
             row.lease_id, row.lease_until = "", None
-            uow.commit()
+            uow.commit_unless_gone()
 
     def _sent(self, sent: OutgoingMessage) -> None:
         with self.uow() as uow:
@@ -263,7 +265,7 @@ class Sender:
             uow.events.publish("consent.communication.sent", row.subject_id, ev.CommunicationSent(
                 communication_id=row.id, subject_id=row.subject_id, purpose=row.purpose, channel=row.channel,
                 kind=row.kind, campaign_id=row.campaign_id))
-            uow.commit()
+            uow.commit_unless_gone()  # erased meanwhile: nothing to record, no event about them
 
     def _release(self, lease: str) -> None:
         """Rows of this batch not settled (the relay went away) are free for the next round."""

@@ -8,10 +8,11 @@ import pytest
 from consent import events
 from consent.directory import ClaimedToken, Contact
 from consent.mailer import OutcomeUnknown, SmtpConnection
-from consent.models import OutgoingMessage
+from consent.models import OutgoingMessage, Repository
 from kaseum.events.v1 import identity_events_pb2 as ev
 from servicekit.outbox import envelope
 from sqlalchemy import select
+from structlog.testing import capture_logs
 
 from .conftest import World
 
@@ -171,3 +172,34 @@ def test_an_erased_subject_gets_nothing(world: World) -> None:
     del world.directory.contacts[ADA]
     world.sender.drain()
     assert (rows(world)[0].state, rows(world)[0].reason) == ("failed", "no_recipient")
+
+
+@pytest.mark.notice("13.1.3")
+@pytest.mark.rule("R-ERASE-1")
+def test_an_erasure_while_a_message_is_prepared_sends_nothing_and_is_no_error(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    sign_up(world)
+    world.directory.tokens["t9"] = ClaimedToken("t9.secret", "verify_email", "")
+    request_message(world, ADA, "verify_email", "t9")
+    claim, read = world.directory.claim_token, Repository.message
+    armed: list[str] = []
+
+    def claimed(token_id: str) -> ClaimedToken:
+        armed.append(token_id)
+        return claim(token_id)
+
+    def read_then_erased(repo: Repository, message_id: str) -> OutgoingMessage | None:
+        found = read(repo, message_id)
+        if armed and found is not None:  # the sender read the row to keep the claimed token with it…
+            armed.clear()
+            world.consent.erase(ADA)  # …and the subject's erasure commits before the sender does
+        return found
+
+    monkeypatch.setattr(world.directory, "claim_token", claimed)
+    monkeypatch.setattr(Repository, "message", read_then_erased)
+    with capture_logs() as logs:
+        world.sender.drain()
+    assert world.directory.claimed == ["t9"]  # the race happened
+    assert world.mailbox.messages() == []
+    assert rows(world) == []  # the message went with the erasure and nothing wrote it back
+    assert [e for e in logs if e["log_level"] in ("error", "critical")] == []
