@@ -11,10 +11,11 @@
    straight into the tickets database in its own schema (search index included, as the service keeps
    it), then an access request through the API: (a) filing to completion, target < 3 s; (b) the ZIP's
    download through GET /api/v1/rights-requests/{id}/export; (c) the peak memory (RSS, sampled every
-   10 ms) of the rights process and the gateway during the download beside the ZIP's size, then the
-   same for a subject with 4× the history: flat memory means the second download does not lift the
-   peaks the first reached (streamed, not held whole: held whole, they would grow with the data). Beside it: tickets' Export called alone (a stream of bounded pieces), the stored
-   pieces' size, and the ZIP built from them in this process, one piece at a time.
+   10 ms) of the rights process and the gateway during the download beside the ZIP's size, and from
+   the filing to the end of the download for that history, then 4× and 8× it (other subjects): flat
+   memory means the peak stops rising (held whole, each would add at least its data). Beside it:
+   tickets' Export called alone (a stream of bounded pieces), the stored pieces' size, and the ZIP built
+   from them in this process, one piece at a time.
 
 Sign-up goes straight to identity over gRPC, each from an address of its own (bench/run.py's sign_up:
 identity caps sign-ups per client address, and through the gateway all would come from 127.0.0.1);
@@ -194,6 +195,16 @@ class RightsDb:
             return [(r[0], r[1]) for r in conn.execute(
                 select(ExportPart.service, ExportPart.seq).where(ExportPart.request_id == request_id)
                 .order_by(ExportPart.service, ExportPart.seq))]
+
+    def stored_mib(self, request_id: str) -> float:
+        """The size of the request's stored pieces."""
+        from rights.models import ExportPart
+        from sqlalchemy import func, select
+
+        with self.engine.connect() as conn:
+            size = conn.execute(select(func.sum(func.length(ExportPart.export)))
+                                .where(ExportPart.request_id == request_id)).scalar()
+            return float(size or 0) / 2**20
 
     def piece(self, request_id: str, service: str, seq: int) -> tuple[bytes, bytes]:
         """One stored piece (export, declarations), read alone, as the service reads it."""
@@ -551,17 +562,24 @@ class ExportResult:
     samples: int
     erase_before_ms: float  # tickets' Erase alone before the history was written (from part 1)
     erase_after_ms: float  # and after
-    # The same for a subject with LARGER × the history, downloaded after: rights' and the gateway's peak
-    # RSS during that download beyond their peak during the first (≈ 0 when flat; held whole, it would
-    # grow with the data), its ZIP, and tickets' VmHWM across that request.
-    larger_peak_mib: dict[str, float] = field(default_factory=dict)
-    larger_zip_mib: float = 0.0
-    larger_tickets_hwm_mib: tuple[float, float] = (0.0, 0.0)
+    # Peak RSS of rights and the gateway from the filing to the end of the download, for this history
+    # and then for LARGER × it (other subjects, after); tickets' VmHWM at the end.
+    first_peak_mib: dict[str, float] = field(default_factory=dict)
+    larger: list[Larger] = field(default_factory=list)
+    tickets_hwm_end_mib: float = 0.0
     load: tuple[float, float, float] = (0.0, 0.0, 0.0)
     notes: list[str] = field(default_factory=list)
 
 
-LARGER = 4  # the second subject's history, × the first's
+@dataclass(frozen=True)
+class Larger:
+    times: int  # × the first history
+    stored_mib: float  # its pieces in rights' database
+    zip_mib: float
+    peak_mib: dict[str, float]  # from its filing to the end of its download
+
+
+LARGER = (4, 8)  # the later subjects' histories, × the first's
 
 
 def seed_history(stack: Stack, subject_id: str, tickets: int, replies: int) -> None:
@@ -705,35 +723,39 @@ def bench_export(stack: Stack, tickets: int, replies: int, erase_before_ms: floa
     control = {k: (sampler.peak[k] - sampler.base[k]) / 1024 for k in watched}
     hwm_before = vm_kib(tickets_pid, "VmHWM")
     load = os.getloadavg()
-    status, answer = call(base, "POST", RIGHTS_PATH, person.token, {"kind": "access"})
-    filed_at = time.time()
-    request_id = str(expect(status, answer, 202, "the access request")["id"])
-    done = db.wait([request_id], 300)[request_id]
-    build_s = done.completed_at.timestamp() - filed_at
-    hwm_after = vm_kib(tickets_pid, "VmHWM")
-    step_s = {s.service: s.done_at.timestamp() - filed_at for s in db.steps([request_id])}
-    say(f"  access request completed {build_s:.2f} s after its 202")
+    # `whole`: from the filing to the end of the download (the pieces stored, then the ZIP written).
+    with MemorySampler(watched) as whole:
+        status, answer = call(base, "POST", RIGHTS_PATH, person.token, {"kind": "access"})
+        filed_at = time.time()
+        request_id = str(expect(status, answer, 202, "the access request")["id"])
+        done = db.wait([request_id], 300)[request_id]
+        build_s = done.completed_at.timestamp() - filed_at
+        hwm_after = vm_kib(tickets_pid, "VmHWM")
+        step_s = {s.service: s.done_at.timestamp() - filed_at for s in db.steps([request_id])}
+        say(f"  access request completed {build_s:.2f} s after its 202")
 
-    rights_hwm = vm_kib(rights_pid, "VmHWM")
-    with MemorySampler(watched) as sampler:
-        data, first_byte, download_s = download(base, f"{RIGHTS_PATH}/{request_id}/export", person.token)
-    rights_hwm_after = vm_kib(rights_pid, "VmHWM")
+        rights_hwm = vm_kib(rights_pid, "VmHWM")
+        with MemorySampler(watched) as sampler:
+            data, first_byte, download_s = download(base, f"{RIGHTS_PATH}/{request_id}/export", person.token)
+        rights_hwm_after = vm_kib(rights_pid, "VmHWM")
     entries, rows = csv_rows(data)
     say(f"  ZIP of {len(data) / 2**20:.1f} MiB downloaded in {download_s:.2f} s; {entries} entries, "
         + ", ".join(f"{k} {v:,} rows" for k, v in rows.items()))
-    # Flat means the same whatever the history's length: a subject with LARGER × the history, downloaded
-    # now, must not lift the peaks the first download reached (held whole, they would grow with the data).
-    bigger = customers(stack, 1, with_ticket=False)[0]
-    seed_history(stack, bigger.subject_id, tickets * LARGER, replies * LARGER)
-    larger_hwm_before = vm_kib(tickets_pid, "VmHWM")
-    status, answer = call(base, "POST", RIGHTS_PATH, bigger.token, {"kind": "access"})
-    larger_id = str(expect(status, answer, 202, "the larger access request")["id"])
-    db.wait([larger_id], 300)
-    larger_hwm_after = vm_kib(tickets_pid, "VmHWM")
-    with MemorySampler(watched) as larger:
-        larger_zip = len(download(base, f"{RIGHTS_PATH}/{larger_id}/export", bigger.token)[0])
-    say(f"  then {tickets * LARGER:,} tickets and {replies * LARGER:,} replies of another subject: ZIP of "
-        f"{larger_zip / 2**20:.1f} MiB")
+    # Flat means bounded whatever the history's length: subjects with LARGER × the history, built and
+    # downloaded after, must not keep lifting the peaks (held whole, each would add at least its data).
+    larger: list[Larger] = []
+    for times in LARGER:
+        bigger = customers(stack, 1, with_ticket=False)[0]
+        seed_history(stack, bigger.subject_id, tickets * times, replies * times)
+        with MemorySampler(watched) as span:
+            status, answer = call(base, "POST", RIGHTS_PATH, bigger.token, {"kind": "access"})
+            larger_id = str(expect(status, answer, 202, "a larger access request")["id"])
+            db.wait([larger_id], 300)
+            zipped = len(download(base, f"{RIGHTS_PATH}/{larger_id}/export", bigger.token)[0])
+        larger.append(Larger(times, db.stored_mib(larger_id), zipped / 2**20,
+                             {k: v / 1024 for k, v in span.peak.items()}))
+        say(f"  then {tickets * times:,} tickets and {replies * times:,} replies of another subject: ZIP of "
+            f"{zipped / 2**20:.1f} MiB")
     local_first_s, local_s, parts_bytes, parts_count = build_locally(db, request_id)
     direct_s, direct_bytes, direct_pieces, direct_largest = export_direct(stack, person.subject_id)
     erase_after_ms = erase_direct(stack, [spare.subject_id])["tickets"]
@@ -752,9 +774,8 @@ def bench_export(stack: Stack, tickets: int, replies: int, erase_before_ms: floa
         peak_mib={k: v * mib for k, v in sampler.peak.items()},
         rights_hwm_mib=(rights_hwm * mib, rights_hwm_after * mib), samples=sampler.samples,
         erase_before_ms=erase_before_ms, erase_after_ms=erase_after_ms,
-        larger_peak_mib={k: (larger.peak[k] - sampler.peak[k]) * mib for k in watched},
-        larger_zip_mib=larger_zip / 2**20, larger_tickets_hwm_mib=(larger_hwm_before * mib, larger_hwm_after * mib),
-        load=load, notes=notes)
+        first_peak_mib={k: v * mib for k, v in whole.peak.items()}, larger=larger,
+        tickets_hwm_end_mib=vm_kib(tickets_pid, "VmHWM") * mib, load=load, notes=notes)
 
 
 # --- the run and its report -----------------------------------------------------------------------------
@@ -870,13 +891,20 @@ def report(result: tuple[ErasureResult, ExportResult], say: Say = print) -> None
     say(f"  growth beyond the one-ticket download's: {worst} {extra[worst]:+.1f} MiB for a {x.zip_mib:.1f} MiB ZIP of "
         f"{x.parts_mib:.1f} MiB of stored pieces (the fixed cost of a long download: SQLite page caches of the "
         "pooled connections, zlib and one piece parsed)")
-    lifted = max(x.larger_peak_mib, key=lambda n: x.larger_peak_mib[n])
-    held_whole = (LARGER - 1) * x.parts_mib  # at least what holding the larger history whole would add
-    say(f"flat memory              {x.larger_peak_mib[lifted]:+6.1f} MiB     {lifted}: its peak during the download "
-        f"of {LARGER}× the history ({x.larger_zip_mib:.1f} MiB ZIP) beyond its peak during the first (held whole: "
-        f"≥ +{held_whole:.0f} MiB); tickets' VmHWM {x.larger_tickets_hwm_mib[0]:.0f} → "
-        f"{x.larger_tickets_hwm_mib[1]:.0f} MiB across that export: "
-        f"{verdict(x.larger_peak_mib[lifted] < held_whole / 4)}")
+    # Held whole, each larger history would lift the peak by at least the data it adds; streamed, the
+    # peak stops rising (what is left is bounded: a piece, zlib, a page cache, allocator arenas).
+    spans = [(1, x.parts_mib, x.first_peak_mib)] + [(b.times, b.stored_mib, b.peak_mib) for b in x.larger]
+    for name in ("rights", "gateway"):
+        say(f"  {name:<8} peak RSS from filing to downloaded: " + ", ".join(
+            f"{t}× ({stored:.0f} MiB stored) {peak.get(name, 0):.1f} MiB" for t, stored, peak in spans))
+    (_, stored_a, peak_a), (times_b, stored_b, peak_b) = spans[-2], spans[-1]
+    rise = {name: peak_b.get(name, 0) - peak_a.get(name, 0) for name in ("rights", "gateway")}
+    worst = max(rise, key=lambda n: rise[n])
+    added = stored_b - stored_a
+    say(f"flat memory              {rise[worst]:+6.1f} MiB     {worst}: the peak's rise from the last but one "
+        f"history to {times_b}× ({added:.0f} MiB more stored; held whole: ≥ +{added:.0f} MiB); tickets' VmHWM "
+        f"{x.tickets_hwm_mib[0]:.0f} → {x.tickets_hwm_end_mib:.0f} MiB over all of them: "
+        f"{verdict(rise[worst] < added / 4)}")
     say(f"tickets' Erase alone, {x.tickets:,} more tickets in its database and search index: "
         f"{x.erase_after_ms:.0f} ms (it was {x.erase_before_ms:.0f} ms before them)")
     for note in x.notes:

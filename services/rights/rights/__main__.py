@@ -50,7 +50,7 @@ def serve(base: ServiceSettings) -> None:
     runtime.subscribe("rights", [s.format(region=base.region) for s in events.SUBJECTS], events.handlers(service))
     # Every replica drives due steps; leases in the database keep them from running one twice.
     settings = RightsSettings(**base.model_dump())
-    pusher = Pusher(runtime.uow, runtime.transfers, service.export_part, settings.portability_ca_file)
+    pusher = Pusher(runtime.uow, runtime.transfers, service.export_loader, settings.portability_ca_file)
     runner = service.runner or GrpcStepRunner(settings, runtime.credentials, ExportWriter(runtime.uow))
     orchestrator = Orchestrator(runtime.uow, runner, pusher=pusher)
     # Its own thread: woken at once by work filed in this process, else every interval for other replicas'.

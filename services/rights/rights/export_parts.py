@@ -33,14 +33,16 @@ class ExportWriter:
             uow.repo.clear_export(call.request_id, call.service)
             uow.commit()
         count = 0
-        for seq, piece in enumerate(pieces):
-            with self.uow() as uow:
-                self._hold(uow, call)
-                uow.repo.save_export_part(ExportPart(request_id=call.request_id, service=call.service, seq=seq,
-                                                     export=piece, declarations=b"" if seq else declarations,
-                                                     created_at=now))
-                uow.commit()
-            count += 1
+        # Every piece through one connection (its page cache, not every pooled one's, takes the pages).
+        with self.uow.pinned() as pinned:
+            for seq, piece in enumerate(pieces):
+                with pinned() as uow:
+                    self._hold(uow, call)
+                    uow.repo.save_export_part(ExportPart(
+                        request_id=call.request_id, service=call.service, seq=seq, export=piece,
+                        declarations=b"" if seq else declarations, created_at=now))
+                    uow.commit()
+                count += 1
         if not count:  # the contract always sends a first piece (the note): an empty answer is a fault
             raise StepFailed("EMPTY_EXPORT")
         return count

@@ -82,11 +82,10 @@ class RightsApi(rights_pb2_grpc.RightsServicer):
         row, pieces = self.service.export_pieces(caller.require_person(), request.id)
         fields = export_zip.request_fields(row.id, row.kind, as_utc(row.received_at),
                                            as_utc(row.completed_at) if row.completed_at else None)
-        zipped = export_zip.build(fields, pieces, lambda service, seq: self.service.export_part(row.id, service, seq),
-                                  portable_only=row.kind == "portability")
-        for chunk in zipped:
-            if chunk:
-                yield pb.ExportChunk(data=chunk)
+        with self.service.export_loader(row.id) as load:
+            for chunk in export_zip.build(fields, pieces, load, portable_only=row.kind == "portability"):
+                if chunk:
+                    yield pb.ExportChunk(data=chunk)
 
     def ReplayErasures(self, request: pb.ReplayErasuresRequest, context: Any) -> pb.ReplayErasuresResponse:
         replay = self.service.replay_erasures(caller.require_any())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import ssl
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from urllib.parse import urlsplit
 
 from servicekit.db import UnitOfWorkFactory, as_utc
@@ -30,10 +31,11 @@ TIMEOUT_SECONDS = 60.0
 
 class Pusher:
     def __init__(self, uow: UnitOfWorkFactory[Repository], transfers: TransferGate | None,
-                 load: Callable[[str, str, int], export_zip.Part], ca_file: str = "") -> None:
+                 loader: Callable[[str], AbstractContextManager[Callable[[str, int], export_zip.Part]]],
+                 ca_file: str = "") -> None:
         self.uow = uow
-        # One stored piece of an export, by request, service and seq (RightsService.export_part).
-        self.load = load
+        # A request's stored pieces, by service and seq (RightsService.export_loader).
+        self.loader = loader
         self.transfers = transfers
         # A private CA bundle may be named for controllers on one; otherwise the system's trust store.
         self.tls = ssl.create_default_context(cafile=ca_file or None)
@@ -52,15 +54,12 @@ class Pusher:
         decision = self.transfers.check("portability", country, host, PORTABLE_CATEGORIES, call.subject_id)
         if not decision.allowed:
             return StepResult(f"not sent to {host}: transfer refused", [f"transfer to {country}: {decision.reason}"])
-        sent = self._post(url, export_zip.build(fields, pieces, lambda s, seq: self._part(call.request_id, s, seq),
-                                                portable_only=True))
-        return StepResult(f"sent {sent} bytes to {host} ({decision.basis})")
-
-    def _part(self, request_id: str, service: str, seq: int) -> export_zip.Part:
         try:
-            return self.load(request_id, service, seq)
+            with self.loader(call.request_id) as load:
+                sent = self._post(url, export_zip.build(fields, pieces, load, portable_only=True))
         except NotFound as gone:
             raise StepFailed("EXPORT_GONE") from gone
+        return StepResult(f"sent {sent} bytes to {host} ({decision.basis})")
 
     def _post(self, url: str, body: Iterator[bytes]) -> int:
         parts = urlsplit(url)

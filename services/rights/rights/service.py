@@ -6,7 +6,8 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -466,12 +467,19 @@ class RightsService(SubjectDataRules):
                 raise NotFound("the download link has expired (exports are kept 7 days)", "export_expired")
             return row, uow.repo.export_pieces(row.id)
 
-    def export_part(self, request_id: str, service: str, seq: int) -> export_zip.Part:
-        with self.uow() as uow:
-            part = uow.repo.export_part(request_id, service, seq)
-            if part is None:  # purged while the ZIP was being written (the link expired meanwhile)
-                raise NotFound("the export is no longer kept", "export_expired")
-            return export_zip.Part(part.service, part.export, part.declarations)
+    @contextmanager
+    def export_loader(self, request_id: str) -> Iterator[Callable[[str, int], export_zip.Part]]:
+        """Loads the request's stored pieces by (service, seq), one at a time, all through one connection
+        held for the block (UnitOfWorkFactory.pinned: memory stays flat however long the export)."""
+        with self.uow.pinned() as pinned:
+            def load(service: str, seq: int) -> export_zip.Part:
+                with pinned() as uow:
+                    part = uow.repo.export_part(request_id, service, seq)
+                    if part is None:  # purged while the ZIP was being written (the link expired meanwhile)
+                        raise NotFound("the export is no longer kept", "export_expired")
+                    return export_zip.Part(part.service, part.export, part.declarations)
+
+            yield load
 
     def _require(self, principal: Principal, *roles: str) -> None:
         # Deny by default: only the roles named may act, and only for this deployment's region.

@@ -22,6 +22,7 @@ from servicekit.db import UnitOfWorkFactory
 from servicekit.personal_data import pieces
 from servicekit.subject_data import Export
 from servicekit.testing import Clock
+from sqlalchemy import event
 
 from .conftest import REGION
 
@@ -59,8 +60,9 @@ def rights(uow: UnitOfWorkFactory[Repository], clock: Clock) -> RightsService:
 def downloaded(rights: RightsService, customer: Principal, request_id: str) -> dict[str, bytes]:
     row, keys = rights.export_pieces(customer, request_id)
     fields = export_zip.request_fields(row.id, row.kind, row.received_at, row.completed_at)
-    chunks = export_zip.build(fields, keys, lambda s, seq: rights.export_part(row.id, s, seq))
-    archive = zipfile.ZipFile(io.BytesIO(b"".join(chunks)))
+    with rights.export_loader(row.id) as load:
+        chunks = b"".join(export_zip.build(fields, keys, load))
+    archive = zipfile.ZipFile(io.BytesIO(chunks))
     return {name: archive.read(name) for name in archive.namelist()}
 
 
@@ -78,7 +80,20 @@ def test_a_streamed_answer_is_stored_in_pieces_and_downloads_whole(
     assert [seq for s, seq in keys if s == "tickets"] == [0, 1, 2]  # 2,500 rows: three pieces of 1,000
     assert rights.get_request(customer, filed.id).status == "completed"
 
-    files = downloaded(rights, customer, filed.id)
+    engine = uow.session_factory.kw["bind"]
+    checkouts: list[object] = []
+
+    def checked_out(connection: object, record: object, proxy: object) -> None:
+        checkouts.append(connection)
+
+    event.listen(engine, "checkout", checked_out)
+    try:
+        files = downloaded(rights, customer, filed.id)
+    finally:
+        event.remove(engine, "checkout", checked_out)
+    # Every piece through one pooled connection (one page cache warmed, not one per pooled connection):
+    # the visibility check, then one checkout for the whole run of pieces.
+    assert len(checkouts) == 2, len(checkouts)
     data = json.loads(files["data.json"])["services"]
     assert [[r["body"], r["pad"]] for r in data["tickets"]["tables"]["replies"]] == REPLIES
     assert data["identity"] == {"note": "identity answered", "tables": {}}
