@@ -21,7 +21,8 @@ from .campaigns import queued
 from .service import ConsentService
 
 # identity.message.requested kinds consent knows how to write (all service messages, section 8.2).
-MESSAGE_KINDS = {"verify_email", "reset_password", "signup_existing", "signup_username_taken", "inactivity_warning"}
+MESSAGE_KINDS = {"verify_email", "reset_password", "signup_existing", "signup_username_taken", "inactivity_warning",
+                 "email_change_existing"}
 
 
 def handlers(service: ConsentService) -> dict[str, Any]:

@@ -46,6 +46,13 @@ def service_content(kind: str, base: str, token: str = "", ref: str = "") -> Con
                        "which already has one. If it was you, sign in, or reset your password at:\n\n"
                        f"  {link(base, '/reset-password')}\n\n"
                        "If it was not you, no action is needed.")
+    if kind == "email_change_existing":
+        return Content("Someone tried to use your address for another account",
+                       "Someone asked to change the e-mail address of another Kaseum Customer Portal account to "
+                       "this one, which already has an account. Nothing was changed: this address stays with "
+                       "your account. If it was you, sign in to this account instead at:\n\n"
+                       f"  {link(base, '/sign-in')}\n\n"
+                       "If it was not you, no action is needed.")
     if kind == "signup_username_taken":
         return Content("Choose another username",
                        "The username you chose for your Kaseum Customer Portal account is already in use. "

@@ -85,6 +85,29 @@ def test_an_address_only_message_goes_to_the_claimed_address(world: World) -> No
     assert link_token(mail.get_content()) == "t2.s"
 
 
+@pytest.mark.notice("3.2.2", "8.2")
+def test_the_owner_of_an_address_asked_for_by_another_account_is_told_nothing_changed(world: World) -> None:
+    sign_up(world)
+    request_message(world, ADA, "email_change_existing")
+    world.sender.drain()
+    [mail] = world.mailbox.to("ada@example.com")
+    body = mail.get_content()
+    assert mail["Subject"] == "Someone tried to use your address for another account"
+    assert "Nothing was changed" in body and "token=" not in body  # no link that could change anything
+    assert world.directory.claimed == []
+
+
+@pytest.mark.notice("3.2.2")
+def test_the_link_confirming_a_new_address_goes_to_that_address_only(world: World) -> None:
+    sign_up(world)  # the account's current address is ada@example.com
+    world.directory.tokens["t4"] = ClaimedToken("t4.s", "change_email", "ada.new@example.com")
+    request_message(world, "", "verify_email", "t4")  # identity names no account for this link
+    world.sender.drain()
+    [mail] = world.mailbox.to("ada.new@example.com")
+    assert mail["Subject"] == "Confirm your e-mail address" and link_token(mail.get_content()) == "t4.s"
+    assert world.mailbox.to("ada@example.com") == []
+
+
 def test_a_relay_outage_keeps_the_claimed_token_sealed_and_sends_once_later(world: World) -> None:
     sign_up(world)
     world.directory.tokens["t3"] = ClaimedToken("t3.secret", "reset_password", "")

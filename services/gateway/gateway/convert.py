@@ -20,7 +20,8 @@ def account(a: identity_pb2.Account) -> dict[str, Any]:
     return {"id": a.id, "username": a.username, "email": a.email, "first_name": a.first_name,
             "last_name": a.last_name, "company": a.company, "job_title": a.job_title,
             "phone": a.phone, "country": a.country, "region": a.region, "role": a.role,
-            "created_at": rfc3339(a.created_at), "email_verified": a.email_verified}
+            "created_at": rfc3339(a.created_at), "email_verified": a.email_verified,
+            "pending_email": a.pending_email}
 
 
 def tokens(t: identity_pb2.LoginResponse) -> dict[str, str]:

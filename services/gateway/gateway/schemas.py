@@ -92,6 +92,8 @@ class Me(BaseModel):
     role: str
     created_at: str
     email_verified: bool
+    # An address asked for by PATCH and not yet confirmed through the link sent to it, or "".
+    pending_email: str
 
 
 class MarketingPatch(Body):

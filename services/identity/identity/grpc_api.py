@@ -26,6 +26,7 @@ def account_message(a: Account) -> pb.Account:
         id=a.id, username=a.username, email=a.email, first_name=a.first_name, last_name=a.last_name,
         company=a.company, job_title=a.job_title, phone=a.phone, country=a.country, region=a.region,
         role=a.role, created_at=to_timestamp(a.created_at), email_verified=a.email_verified_at is not None,
+        pending_email=a.pending_email,
     )
 
 

@@ -107,6 +107,10 @@ class Account(Base):
     username_key: Mapped[str] = mapped_column(String(64), unique=True, info=IDENTITY)
     email: Mapped[str] = mapped_column(String(320), info=CONTACT)
     email_key: Mapped[str] = mapped_column(String(320), unique=True, info=CONTACT)
+    # An address the customer asked to change to, "" if none: it replaces `email` only when a link sent
+    # to it is used (and it is still free then). Not unique: a taken address is recorded too, so the
+    # account reads the same whether or not the address has an account.
+    pending_email: Mapped[str] = mapped_column(String(320), default="", server_default="", info=CONTACT)
     password_hash: Mapped[str] = mapped_column(String(200), info=PROFILE)
     first_name: Mapped[str] = mapped_column(String(100), info=IDENTITY)
     last_name: Mapped[str] = mapped_column(String(100), info=IDENTITY)

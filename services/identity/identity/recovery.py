@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from kaseum.events.v1 import identity_events_pb2 as ev
 from servicekit.db import UnitOfWork, UnitOfWorkFactory, as_utc, new_id, utcnow
-from servicekit.errors import Conflict, InvalidArgument, NotFound
+from servicekit.errors import Collision, Conflict, InvalidArgument, NotFound
 
 from . import validation as v
 from .models import Account, AccountToken, AddressMessage, Repository
@@ -25,10 +25,15 @@ from .passwords import Passwords
 from .throttle import Throttle
 
 VERIFY, RESET = "verify_email", "reset_password"
+# The link that confirms a new address (the account's `pending_email`): sent to that address, as a
+# "verify_email" message to someone the sender knows only by the address the token names.
+CHANGE = "change_email"
+# To the owner of an address someone asked to change theirs to: nothing changed, no link.
+EMAIL_CHANGE_EXISTING = "email_change_existing"
 USERNAME_TAKEN = "signup_username_taken"
 # Two years without a sign-in: "sign in within 30 days or the account is erased" (section 12).
 INACTIVITY_WARNING = "inactivity_warning"
-LIFETIME = {VERIFY: timedelta(days=7), RESET: timedelta(hours=1)}
+LIFETIME = {VERIFY: timedelta(days=7), CHANGE: timedelta(days=7), RESET: timedelta(hours=1)}
 # How long the address of someone without an account waits for the sender to claim it.
 ADDRESS_LIFETIME = timedelta(days=1)
 RESETS_PER_HOUR = 3
@@ -65,6 +70,18 @@ def request_address_message(uow: UnitOfWork[Repository], email: str, kind: str, 
     return message_id
 
 
+def request_address_change(uow: UnitOfWork[Repository], account_id: str, now: datetime) -> str:
+    """Record a link confirming the account's pending address and ask for it to be sent there, in
+    the caller's transaction. The event names no account: the sender writes to the address the
+    claimed token gives (`claim`), not to the account's current one."""
+    token_id = new_id()
+    uow.repo.add(AccountToken(id=token_id, account_id=account_id, purpose=CHANGE, secret_hash="",
+                              created_at=now, expires_at=now + LIFETIME[CHANGE], used_at=None))
+    uow.events.publish("identity.message.requested", token_id,
+                       ev.MessageRequested(account_id="", kind=VERIFY, token_id=token_id))
+    return token_id
+
+
 @dataclass(frozen=True)
 class Claimed:
     """What the sender needs for one message: the link's token, or the address to write to."""
@@ -92,10 +109,16 @@ class Recovery:
                 return self._claim_address(uow, token_id)
             if token.secret_hash or token.used_at is not None:
                 raise Conflict("token already claimed", "already_claimed")
+            address = ""
+            if token.purpose == CHANGE:
+                account = uow.repo.account(token.account_id)
+                if account is None or not account.pending_email:  # voided with the change (defensive)
+                    raise Conflict("token already claimed", "already_claimed")
+                address = account.pending_email  # the link goes to the new address, never the old
             secret = secrets.token_urlsafe(32)
             token.secret_hash = digest(secret)
             uow.commit()
-            return Claimed(token.purpose, as_utc(token.expires_at), token=f"{token.id}.{secret}")
+            return Claimed(token.purpose, as_utc(token.expires_at), token=f"{token.id}.{secret}", email=address)
 
     @staticmethod
     def _claim_address(uow: UnitOfWork[Repository], message_id: str) -> Claimed:
@@ -125,24 +148,26 @@ class Recovery:
                 request_message(uow, account.id, RESET, now)
             uow.commit()
 
-    def _redeem(self, uow: UnitOfWork[Repository], presented: str, purpose: str, now: datetime) -> Account:
+    def _redeem(self, uow: UnitOfWork[Repository], presented: str, purpose: str, now: datetime,
+                also: str = "") -> tuple[Account, str]:
+        """The token's account and purpose (`purpose`, or `also` if given), the token now used."""
         token_id, _, secret = presented.partition(".")
         token = uow.repo.token(token_id) if token_id and secret else None
-        if (token is None or token.purpose != purpose or not token.secret_hash or token.used_at is not None
-                or as_utc(token.expires_at) <= now
+        if (token is None or token.purpose not in (purpose, also or purpose) or not token.secret_hash
+                or token.used_at is not None or as_utc(token.expires_at) <= now
                 or not hmac.compare_digest(token.secret_hash, digest(secret))):
             raise TokenError()
         account = uow.repo.account(token.account_id)
         if account is None:
             raise TokenError()
         token.used_at = now
-        return account
+        return account, token.purpose
 
     def confirm_reset(self, presented: str, new_password: str) -> list[str]:
         """Set the new password; returns the sessions revoked (all of them)."""
         now = utcnow()
         with self.uow() as uow:
-            account = self._redeem(uow, presented, RESET, now)
+            account, _ = self._redeem(uow, presented, RESET, now)
             account.password_hash = self.passwords.hash(
                 v.password(new_password, (account.username, account.email, account.first_name, account.last_name)))
             account.updated_at = now
@@ -155,11 +180,27 @@ class Recovery:
         return revoked
 
     def confirm_email(self, presented: str) -> None:
+        """Verify the account's address; or, for a link sent to a pending address, make it the
+        account's address (verified), provided it is still free: if another account has it now, the
+        answer is that of an expired link and nothing changes."""
         now = utcnow()
         with self.uow() as uow:
-            account = self._redeem(uow, presented, VERIFY, now)
+            account, purpose = self._redeem(uow, presented, VERIFY, now, also=CHANGE)
+            if purpose == CHANGE:
+                address = account.pending_email
+                if not address or uow.repo.email_taken(v.email_key(address), except_id=account.id):
+                    raise TokenError()  # the unit of work is not committed: the link stays as it was
+                account.email, account.email_key = address, v.email_key(address)
+                account.pending_email = ""
+                account.updated_at = now
+                uow.repo.void_tokens(account.id, VERIFY, now)  # links sent to the old address verify nothing now
+                uow.events.publish("identity.account.rectified", account.id,
+                                   ev.AccountRectified(account_id=account.id, fields=["email"]))
             account.email_verified_at = now
-            uow.commit()
+            try:
+                uow.commit()
+            except Collision as exc:
+                raise TokenError() from exc  # another account took the address a moment ago
 
     def resend_verification(self, account_id: str) -> None:
         now = utcnow()

@@ -33,11 +33,14 @@ from . import validation as v
 from .models import Account, Organisation, Repository, SessionRecord, SignIn, SignInAccount
 from .passwords import Passwords
 from .recovery import (
+    CHANGE,
+    EMAIL_CHANGE_EXISTING,
     INACTIVITY_WARNING,
     USERNAME_TAKEN,
     VERIFY,
     Recovery,
     digest,
+    request_address_change,
     request_address_message,
     request_message,
 )
@@ -434,40 +437,54 @@ class IdentityService(SubjectDataRules):
             return account
 
     def update_me(self, principal: Principal, changes: dict[str, str]) -> Account:
-        """Apply the caller's changes. A new address that belongs to another account gets the
-        answer a free one gets (the account as changed, the address unverified) but is not applied:
-        the caller keeps their address, and the answer never tells whether the other exists."""
+        """Apply the caller's changes; a new address is only recorded as pending (`_request_address_change`)."""
         now = utcnow()
         with self.uow() as uow:
             account = uow.repo.account(principal.subject_id)
             if account is None:
                 raise NotFound("account not found")
             self.guard.check(account.region)
-            changes, taken = self._without_taken_address(uow.repo, account, changes)
-            if taken or "email" in changes:
+            others = {f: raw for f, raw in changes.items() if f != "email"}
+            address = v.email(changes["email"]) if "email" in changes else None  # an invalid one is refused
+            if address is not None:
                 # Capped whether or not the address is free, so the cap reveals nothing either.
                 self.throttle.count(uow.repo, self.throttle.key("email-change", account.id), EMAIL_CHANGES_PER_HOUR,
                                     timedelta(hours=1), now)
-            changed = self._apply(uow.repo, account, changes)
-            if "email" in changed:
-                request_message(uow, account.id, VERIFY, now)
-            if changed:
+            changed = self._apply(uow.repo, account, others)
+            if address is not None:
+                self._request_address_change(uow, account, address, now)
+            if changed or address is not None:
                 account.updated_at = now
+            if changed:
                 uow.events.publish("identity.account.rectified", account.id,
                                    ev.AccountRectified(account_id=account.id, fields=changed))
             uow.commit()
-        if taken:
-            # Detached now (the unit of work is closed): shown as a free address would be, never stored.
-            account.email, account.email_verified_at = taken, None
         return account
+
+    @staticmethod
+    def _request_address_change(uow: UnitOfWork[Repository], account: Account, address: str, now: datetime) -> None:
+        """Record `address` as the account's pending one; it replaces the address only when the link
+        sent to it is used (recovery.confirm_email). An address of another account is recorded all the
+        same, so that no answer (nor the account read later) tells whether it has an account; its owner
+        is told instead, and no link exists, so it is never applied. Any earlier link is void; the
+        account's own address clears the pending one."""
+        uow.repo.void_tokens(account.id, CHANGE, now)
+        key = v.email_key(address)
+        if key == account.email_key:
+            account.pending_email = ""
+            return
+        account.pending_email = address
+        owner = uow.repo.account_by_email(key)
+        if owner is not None:
+            request_message(uow, owner.id, EMAIL_CHANGE_EXISTING, now)
+        else:
+            request_address_change(uow, account.id, now)
 
     @staticmethod
     def _without_taken_address(repo: Repository, account: Account,
                                changes: dict[str, str]) -> tuple[dict[str, str], str]:
-        """`changes` less a new address that belongs to another account, and that address ("" if none).
-
-        As at sign-up, no answer may tell whether an address has an account. There is no message to
-        the owner of the address here: consent has no template for it yet."""
+        """`changes` less a new address that belongs to another account, and that address ("" if none),
+        for a correction (`rectify`): as at sign-up, no answer may tell whether an address has an account."""
         if "email" not in changes:
             return changes, ""
         value = v.email(changes["email"])  # an invalid address is refused as ever
@@ -496,6 +513,9 @@ class IdentityService(SubjectDataRules):
                 if value != account.email:
                     account.email_verified_at = None  # a changed address is verified again…
                     repo.void_tokens(account.id, VERIFY, utcnow())  # …by a link sent to it, not an older one
+                    # A correction supersedes a change the customer has not confirmed yet.
+                    account.pending_email = ""
+                    repo.void_tokens(account.id, CHANGE, utcnow())
             elif field == "phone":
                 value = v.phone(raw, account.country)
             else:
@@ -575,7 +595,7 @@ class IdentityService(SubjectDataRules):
             account = uow.repo.account(subject_id)
             if account is None:
                 raise NotFound("subject not found")
-            # A taken address is reported applied, as a free one is, and not applied (see update_me).
+            # A taken address is reported applied, as a free one is, and not applied (`_without_taken_address`).
             taken = ""
             with suppress(InvalidArgument):  # an invalid address is reported below with the other refusals
                 corrections, taken = self._without_taken_address(uow.repo, account, corrections)

@@ -53,3 +53,16 @@ def requested(service: IdentityService, kind: str = "") -> list[identity_events_
                 if event.kind == kind or not kind:
                     found.append(event)
     return found
+
+
+def rectified(service: IdentityService) -> list[identity_events_pb2.AccountRectified]:
+    """The identity.account.rectified events in identity's outbox, oldest first."""
+    found = []
+    with service.uow() as uow:
+        for row in uow.session.scalars(select(Outbox).order_by(Outbox.created_at)):
+            env = envelope_pb2.Envelope.FromString(row.data)
+            if env.type == "identity.account.rectified":
+                event = identity_events_pb2.AccountRectified()
+                env.payload.Unpack(event)
+                found.append(event)
+    return found

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from identity.governance import DECLARATION
-from identity.models import LegalHold, LoginThrottle, Outbox, PurgeRun
+from identity.models import Account, LegalHold, LoginThrottle, Outbox, PurgeRun
 from identity.passwords import Passwords
-from identity.recovery import ADDRESS_LIFETIME, USERNAME_TAKEN
+from identity.recovery import ADDRESS_LIFETIME, EMAIL_CHANGE_EXISTING, USERNAME_TAKEN, VERIFY
 from identity.service import IdentityService, NewStaff
 from kaseum.events.v1 import envelope_pb2, identity_events_pb2
 from servicekit.db import utcnow
@@ -26,7 +26,7 @@ from servicekit.retention import Purger
 from servicekit.testing import Clock
 from sqlalchemy import select
 
-from .conftest import requested, signup
+from .conftest import rectified, requested, signup
 
 
 @pytest.mark.notice("4.1.1")
@@ -461,22 +461,81 @@ def test_an_inactive_customer_is_warned_then_reported_dormant_unless_they_sign_i
     assert staff.id not in {m.account_id for m in requested(service, "inactivity_warning")}
 
 
+def shown(account: Account) -> dict[str, object]:
+    """What the caller is shown of their account (grpc_api.account_message), less the pending address."""
+    return {"email": account.email, "verified": account.email_verified_at is not None,
+            "job_title": account.job_title, "pending": bool(account.pending_email)}
+
+
 @pytest.mark.notice("3.2.2")
 def test_changing_to_another_accounts_address_answers_like_a_free_one_and_changes_nothing(
         service: IdentityService) -> None:
     ada = service.sign_up(signup())
     bob = service.sign_up(signup(username="bob", email="bob@example.com"))
+    cy = service.sign_up(signup(username="cyd", email="cy@example.com"))
     me = service.authenticate(service.login("ada", "correct horse battery", "", "").access)
+    them = service.authenticate(service.login("cyd", "correct horse battery", "", "").access)
     free = service.update_me(me, {"email": "ada.new@example.com", "job_title": "Engineer"})
-    taken = service.update_me(me, {"email": "BOB@example.com", "job_title": "Director"})
-    assert (free.email, free.email_verified_at, free.job_title) == ("ada.new@example.com", None, "Engineer")
-    assert (taken.email, taken.email_verified_at, taken.job_title) == ("BOB@example.com", None, "Director")
+    taken = service.update_me(them, {"email": "BOB@example.com", "job_title": "Engineer"})
+    # Both pending, neither applied: the answer and the account read later are alike.
+    assert (free.pending_email, taken.pending_email) == ("ada.new@example.com", "BOB@example.com")
+    assert shown(free) == shown(service.get_me(me)) == {"email": "ada@example.com", "verified": False,
+                                                        "job_title": "Engineer", "pending": True}
+    assert shown(taken) == shown(service.get_me(them)) == {"email": "cy@example.com", "verified": False,
+                                                           "job_title": "Engineer", "pending": True}
     with service.uow() as uow:
-        stored, owner = uow.repo.account(ada.id), uow.repo.account(bob.id)
-        assert stored is not None and owner is not None
-        assert (stored.email, stored.job_title) == ("ada.new@example.com", "Director")  # the rest applied
-        assert owner.email == "bob@example.com"
-    assert [m.account_id for m in requested(service, "verify_email")] == [ada.id, bob.id, ada.id]  # none for Bob's
+        owner = uow.repo.account(bob.id)
+        assert owner is not None and owner.email == "bob@example.com"
+    # The free address gets a link (to it: the event names no account); the taken one's owner is told.
+    links = [m for m in requested(service, VERIFY) if not m.account_id]
+    assert len(links) == 1 and service.recovery.claim(links[0].token_id).email == "ada.new@example.com"
+    assert [m.account_id for m in requested(service, EMAIL_CHANGE_EXISTING)] == [bob.id]
+    assert [m.account_id for m in requested(service, VERIFY) if m.account_id] == [ada.id, bob.id, cy.id]
+    # Only the address changes wait for the link: the rest was applied and published at once.
+    assert [list(e.fields) for e in rectified(service)] == [["job_title"], ["job_title"]]
+
+
+@pytest.mark.notice("3.2.2")
+def test_a_later_change_voids_the_earlier_link_and_the_own_address_clears_the_pending_one(
+        service: IdentityService) -> None:
+    ada = service.sign_up(signup())
+    me = service.authenticate(service.login("ada", "correct horse battery", "", "").access)
+    service.update_me(me, {"email": "first@example.com"})
+    first = service.recovery.claim(requested(service, VERIFY)[-1].token_id).token
+    assert service.update_me(me, {"email": "second@example.com"}).pending_email == "second@example.com"
+    with pytest.raises(InvalidArgument):
+        service.recovery.confirm_email(first)  # the earlier link is void
+    second = requested(service, VERIFY)[-1].token_id
+    assert service.update_me(me, {"email": "ADA@example.com"}).pending_email == ""
+    with pytest.raises(Conflict):
+        service.recovery.claim(second)  # voided before it was sent: never sent
+    account = service.get_me(me)
+    assert (account.id, account.email, account.pending_email) == (ada.id, "ada@example.com", "")
+
+
+@pytest.mark.notice("3.2.2", "13.1.1")
+def test_the_pending_address_is_exported(service: IdentityService) -> None:
+    ada = service.sign_up(signup())
+    me = service.authenticate(service.login("ada", "correct horse battery", "", "").access)
+    service.update_me(me, {"email": "ada.new@example.com"})
+    tables = {name: (cols, rows) for name, _, cols, rows in service.export(ada.id).tables}
+    cols, rows = tables["accounts"]
+    assert [dict(zip(cols, row, strict=True))["pending_email"] for row in rows] == ["ada.new@example.com"]
+
+
+@pytest.mark.notice("13.1.2")
+@pytest.mark.rule("R-RECT-1")
+def test_a_correction_applies_at_once_and_supersedes_a_pending_change(service: IdentityService) -> None:
+    ada = service.sign_up(signup())
+    me = service.authenticate(service.login("ada", "correct horse battery", "", "").access)
+    service.update_me(me, {"email": "ada.new@example.com"})
+    link = service.recovery.claim(requested(service, VERIFY)[-1].token_id).token
+    assert service.rectify(ada.id, {"email": "ada@lovelace.example"}).applied == ["email"]
+    account = service.get_me(me)
+    assert (account.email, account.pending_email, account.email_verified_at) == ("ada@lovelace.example", "", None)
+    with pytest.raises(InvalidArgument):
+        service.recovery.confirm_email(link)
+    assert service.get_me(me).email == "ada@lovelace.example"
 
 
 @pytest.mark.notice("13.1.2")

@@ -7,13 +7,13 @@ from datetime import timedelta
 import pytest
 from identity.models import AccountToken
 from identity.passwords import Passwords
-from identity.recovery import RESET, VERIFY
+from identity.recovery import CHANGE, RESET, VERIFY
 from identity.service import IdentityService
 from servicekit.db import utcnow
 from servicekit.errors import Conflict, InvalidArgument, Throttled, Unauthenticated
 from sqlalchemy import update
 
-from .conftest import requested, signup
+from .conftest import rectified, requested, signup
 
 
 @pytest.mark.rule("R-SEC-2")
@@ -67,16 +67,41 @@ def test_a_changed_address_is_verified_again(service: IdentityService) -> None:
 
 
 @pytest.mark.notice("3.2.2")
-def test_a_link_sent_to_the_old_address_cannot_verify_the_new_one(service: IdentityService) -> None:
-    service.sign_up(signup())
+def test_a_new_address_is_applied_only_when_the_link_sent_to_it_is_used(service: IdentityService) -> None:
+    ada = service.sign_up(signup())
     old = service.recovery.claim(requested(service, VERIFY)[0].token_id).token
     me = service.authenticate(service.login("ada", "correct horse battery", "", "").access)
-    assert service.update_me(me, {"email": "ada@lovelace.example"}).email_verified_at is None
-    with pytest.raises(InvalidArgument):
-        service.recovery.confirm_email(old)
-    new = service.recovery.claim(requested(service, VERIFY)[-1].token_id).token
-    service.recovery.confirm_email(new)
-    assert service.get_me(me).email_verified_at is not None
+    service.update_me(me, {"email": "ada@lovelace.example"})
+    assert (service.get_me(me).email, service.get_me(me).pending_email) == ("ada@example.com", "ada@lovelace.example")
+    message = requested(service, VERIFY)[-1]
+    claimed = service.recovery.claim(message.token_id)
+    # Sent to the new address (the event names no account, so the sender writes to the one claimed).
+    assert (message.account_id, claimed.purpose, claimed.email) == ("", CHANGE, "ada@lovelace.example")
+    assert rectified(service) == []  # nothing applied yet, nothing published
+    service.recovery.confirm_email(claimed.token)
+    account = service.get_me(me)
+    assert (account.email, account.pending_email) == ("ada@lovelace.example", "")
+    assert account.email_verified_at is not None
+    assert [(e.account_id, list(e.fields)) for e in rectified(service)] == [(ada.id, ["email"])]
+    assert service.login("ada@lovelace.example", "correct horse battery", "", "").access
+    for used in (claimed.token, old):  # single use; and a link sent to the old address verifies nothing now
+        with pytest.raises(InvalidArgument):
+            service.recovery.confirm_email(used)
+
+
+@pytest.mark.notice("3.2.2")
+def test_a_pending_address_taken_meanwhile_is_refused_at_verification(service: IdentityService) -> None:
+    service.sign_up(signup())
+    me = service.authenticate(service.login("ada", "correct horse battery", "", "").access)
+    service.update_me(me, {"email": "ada@lovelace.example"})
+    link = service.recovery.claim(requested(service, VERIFY)[-1].token_id).token
+    service.sign_up(signup(username="bob", email="Ada@Lovelace.example"))
+    with pytest.raises(InvalidArgument) as refused:
+        service.recovery.confirm_email(link)
+    assert refused.value.code == "invalid_token"  # the answer to an expired link
+    account = service.get_me(me)
+    assert (account.email, account.email_verified_at) == ("ada@example.com", None)
+    assert rectified(service) == []
 
 
 @pytest.mark.rule("R-SEC-2")

@@ -218,14 +218,17 @@ class MessageRequested(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     TOKEN_ID_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
-    """Opaque account id of the recipient, or "" for someone without an account
-    (kind "signup_username_taken": the sender claims the token to get the address).
+    """Opaque account id of the recipient, or "" when the message goes to an address
+    the sender gets by claiming the token: someone without an account (kind
+    "signup_username_taken") or an account's pending new address (kind
+    "verify_email" with a "change_email" token).
     """
     kind: _builtins.str
     """"verify_email", "reset_password", "signup_existing" (someone tried to
     sign up with the recipient's address), "signup_username_taken" (the
-    sign-up with this address asked for a username already in use) or
-    "inactivity_warning" (no sign-in for two years: sign in within 30 days
+    sign-up with this address asked for a username already in use),
+    "email_change_existing" (someone asked to change another account's
+    address to the recipient's; nothing changed) or "inactivity_warning" (no sign-in for two years: sign in within 30 days
     or the account is erased).
     """
     token_id: _builtins.str

@@ -340,6 +340,7 @@ class Account(_message.Message):
     ROLE_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     EMAIL_VERIFIED_FIELD_NUMBER: _builtins.int
+    PENDING_EMAIL_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque account id."""
     username: _builtins.str
@@ -364,6 +365,10 @@ class Account(_message.Message):
     """Role."""
     email_verified: _builtins.bool
     """True once the e-mail address has been verified."""
+    pending_email: _builtins.str
+    """The address the customer asked to change to (UpdateMe), or "": it replaces `email` only once the
+    link sent to it is used. Shown whether or not another account has it (that one is never applied).
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When the account was created."""
@@ -384,10 +389,11 @@ class Account(_message.Message):
         role: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         email_verified: _builtins.bool = ...,
+        pending_email: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["company", b"company", "country", b"country", "created_at", b"created_at", "email", b"email", "email_verified", b"email_verified", "first_name", b"first_name", "id", b"id", "job_title", b"job_title", "last_name", b"last_name", "phone", b"phone", "region", b"region", "role", b"role", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company", b"company", "country", b"country", "created_at", b"created_at", "email", b"email", "email_verified", b"email_verified", "first_name", b"first_name", "id", b"id", "job_title", b"job_title", "last_name", b"last_name", "pending_email", b"pending_email", "phone", b"phone", "region", b"region", "role", b"role", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1012,11 +1018,15 @@ class ClaimMessageTokenResponse(_message.Message):
     token: _builtins.str
     """The token to put in the message's link; shown once."""
     purpose: _builtins.str
-    """"verify_email", "reset_password" or "signup_username_taken"."""
+    """"verify_email", "change_email" (confirms the account's pending address), "reset_password" or
+    "signup_username_taken".
+    """
     email: _builtins.str
-    """The address to write to when the message is for someone without an account (kind
-    "signup_username_taken": the event's account_id is empty); "" otherwise, where the sender asks
-    GetContact for the account's address at send time. Given once, then forgotten by identity.
+    """The address to write to when the event's account_id is empty: the address of someone without an
+    account (kind "signup_username_taken", given once, then forgotten by identity) or an account's
+    pending new address (purpose "change_email", kind "verify_email": the link must reach the new
+    address, not the current one); "" otherwise, where the sender asks GetContact for the account's
+    address at send time.
     """
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp:
