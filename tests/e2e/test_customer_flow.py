@@ -63,37 +63,71 @@ def test_patch_me_changes_sign_up_fields_and_marketing_choices(api: Api) -> None
 
 @pytest.mark.notice("3.2.2")
 @pytest.mark.rule("R-RECT-1")
-def test_a_changed_address_is_verified_again_through_the_api(system: Stack, api: Api) -> None:
+def test_a_new_address_is_applied_only_once_the_link_sent_to_it_is_used(system: Stack, api: Api) -> None:
     from tests.e2e.test_consent_mail import link_token, wait_mail
 
     user, _, body = sign_up_and_log_in(api)
     [first] = wait_mail(system, body["email"], "Confirm your e-mail address")
     new = f"{uuid.uuid4().hex[:10]}@example.org"
     changed = user.call("PATCH", "/api/v1/me", json={"email": new})
-    assert changed.status_code == 200 and (changed.json()["email"], changed.json()["email_verified"]) == (new, False)
-    [mail] = wait_mail(system, new, "Confirm your e-mail address")
-    # The link sent to the old address does not verify the new one.
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["email"], changed.json()["pending_email"]) == (body["email"], new)
+    assert user.call("GET", "/api/v1/me").json() == changed.json()
+    [mail] = wait_mail(system, new, "Confirm your e-mail address")  # the link goes to the new address
+    assert api.call("POST", "/api/v1/email-verifications/confirm", json={"token": link_token(mail)}).status_code == 204
+    me = user.call("GET", "/api/v1/me").json()
+    assert (me["email"], me["pending_email"], me["email_verified"]) == (new, "", True)
+    wait_mail(system, body["email"], "Confirm your e-mail address")  # the sign-up's only: none for the change
+    # A link sent to the old address verifies nothing now.
     old = api.call("POST", "/api/v1/email-verifications/confirm", json={"token": link_token(first)})
     assert old.status_code == 422 and old.json()["error"]["code"] == "invalid_token"
-    assert api.call("POST", "/api/v1/email-verifications/confirm", json={"token": link_token(mail)}).status_code == 204
-    assert user.call("GET", "/api/v1/me").json()["email_verified"] is True
+    assert api.call("POST", "/api/v1/sessions", json={"login": new, "password": body["password"]}).status_code == 200
 
 
 @pytest.mark.notice("3.2.2")
-def test_changing_to_someone_elses_address_answers_like_a_free_one(api: Api) -> None:
-    user, _, _ = sign_up_and_log_in(api)
+def test_me_reads_the_same_whether_or_not_the_new_address_has_an_account(system: Stack, api: Api) -> None:
+    from tests.e2e.test_consent_mail import link_token, wait_mail
+
+    user, _, body = sign_up_and_log_in(api)
     _, owner, other = sign_up_and_log_in(api)
-    free = user.call("PATCH", "/api/v1/me", json={"email": f"{uuid.uuid4().hex[:10]}@example.org"})
+    free_address = f"{uuid.uuid4().hex[:10]}@example.org"
+    free = user.call("PATCH", "/api/v1/me", json={"email": free_address})
+    after_free = user.call("GET", "/api/v1/me").json()
+    [link] = wait_mail(system, free_address, "Confirm your e-mail address")  # the link goes to the free address
     taken = user.call("PATCH", "/api/v1/me", json={"email": other["email"]})
+    after_taken = user.call("GET", "/api/v1/me").json()
     assert taken.status_code == free.status_code == 200, taken.text
-    assert set(taken.json()) == set(free.json()) and taken.json()["email"] == other["email"]
-    assert taken.json()["email_verified"] is free.json()["email_verified"] is False
-    # Not applied: the address stays its owner's, and only its owner signs in with it.
-    assert user.call("GET", "/api/v1/me").json()["email"] == free.json()["email"]
+    assert (free.json(), taken.json()) == (after_free, after_taken)
+    assert (after_free.pop("pending_email"), after_taken.pop("pending_email")) == (free_address, other["email"])
+    assert after_free == after_taken and after_taken["email"] == body["email"]  # nothing else tells them apart
+    # The address's owner is told, with no link; the address stays theirs, and only they sign in with it.
+    [told] = wait_mail(system, other["email"], "Someone tried to use your address for another account")
+    assert "token=" not in told.get_content()
+    wait_mail(system, other["email"], "Confirm your e-mail address")  # its sign-up's only: no link for the change
     session = api.call("POST", "/api/v1/sessions", json={"login": other["email"], "password": other["password"]})
     assert session.status_code == 200
     signed_in = api.as_user(session.json()["token"]).call("GET", "/api/v1/sessions/current").json()
     assert signed_in["subject_id"] == owner["id"]
+    # The link sent to the free address was voided by the later change; the taken one has none.
+    void = api.call("POST", "/api/v1/email-verifications/confirm", json={"token": link_token(link)})
+    assert void.status_code == 422 and void.json()["error"]["code"] == "invalid_token"
+    assert user.call("GET", "/api/v1/me").json()["email"] == body["email"]
+
+
+@pytest.mark.notice("3.2.2")
+def test_a_pending_address_another_account_took_meanwhile_is_refused_at_verification(system: Stack,
+                                                                                     api: Api) -> None:
+    from tests.e2e.test_consent_mail import link_token, wait_mail
+
+    user, _, body = sign_up_and_log_in(api)
+    new = f"{uuid.uuid4().hex[:10]}@example.org"
+    assert user.call("PATCH", "/api/v1/me", json={"email": new}).status_code == 200
+    [mail] = wait_mail(system, new, "Confirm your e-mail address")
+    sign_up_and_log_in(api, email=new)
+    refused = api.call("POST", "/api/v1/email-verifications/confirm", json={"token": link_token(mail)})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid_token"
+    me = user.call("GET", "/api/v1/me").json()
+    assert (me["email"], me["pending_email"]) == (body["email"], new)
 
 
 @pytest.mark.notice("1.2")
