@@ -6,6 +6,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+# Imported here, at collection, and not first by its pytest plugin's summary at the end of a session
+# that ran only e2e tests: pytest's assertion rewriting then parses it (ast.parse) while the stacks'
+# threads wind down, which CPython 3.11.7 can fail with "AST constructor recursion depth mismatch"
+# (gh-106905), crashing the run after every test passed.
+import hypothesis  # noqa: F401
 import pytest
 
 from tests.support.databases import backend, fresh_database_urls
