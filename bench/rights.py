@@ -889,8 +889,8 @@ def report(result: tuple[ErasureResult, ExportResult], say: Say = print) -> None
     say(f"  rights' VmHWM {x.rights_hwm_mib[0]:.1f} → {x.rights_hwm_mib[1]:.1f} MiB across the download")
     worst = max(extra, key=lambda n: extra[n])
     say(f"  growth beyond the one-ticket download's: {worst} {extra[worst]:+.1f} MiB for a {x.zip_mib:.1f} MiB ZIP of "
-        f"{x.parts_mib:.1f} MiB of stored pieces (the fixed cost of a long download: SQLite page caches of the "
-        "pooled connections, zlib and one piece parsed)")
+        f"{x.parts_mib:.1f} MiB of stored pieces (the fixed cost of a long download: one connection's page "
+        "cache, zlib and one piece parsed)")
     # Held whole, each larger history would lift the peak by at least the data it adds; streamed, the
     # peak stops rising (what is left is bounded: a piece, zlib, a page cache, allocator arenas).
     spans = [(1, x.parts_mib, x.first_peak_mib)] + [(b.times, b.stored_mib, b.peak_mib) for b in x.larger]
