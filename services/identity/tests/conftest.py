@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+from google.protobuf.message import Message
 from identity.__main__ import MIGRATIONS
 from identity.models import Outbox, Repository
 from identity.passwords import Passwords
@@ -41,28 +43,28 @@ def signup(**overrides: str) -> SignUp:
     return SignUp(**values)  # type: ignore[arg-type]
 
 
-def requested(service: IdentityService, kind: str = "") -> list[identity_events_pb2.MessageRequested]:
-    """The message requests identity wrote to its outbox (what consent will send), oldest first."""
+M = TypeVar("M", bound=Message)
+
+
+def outbox_events(service: IdentityService, event_type: str, message: type[M]) -> list[M]:
+    """The events of `event_type` identity wrote to its outbox, oldest first."""
     found = []
     with service.uow() as uow:
         for row in uow.session.scalars(select(Outbox).order_by(Outbox.created_at)):
             env = envelope_pb2.Envelope.FromString(row.data)
-            if env.type == "identity.message.requested":
-                event = identity_events_pb2.MessageRequested()
+            if env.type == event_type:
+                event = message()
                 env.payload.Unpack(event)
-                if event.kind == kind or not kind:
-                    found.append(event)
+                found.append(event)
     return found
+
+
+def requested(service: IdentityService, kind: str = "") -> list[identity_events_pb2.MessageRequested]:
+    """The message requests identity wrote to its outbox (what consent will send), oldest first."""
+    return [e for e in outbox_events(service, "identity.message.requested", identity_events_pb2.MessageRequested)
+            if e.kind == kind or not kind]
 
 
 def rectified(service: IdentityService) -> list[identity_events_pb2.AccountRectified]:
     """The identity.account.rectified events in identity's outbox, oldest first."""
-    found = []
-    with service.uow() as uow:
-        for row in uow.session.scalars(select(Outbox).order_by(Outbox.created_at)):
-            env = envelope_pb2.Envelope.FromString(row.data)
-            if env.type == "identity.account.rectified":
-                event = identity_events_pb2.AccountRectified()
-                env.payload.Unpack(event)
-                found.append(event)
-    return found
+    return outbox_events(service, "identity.account.rectified", identity_events_pb2.AccountRectified)
