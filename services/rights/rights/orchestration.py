@@ -91,9 +91,10 @@ def new_steps(request_id: str, planned: list[PlannedStep], now: datetime | None)
 
 
 def publish_change(uow: UnitOfWork[Repository], request: RightsRequest, change: str, step: str = "",
-                   audited: bool = True) -> None:
-    """Every state change of a request: an event for the other services and an audit record (a step's
-    progress is an event only: the request's own changes are what the audit trail needs)."""
+                   trail: list[audit.Access] | None = None) -> None:
+    """Every state change of a request, its steps' included: an event for the other services and an audit
+    record. With `trail`, the record is added to it for the caller to append with the others of its
+    transaction (one append to the chain for a batch of steps, not one each)."""
     event = ev.RequestStatusChanged(request_id=request.id, kind=request.kind, status=request.status, change=change,
                                     step=step, due_at=to_timestamp(as_utc(request.due_at)))
     if change == "lift_announced" and request.lift_at is not None:
@@ -102,8 +103,11 @@ def publish_change(uow: UnitOfWork[Repository], request: RightsRequest, change: 
     # need not take five events per erasure only to ignore them.
     name = "rights.request.step_changed" if change.startswith("step_") else "rights.request.status_changed"
     uow.events.publish(name, request.subject_id, event)
-    if audited:
-        uow.repo.audit(ORCHESTRATOR, [audit.Access(request.subject_id, f"request.{change}", request.id)])
+    record = audit.Access(request.subject_id, f"request.{change}", f"{request.id}/{step}" if step else request.id)
+    if trail is None:
+        uow.repo.audit(ORCHESTRATOR, [record])
+    else:
+        trail.append(record)
 
 
 @dataclass(frozen=True)
@@ -211,6 +215,7 @@ class Orchestrator:
         by_request: dict[str, list[Outcome]] = {}
         for outcome in outcomes:
             by_request.setdefault(outcome.call.request_id, []).append(outcome)
+        trail: list[audit.Access] = []
         with self.uow() as uow:
             for request_id in sorted(by_request):
                 request = uow.repo.request(request_id, lock=True)
@@ -226,18 +231,20 @@ class Orchestrator:
                         continue
                     recorded = True
                     if outcome.result is not None:
-                        self._done(uow, step, request, outcome.result, now)
+                        self._done(uow, step, request, outcome.result, now, trail)
                     else:
-                        self._failed(uow, step, request, outcome.error, now)
+                        self._failed(uow, step, request, outcome.error, now, trail)
                 if recorded and all(s.status == "done" for s in uow.repo.steps(request.id)):
                     if request.status == "completed":  # the lift of a completed restriction
-                        publish_change(uow, request, "lifted")
+                        publish_change(uow, request, "lifted", trail=trail)
                     elif request.status != "refused":
-                        self._complete(uow, request, now)
+                        self._complete(uow, request, now, trail)
+            if trail:
+                uow.repo.audit(ORCHESTRATOR, trail)
             uow.commit()
 
     def _done(self, uow: UnitOfWork[Repository], step: RequestStep, request: RightsRequest, result: StepResult,
-              now: datetime) -> None:
+              now: datetime, trail: list[audit.Access]) -> None:
         step.status, step.attempts, step.updated_at = "done", step.attempts + 1, now
         step.lease_id, step.lease_until, step.next_attempt_at, step.last_error = "", None, None, ""
         step.outcome, step.kept = result.outcome[:200], json.dumps(result.kept)
@@ -249,21 +256,22 @@ class Orchestrator:
         if step.operation == "notify":
             uow.events.publish("rights.processing.objected", request.subject_id, objection.ProcessingObjected(
                 subject_id=request.subject_id, purpose="analytics", objected=True))
-        publish_change(uow, request, "step_done", f"{step.service}/{step.operation}", audited=False)
+        publish_change(uow, request, "step_done", f"{step.service}/{step.operation}", trail)
 
     def _failed(self, uow: UnitOfWork[Repository], step: RequestStep, request: RightsRequest, code: str,
-                now: datetime) -> None:
+                now: datetime, trail: list[audit.Access]) -> None:
         step.attempts += 1
         step.last_error, step.lease_id, step.lease_until, step.updated_at = code[:40], "", None, now
         if step.attempts >= self.backoff.max_attempts:
             step.status, step.next_attempt_at = "failed", None
             log.warning("rights step failed for good", service=step.service, operation=step.operation,
                         attempts=step.attempts, error=code)
-            publish_change(uow, request, "step_failed", f"{step.service}/{step.operation}")
+            publish_change(uow, request, "step_failed", f"{step.service}/{step.operation}", trail)
         else:
             step.next_attempt_at = now + self.backoff.delay(step.attempts)
 
-    def _complete(self, uow: UnitOfWork[Repository], request: RightsRequest, now: datetime) -> None:
+    def _complete(self, uow: UnitOfWork[Repository], request: RightsRequest, now: datetime,
+                  trail: list[audit.Access]) -> None:
         request.status, request.completed_at = "completed", now
         if request.kind in ("access", "portability"):
             first = uow.repo.first_part_at(request.id) or now
@@ -272,5 +280,5 @@ class Orchestrator:
             uow.repo.record_erasure(request.subject_id, request.id, now)
         uow.events.publish("rights.request.completed", request.subject_id, ev.RequestCompleted(
             request_id=request.id, status="completed", kind=request.kind))
-        publish_change(uow, request, "completed")
+        publish_change(uow, request, "completed", trail=trail)
 

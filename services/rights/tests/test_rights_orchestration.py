@@ -13,9 +13,10 @@ import pytest
 from consent import events as consent_events
 from kaseum.events.v1 import identity_events_pb2 as identity_events
 from rights import events as rights_events
-from rights.models import Inbox, Repository, RightsRequest
+from rights.models import AuditLog, ChainHead, Inbox, Repository, RightsRequest
 from rights.orchestration import Backoff, Orchestrator, StepCall, StepFailed, StepResult
 from rights.service import RightsService
+from servicekit import chain
 from servicekit.bus import Subscription, apply_once
 from servicekit.caller import Principal
 from servicekit.db import UnitOfWorkFactory, as_utc
@@ -88,6 +89,13 @@ def test_an_erasure_runs_every_service_once_and_identity_last(
     assert subjects[f"{REGION}.rights.request.step_changed"] == 5
     assert subjects[f"{REGION}.rights.request.status_changed"] == 2  # filed, completed
     assert all("step_changed" not in s for s in consent_events.SUBJECTS)
+    # Every change is an audit record too, the steps' included, on an intact chain.
+    with uow() as u:
+        trail = [(a.action, a.resource_id) for a in u.session.scalars(select(AuditLog).order_by(AuditLog.seq))]
+        assert chain.verify(u.session, AuditLog, ChainHead).intact
+    assert trail[0] == ("request.filed", filed.id) and trail[-1] == ("request.completed", filed.id)
+    assert sorted(r for a, r in trail if a == "request.step_done") == sorted(
+        f"{filed.id}/{s}/erase" for s in ("identity", "tickets", "consent", "analytics", "rights"))
 
 
 @pytest.mark.notice("13.2")
