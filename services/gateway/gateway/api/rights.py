@@ -26,6 +26,9 @@ from ..rights_schemas import (
 from ..schemas import ErrorOut
 
 bp = Blueprint("rights", __name__)
+# A DPO's action on a request: its new state, or why not (no such request, wrong role, not now, bad body).
+DPO_ACTION = Resp(HTTP_200=RightsOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut, HTTP_404=ErrorOut, HTTP_409=ErrorOut,
+                  HTTP_422=ErrorOut)
 # A ZIP of a long history takes longer to stream than a JSON answer; still bounded.
 EXPORT_DEADLINE_SECONDS = 300.0
 
@@ -73,9 +76,7 @@ def retry_request(request_id: str) -> dict[str, Any]:
 
 
 @bp.post("/api/v1/rights-requests/<request_id>/extend")
-@spec.validate(json=ExtendBody, resp=Resp(HTTP_200=RightsOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut,
-                                          HTTP_404=ErrorOut, HTTP_409=ErrorOut, HTTP_422=ErrorOut),
-               tags=["rights"], security=BEARER)
+@spec.validate(json=ExtendBody, resp=DPO_ACTION, tags=["rights"], security=BEARER)
 def extend_request(request_id: str, json: ExtendBody) -> dict[str, Any]:
     """DPO: extend the deadline once by one or two further months, with a reason the subject is told."""
     caller = require_caller()
@@ -85,9 +86,7 @@ def extend_request(request_id: str, json: ExtendBody) -> dict[str, Any]:
 
 
 @bp.post("/api/v1/rights-requests/<request_id>/refuse")
-@spec.validate(json=RefuseBody, resp=Resp(HTTP_200=RightsOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut,
-                                          HTTP_404=ErrorOut, HTTP_409=ErrorOut, HTTP_422=ErrorOut),
-               tags=["rights"], security=BEARER)
+@spec.validate(json=RefuseBody, resp=DPO_ACTION, tags=["rights"], security=BEARER)
 def refuse_request(request_id: str, json: RefuseBody) -> dict[str, Any]:
     """DPO: refuse a manifestly unfounded or excessive request, with a reason the subject is told."""
     caller = require_caller()
@@ -136,9 +135,7 @@ def file_on_behalf(json: OnBehalfBody) -> tuple[dict[str, Any], int]:
 
 
 @bp.post("/api/v1/rights-requests/<request_id>/verify")
-@spec.validate(json=VerifyBody, resp=Resp(HTTP_200=RightsOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut,
-                                          HTTP_404=ErrorOut, HTTP_409=ErrorOut, HTTP_422=ErrorOut),
-               tags=["rights"], security=BEARER)
+@spec.validate(json=VerifyBody, resp=DPO_ACTION, tags=["rights"], security=BEARER)
 def verify_request(request_id: str, json: VerifyBody) -> dict[str, Any]:
     """DPO: the code the subject returned starts the work; an empty code sends a new one."""
     caller = require_caller()
@@ -147,8 +144,7 @@ def verify_request(request_id: str, json: VerifyBody) -> dict[str, Any]:
 
 
 @bp.post("/api/v1/rights-requests/<request_id>/clock")
-@spec.validate(json=ClockBody, resp=Resp(HTTP_200=RightsOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut,
-                                         HTTP_404=ErrorOut, HTTP_409=ErrorOut), tags=["rights"], security=BEARER)
+@spec.validate(json=ClockBody, resp=DPO_ACTION, tags=["rights"], security=BEARER)
 def stop_clock(request_id: str, json: ClockBody) -> dict[str, Any]:
     """DPO: stop the clock while waiting for clarification, restart it on the answer."""
     caller = require_caller()
