@@ -10,6 +10,7 @@ from servicekit import audit
 from servicekit.audit import AuditLogMixin
 from servicekit.caller import Principal
 from servicekit.chain import ChainHeadMixin
+from servicekit.cursors import newest_first
 from servicekit.governance_models import GovernanceModels
 from servicekit.holds import LegalHoldMixin, active_holds, not_held
 from servicekit.outbox import InboxMixin, OutboxMixin
@@ -287,12 +288,7 @@ class OrganisationRepository:
         query = select(Organisation)
         if kind:
             query = query.where(Organisation.kind == kind)
-        if after is not None:
-            created, oid = after
-            query = query.where(or_(Organisation.created_at < created,
-                                    (Organisation.created_at == created) & (Organisation.id < oid)))
-        return list(self.session.scalars(
-            query.order_by(Organisation.created_at.desc(), Organisation.id.desc()).limit(limit)))
+        return list(self.session.scalars(newest_first(query, Organisation.created_at, Organisation.id, after, limit)))
 
     def countries_of(self, reseller_ids: list[str]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {rid: [] for rid in reseller_ids}

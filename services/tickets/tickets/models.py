@@ -14,6 +14,7 @@ from servicekit import audit
 from servicekit.audit import AuditLogMixin
 from servicekit.caller import Principal
 from servicekit.chain import ChainHeadMixin
+from servicekit.cursors import newest_first
 from servicekit.db import as_utc
 from servicekit.governance_models import GovernanceModels
 from servicekit.holds import LegalHoldMixin, active_holds, not_held
@@ -33,7 +34,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    and_,
     delete,
     false,
     literal_column,
@@ -247,12 +247,7 @@ class Repository:
             # index and keep the hits, which are then dense. Either plan alone is slow for the other.
             hits = list(self.session.scalars(self._matching(terms).limit(SEARCH_HITS_FETCHED + 1)))
             query = query.where(Ticket.id.in_(hits if len(hits) <= SEARCH_HITS_FETCHED else self._matching(terms)))
-        if after is not None:
-            created, tid = after
-            query = query.where(or_(Ticket.created_at < created,
-                                    and_(Ticket.created_at == created, Ticket.id < tid)))
-        return list(self.session.scalars(
-            query.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit)))
+        return list(self.session.scalars(newest_first(query, Ticket.created_at, Ticket.id, after, limit)))
 
     # --- text search --------------------------------------------------------------------
     @property
@@ -388,12 +383,8 @@ class Repository:
     def notices(self, organisation_id: str, after: tuple[datetime, str] | None, limit: int) -> list[RecipientNotice]:
         """The organisation's notices, newest first, keyset-paginated on (created_at, id)."""
         query = select(RecipientNotice).where(RecipientNotice.organisation_id == organisation_id)
-        if after is not None:
-            created, nid = after
-            query = query.where(or_(RecipientNotice.created_at < created,
-                                    and_(RecipientNotice.created_at == created, RecipientNotice.id < nid)))
         return list(self.session.scalars(
-            query.order_by(RecipientNotice.created_at.desc(), RecipientNotice.id.desc()).limit(limit)))
+            newest_first(query, RecipientNotice.created_at, RecipientNotice.id, after, limit)))
 
     def notices_of(self, subject_id: str) -> list[RecipientNotice]:
         return list(self.session.scalars(select(RecipientNotice).where(RecipientNotice.subject_id == subject_id)
