@@ -148,12 +148,12 @@ class Recovery:
                 request_message(uow, account.id, RESET, now)
             uow.commit()
 
-    def _redeem(self, uow: UnitOfWork[Repository], presented: str, purpose: str, now: datetime,
-                also: str = "") -> tuple[Account, str]:
-        """The token's account and purpose (`purpose`, or `also` if given), the token now used."""
+    def _redeem(self, uow: UnitOfWork[Repository], presented: str, purposes: tuple[str, ...],
+                now: datetime) -> tuple[Account, str]:
+        """The token's account and purpose (one of `purposes`), the token now used."""
         token_id, _, secret = presented.partition(".")
         token = uow.repo.token(token_id) if token_id and secret else None
-        if (token is None or token.purpose not in (purpose, also or purpose) or not token.secret_hash
+        if (token is None or token.purpose not in purposes or not token.secret_hash
                 or token.used_at is not None or as_utc(token.expires_at) <= now
                 or not hmac.compare_digest(token.secret_hash, digest(secret))):
             raise TokenError()
@@ -167,7 +167,7 @@ class Recovery:
         """Set the new password; returns the sessions revoked (all of them)."""
         now = utcnow()
         with self.uow() as uow:
-            account, _ = self._redeem(uow, presented, RESET, now)
+            account, _ = self._redeem(uow, presented, (RESET,), now)
             account.password_hash = self.passwords.hash(
                 v.password(new_password, (account.username, account.email, account.first_name, account.last_name)))
             account.updated_at = now
@@ -185,7 +185,7 @@ class Recovery:
         answer is that of an expired link and nothing changes."""
         now = utcnow()
         with self.uow() as uow:
-            account, purpose = self._redeem(uow, presented, VERIFY, now, also=CHANGE)
+            account, purpose = self._redeem(uow, presented, (VERIFY, CHANGE), now)
             if purpose == CHANGE:
                 address = account.pending_email
                 if not address or uow.repo.email_taken(v.email_key(address), except_id=account.id):
