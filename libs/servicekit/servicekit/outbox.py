@@ -82,20 +82,9 @@ class EventRecorder:
         self._region = region
 
     def publish(self, event_type: str, subject_id: str, payload: Message) -> str:
-        env = envelope(event_type, self._region, subject_id, payload)
-        row = self._model()
-        row.id = env.id
-        row.subject = subject_for(self._region, event_type)
-        row.data = env.SerializeToString()
-        row.headers = json.dumps(telemetry.current_trace_headers())
-        row.created_at = datetime.now(UTC)
-        row.published_at = None
-        self._session.add(row)
-        return env.id
-
-    def publish_now(self, event_type: str, subject_id: str, payload: Message) -> str:
-        """As `publish`, but the row is inserted at once by one statement rather than flushed as an
-        ORM object at the commit: for a hot path whose transaction writes no ORM objects (a sign-in)."""
+        """Write the event into the outbox, in the current transaction, by one statement at once: not as an
+        ORM object flushed at the commit (an erasure publishes about ten events; each ORM row costs several
+        times the statement). Rolled back with the transaction, like everything else in it."""
         env = envelope(event_type, self._region, subject_id, payload)
         self._session.connection().execute(insert(self._model.__table__), [{  # type: ignore[attr-defined]
             "id": env.id, "subject": subject_for(self._region, event_type), "data": env.SerializeToString(),
@@ -103,6 +92,8 @@ class EventRecorder:
             "published_at": None,
         }])
         return env.id
+
+    publish_now = publish  # the name a hot path used when only it wrote this way
 
 
 class OutboxWriter:

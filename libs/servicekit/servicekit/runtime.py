@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 from collections.abc import Callable, Iterable
@@ -201,6 +202,10 @@ class ServiceRuntime(Generic[R]):
         critical = ["database"]
         if self.hosting is not None:
             checks["hosting"], critical = self.hosting.serving, [*critical, "hosting"]
+        # What start-up made (modules, settings, engine, stubs) lives as long as the process: out of the
+        # collector's way. Otherwise every full collection under load walks all of it, a stop of 0.1-0.25 s
+        # holding the GIL (measured in each service during 200 erasures at once).
+        gc.freeze()
         server.start(checks, critical)
         log.info("serving", bind=self.settings.grpc_bind, region=self.settings.region)
 

@@ -243,6 +243,21 @@ class Repository:
         return self.session.get(RightsRequest, request_id, with_for_update=lock or None,
                                 populate_existing=lock)
 
+    def requests_by_id(self, request_ids: list[str], lock: bool = False) -> dict[str, RightsRequest]:
+        """The requests, in id order; `lock`: each row held until commit (FOR UPDATE, taken in id order, so
+        two workers locking overlapping batches queue rather than deadlock), read fresh."""
+        if not request_ids:
+            return {}
+        query = select(RightsRequest).where(RightsRequest.id.in_(request_ids)).order_by(RightsRequest.id)
+        if lock and self.session.get_bind().dialect.name == "sqlite":
+            # SQLite has no row locks and reads outside a write transaction: take the database's write lock
+            # first (an UPDATE that changes nothing), so what is read next is what this transaction writes over.
+            self.session.execute(update(RightsRequest).where(RightsRequest.id.in_(request_ids))
+                                 .values(id=RightsRequest.id).execution_options(synchronize_session=False))
+        if lock:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        return {r.id: r for r in self.session.scalars(query)}
+
     def open_request(self, subject_id: str, kind: str) -> RightsRequest | None:
         return self.session.scalars(
             select(RightsRequest).where(

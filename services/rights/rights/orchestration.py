@@ -179,8 +179,10 @@ class Orchestrator:
         lease_id = new_id()
         calls: list[StepCall] = []
         with self.uow() as uow:
-            for step in uow.repo.claim_due_steps(now, lease_id, now + self.lease, self.batch):
-                request = uow.repo.request(step.request_id)
+            leased = uow.repo.claim_due_steps(now, lease_id, now + self.lease, self.batch)
+            requests = uow.repo.requests_by_id(sorted({s.request_id for s in leased}))
+            for step in leased:
+                request = requests.get(step.request_id)
                 # A closed request's steps are not needed, but for lifting a completed restriction.
                 if request is None or (request.status in ("completed", "refused") and step.operation != "lift"):
                     step.status, step.lease_id, step.lease_until = "done", "", None
@@ -217,14 +219,15 @@ class Orchestrator:
             by_request.setdefault(outcome.call.request_id, []).append(outcome)
         trail: list[audit.Access] = []
         with self.uow() as uow:
-            for request_id in sorted(by_request):
-                request = uow.repo.request(request_id, lock=True)
-                if request is None:
-                    continue
+            # The batch's requests (locked) and their steps in two queries, not one or two per step.
+            requests = uow.repo.requests_by_id(sorted(by_request), lock=True)
+            steps_of = uow.repo.steps_of(sorted(requests))
+            for request_id, request in requests.items():
+                steps = {(s.service, s.operation): s for s in steps_of[request_id]}
                 recorded = False
                 for outcome in by_request[request_id]:
                     call = outcome.call
-                    step = uow.repo.step(call.request_id, call.service, call.operation)
+                    step = steps.get((call.service, call.operation))
                     # Another worker took over (our lease expired) or the step was settled meanwhile
                     # (a refusal settles every step it stops).
                     if step is None or step.lease_id != lease_id or step.status != "pending":
@@ -234,7 +237,7 @@ class Orchestrator:
                         self._done(uow, step, request, outcome.result, now, trail)
                     else:
                         self._failed(uow, step, request, outcome.error, now, trail)
-                if recorded and all(s.status == "done" for s in uow.repo.steps(request.id)):
+                if recorded and all(s.status == "done" for s in steps.values()):
                     if request.status == "completed":  # the lift of a completed restriction
                         publish_change(uow, request, "lifted", trail=trail)
                     elif request.status != "refused":
