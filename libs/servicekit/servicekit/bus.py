@@ -28,7 +28,8 @@ from nats.js import api
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 from opentelemetry import trace
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import telemetry
@@ -94,14 +95,12 @@ def apply_once(sub: Subscription, env: envelope_pb2.Envelope) -> bool:
             return False
         if handler is not None:
             handler(uow, env)
-        row = sub.inbox_model()
-        row.consumer = sub.durable
-        row.event_id = env.id
-        row.handled_at = datetime.now(UTC)
-        session.add(row)
         try:
+            # By one statement, not an ORM row: every event every consumer takes writes one.
+            session.execute(insert(sub.inbox_model.__table__).values(  # type: ignore[attr-defined]
+                consumer=sub.durable, event_id=env.id, handled_at=datetime.now(UTC)))
             uow.commit()
-        except Collision:
+        except (Collision, IntegrityError):
             # Another replica handled the same delivery concurrently.
             return False
     return True
