@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from servicekit import audit
 from servicekit.audit import AuditLogMixin
@@ -12,7 +12,7 @@ from servicekit.caller import Principal
 from servicekit.chain import ChainHeadMixin
 from servicekit.cursors import newest_first
 from servicekit.governance_models import GovernanceModels
-from servicekit.holds import LegalHoldMixin, active_holds, not_held
+from servicekit.holds import LegalHoldMixin, not_held
 from servicekit.outbox import InboxMixin, OutboxMixin
 from servicekit.personal_data import table_of
 from servicekit.retention import Batch, Key, PurgeRunMixin
@@ -23,6 +23,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     String,
+    Table,
     Text,
     delete,
     false,
@@ -144,6 +145,30 @@ class SignInAccount:
     region: str
     organisation_id: str
     country: str
+
+
+@dataclass(frozen=True)
+class Contact:
+    """What a service that must reach the subject reads of the account (`Repository.contact`)."""
+
+    email: str
+    phone: str
+    restricted: bool
+    region: str
+
+
+@dataclass(frozen=True)
+class SubjectHold:
+    """An active legal hold on a subject, as an erasure reports it (`Repository.subject_holds`)."""
+
+    hold_id: str
+    reason_code: str
+    review_at: datetime
+
+
+def _table(model: type[Base]) -> Table:
+    """A mapped class's table, for plain Core statements on hot paths (no ORM unit of work)."""
+    return cast(Table, model.__table__)
 
 
 def _values(row: Base) -> dict[str, Any]:
@@ -360,6 +385,14 @@ class Repository(OrganisationRepository):
     def account(self, account_id: str) -> Account | None:
         return self.session.get(Account, account_id)
 
+    def contact(self, account_id: str) -> Contact | None:
+        """The subject's address, telephone, restriction and region, by one plain statement."""
+        accounts = _table(Account)
+        row = self.session.connection().execute(
+            select(accounts.c.email, accounts.c.phone, accounts.c.restricted, accounts.c.region)
+            .where(accounts.c.id == account_id)).first()
+        return Contact(row[0], row[1], bool(row[2]), row[3]) if row is not None else None
+
     def account_by_login(self, login_key: str) -> Account | None:
         return self.session.scalars(
             select(Account).where(or_(Account.username_key == login_key, Account.email_key == login_key))
@@ -485,20 +518,31 @@ class Repository(OrganisationRepository):
         organisation = principal.organisation_id if principal.role == "reseller" else ""
         audit.record(self.session, AuditLog, ChainHead, principal, accesses, purpose, organisation)
 
-    def subject_holds(self, account_id: str) -> list[LegalHoldMixin]:
-        """Active legal holds on the subject (the rights service's, projected here through the inbox)."""
-        return active_holds(self.session, LegalHold, [account_id], "subject")
+    def subject_holds(self, account_id: str) -> list[SubjectHold]:
+        """Active legal holds on the subject (the rights service's, projected here through the inbox):
+        what servicekit.holds.active_holds selects, read as plain rows (an Erase's hot path)."""
+        held = _table(LegalHold)
+        rows = self.session.connection().execute(
+            select(held.c.hold_id, held.c.reason_code, held.c.review_at)
+            .where(held.c.target_id == account_id, held.c.scope == "subject", held.c.released_at.is_(None)))
+        return [SubjectHold(hold_id, reason, review_at) for hold_id, reason, review_at in rows]
 
-    def session_ids_of(self, account_id: str) -> list[str]:
-        return list(self.session.scalars(select(SessionRecord.id).where(SessionRecord.account_id == account_id)))
-
-    def erase(self, account_id: str) -> int:
-        count = 0
-        for model in (SignIn, SessionRecord, AccountToken):
-            result = self.session.execute(delete(model).where(model.account_id == account_id))
-            count += int(result.rowcount or 0)  # type: ignore[attr-defined]
-        result = self.session.execute(delete(Account).where(Account.id == account_id))
-        return count + int(result.rowcount or 0)  # type: ignore[attr-defined]
+    def erase(self, account_id: str) -> tuple[int, list[str]]:
+        """Delete the account, its sessions and technical data: one plain DELETE per table, no read
+        first. Returns the rows deleted and the ids of the sessions deleted (to be revoked); the
+        sessions' ids come from the DELETE itself, so every session deleted is revoked, even one
+        that started a moment ago."""
+        conn = self.session.connection()
+        sessions = _table(SessionRecord)
+        revoked = list(conn.execute(delete(sessions).where(sessions.c.account_id == account_id)
+                                    .returning(sessions.c.id)).scalars())
+        count = len(revoked)
+        for model in (SignIn, AccountToken):
+            table = _table(model)
+            count += int(conn.execute(delete(table).where(table.c.account_id == account_id)).rowcount or 0)
+        accounts = _table(Account)
+        count += int(conn.execute(delete(accounts).where(accounts.c.id == account_id)).rowcount or 0)
+        return count, revoked
 
 
 # --- the retention purge (identity/governance.py declares the periods) ------------------------------

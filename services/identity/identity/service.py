@@ -23,14 +23,22 @@ from servicekit.errors import (
     Unauthenticated,
     WrongRegion,
 )
-from servicekit.holds import LegalHoldMixin
 from servicekit.region import RegionGuard, home_region
 from servicekit.subject_data import Erasure, Export, Rectification, SubjectDataRules
 from servicekit.timestamps import to_timestamp
 from ua_parser import Domain
 
 from . import validation as v
-from .models import Account, Organisation, Repository, SessionRecord, SignIn, SignInAccount
+from .models import (
+    Account,
+    Contact,
+    Organisation,
+    Repository,
+    SessionRecord,
+    SignIn,
+    SignInAccount,
+    SubjectHold,
+)
 from .passwords import Passwords
 from .recovery import (
     CHANGE,
@@ -540,18 +548,18 @@ class IdentityService(SubjectDataRules):
             uow.commit()
             return account
 
-    def get_contact(self, subject_id: str, by: Principal) -> Account:
+    def get_contact(self, subject_id: str, by: Principal) -> Contact:
         """The subject's address and telephone for a service (`by`) that must reach them; every
         read is on the audit trail with the purpose it serves."""
         with self.uow() as uow:
-            account = uow.repo.account(subject_id)
-            if account is None:
+            contact = uow.repo.contact(subject_id)
+            if contact is None:
                 raise NotFound("subject not found")
-            self.guard.check(account.region)
+            self.guard.check(contact.region)
             uow.repo.audit(by, [audit.Access(subject_id, "contact.read", subject_id)],
                            CONTACT_PURPOSES.get(by.subject_id, audit.SUPPORT))
             uow.commit()
-            return account
+            return contact
 
     # --- the personal-data contract ------------------------------------------------
     # Driven by the rights service (or the operator CLI): who asked comes from servicekit's request
@@ -580,11 +588,11 @@ class IdentityService(SubjectDataRules):
             if holds:
                 uow.commit()
                 return Erasure(0, [(HELD_DATA, _held(h)) for h in holds] + [KEPT_ACCESS_LOG])
-            self.announce(uow.repo.session_ids_of(subject_id))
-            erased = uow.repo.erase(subject_id)
+            erased, sessions = uow.repo.erase(subject_id)
+            self.announce(sessions)  # before the commit: if the gateways cannot be told, nothing is erased
             if erased:
-                uow.events.publish("identity.account.erased", subject_id,
-                                   ev.AccountErased(account_id=subject_id))
+                uow.events.publish_now("identity.account.erased", subject_id,
+                                       ev.AccountErased(account_id=subject_id))
             uow.commit()
         return Erasure(erased, [KEPT_ACCESS_LOG])
 
@@ -634,6 +642,6 @@ class IdentityService(SubjectDataRules):
 
 
 
-def _held(hold: LegalHoldMixin) -> str:
+def _held(hold: SubjectHold) -> str:
     return (f"legal hold {hold.hold_id} ({hold.reason_code}; UK GDPR Art. 17(3)(e)), review on "
             f"{hold.review_at:%Y-%m-%d}")

@@ -183,6 +183,23 @@ def test_erase_removes_the_account_sessions_and_technical_data(service: Identity
     assert erased[0].payload.Unpack(event) and event.account_id == account.id
 
 
+@pytest.mark.notice("13.1.3")
+@pytest.mark.rule("R-ERASE-1")
+def test_every_erased_session_is_revoked_and_a_second_erase_changes_nothing(service: IdentityService) -> None:
+    account = service.sign_up(signup())
+    tokens = [service.login("ada", "correct horse battery", "203.0.113.9", "curl/8") for _ in range(2)]
+    sessions = sorted(service.authenticate(t.access).session_id for t in tokens)
+    announced: list[str] = []
+    service.announce = announced.extend
+    assert service.erase(account.id).erased == 6  # account, two sessions, two sign-ins, verification token
+    assert sorted(announced) == sessions
+    announced.clear()
+    again = service.erase(account.id)
+    assert again.erased == 0 and announced == []
+    with service.uow() as uow:
+        assert len([r for r in uow.session.scalars(select(Outbox)) if r.subject == "uk.identity.account.erased"]) == 1
+
+
 @pytest.mark.notice("13.1.2")
 @pytest.mark.rule("R-RECT-1")
 def test_rectify_applies_valid_corrections_and_reports_invalid_ones(service: IdentityService) -> None:
