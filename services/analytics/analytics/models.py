@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
+from functools import cache
 
 from servicekit.audit import AuditLogMixin
 from servicekit.chain import ChainHeadMixin
@@ -41,6 +42,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
     tuple_,
 )
@@ -220,6 +222,19 @@ _RELEASED = (
 )
 
 
+_EXCLUDED_ON = select(ExcludedPseudonym.day, ExcludedPseudonym.pseudonym).where(
+    ExcludedPseudonym.day.in_(bindparam("days", expanding=True)))
+
+
+@cache
+def _events_of(pairs: int) -> Executable:
+    """DELETE of the events of `pairs` (day, pseudonym) pairs, bound as d0, p0, d1, p1, ...: an OR of
+    key lookups (SQLite and PostgreSQL each seek the key per pair; a row-value IN scans on SQLite)."""
+    return delete(UsageEvent).where(or_(*(and_(UsageEvent.day == bindparam(f"d{i}"),
+                                               UsageEvent.pseudonym == bindparam(f"p{i}"))
+                                          for i in range(pairs))))
+
+
 class Repository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -236,8 +251,7 @@ class Repository:
         wanted = sorted(set(days))
         if not wanted:
             return set()
-        rows = self.session.execute(select(ExcludedPseudonym.day, ExcludedPseudonym.pseudonym)
-                                    .where(ExcludedPseudonym.day.in_(wanted))).all()
+        rows = self.session.connection().execute(_EXCLUDED_ON, {"days": wanted}).all()
         return {(r[0], r[1]) for r in rows}
 
     def insert_uses(self, uses: Sequence[UseRow]) -> None:
@@ -259,17 +273,25 @@ class Repository:
         self.session.connection().exec_driver_sql(
             f"INSERT INTO usage_events ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
 
-    def exclude_pseudonym(self, day: date, pseudonym: int) -> int:
-        """Delete the pseudonym's events of `day` and refuse its later ones; returns deleted."""
-        deleted = self.delete_events_of(day, pseudonym)
-        if self.session.get(ExcludedPseudonym, (day, pseudonym)) is None:
-            self.session.add(ExcludedPseudonym(day=day, pseudonym=pseudonym))
+    def exclude_pseudonyms(self, found: Sequence[tuple[date, int]]) -> int:
+        """Delete the events of these (day, pseudonym) pairs and refuse their later ones; returns
+        the events deleted. Two statements however many days; an exclusion already recorded stays."""
+        deleted = self.delete_events_of(found)
+        if found:
+            insert_ = pg_insert if self._postgres() else sqlite_insert
+            self.session.connection().execute(
+                insert_(ExcludedPseudonym).on_conflict_do_nothing(),
+                [{"day": day, "pseudonym": who} for day, who in found])
         return deleted
 
-    def delete_events_of(self, day: date, pseudonym: int) -> int:
-        result = self.session.execute(delete(UsageEvent).where(
-            and_(UsageEvent.day == day, UsageEvent.pseudonym == pseudonym)))
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    def delete_events_of(self, found: Sequence[tuple[date, int]]) -> int:
+        """Delete the events of these (day, pseudonym) pairs in one statement (each pair a seek of
+        the key); returns how many."""
+        if not found:
+            return 0
+        params = {f"{name}{i}": value for i, pair in enumerate(found) for name, value in zip("dp", pair, strict=True)}
+        result = self.session.connection().execute(_events_of(len(found)), params)
+        return int(result.rowcount or 0)
 
     # --- roll-up -----------------------------------------------------------------
     def days_with_events(self, through: date) -> list[date]:

@@ -69,8 +69,6 @@ class ExclusionList(Protocol):
 
     def reasons(self, subject_id: str) -> list[str]: ...
 
-    def forget(self, subject_id: str) -> None: ...
-
 
 @dataclass(frozen=True)
 class Use:
@@ -101,6 +99,13 @@ def accepted(use: Use, products: Collection[str] = DEFAULT_PRODUCTS) -> Use | No
 def stored_pseudonym(pseudonym_hex: str) -> int:
     """The pseudonym as stored: its first 64 bits as a signed integer (see models.py)."""
     return int(pseudonym_hex[:16], 16) - (1 << 63)
+
+
+# How long a key read from the bucket is used from memory: an erasure reads the two live days'
+# keys twice (its Erase, then identity's account.erased), and a burst of erasures reads the same
+# two keys hundreds of times. Short, so that a key the bucket lost and made again is not outlived
+# for long; and never past its day's roll-up, which destroys the key (see `_key`).
+KEY_MEMORY = timedelta(minutes=1)
 
 
 CellKey = tuple[str, str, str, str]  # (region, feature or "*", dimension, value)
@@ -166,6 +171,8 @@ class AnalyticsService(SubjectDataRules):
         self.exclusions = exclusions
         self.rollup_grace = rollup_grace
         self.clock = clock
+        # Keys read lately, by day, with when to read them again (see KEY_MEMORY).
+        self._known_keys: dict[date, tuple[bytes, datetime]] = {}
 
     # --- ingest ------------------------------------------------------------------------
     def ingest(self, uses: Iterable[Use]) -> int:
@@ -212,24 +219,48 @@ class AnalyticsService(SubjectDataRules):
             yield own.repo
             own.commit()
 
+    def _key(self, day: date, create: bool) -> bytes | None:
+        """The key of `day`, from memory if read in the last KEY_MEMORY and its day is not yet due
+        for roll-up (its key's destruction), else from the bucket."""
+        now = self.clock()
+        live = day > self.last_due_day()
+        known = self._known_keys.get(day)
+        if known is not None and known[1] > now and live:
+            return known[0]
+        key = self.keys.key(day, create=create)
+        if key is not None and live:
+            self._known_keys[day] = (key, now + KEY_MEMORY)
+        else:
+            self._known_keys.pop(day, None)
+        return key
+
+    def _forget_keys_through(self, last: date) -> None:
+        # list() copies the days in one step: a gRPC or consumer thread may add one meanwhile.
+        for day in list(self._known_keys):
+            if day <= last:
+                self._known_keys.pop(day, None)
+
     def _drop_unrolled(self, subject_id: str, remember: bool, uow: UnitOfWork[Repository] | None = None) -> int:
-        deleted = 0
         today = self.clock().date()
+        found: list[tuple[date, int]] = []
+        for day in self._live_days():
+            # Today's key is made if missing, so an event about to be published under it is
+            # recognised; a past day without a key has no events left to find.
+            key = self._key(day, create=remember and day == today)
+            if key is not None:
+                found.append((day, stored_pseudonym(pseudonym(key, subject_id))))
+        if not found:
+            return 0  # no live key, so no event can be stored under one
         with self._repo(uow) as repo:
-            for day in self._live_days():
-                # Today's key is made if missing, so an event about to be published under it is
-                # recognised; a past day without a key has no events left to find.
-                key = self.keys.key(day, create=remember and day == today)
-                if key is None:
-                    continue
-                who = stored_pseudonym(pseudonym(key, subject_id))
-                deleted += repo.exclude_pseudonym(day, who) if remember else repo.delete_events_of(day, who)
-        return deleted
+            return repo.exclude_pseudonyms(found) if remember else repo.delete_events_of(found)
 
     def account_erased(self, subject_id: str, uow: UnitOfWork[Repository] | None = None) -> None:
         """The account is gone: its un-rolled events and its exclusion entries go too."""
         self._drop_unrolled(subject_id, remember=False, uow=uow)
-        self.exclusions.forget(subject_id)
+        # Only the entries there are purged (one read; most accounts have none): a purge writes a
+        # marker under the entry's name, which holds the subject id, into the bucket's stream.
+        for reason in self.exclusions.reasons(subject_id):
+            self.exclusions.set(subject_id, reason, False)
 
     # --- roll-up ---------------------------------------------------------------------------
     def last_due_day(self) -> date:
@@ -263,6 +294,8 @@ class AnalyticsService(SubjectDataRules):
     def rollup_finished_days(self) -> list[date]:
         """Roll up every finished day, then destroy the keys of those days."""
         last = self.last_due_day()
+        # Every replica runs this: no copy of a due day's key stays in this process's memory.
+        self._forget_keys_through(last)
         with self.uow() as uow:
             days = uow.repo.days_with_events(through=last)
         for day in days:

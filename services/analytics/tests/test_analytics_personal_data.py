@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from analytics.service import NO_PERSONAL_DATA, AnalyticsService, Use
 from kaseum.privacy.v1 import personal_data_pb2 as pd
 from servicekit import caller
+from servicekit.bus import Bus
 from servicekit.caller import Principal
 from servicekit.errors import PermissionDenied
 from servicekit.personal_data import PersonalDataApi, joined
-from servicekit.pseudonyms import Exclusions, PseudonymKeys, pseudonym
+from servicekit.pseudonyms import Exclusions, PseudonymKeys, exclusions_bucket, pseudonym
+from servicekit.testing import Clock
 
 RIGHTS = Principal("service", "rights", "service")
 TODAY = date(2025, 3, 10)
@@ -45,6 +48,60 @@ def test_erase_deletes_the_subjects_unrolled_events_by_recomputing_todays_pseudo
     response = api.Erase(pd.EraseRequest(subject_id="s1"), None)
     assert (response.erased_rows, list(response.kept)) == (2, [])
     assert api.Erase(pd.EraseRequest(subject_id="s1"), None).erased_rows == 0
+
+
+@pytest.mark.rule("R-ERASE-1")
+@pytest.mark.notice("13.1.3")
+def test_erase_deletes_the_subjects_events_of_both_live_days_and_no_one_elses(
+        api: PersonalDataApi, service: AnalyticsService, keys: PseudonymKeys) -> None:
+    yesterday = TODAY - timedelta(days=1)
+    uses = []
+    for day in (yesterday, TODAY):
+        key = keys.key(day, create=True)
+        assert key is not None
+        uses += [Use(uuid.uuid4().hex, day, service.region, "tickets.open", pseudonym(key, who))
+                 for who in ("s1", "s2")]
+    service.ingest(uses)
+    assert api.Erase(pd.EraseRequest(subject_id="s1"), None).erased_rows == 2
+    assert api.Erase(pd.EraseRequest(subject_id="s2"), None).erased_rows == 2
+    assert api.Erase(pd.EraseRequest(subject_id="s1"), None).erased_rows == 0
+
+
+@pytest.mark.rule("R-DATA-3")
+@pytest.mark.notice("3.3")
+def test_a_key_read_before_its_days_roll_up_is_not_used_from_memory_after_it(
+        api: PersonalDataApi, service: AnalyticsService, keys: PseudonymKeys, clock: Clock) -> None:
+    yesterday = TODAY - timedelta(days=1)
+    key = keys.key(yesterday, create=True)
+    assert key is not None
+    late = Use(uuid.uuid4().hex, yesterday, service.region, "tickets.open", pseudonym(key, "s1"))
+    clock.now = datetime(2025, 3, 10, 0, 59, 30, tzinfo=UTC)  # yesterday is not due before 01:00 (the grace)
+    assert api.Erase(pd.EraseRequest(subject_id="s1"), None).erased_rows == 0  # its key is read now
+    clock.advance(seconds=40)  # within KEY_MEMORY of that read, but yesterday is due
+    assert service.rollup_finished_days() == [] and keys.key(yesterday) is None
+    # An event of yesterday arriving late is kept for the next roll-up; yesterday is still a live day
+    # to an erasure, but its pseudonym can no longer be recomputed, from the bucket or from memory.
+    assert service.ingest([late]) == 1
+    assert api.Erase(pd.EraseRequest(subject_id="s1"), None).erased_rows == 0
+    assert service.rollup_finished_days() == [yesterday]
+
+
+@pytest.mark.rule("R-ERASE-1")
+@pytest.mark.notice("13.1.3")
+def test_an_erased_account_never_excluded_leaves_nothing_named_after_it_in_the_exclusion_bucket(
+        service: AnalyticsService, exclusions: Exclusions, bus: Bus, region: str) -> None:
+    exclusions.set("s2", "objected", True)  # the bucket exists, and holds someone else
+    service.account_erased("s1")
+    bucket = exclusions_bucket(region)
+
+    async def stored(subject: str) -> int:
+        assert bus.js is not None
+        info = await bus.js.stream_info(f"KV_{bucket}", subjects_filter=f"$KV.{bucket}.*.{subject}")
+        return len(info.state.subjects or {})
+
+    assert asyncio.run_coroutine_threadsafe(stored("s1"), bus.loop).result(5) == 0
+    service.account_erased("s2")
+    assert exclusions.reasons("s2") == []
 
 
 @pytest.mark.rule("R-RESTRICT-1")
