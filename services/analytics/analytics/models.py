@@ -222,10 +222,6 @@ _RELEASED = (
 )
 
 
-_EXCLUDED_ON = select(ExcludedPseudonym.day, ExcludedPseudonym.pseudonym).where(
-    ExcludedPseudonym.day.in_(bindparam("days", expanding=True)))
-
-
 @cache
 def _events_of(pairs: int) -> Executable:
     """DELETE of the events of `pairs` (day, pseudonym) pairs, bound as d0, p0, d1, p1, ...: an OR of
@@ -246,32 +242,30 @@ class Repository:
         return self.session.get_bind().dialect.name == "postgresql"
 
     # --- ingest ------------------------------------------------------------------
-    def excluded_on(self, days: Iterable[date]) -> set[tuple[date, int]]:
-        """Every excluded pseudonym of these days (objections are few: one small read per batch)."""
-        wanted = sorted(set(days))
-        if not wanted:
-            return set()
-        rows = self.session.connection().execute(_EXCLUDED_ON, {"days": wanted}).all()
-        return {(r[0], r[1]) for r in rows}
-
-    def insert_uses(self, uses: Sequence[UseRow]) -> None:
-        """Insert, skipping events already stored (a redelivery).
+    def insert_uses(self, uses: Sequence[UseRow]) -> int:
+        """Insert, skipping events already stored (a redelivery) and events under a pseudonym
+        excluded on their day (an objection or restriction recorded since they were published);
+        returns how many were inserted. One statement for the batch, the exclusion checked by key.
 
         The driver's own executemany with plain tuples: this runs for every usage event, and
         building a parameter dict per row costs more than the insert itself.
         """
         if not uses:
-            return
+            return 0
         columns = "id, day, region, feature, pseudonym, product, size_band"
         if self._postgres():
-            rows: Sequence[tuple[object, ...]] = uses
-            marks = ", ".join(["%s"] * 7)
+            rows: Sequence[tuple[object, ...]] = [(*u, u[1], u[4]) for u in uses]
+            values = "%s, %s::date, %s, %s, %s::bigint, %s, %s"
+            key = "day = %s::date AND pseudonym = %s::bigint"
         else:
             # SQLite holds a Date as its ISO text (as SQLAlchemy's Date type writes it).
-            rows = [(u[0], u[1].isoformat(), *u[2:]) for u in uses]
-            marks = ", ".join(["?"] * 7)
-        self.session.connection().exec_driver_sql(
-            f"INSERT INTO usage_events ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
+            rows = [(u[0], day, *u[2:], day, u[4]) for u in uses for day in (u[1].isoformat(),)]
+            values = ", ".join(["?"] * 7)
+            key = "day = ? AND pseudonym = ?"
+        result = self.session.connection().exec_driver_sql(
+            f"INSERT INTO usage_events ({columns}) SELECT {values} WHERE NOT EXISTS "
+            f"(SELECT 1 FROM excluded_pseudonyms WHERE {key}) ON CONFLICT DO NOTHING", rows)
+        return int(result.rowcount or 0)
 
     def exclude_pseudonyms(self, found: Sequence[tuple[date, int]]) -> int:
         """Delete the events of these (day, pseudonym) pairs and refuse their later ones; returns

@@ -33,7 +33,7 @@ from servicekit.pseudonyms import pseudonym
 from servicekit.subject_data import Erasure, Export, SubjectDataRules
 
 from .cube import ANY_FEATURE
-from .models import Cell, DayUse, Repository, UseRow
+from .models import Cell, DayUse, Repository
 from .release import released_cells
 
 log = get_logger(__name__)
@@ -176,21 +176,17 @@ class AnalyticsService(SubjectDataRules):
 
     # --- ingest ------------------------------------------------------------------------
     def ingest(self, uses: Iterable[Use]) -> int:
-        """Store a batch of uses in one transaction; returns how many were kept.
+        """Store a batch of uses in one transaction; returns how many were stored.
 
-        Malformed uses, uses of another region and uses under an excluded pseudonym are dropped.
+        Malformed uses, uses of another region, uses under an excluded pseudonym and uses already
+        stored (a redelivery) are dropped.
         """
         kept = [u for u in (accepted(u, self.products) for u in uses) if u is not None and u.region == self.region]
         with self.uow() as uow:
-            excluded = uow.repo.excluded_on({u.day for u in kept})
-            rows: list[UseRow] = []
-            for u in kept:
-                who = stored_pseudonym(u.pseudonym)
-                if (u.day, who) not in excluded:
-                    rows.append((u.event_id, u.day, u.region, u.feature, who, u.product, u.size_band))
-            uow.repo.insert_uses(rows)
+            stored = uow.repo.insert_uses([(u.event_id, u.day, u.region, u.feature, stored_pseudonym(u.pseudonym),
+                                            u.product, u.size_band) for u in kept])
             uow.commit()
-        return len(rows)
+        return stored
 
     # --- objection and restriction ----------------------------------------------------------
     def set_excluded(self, subject_id: str, reason: str, excluded: bool,

@@ -60,6 +60,8 @@ def test_an_objection_deletes_todays_and_yesterdays_events_and_refuses_those_in_
     assert events(uow) == 1
     assert service.ingest([in_flight]) == 0
     assert service.ingest([used_by(service, keys, "bob")]) == 1
+    # In one batch with others, it alone is refused.
+    assert service.ingest([used_by(service, keys, "bob"), in_flight, used_by(service, keys, ADA, yesterday)]) == 1
     # Nothing in the database names Ada: only today's and yesterday's pseudonyms, until roll-up.
     with uow() as u:
         dump = " ".join(str(row) for table in ("usage_events", "excluded_pseudonyms", "usage_daily", "usage_released")
