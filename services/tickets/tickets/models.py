@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime
+from functools import cache
+from typing import Any, NamedTuple, cast
 
 from servicekit import audit
 from servicekit.audit import AuditLogMixin
@@ -17,33 +19,44 @@ from servicekit.chain import ChainHeadMixin
 from servicekit.cursors import newest_first
 from servicekit.db import as_utc
 from servicekit.governance_models import GovernanceModels
-from servicekit.holds import LegalHoldMixin, active_holds, not_held
+from servicekit.holds import LegalHoldMixin, not_held
 from servicekit.outbox import InboxMixin, OutboxMixin
 from servicekit.restrictions import RestrictionMixin, is_restricted, set_restricted
 from servicekit.retention import Batch, Key, PurgeRunMixin
 from servicekit.subject_data import TableRows
 from servicekit.transfers import TransferLogMixin
 from sqlalchemy import (
+    BindParameter,
     Boolean,
     ColumnElement,
     DateTime,
+    Delete,
     ForeignKey,
     Index,
     MetaData,
     Select,
     String,
+    Table,
     Text,
     UniqueConstraint,
+    bindparam,
+    column,
     delete,
     false,
     literal_column,
     or_,
     select,
+    table,
     text,
     tuple_,
+    union,
+    union_all,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.sql.dml import ReturningDelete
 
 from .visibility import Viewer
 
@@ -200,6 +213,105 @@ def search_terms(query: str) -> list[str]:
     return re.findall(r"\w+", query.casefold())[:20]
 
 
+class Hold(NamedTuple):
+    """An active legal hold, as an erasure or a rectification reports it."""
+
+    hold_id: str
+    target_id: str
+    reason_code: str
+    review_at: datetime
+
+
+class Holds(NamedTuple):
+    """The active holds bearing on a subject's data: on the subject, and on tickets they opened or wrote in."""
+
+    on_subject: list[Hold]
+    on_tickets: list[Hold]
+
+
+# --- statements of the erasure path, built once (building a statement cost more than running it) ------
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+_TICKETS, _REPLIES, _HOLDS = _table(Ticket), _table(Reply), _table(LegalHold)
+_RESTRICTIONS, _AUDIT, _NOTICES = _table(Restriction), _table(AuditLog), _table(RecipientNotice)
+# The hand-made search tables, as far as these statements need them (SQLite's FTS5 rowid is `rowid`).
+_SEARCH = table(SEARCH_TABLE, column("ticket_id"), column("rowid"))
+_SEARCH_ROWS = table(SEARCH_ROWS, column("ticket_id"), column("fts_rowid"))
+
+
+def _subject() -> BindParameter[str]:
+    return bindparam("subject", type_=String())
+
+
+def _kept() -> BindParameter[Any]:
+    return bindparam("keep", expanding=True, type_=String())
+
+
+# Holds on the subject and on every ticket they opened or wrote in, in one statement (holds_on tells the
+# scopes apart). One IN over a union, so both databases look each id up in the holds' index.
+_HOLDS_ON = (
+    select(_HOLDS.c.hold_id, _HOLDS.c.target_id, _HOLDS.c.reason_code, _HOLDS.c.review_at, _HOLDS.c.scope)
+    .where(_HOLDS.c.released_at.is_(None), _HOLDS.c.target_id.in_(union(
+        select(_subject()),
+        select(_TICKETS.c.id).where(_TICKETS.c.requester_id == _subject()),
+        select(_REPLIES.c.ticket_id).where(_REPLIES.c.author_id == _subject())))))
+# Ticket ids given as a list (a purge batch, a re-indexed ticket), at most UNINDEX_CHUNK at a time.
+_LISTED = bindparam("ids", expanding=True, type_=String())
+UNINDEX_CHUNK = 500
+
+
+def _unindexing(ids: Any, postgres: bool) -> tuple[Delete, ...]:
+    """Statements removing the search rows of the tickets `ids` (a subquery or an expanding parameter)."""
+    if postgres:
+        return (delete(_SEARCH).where(_SEARCH.c.ticket_id.in_(ids)),)
+    # FTS5 finds a row fast only by rowid (`ticket_id` is UNINDEXED: deleting by it scans the whole index),
+    # so SQLite keeps each ticket's rowid in SEARCH_ROWS; `rowid IN (...)` is one lookup per rowid.
+    return (delete(_SEARCH).where(_SEARCH.c.rowid.in_(
+                select(_SEARCH_ROWS.c.fts_rowid).where(_SEARCH_ROWS.c.ticket_id.in_(ids)))),
+            delete(_SEARCH_ROWS).where(_SEARCH_ROWS.c.ticket_id.in_(ids)))
+
+
+@cache
+def _unindexing_listed(postgres: bool) -> tuple[Delete, ...]:
+    return _unindexing(_LISTED, postgres)
+
+
+class _Erasing(NamedTuple):
+    unindex: tuple[Delete, ...]
+    replies: ReturningDelete[tuple[str, str]]
+    tickets: ReturningDelete[tuple[str]]
+    restriction: Delete
+
+
+@cache
+def _erasing(postgres: bool, keeping: bool) -> _Erasing:
+    """The erasure's statements for a dialect, with or without tickets kept under holds (bound `keep`)."""
+    own = select(_TICKETS.c.id).where(_TICKETS.c.requester_id == _subject())
+    # Replies on their tickets and replies they wrote: by id from a union, as `ticket_id IN (...) OR author_id
+    # = ...` makes PostgreSQL scan every reply.
+    replies = delete(_REPLIES).where(_REPLIES.c.id.in_(union_all(
+        select(_REPLIES.c.id).where(_REPLIES.c.ticket_id.in_(own)),
+        select(_REPLIES.c.id).where(_REPLIES.c.author_id == _subject()))))
+    tickets = delete(_TICKETS).where(_TICKETS.c.requester_id == _subject())
+    if keeping:
+        own = own.where(_TICKETS.c.id.not_in(_kept()))
+        replies = replies.where(_REPLIES.c.ticket_id.not_in(_kept()))
+        tickets = tickets.where(_TICKETS.c.id.not_in(_kept()))
+    return _Erasing(_unindexing(own, postgres), replies.returning(_REPLIES.c.ticket_id, _REPLIES.c.author_id),
+                    tickets.returning(_TICKETS.c.id),
+                    delete(_RESTRICTIONS).where(_RESTRICTIONS.c.subject_id == _subject()))
+
+
+# Reseller organisations whose members listed, read or answered a subject's tickets.
+_RESELLERS_THAT_SAW = (
+    select(_AUDIT.c.actor_organisation_id)
+    .where(_AUDIT.c.subject_id == _subject(), _AUDIT.c.actor_role == "reseller",
+           _AUDIT.c.actor_organisation_id != "", _AUDIT.c.action.like("ticket.%"))
+    .distinct().order_by(_AUDIT.c.actor_organisation_id))
+
+
 class Repository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -277,21 +389,10 @@ class Repository:
                                       "last_insert_rowid())"), {"id": ticket.id})
 
     def _unindex(self, ticket_ids: list[str]) -> None:
-        for start in range(0, len(ticket_ids), 500):
-            chunk = ticket_ids[start:start + 500]
-            marks = ", ".join(f":i{n}" for n in range(len(chunk)))
-            ids = {f"i{n}": tid for n, tid in enumerate(chunk)}
-            if self._postgres:
-                self.session.execute(text(f"DELETE FROM {SEARCH_TABLE} WHERE ticket_id IN ({marks})"), ids)
-                continue
-            # FTS5 finds a row fast only by rowid (`ticket_id` is UNINDEXED: deleting by it scans the
-            # whole index), so SQLite keeps each ticket's rowid in SEARCH_ROWS.
-            rowids = list(self.session.scalars(
-                text(f"SELECT fts_rowid FROM {SEARCH_ROWS} WHERE ticket_id IN ({marks})"), ids))
-            if rowids:
-                self.session.execute(text(f"DELETE FROM {SEARCH_TABLE} WHERE rowid = :r"),
-                                     [{"r": r} for r in rowids])
-                self.session.execute(text(f"DELETE FROM {SEARCH_ROWS} WHERE ticket_id IN ({marks})"), ids)
+        statements = _unindexing_listed(self._postgres)
+        for start in range(0, len(ticket_ids), UNINDEX_CHUNK):
+            for statement in statements:
+                self.session.execute(statement, {"ids": ticket_ids[start:start + UNINDEX_CHUNK]})
 
     def compact_search(self) -> None:
         merge_search_index(self.session.connection())
@@ -336,46 +437,41 @@ class Repository:
         return set_restricted(self.session, Restriction, subject_id, restricted)
 
     def erase(self, subject_id: str, keep_ticket_ids: set[str]) -> int:
-        """Delete the subject's tickets, replies and restriction, except the tickets in `keep_ticket_ids`
-        (legal holds) with every reply on them."""
-        own = select(Ticket.id).where(Ticket.requester_id == subject_id, Ticket.id.not_in(keep_ticket_ids))
-        touched = list(self.session.scalars(
-            select(Reply.ticket_id).where(Reply.author_id == subject_id, Reply.ticket_id.not_in(keep_ticket_ids))
-            .distinct()))
-        self._unindex(list(self.session.scalars(own)))
-        count = 0
-        for statement in (
-            delete(Reply).where(or_(Reply.ticket_id.in_(own), Reply.author_id == subject_id),
-                                Reply.ticket_id.not_in(keep_ticket_ids)),
-            delete(Ticket).where(Ticket.requester_id == subject_id, Ticket.id.not_in(keep_ticket_ids)),
-            delete(Restriction).where(Restriction.subject_id == subject_id),
-        ):
-            count += int(self.session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
+        """Delete the subject's tickets, replies, search rows and restriction, except the tickets in
+        `keep_ticket_ids` (legal holds) with every reply on them. Set-based: the same few statements however
+        many tickets, no ORM object loaded (the deletes return only the ids the re-indexing needs)."""
+        statements = _erasing(self._postgres, bool(keep_ticket_ids))
+        params: dict[str, Any] = {"subject": subject_id}
+        if keep_ticket_ids:
+            params["keep"] = sorted(keep_ticket_ids)
+        for statement in statements.unindex:  # while the tickets, which name the search rows, are there
+            self.session.execute(statement, params)
+        replies = self.session.execute(statements.replies, params).all()
+        tickets = set(self.session.scalars(statements.tickets, params))
+        restricted = self.session.execute(statements.restriction, params).rowcount  # type: ignore[attr-defined]
         # Others' tickets the subject replied on: re-index them without the subject's words.
-        for ticket in self.session.scalars(select(Ticket).where(Ticket.id.in_(touched))):
-            self.index_text(ticket)
+        touched = {ticket_id for ticket_id, author_id in replies if author_id == subject_id} - tickets
+        if touched:
+            for ticket in self.session.scalars(select(Ticket).where(Ticket.id.in_(sorted(touched)))):
+                self.index_text(ticket)
         # The index's old segments are merged by the scrubber after the erasure commits (merge_search_index),
         # once per round however many erasures came: merging here rewrote the whole index per erasure.
-        return count
+        return len(replies) + len(tickets) + int(restricted or 0)
 
     # --- recipients told of rights requests (Art. 19) ------------------------------------
     def reseller_organisations_that_saw(self, subject_id: str) -> list[str]:
         """Reseller organisations whose members listed, read or answered the subject's tickets, from the
         access log (kept after an erasure, so this still answers once the tickets are gone)."""
-        return list(self.session.scalars(
-            select(AuditLog.actor_organisation_id).where(
-                AuditLog.subject_id == subject_id, AuditLog.actor_role == "reseller",
-                AuditLog.actor_organisation_id != "", AuditLog.action.like("ticket.%"))
-            .distinct().order_by(AuditLog.actor_organisation_id)))
+        return list(self.session.scalars(_RESELLERS_THAT_SAW, {"subject": subject_id}))
 
     def add_notice_once(self, notice: RecipientNotice) -> bool:
-        """False when the organisation was already told of that request."""
-        if self.session.scalar(select(RecipientNotice.id).where(
-                RecipientNotice.organisation_id == notice.organisation_id,
-                RecipientNotice.request_id == notice.request_id)) is not None:
-            return False
-        self.session.add(notice)
-        return True
+        """False when the organisation was already told of that request (one statement: a redelivery, or
+        another replica writing the same notice at once, meets the unique key and writes nothing)."""
+        insert_ = pg_insert if self._postgres else sqlite_insert
+        values = {c.key: getattr(notice, c.key) for c in _NOTICES.columns}
+        statement = insert_(_NOTICES).values(values).on_conflict_do_nothing(
+            index_elements=["organisation_id", "request_id"])
+        return bool(self.session.execute(statement).rowcount)  # type: ignore[attr-defined]
 
     def notice(self, notice_id: str) -> RecipientNotice | None:
         return self.session.get(RecipientNotice, notice_id)
@@ -403,14 +499,17 @@ class Repository:
         return Batch(len(rows), int(deleted or 0), (rows[-1].created_at, rows[-1].id))
 
     # --- governance: holds, audit, retention -------------------------------------------
-    def subject_holds(self, subject_id: str) -> list[LegalHoldMixin]:
-        return active_holds(self.session, LegalHold, [subject_id], "subject")
-
-    def ticket_holds_of(self, subject_id: str) -> list[LegalHoldMixin]:
-        """Active holds on tickets the subject opened or wrote in."""
-        ids = self.session.scalars(select(Ticket.id).where(Ticket.requester_id == subject_id).union(
-            select(Reply.ticket_id).where(Reply.author_id == subject_id)))
-        return active_holds(self.session, LegalHold, list(ids), "ticket")
+    def holds_on(self, subject_id: str) -> Holds:
+        """Active holds on the subject and on tickets they opened or wrote in (one statement)."""
+        on_subject: list[Hold] = []
+        on_tickets: list[Hold] = []
+        for hold_id, target_id, reason_code, review_at, scope in self.session.execute(
+                _HOLDS_ON, {"subject": subject_id}):
+            if scope == "subject" and target_id == subject_id:
+                on_subject.append(Hold(hold_id, target_id, reason_code, review_at))
+            elif scope == "ticket" and target_id != subject_id:
+                on_tickets.append(Hold(hold_id, target_id, reason_code, review_at))
+        return Holds(on_subject, on_tickets)
 
     def audit(self, principal: Principal, accesses: list[audit.Access], organisation_id: str = "") -> None:
         audit.record(self.session, AuditLog, ChainHead, principal, accesses, organisation_id=organisation_id)

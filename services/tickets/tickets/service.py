@@ -23,13 +23,12 @@ from servicekit import audit, cursors
 from servicekit.caller import Principal
 from servicekit.db import UnitOfWork, UnitOfWorkFactory, new_id, utcnow
 from servicekit.errors import InvalidArgument, NotFound, PermissionDenied
-from servicekit.holds import LegalHoldMixin
 from servicekit.personal_data import table_of
 from servicekit.region import RegionGuard
 from servicekit.subject_data import Erasure, Export, Rectification, SubjectDataRules
 from servicekit.transfers import TransferGate, uk_adequacy
 
-from .models import RecipientNotice, Reply, Repository, Ticket, search_terms
+from .models import Hold, RecipientNotice, Reply, Repository, Ticket, search_terms
 from .scopes import ResellerScopes
 from .visibility import Scope, Viewer
 
@@ -425,13 +424,12 @@ class TicketsService(SubjectDataRules):
     def erase(self, subject_id: str) -> Erasure:
         """Everything of the subject, except what a legal hold covers (reported as kept, with why)."""
         with self.uow() as uow:
-            on_subject = uow.repo.subject_holds(subject_id)
-            if on_subject:
-                return Erasure(0, [("tickets and replies", _held(h)) for h in on_subject] + [KEPT_ACCESS_LOG])
-            on_tickets = uow.repo.ticket_holds_of(subject_id)
-            count = uow.repo.erase(subject_id, keep_ticket_ids={h.target_id for h in on_tickets})
+            holds = uow.repo.holds_on(subject_id)
+            if holds.on_subject:
+                return Erasure(0, [("tickets and replies", _held(h)) for h in holds.on_subject] + [KEPT_ACCESS_LOG])
+            count = uow.repo.erase(subject_id, keep_ticket_ids={h.target_id for h in holds.on_tickets})
             uow.commit()
-            return Erasure(count, [(f"ticket {h.target_id} and its replies", _held(h)) for h in on_tickets]
+            return Erasure(count, [(f"ticket {h.target_id} and its replies", _held(h)) for h in holds.on_tickets]
                            + [KEPT_ACCESS_LOG])
 
     def rectify(self, subject_id: str, corrections: dict[str, str]) -> Rectification:
@@ -443,8 +441,9 @@ class TicketsService(SubjectDataRules):
         rejected: list[tuple[str, str]] = []
         changed: dict[str, _Corrected] = {}  # by ticket id
         with self.uow() as uow:
-            held = {h.target_id for h in uow.repo.ticket_holds_of(subject_id)}
-            on_subject = bool(uow.repo.subject_holds(subject_id))
+            holds = uow.repo.holds_on(subject_id)
+            held = {h.target_id for h in holds.on_tickets}
+            on_subject = bool(holds.on_subject)
             for name, value in sorted(corrections.items()):
                 kind, _, rest = name.partition(":")
                 target_id, _, column = rest.rpartition(":")
@@ -503,6 +502,6 @@ class TicketsService(SubjectDataRules):
             return restricted
 
 
-def _held(hold: LegalHoldMixin) -> str:
+def _held(hold: Hold) -> str:
     return (f"legal hold {hold.hold_id} ({hold.reason_code}; UK GDPR Art. 17(3)(e)), review on "
             f"{hold.review_at:%Y-%m-%d}")
