@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 from servicekit import audit
 from servicekit.audit import AuditLogMixin
@@ -23,12 +24,15 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
+    bindparam,
     delete,
     exists,
     insert,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
@@ -233,6 +237,15 @@ class SuppressionEntry(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=MARKETING)
 
 
+# One statement on both dialects (SQLite 3.24+ and PostgreSQL spell ON CONFLICT alike). As text it is compiled
+# once and cached; SQLAlchemy 2.0's on_conflict constructs have no cache key, so they compile on every call.
+_SUPPRESS = text(
+    f"INSERT INTO {SuppressionEntry.__tablename__} (hash, kind, reason, created_at) "
+    "VALUES (:hash, :kind, :reason, :created_at) "
+    "ON CONFLICT (hash) DO UPDATE SET created_at = excluded.created_at, reason = excluded.reason"
+).bindparams(bindparam("created_at", type_=SuppressionEntry.__table__.c.created_at.type))
+
+
 class NoticeVersion(Base):
     """A published version of the privacy notice or terms; `seq` orders them (both documents together)."""
 
@@ -267,6 +280,14 @@ class Repository:
 
     def preferences(self, subject_id: str) -> Preferences | None:
         return self.session.get(Preferences, subject_id)
+
+    def has_preferences(self, subject_id: str) -> bool:
+        return self.session.execute(_HAS_PREFERENCES, {"subject_id": subject_id}).first() is not None
+
+    def mark_address_suppressed(self, subject_id: str, at: datetime) -> None:
+        """Record on the subject's row (if any) when their addresses went on the suppression list (on the
+        table: a row loaded in this session is not refreshed, so call it where none is)."""
+        self.session.execute(_MARK_SUPPRESSED, {"subject": subject_id, "at": at})
 
     def preferences_for_change(self, subject_id: str) -> Preferences | None:
         """The subject's preferences read under their ledger head's lock, so a concurrent change
@@ -371,12 +392,13 @@ class Repository:
         rows = list(self.session.scalars(select(SuppressionEntry.created_at).where(SuppressionEntry.hash.in_(hashes))))
         return max(rows) if rows else None
 
-    def suppress(self, digest: str, kind: str, reason: str, now: datetime) -> None:
-        row = self.session.get(SuppressionEntry, digest)
-        if row is None:
-            self.session.add(SuppressionEntry(hash=digest, kind=kind, reason=reason, created_at=now))
-        else:
-            row.created_at, row.reason = now, reason
+    def suppress(self, entries: list[tuple[str, str]], reason: str, now: datetime) -> None:
+        """Put (kind, hash) entries on the list in one statement. An entry already there is stamped anew, not
+        ignored: consent given after its old date (a re-sign-up) must not outlive this suppression."""
+        if not entries:
+            return
+        rows = {digest: {"hash": digest, "kind": kind, "reason": reason, "created_at": now} for kind, digest in entries}
+        self.session.execute(_SUPPRESS, list(rows.values()))
 
     # --- outgoing messages --------------------------------------------------------------
     def message(self, message_id: str) -> OutgoingMessage | None:
@@ -444,8 +466,8 @@ class Repository:
     def erase(self, subject_id: str) -> int:
         # The head goes first: the ledger's trigger refuses to delete entries whose head still exists.
         count = 0
-        for model in (LedgerHead, LedgerEntry, Preferences, Restriction, OutgoingMessage, ProductHolding):
-            result = self.session.execute(delete(model).where(model.subject_id == subject_id))
+        for statement in _ERASE:
+            result = self.session.execute(statement, {"subject_id": subject_id})
             count += int(result.rowcount or 0)  # type: ignore[attr-defined]
         return count
 
@@ -483,6 +505,21 @@ class Repository:
             return Batch(0, 0, after)
         deleted = self.session.execute(delete(Campaign).where(Campaign.id.in_([r.id for r in rows])))
         return Batch(len(rows), int(deleted.rowcount or 0), (rows[-1].created_at, rows[-1].id))  # type: ignore[attr-defined]
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+# The erasure path's statements, built once on the tables (Core, a bound subject): building a statement and
+# its cache key, and the ORM's bulk bookkeeping, cost more than running it on SQLite. The head goes first:
+# the ledger's trigger refuses to delete entries whose head still exists.
+_ERASE = [delete(_table(model)).where(_table(model).c.subject_id == bindparam("subject_id"))
+          for model in (LedgerHead, LedgerEntry, Preferences, Restriction, OutgoingMessage, ProductHolding)]
+_PREFERENCES = _table(Preferences)
+_HAS_PREFERENCES = select(_PREFERENCES.c.subject_id).where(_PREFERENCES.c.subject_id == bindparam("subject_id"))
+_MARK_SUPPRESSED = (update(_PREFERENCES).where(_PREFERENCES.c.subject_id == bindparam("subject"))
+                    .values(address_suppressed_at=bindparam("at", type_=_PREFERENCES.c.address_suppressed_at.type)))
 
 
 def purge_communications(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:

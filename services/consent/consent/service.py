@@ -187,7 +187,9 @@ class ConsentService(SubjectDataRules):
             now = self.clock()
             if objection:
                 record_objection(uow, prefs, source, version, now, recorded_by)
-                self._suppress(uow, subject_id, "objection", now)
+                if self._suppress(uow, subject_id, "objection", now):
+                    # On the row too, so CanContact and campaigns refuse older consent without the address.
+                    prefs.address_suppressed_at = now
             else:
                 apply_changes(uow, prefs, {c: False for c in channels or MARKETING_CHANNELS}, source, version, seq,
                               now, recorded_by=recorded_by)
@@ -237,12 +239,16 @@ class ConsentService(SubjectDataRules):
             version, seq = self.current_notice(uow)
             apply_changes(uow, prefs, {c: False for c in (*MARKETING_CHANNELS, "cookies_analytics",
                                                           "cookies_marketing")}, "rights_request", version, seq, now)
-        elif kind == "erasure" and uow.repo.preferences(subject_id) is not None:
-            self._suppress(uow, subject_id, "erasure", now)
+        elif (kind == "erasure" and uow.repo.has_preferences(subject_id)
+              and self._suppress(uow, subject_id, "erasure", now)):
+            uow.repo.mark_address_suppressed(subject_id, now)
 
     # --- suppression ---------------------------------------------------------------------
     def _suppress(self, uow: UnitOfWork[Repository], subject_id: str, reason: str, now: datetime) -> bool:
-        """Put the subject's addresses (keyed hashes) on the suppression list; False if identity has none."""
+        """Put the subject's addresses (keyed hashes) on the suppression list; False if identity has none.
+
+        The caller records the time on the subject's row as well (so CanContact and campaigns refuse older
+        consent without the address), unless the row is about to go."""
         if self.directory is None:
             return False
         try:
@@ -251,12 +257,7 @@ class ConsentService(SubjectDataRules):
             raise Unavailable("cannot reach identity to record the suppression; try again") from exc
         if contact is None:
             return False
-        for kind, digest in address_hashes(self.keys.suppression, contact.email, contact.phone):
-            uow.repo.suppress(digest, kind, reason, now)
-        prefs = uow.repo.preferences(subject_id)
-        if prefs is not None:
-            # On the row too, so CanContact and campaigns refuse older consent without the address.
-            prefs.address_suppressed_at = now
+        uow.repo.suppress(address_hashes(self.keys.suppression, contact.email, contact.phone), reason, now)
         return True
 
     def on_address_changed(self, uow: UnitOfWork[Repository], subject_id: str) -> None:
@@ -362,13 +363,18 @@ class ConsentService(SubjectDataRules):
         then only stored for the claim: the subject is restricted, so no marketing goes out.
         """
         with self.uow() as uow:
-            suppressed = self._suppress(uow, subject_id, "erasure", self.clock())
+            now = self.clock()
+            # Identity is asked before the first statement, so no database lock waits on the call.
+            suppressed = self._suppress(uow, subject_id, "erasure", now)
             held = uow.repo.subject_holds(subject_id)
             if held:
-                if uow.repo.preferences(subject_id) is not None:
+                if uow.repo.has_preferences(subject_id):
+                    if suppressed:
+                        uow.repo.mark_address_suppressed(subject_id, now)
                     uow.repo.set_restricted(subject_id, True)
                 count = 0
             else:
+                # Set-based deletes; the row's suppression time is not written first, as the row goes.
                 count = uow.repo.erase(subject_id)
             uow.commit()
         kept = [("preferences, consent ledger and communications", _held(h)) for h in held]

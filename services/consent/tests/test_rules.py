@@ -177,6 +177,24 @@ def test_a_suppressed_address_is_not_marketed_to_until_fresh_consent(world: Worl
     assert [m["Subject"] for m in world.mailbox.messages()] == ["Offer 2"]
 
 
+@pytest.mark.rule("R-MKT-6")
+def test_an_erasure_stamps_an_address_already_listed_anew(world: World) -> None:
+    """The list says since when an address is suppressed: an erasure after an older objection moves that to
+    the erasure, so a consent given between the two (e.g. after a re-sign-up) is not revived by a re-import."""
+    sign_up(world, email=True)
+    world.consent.record_opt_out(DPO, ADA, [], True, "dpo_email")
+    between = world.clock() + timedelta(days=1)
+    world.clock.advance(days=2)
+    world.consent.erase(ADA)
+    sign_up(world, BOB, "ada@example.com")
+    with world.uow() as uow:
+        prefs = uow.repo.preferences(BOB)
+        assert prefs is not None
+        prefs.marketing_email, prefs.marketing_granted_at = True, between
+        uow.commit()
+    assert decision(world, BOB) == (False, "suppressed")
+
+
 @pytest.mark.notice("13.1.3")
 @pytest.mark.rule("R-ERASE-1", "R-MKT-6")
 def test_erase_keeps_only_the_hashed_suppression_entry(world: World) -> None:
