@@ -149,6 +149,14 @@ class SignInAccount:
 
 
 @dataclass(frozen=True)
+class ThrottleState:
+    """What a key of `login_throttle` has counted (`Repository.throttle_states`)."""
+
+    failures: int
+    blocked_until: datetime | None
+
+
+@dataclass(frozen=True)
 class Contact:
     """What a service that must reach the subject reads of the account (`Repository.contact`)."""
 
@@ -172,9 +180,22 @@ def _table(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
-def _values(row: Base) -> dict[str, Any]:
-    """A new row's column values, for a plain insert."""
-    return {column.key: getattr(row, column.key) for column in row.__table__.columns}
+@dataclass
+class StartedSession:
+    """A sign-in's new session and its technical data (a row of `sessions` and one of `sign_ins`) as
+    plain values, inserted by `Repository.record_sign_in`: a sign-in builds no ORM object."""
+
+    id: str  # the session's
+    account_id: str
+    created_at: datetime
+    expires_at: datetime
+    browser: str
+    os: str
+    sign_in_id: str
+    ip_address: str
+    user_agent: str
+    time_zone: str
+    refresh_hash: str = ""
 
 
 class SessionRecord(Base):
@@ -382,6 +403,22 @@ SUBJECT_HOLDS = (select(_HOLDS.c.hold_id, _HOLDS.c.reason_code, _HOLDS.c.review_
 ERASE_SESSIONS = delete(_SESSIONS).where(_SESSIONS.c.account_id == _SUBJECT).returning(_SESSIONS.c.id)
 ERASE_REST = [delete(_table(m)).where(_table(m).c.account_id == _SUBJECT) for m in (SignIn, AccountToken)] + [
     delete(_ACCOUNTS).where(_ACCOUNTS.c.id == _SUBJECT)]
+# A sign-in's: the account a login names, the keys' back-off, and the write after the verify (the
+# account's activity, re-hashed password if given, provided the password verified is still the one stored).
+_LOGIN = bindparam("login", type_=String)
+SIGN_IN_ACCOUNT = (select(_ACCOUNTS.c.id, _ACCOUNTS.c.password_hash, _ACCOUNTS.c.role, _ACCOUNTS.c.region,
+                          _ACCOUNTS.c.organisation_id, _ACCOUNTS.c.country)
+                   .where(or_(_ACCOUNTS.c.username_key == _LOGIN, _ACCOUNTS.c.email_key == _LOGIN)).limit(1))
+_THROTTLES = _table(LoginThrottle)
+THROTTLE_STATES = (select(_THROTTLES.c.key, _THROTTLES.c.failures, _THROTTLES.c.blocked_until)
+                   .where(_THROTTLES.c.key.in_(bindparam("keys", expanding=True))))
+_SIGNED_IN = (update(_ACCOUNTS)
+              .where(_ACCOUNTS.c.id == bindparam("b_id", type_=String),
+                     _ACCOUNTS.c.password_hash == bindparam("b_verified", type_=String)))
+SIGNED_IN = _SIGNED_IN.values(last_active_at=bindparam("b_when"), inactivity_warned_at=None)
+SIGNED_IN_REHASHED = _SIGNED_IN.values(last_active_at=bindparam("b_when"), inactivity_warned_at=None,
+                                       password_hash=bindparam("b_hash"))
+INSERT_SESSION, INSERT_SIGN_IN = insert(_SESSIONS), insert(_table(SignIn))
 
 
 class Repository(OrganisationRepository):
@@ -413,30 +450,32 @@ class Repository(OrganisationRepository):
     def sign_in_account(self, login_key: str) -> SignInAccount | None:
         """What a sign-in needs of the account `login_key` (a username or address key) names, read by
         one plain statement: no ORM object to build on this hot path."""
-        row = self.session.connection().execute(
-            select(Account.id, Account.password_hash, Account.role, Account.region, Account.organisation_id,
-                   Account.country)
-            .where(or_(Account.username_key == login_key, Account.email_key == login_key)).limit(1)).first()
+        row = self.session.connection().execute(SIGN_IN_ACCOUNT, {"login": login_key}).first()
         return SignInAccount(row[0], row[1], row[2], row[3], row[4] or "", row[5]) if row is not None else None
 
-    def record_sign_in(self, account: SignInAccount, session: SessionRecord, sign_in: SignIn, when: datetime,
+    def record_sign_in(self, account: SignInAccount, session: StartedSession, when: datetime,
                        new_hash: str | None = None) -> bool:
         """Store a sign-in: its session and technical data, the account's last activity (an inactivity
         warning is answered) and its re-hashed password if given, provided the account's password is
-        still the one verified. Plain statements, no read first (a sign-in's write runs right after
-        argon2id has emptied the CPU caches, where every line of ORM machinery costs thrice).
+        still the one verified. Plain statements built once, no read first (a sign-in's write runs right
+        after argon2id has emptied the CPU caches, where every line of ORM machinery costs thrice).
         False, with nothing written, if the account is gone or its password changed."""
         conn = self.session.connection()
-        values: dict[str, Any] = {"last_active_at": when, "inactivity_warned_at": None}
-        if new_hash is not None:
-            values["password_hash"] = new_hash
-        changed = conn.execute(update(Account.__table__)  # type: ignore[arg-type]
-                               .where(Account.id == account.id, Account.password_hash == account.password_hash)
-                               .values(values))
+        keys = {"b_id": account.id, "b_verified": account.password_hash, "b_when": when}
+        if new_hash is None:
+            changed = conn.execute(SIGNED_IN, keys)
+        else:
+            changed = conn.execute(SIGNED_IN_REHASHED, {**keys, "b_hash": new_hash})
         if changed.rowcount != 1:
             return False
-        conn.execute(insert(SessionRecord.__table__), [_values(session)])  # type: ignore[arg-type]
-        conn.execute(insert(SignIn.__table__), [_values(sign_in)])  # type: ignore[arg-type]
+        conn.execute(INSERT_SESSION, {
+            "id": session.id, "account_id": session.account_id, "created_at": session.created_at,
+            "last_seen_at": session.created_at, "expires_at": session.expires_at, "revoked_at": None,
+            "refresh_hash": session.refresh_hash, "browser": session.browser, "os": session.os})
+        conn.execute(INSERT_SIGN_IN, {
+            "id": session.sign_in_id, "account_id": session.account_id, "session_id": session.id,
+            "ip_address": session.ip_address, "user_agent": session.user_agent, "browser": session.browser,
+            "os": session.os, "time_zone": session.time_zone, "created_at": session.created_at})
         return True
 
     def account_by_email(self, email_key: str) -> Account | None:
@@ -484,6 +523,11 @@ class Repository(OrganisationRepository):
 
     def address_message(self, message_id: str) -> AddressMessage | None:
         return self.session.get(AddressMessage, message_id)
+
+    def throttle_states(self, keys: list[str]) -> dict[str, ThrottleState]:
+        """What `keys` have counted, in one plain statement (read at every sign-in): no ORM object."""
+        rows = self.session.connection().execute(THROTTLE_STATES, {"keys": keys})
+        return {key: ThrottleState(failures, blocked_until) for key, failures, blocked_until in rows}
 
     def throttles(self, keys: list[str]) -> dict[str, LoginThrottle]:
         """The rows that exist for `keys`, in one query."""

@@ -35,8 +35,8 @@ from .models import (
     Organisation,
     Repository,
     SessionRecord,
-    SignIn,
     SignInAccount,
+    StartedSession,
     SubjectHold,
 )
 from .passwords import Passwords
@@ -99,8 +99,7 @@ class Tokens:
 class NewSession:
     """A sign-in's rows and tokens."""
 
-    session: SessionRecord
-    sign_in: SignIn
+    session: StartedSession
     tokens: Tokens
 
 
@@ -271,7 +270,7 @@ class IdentityService(SubjectDataRules):
                 self.guard.check(found.region)
                 ready = self._new_session(found, ip_address, user_agent, zone, now)
                 rehashed = self.passwords.hash(password) if self.passwords.needs_rehash(found.password_hash) else None
-                if not uow.repo.record_sign_in(found, ready.session, ready.sign_in, now, rehashed):
+                if not uow.repo.record_sign_in(found, ready.session, now, rehashed):
                     ready = None  # the password was changed meanwhile: this one is wrong after all
             if ready is None:
                 self.throttle.failed(uow.repo, keys, now)
@@ -297,12 +296,11 @@ class IdentityService(SubjectDataRules):
         agent = ua_parser.parser(user_agent or "", Domain.USER_AGENT | Domain.OS)  # not the device: unused
         browser = (agent.user_agent.family if agent.user_agent else "")[:100]
         system = (agent.os.family if agent.os else "")[:100]
-        session = SessionRecord(id=new_id(), account_id=account.id, created_at=now, last_seen_at=now,
-                                expires_at=now + self.session_lifetime, revoked_at=None, refresh_hash="",
-                                browser=browser, os=system)
-        sign_in = SignIn(id=new_id(), account_id=account.id, session_id=session.id, ip_address=ip_address[:45],
-                         user_agent=user_agent[:1000], browser=browser, os=system, time_zone=zone, created_at=now)
-        return NewSession(session, sign_in, self._tokens(account, session))
+        session = StartedSession(id=new_id(), account_id=account.id, created_at=now,
+                                 expires_at=now + self.session_lifetime, browser=browser, os=system,
+                                 sign_in_id=new_id(), ip_address=ip_address[:45], user_agent=user_agent[:1000],
+                                 time_zone=zone)
+        return NewSession(session, self._tokens(account, session))
 
     def _login_key(self, account_id: str, typed: str) -> str:
         # Distinct prefixes: no text typed can share an account's key.
@@ -315,7 +313,7 @@ class IdentityService(SubjectDataRules):
         account.inactivity_warned_at = None  # signing in is the answer to an inactivity warning
         return self._tokens(account, session)
 
-    def _tokens(self, account: Account | SignInAccount, session: SessionRecord) -> Tokens:
+    def _tokens(self, account: Account | SignInAccount, session: SessionRecord | StartedSession) -> Tokens:
         """Sign an access token and rotate the session's refresh secret (kept only as a hash)."""
         secret = secrets.token_urlsafe(32)
         session.refresh_hash = digest(secret)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from servicekit.db import as_utc
 from servicekit.errors import Throttled
 
-from .models import LoginThrottle, Repository
+from .models import LoginThrottle, Repository, ThrottleState
 
 # Failed sign-ins allowed before back-off starts: per login name, and per client
 # address (where a whole office may share one NAT), and the longest wait.
@@ -30,9 +30,9 @@ class Throttle:
         return kind + ":" + hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:64]
 
     @staticmethod
-    def check(repo: Repository, keys: list[str], now: datetime) -> dict[str, LoginThrottle]:
-        """Raise Throttled while any key is backing off; the keys' rows otherwise (for `succeeded`)."""
-        rows = repo.throttles(keys)
+    def check(repo: Repository, keys: list[str], now: datetime) -> dict[str, ThrottleState]:
+        """Raise Throttled while any key is backing off; what the keys have counted otherwise."""
+        rows = repo.throttle_states(keys)
         for row in rows.values():
             if row.blocked_until is not None and as_utc(row.blocked_until) > now:
                 wait = int((as_utc(row.blocked_until) - now).total_seconds()) + 1
