@@ -173,6 +173,8 @@ class AnalyticsService(SubjectDataRules):
         self.clock = clock
         # Keys read lately, by day, with when to read them again (see KEY_MEMORY).
         self._known_keys: dict[date, tuple[bytes, datetime]] = {}
+        # Live days already due for roll-up whose key is gone: nothing of theirs can be erased.
+        self._keyless_days: set[date] = set()
 
     # --- ingest ------------------------------------------------------------------------
     def ingest(self, uses: Iterable[Use]) -> int:
@@ -219,22 +221,32 @@ class AnalyticsService(SubjectDataRules):
         """The key of `day`, from memory if read in the last KEY_MEMORY and its day is not yet due
         for roll-up (its key's destruction), else from the bucket."""
         now = self.clock()
-        live = day > self.last_due_day()
+        due = day <= self.last_due_day()
+        if day in self._keyless_days:
+            return None
         known = self._known_keys.get(day)
-        if known is not None and known[1] > now and live:
+        if known is not None and known[1] > now and not due:
             return known[0]
         key = self.keys.key(day, create=create)
-        if key is not None and live:
+        if key is not None and not due:
             self._known_keys[day] = (key, now + KEY_MEMORY)
         else:
             self._known_keys.pop(day, None)
+            if key is None and due:
+                # Destroyed by its roll-up (or never made): a due day's key is never made again
+                # (only today's is, and a day is due from its end plus the grace), so not asked again.
+                self._keyless_days.add(day)
         return key
 
     def _forget_keys_through(self, last: date) -> None:
-        # list() copies the days in one step: a gRPC or consumer thread may add one meanwhile.
+        # list() copies in one step: a gRPC or consumer thread may add a day meanwhile.
         for day in list(self._known_keys):
             if day <= last:
                 self._known_keys.pop(day, None)
+        first_live = self._live_days()[0]
+        for day in list(self._keyless_days):
+            if day < first_live:
+                self._keyless_days.discard(day)
 
     def _drop_unrolled(self, subject_id: str, remember: bool, uow: UnitOfWork[Repository] | None = None) -> int:
         today = self.clock().date()

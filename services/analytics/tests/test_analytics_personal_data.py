@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from analytics.service import NO_PERSONAL_DATA, AnalyticsService, Use
+from analytics.service import KEY_MEMORY, NO_PERSONAL_DATA, AnalyticsService, Use
 from kaseum.privacy.v1 import personal_data_pb2 as pd
 from servicekit import caller
 from servicekit.bus import Bus
@@ -84,6 +85,35 @@ def test_a_key_read_before_its_days_roll_up_is_not_used_from_memory_after_it(
     assert service.ingest([late]) == 1
     assert api.Erase(pd.EraseRequest(subject_id="s1"), None).erased_rows == 0
     assert service.rollup_finished_days() == [yesterday]
+
+
+class CountedKeys:
+    """The real keys, counting the reads that reach the bucket."""
+
+    def __init__(self, keys: PseudonymKeys) -> None:
+        self.inner, self.reads = keys, Counter[date]()
+
+    def key(self, day: date, create: bool = False) -> bytes | None:
+        self.reads[day] += 1
+        return self.inner.key(day, create)
+
+    def destroy_through(self, last: date, days_back: int = 7) -> list[date]:
+        return self.inner.destroy_through(last, days_back)
+
+
+@pytest.mark.rule("R-DATA-3")
+def test_keys_are_read_from_the_bucket_once_a_key_memory_and_a_destroyed_ones_absence_once(
+        service: AnalyticsService, keys: PseudonymKeys, exclusions: Exclusions, clock: Clock) -> None:
+    yesterday = TODAY - timedelta(days=1)
+    counted = CountedKeys(keys)
+    assert keys.key(TODAY, create=True) is not None  # yesterday has no key: it is 12:00, due and rolled up
+    erasing = AnalyticsService(service.uow, service.region, counted, exclusions, clock=clock)
+    for n in range(3):
+        erasing.erase(f"s{n}")
+    assert counted.reads == {TODAY: 1, yesterday: 1}
+    clock.advance(seconds=KEY_MEMORY.total_seconds() + 1)
+    erasing.erase("s9")
+    assert counted.reads == {TODAY: 2, yesterday: 1}
 
 
 @pytest.mark.rule("R-ERASE-1")
