@@ -183,8 +183,17 @@ class Exclusions:
         kv = await self._bucket.store()
         if excluded:
             await kv.put(f"{reason}.{subject_id}", b"1")
-        else:
-            await kv.purge(f"{reason}.{subject_id}")
+            return
+        js = self._js()
+        # Every message of the key goes, and no purge marker is left behind: a marker would keep the
+        # subject's id in the stream, with no expiry, after the account was erased (notice 13.1.3).
+        await js.purge_stream(f"KV_{self._bucket.name}", subject=f"$KV.{self._bucket.name}.{reason}.{subject_id}")
+
+    def _js(self) -> Any:
+        js = self._bucket.bus.js
+        if js is None:
+            raise Unavailable("NATS is not connected")
+        return js
 
     # --- blocking forms ---
     def set(self, subject_id: str, reason: str, excluded: bool) -> None:
