@@ -426,6 +426,18 @@ class Repository:
         return list(self.session.scalars(select(OutgoingMessage).where(OutgoingMessage.lease_id == lease_id)
                                          .order_by(OutgoingMessage.created_at)))
 
+    def mark_sending(self, message_id: str, lease_id: str, until: datetime) -> bool:
+        """pending → sending, only while this worker's lease holds (False: erased meanwhile, or the lease lost)."""
+        result = self.session.execute(_MARK_SENDING, {"message": message_id, "lease": lease_id, "until": until})
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def record_sent(self, message_id: str, at: datetime) -> bool:
+        """The message went: its sealed token is dropped (False: erased meanwhile, nothing to record)."""
+        return bool(self.session.execute(_RECORD_SENT, {"message": message_id, "at": at}).rowcount)  # type: ignore[attr-defined]
+
+    def note_notice_seen(self, subject_id: str, version: str) -> None:
+        self.session.execute(_NOTICE_SEEN, {"subject": subject_id, "version": version})
+
     def release(self, lease_id: str) -> None:
         self.session.execute(update(OutgoingMessage)
                              .where(OutgoingMessage.lease_id == lease_id, OutgoingMessage.state == "pending")
@@ -520,6 +532,18 @@ _PREFERENCES = _table(Preferences)
 _HAS_PREFERENCES = select(_PREFERENCES.c.subject_id).where(_PREFERENCES.c.subject_id == bindparam("subject_id"))
 _MARK_SUPPRESSED = (update(_PREFERENCES).where(_PREFERENCES.c.subject_id == bindparam("subject"))
                     .values(address_suppressed_at=bindparam("at", type_=_PREFERENCES.c.address_suppressed_at.type)))
+
+
+# The sender's per-message writes: one conditional UPDATE each, no read of the row first.
+_MESSAGES = _table(OutgoingMessage)
+_MARK_SENDING = (update(_MESSAGES).where(_MESSAGES.c.id == bindparam("message"),
+                                         _MESSAGES.c.lease_id == bindparam("lease"), _MESSAGES.c.state == "pending")
+                 .values(state="sending", lease_until=bindparam("until", type_=_MESSAGES.c.lease_until.type)))
+_RECORD_SENT = (update(_MESSAGES).where(_MESSAGES.c.id == bindparam("message"))
+                .values(state="sent", reason="", sent_at=bindparam("at", type_=_MESSAGES.c.sent_at.type),
+                        token_sealed=None, attempts=_MESSAGES.c.attempts + 1, lease_id="", lease_until=None))
+_NOTICE_SEEN = (update(_PREFERENCES).where(_PREFERENCES.c.subject_id == bindparam("subject"))
+                .values(last_notice_seen=bindparam("version")))
 
 
 def purge_communications(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:

@@ -4,7 +4,8 @@ Order of durable steps for one message, chosen so that nothing is sent twice and
 silently (ClaimMessageToken works only once):
 
 1. lease the row (a conditional UPDATE: one worker at a time; a dead worker's lease expires);
-2. ask identity for the address now (never stored) and, for marketing, ask CanContact again with it;
+2. ask identity for the address now (never stored; asked once per subject in a round of up to `batch`
+   messages) and, for marketing, ask CanContact again with it;
 3. claim the link token if the message has one (from identity; a rights verification message's
    one-time code from rights), and commit it *sealed* (AES-GCM) on the row before anything else, so
    a crash or a relay outage after the claim loses nothing: any replica resumes with the sealed
@@ -35,7 +36,7 @@ from servicekit.logs import get_logger
 from . import messages
 from .codes import CodeGone, CodesUnavailable, VerificationCodes
 from .decisions import decide
-from .directory import Directory, DirectoryUnavailable, TokenGone
+from .directory import Contact, Directory, DirectoryUnavailable, TokenGone
 from .mailer import OutcomeUnknown, Refused, SmtpConnection, SmtpMailer
 from .models import OutgoingMessage, Repository
 from .service import ConsentService
@@ -84,13 +85,16 @@ class Sender:
             log.warning("sends interrupted by a stopped worker; not retried", count=interrupted)
         connection: SmtpConnection | None = None
         settled = 0
+        # Identity's answers in this round: a subject's second message (a reply and a status change) asks
+        # again only seconds later, and every GetContact is an audited read in identity.
+        contacts: dict[str, Contact | None] = {}
         try:
             for row in batch:
                 try:
-                    email = self._prepare(row, lease)
+                    email = self._prepare(row, lease, contacts)
                     if connection is None:
                         connection = self.mailer.connect()
-                    if not self._mark(row.id, lease, "sending"):
+                    if not self._mark_sending(row.id, lease):
                         continue
                     connection.send(email)
                 except Skip as skip:
@@ -127,14 +131,16 @@ class Sender:
         return total
 
     # --- the steps ----------------------------------------------------------------
-    def _prepare(self, row: OutgoingMessage, lease: str) -> EmailMessage:
+    def _prepare(self, row: OutgoingMessage, lease: str, contacts: dict[str, Contact | None]) -> EmailMessage:
         marketing = row.purpose == "marketing"
         to = ""
         if row.subject_id:
-            try:
-                contact = self.directory.contact(row.subject_id)
-            except DirectoryUnavailable as exc:
-                raise Later() from exc
+            if row.subject_id not in contacts:
+                try:
+                    contacts[row.subject_id] = self.directory.contact(row.subject_id)
+                except DirectoryUnavailable as exc:
+                    raise Later() from exc
+            contact = contacts[row.subject_id]
             if contact is None:
                 raise Skip("failed", "no_recipient")
             to = contact.email
@@ -220,14 +226,14 @@ class Sender:
         return messages.service_content(row.kind, self.config.base_url, secret.get("t", ""), row.ref)
 
     # --- recording -------------------------------------------------------------------
-    def _mark(self, message_id: str, lease: str, state: str) -> bool:
+    def _mark_sending(self, message_id: str, lease: str) -> bool:
+        """False when the row was erased meanwhile, or the lease was lost."""
+        until = self.clock() + timedelta(seconds=self.config.lease_seconds)
         with self.uow() as uow:
-            row = uow.repo.message(message_id)
-            if row is None or row.lease_id != lease or row.state != "pending":
-                return False  # erased meanwhile, or the lease was lost
-            row.state = state
-            row.lease_until = self.clock() + timedelta(seconds=self.config.lease_seconds)
-            return uow.commit_unless_gone()
+            if not uow.repo.mark_sending(message_id, lease, until):
+                return False
+            uow.commit()
+            return True
 
     def _finish(self, message_id: str, state: str, reason: str) -> None:
         with self.uow() as uow:
@@ -251,21 +257,16 @@ class Sender:
             uow.commit_unless_gone()
 
     def _sent(self, sent: OutgoingMessage) -> None:
+        # What the event says is fixed when the row is queued, so the leased copy is used, not read again.
         with self.uow() as uow:
-            row = uow.repo.message(sent.id)
-            if row is None:
-                return
-            row.state, row.reason, row.sent_at, row.token_sealed = "sent", "", self.clock(), None
-            row.attempts += 1
-            row.lease_id, row.lease_until = "", None
-            if row.kind == "notice_change" and row.subject_id:
-                prefs = uow.repo.preferences(row.subject_id)
-                if prefs is not None:
-                    prefs.last_notice_seen = row.ref
-            uow.events.publish("consent.communication.sent", row.subject_id, ev.CommunicationSent(
-                communication_id=row.id, subject_id=row.subject_id, purpose=row.purpose, channel=row.channel,
-                kind=row.kind, campaign_id=row.campaign_id))
-            uow.commit_unless_gone()  # erased meanwhile: nothing to record, no event about them
+            if not uow.repo.record_sent(sent.id, self.clock()):
+                return  # erased meanwhile: nothing to record, no event about them
+            if sent.kind == "notice_change" and sent.subject_id:
+                uow.repo.note_notice_seen(sent.subject_id, sent.ref)
+            uow.events.publish("consent.communication.sent", sent.subject_id, ev.CommunicationSent(
+                communication_id=sent.id, subject_id=sent.subject_id, purpose=sent.purpose, channel=sent.channel,
+                kind=sent.kind, campaign_id=sent.campaign_id))
+            uow.commit()
 
     def _release(self, lease: str) -> None:
         """Rows of this batch not settled (the relay went away) are free for the next round."""

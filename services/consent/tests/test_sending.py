@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 from .conftest import World
 
 ADA = "a" * 32
+BEA = "f" * 32
 NO = {"email": False, "telephone": False, "third_party": False}
 
 
@@ -226,3 +227,18 @@ def test_an_erasure_while_a_message_is_prepared_sends_nothing_and_is_no_error(
     assert world.mailbox.messages() == []
     assert rows(world) == []  # the message went with the erasure and nothing wrote it back
     assert [e for e in logs if e["log_level"] in ("error", "critical")] == []
+
+
+@pytest.mark.notice("8.2")
+@pytest.mark.rule("R-MKT-5")
+def test_a_subjects_messages_in_one_round_ask_identity_once(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    sign_up(world)
+    sign_up(world, BEA, "bea@example.com")
+    for subject in (ADA, BEA, ADA):
+        request_message(world, subject, "signup_existing")
+    asked: list[str] = []
+    contact = world.directory.contact
+    monkeypatch.setattr(world.directory, "contact", lambda s: asked.append(s) or contact(s))
+    assert world.sender.drain() == 3
+    assert sorted(asked) == [ADA, BEA]  # every GetContact is an audited read in identity
+    assert [len(world.mailbox.to(a)) for a in ("ada@example.com", "bea@example.com")] == [2, 1]
