@@ -64,7 +64,7 @@ def handlers(service: ConsentService) -> dict[str, Any]:
         env.payload.Unpack(event)
         if event.internal or not event.requester_id or event.author_id == event.requester_id:
             return
-        if uow.repo.preferences(event.requester_id) is None:
+        if not uow.repo.has_preferences(event.requester_id):
             return  # not a customer of this region (or erased)
         uow.repo.enqueue_many([queued(new_id(), f"e:{env.id}", event.requester_id, "ticket_reply", "service",
                                       "email", "", event.ticket_id, service.clock())])
@@ -74,7 +74,7 @@ def handlers(service: ConsentService) -> dict[str, Any]:
         env.payload.Unpack(event)
         if not event.requester_id or event.changed_by == event.requester_id:
             return  # the requester's own change needs no message
-        if uow.repo.preferences(event.requester_id) is None:
+        if not uow.repo.has_preferences(event.requester_id):
             return
         uow.repo.enqueue_many([queued(new_id(), f"e:{env.id}", event.requester_id, "ticket_update", "service",
                                       "email", "", event.ticket_id, service.clock())])
@@ -88,7 +88,7 @@ def handlers(service: ConsentService) -> dict[str, Any]:
         event = rev.RequestStatusChanged()
         env.payload.Unpack(event)
         kind = messages.RIGHTS_CHANGES.get(event.change)
-        if kind is None or not env.subject_id or uow.repo.preferences(env.subject_id) is None:
+        if kind is None or not env.subject_id or not uow.repo.has_preferences(env.subject_id):
             return  # a change the subject is not told of, or an erased subject
         facts = {"kind": event.kind}
         if event.HasField("due_at"):
@@ -103,7 +103,7 @@ def handlers(service: ConsentService) -> dict[str, Any]:
     def rights_verification(uow: Any, env: envelope_pb2.Envelope) -> None:
         event = rev.VerificationRequested()
         env.payload.Unpack(event)
-        if not env.subject_id or uow.repo.preferences(env.subject_id) is None:
+        if not env.subject_id or not uow.repo.has_preferences(env.subject_id):
             return
         # The code itself is claimed from rights by the sender, at send time: it never rides the stream.
         row = queued(new_id(), f"e:{env.id}", env.subject_id, messages.RIGHTS_VERIFICATION, "service", "email", "",
