@@ -7,7 +7,7 @@ a PostgreSQL `tsvector` with a GIN index in production), so it is declared unman
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple, cast
@@ -374,14 +374,16 @@ class Repository:
             condition = text(f"{SEARCH_TABLE} MATCH :q").bindparams(q=" ".join(f'"{t}"' for t in terms))
         return select(literal_column("ticket_id", String)).select_from(text(SEARCH_TABLE)).where(condition)
 
-    def index_text(self, ticket: Ticket) -> None:
+    def index_text(self, ticket: Ticket, new: bool = False) -> None:
         """(Re)write the ticket's searchable text: subject, body and public replies. Internal notes
-        are never indexed, so no search can reveal them."""
-        public = self.session.scalars(select(Reply.body).where(Reply.ticket_id == ticket.id,
-                                                               Reply.internal.is_(False))
-                                      .order_by(Reply.created_at, Reply.id))
+        are never indexed, so no search can reveal them. A `new` ticket has neither replies nor a search
+        row yet: nothing to read or remove first."""
+        public: Iterable[str] = [] if new else self.session.scalars(
+            select(Reply.body).where(Reply.ticket_id == ticket.id, Reply.internal.is_(False))
+            .order_by(Reply.created_at, Reply.id))
         content = "\n".join([ticket.subject, ticket.body, *public])
-        self._unindex([ticket.id])
+        if not new:
+            self._unindex([ticket.id])
         self.session.execute(text(f"INSERT INTO {SEARCH_TABLE} (ticket_id, content) VALUES (:id, :content)"),
                              {"id": ticket.id, "content": content})
         if not self._postgres:

@@ -191,7 +191,7 @@ class TicketsService(SubjectDataRules):
                         created_at=now, updated_at=now, closed_at=None)
         with self.uow() as uow:
             uow.repo.add(ticket)
-            uow.repo.index_text(ticket)
+            uow.repo.index_text(ticket, new=True)
             uow.events.publish("tickets.ticket.opened", principal.subject_id, ev.TicketOpened(
                 ticket_id=ticket.id, requester_id=principal.subject_id, product=ticket.product))
             uow.commit()
