@@ -400,6 +400,11 @@ CONTACT_OF = (select(_ACCOUNTS.c.email, _ACCOUNTS.c.phone, _ACCOUNTS.c.restricte
 # What servicekit.holds.active_holds selects, as plain rows.
 SUBJECT_HOLDS = (select(_HOLDS.c.hold_id, _HOLDS.c.reason_code, _HOLDS.c.review_at)
                  .where(_HOLDS.c.target_id == _SUBJECT, _HOLDS.c.scope == "subject", _HOLDS.c.released_at.is_(None)))
+# Erase takes the account's row first: a sign-in (which updates that row before it inserts its session)
+# then either finished before, and its session is deleted and revoked with the others, or waits and finds
+# the account gone; without it, on PostgreSQL a session started between the two deletes would go with the
+# account's row (ON DELETE CASCADE) unannounced, its token valid until it expires.
+LOCK_ACCOUNT = select(_ACCOUNTS.c.id).where(_ACCOUNTS.c.id == _SUBJECT).with_for_update()
 ERASE_SESSIONS = delete(_SESSIONS).where(_SESSIONS.c.account_id == _SUBJECT).returning(_SESSIONS.c.id)
 ERASE_REST = [delete(_table(m)).where(_table(m).c.account_id == _SUBJECT) for m in (SignIn, AccountToken)] + [
     delete(_ACCOUNTS).where(_ACCOUNTS.c.id == _SUBJECT)]
@@ -585,6 +590,7 @@ class Repository(OrganisationRepository):
         revoked, even one that started a moment before."""
         conn = self.session.connection()
         subject = {"subject": account_id}
+        conn.execute(LOCK_ACCOUNT, subject)
         revoked = list(conn.execute(ERASE_SESSIONS, subject).scalars())
         return len(revoked) + sum(int(conn.execute(s, subject).rowcount or 0) for s in ERASE_REST), revoked
 
