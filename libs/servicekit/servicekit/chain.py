@@ -13,6 +13,7 @@ and hash as the chain's anchor (`chain_heads` row `<chain>.anchor`), and `verify
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, String, insert, select, update
+from sqlalchemy import BigInteger, String, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -78,18 +79,42 @@ def anchor(session: Session, head: type[ChainHeadMixin], chain: str) -> tuple[in
     return (int(found[0]), str(found[1])) if found else (0, GENESIS)
 
 
+@dataclass(frozen=True)
+class _Statements:
+    """An append's statements on one head table, built once (building one costs more than running it)."""
+
+    touch: Any  # take the head's row, answer its (seq, hash)
+    create: Any  # a chain's first head row
+    advance: Any  # the new head
+
+
+@functools.cache
+def _statements(table: Any, dialect: str) -> _Statements:
+    name = bindparam("chain_name", type_=String)
+    insert_head = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return _Statements(
+        touch=update(table).where(table.c.name == name).values(seq=table.c.seq)
+        .returning(table.c.seq, table.c.hash),
+        create=insert_head(table).values(name=name, seq=0, hash=GENESIS)
+        .on_conflict_do_nothing(index_elements=["name"]),
+        advance=update(table).where(table.c.name == name).values(seq=bindparam("new_seq"), hash=bindparam("new_hash")))
+
+
+@functools.cache
+def _insert_rows(table: Any) -> Any:
+    return insert(table)
+
+
 def _lock_head(session: Session, head: type[ChainHeadMixin], name: str) -> tuple[int, str]:
     """Take the chain's head for this transaction (writers queue here) and return (seq, hash): one
     statement (UPDATE … RETURNING), on the table, not through the ORM's unit of work (an append is the
     hottest write of a service: every audited access makes one)."""
-    table = head.__table__  # type: ignore[attr-defined]
-    touch = update(table).where(table.c.name == name).values(seq=table.c.seq).returning(table.c.seq, table.c.hash)
-    found = session.execute(touch).first()
+    built = _statements(head.__table__, session.get_bind().dialect.name)  # type: ignore[attr-defined]
+    found = session.execute(built.touch, {"chain_name": name}).first()
     if found is None:
         # First row of this chain: create the head (two first writers race harmlessly).
-        session.execute(_insert(session)(table).values(name=name, seq=0, hash=GENESIS)
-                        .on_conflict_do_nothing(index_elements=["name"]))
-        found = session.execute(touch).one()
+        session.execute(built.create, {"chain_name": name})
+        found = session.execute(built.touch, {"chain_name": name}).one()
     return int(found[0]), str(found[1])
 
 
@@ -99,8 +124,8 @@ def append(session: Session, head: type[ChainHeadMixin], rows: Sequence[ChainedM
     if not rows:
         return
     name = rows[0].CHAIN
-    model = type(rows[0])
-    columns = [c.key for c in model.__table__.columns]  # type: ignore[attr-defined]
+    table = type(rows[0]).__table__  # type: ignore[attr-defined]
+    columns = [c.key for c in table.columns]
     seq, prev = _lock_head(session, head, name)
     values = []
     for row in rows:
@@ -110,9 +135,9 @@ def append(session: Session, head: type[ChainHeadMixin], rows: Sequence[ChainedM
         row.hash = digest(row)
         prev = row.hash
         values.append({c: getattr(row, c) for c in columns})
-    session.execute(insert(model.__table__), values)  # type: ignore[attr-defined]
-    table = head.__table__  # type: ignore[attr-defined]
-    session.execute(update(table).where(table.c.name == name).values(seq=seq, hash=prev))
+    session.execute(_insert_rows(table), values)
+    built = _statements(head.__table__, session.get_bind().dialect.name)  # type: ignore[attr-defined]
+    session.execute(built.advance, {"chain_name": name, "new_seq": seq, "new_hash": prev})
 
 
 @dataclass(frozen=True)
