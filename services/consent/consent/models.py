@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import cast
 
 from servicekit import audit
 from servicekit.audit import AuditLogMixin
 from servicekit.caller import Principal
 from servicekit.chain import ChainHeadMixin
+from servicekit.db import core_table
 from servicekit.errors import Collision
 from servicekit.governance_models import GovernanceModels
 from servicekit.holds import LegalHoldMixin, active_holds, not_held
@@ -24,7 +24,6 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
-    Table,
     Text,
     bindparam,
     delete,
@@ -519,23 +518,20 @@ class Repository:
         return Batch(len(rows), int(deleted.rowcount or 0), (rows[-1].created_at, rows[-1].id))  # type: ignore[attr-defined]
 
 
-def _table(model: type[Base]) -> Table:
-    return cast(Table, model.__table__)
-
 
 # The erasure path's statements, built once on the tables (Core, a bound subject): building a statement and
 # its cache key, and the ORM's bulk bookkeeping, cost more than running it on SQLite. The head goes first:
 # the ledger's trigger refuses to delete entries whose head still exists.
-_ERASE = [delete(_table(model)).where(_table(model).c.subject_id == bindparam("subject_id"))
+_ERASE = [delete(core_table(model)).where(core_table(model).c.subject_id == bindparam("subject_id"))
           for model in (LedgerHead, LedgerEntry, Preferences, Restriction, OutgoingMessage, ProductHolding)]
-_PREFERENCES = _table(Preferences)
+_PREFERENCES = core_table(Preferences)
 _HAS_PREFERENCES = select(_PREFERENCES.c.subject_id).where(_PREFERENCES.c.subject_id == bindparam("subject_id"))
 _MARK_SUPPRESSED = (update(_PREFERENCES).where(_PREFERENCES.c.subject_id == bindparam("subject"))
                     .values(address_suppressed_at=bindparam("at", type_=_PREFERENCES.c.address_suppressed_at.type)))
 
 
 # The sender's per-message writes: one conditional UPDATE each, no read of the row first.
-_MESSAGES = _table(OutgoingMessage)
+_MESSAGES = core_table(OutgoingMessage)
 _MARK_SENDING = (update(_MESSAGES).where(_MESSAGES.c.id == bindparam("message"),
                                          _MESSAGES.c.lease_id == bindparam("lease"), _MESSAGES.c.state == "pending")
                  .values(state="sending", lease_until=bindparam("until", type_=_MESSAGES.c.lease_until.type)))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from servicekit import audit
 from servicekit.audit import AuditLogMixin
 from servicekit.caller import Principal
 from servicekit.chain import ChainHeadMixin
 from servicekit.cursors import newest_first
+from servicekit.db import core_table
 from servicekit.governance_models import GovernanceModels
 from servicekit.holds import LegalHoldMixin, not_held
 from servicekit.outbox import InboxMixin, OutboxMixin
@@ -23,7 +24,6 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     String,
-    Table,
     Text,
     bindparam,
     delete,
@@ -174,10 +174,6 @@ class SubjectHold:
     reason_code: str
     review_at: datetime
 
-
-def _table(model: type[Base]) -> Table:
-    """A mapped class's table, for plain Core statements on hot paths (no ORM unit of work)."""
-    return cast(Table, model.__table__)
 
 
 @dataclass
@@ -394,7 +390,7 @@ class OrganisationRepository:
 # Hot paths' statements, built once: on SQLite, building a statement and its cache key costs more than
 # running it. An erasure's are one plain DELETE per table, no read first.
 _SUBJECT = bindparam("subject", type_=String)
-_ACCOUNTS, _SESSIONS, _HOLDS = _table(Account), _table(SessionRecord), _table(LegalHold)
+_ACCOUNTS, _SESSIONS, _HOLDS = core_table(Account), core_table(SessionRecord), core_table(LegalHold)
 CONTACT_OF = (select(_ACCOUNTS.c.email, _ACCOUNTS.c.phone, _ACCOUNTS.c.restricted, _ACCOUNTS.c.region)
               .where(_ACCOUNTS.c.id == _SUBJECT))
 # What servicekit.holds.active_holds selects, as plain rows.
@@ -406,7 +402,7 @@ SUBJECT_HOLDS = (select(_HOLDS.c.hold_id, _HOLDS.c.reason_code, _HOLDS.c.review_
 # account's row (ON DELETE CASCADE) unannounced, its token valid until it expires.
 LOCK_ACCOUNT = select(_ACCOUNTS.c.id).where(_ACCOUNTS.c.id == _SUBJECT).with_for_update()
 ERASE_SESSIONS = delete(_SESSIONS).where(_SESSIONS.c.account_id == _SUBJECT).returning(_SESSIONS.c.id)
-ERASE_REST = [delete(_table(m)).where(_table(m).c.account_id == _SUBJECT) for m in (SignIn, AccountToken)] + [
+ERASE_REST = [delete(core_table(m)).where(core_table(m).c.account_id == _SUBJECT) for m in (SignIn, AccountToken)] + [
     delete(_ACCOUNTS).where(_ACCOUNTS.c.id == _SUBJECT)]
 # A sign-in's: the account a login names, the keys' back-off, and the write after the verify (the
 # account's activity, re-hashed password if given, provided the password verified is still the one stored).
@@ -414,7 +410,7 @@ _LOGIN = bindparam("login", type_=String)
 SIGN_IN_ACCOUNT = (select(_ACCOUNTS.c.id, _ACCOUNTS.c.password_hash, _ACCOUNTS.c.role, _ACCOUNTS.c.region,
                           _ACCOUNTS.c.organisation_id, _ACCOUNTS.c.country)
                    .where(or_(_ACCOUNTS.c.username_key == _LOGIN, _ACCOUNTS.c.email_key == _LOGIN)).limit(1))
-_THROTTLES = _table(LoginThrottle)
+_THROTTLES = core_table(LoginThrottle)
 THROTTLE_STATES = (select(_THROTTLES.c.key, _THROTTLES.c.failures, _THROTTLES.c.blocked_until)
                    .where(_THROTTLES.c.key.in_(bindparam("keys", expanding=True))))
 _SIGNED_IN = (update(_ACCOUNTS)
@@ -423,7 +419,7 @@ _SIGNED_IN = (update(_ACCOUNTS)
 SIGNED_IN = _SIGNED_IN.values(last_active_at=bindparam("b_when"), inactivity_warned_at=None)
 SIGNED_IN_REHASHED = _SIGNED_IN.values(last_active_at=bindparam("b_when"), inactivity_warned_at=None,
                                        password_hash=bindparam("b_hash"))
-INSERT_SESSION, INSERT_SIGN_IN = insert(_SESSIONS), insert(_table(SignIn))
+INSERT_SESSION, INSERT_SIGN_IN = insert(_SESSIONS), insert(core_table(SignIn))
 
 
 class Repository(OrganisationRepository):

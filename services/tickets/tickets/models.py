@@ -10,14 +10,14 @@ import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from functools import cache
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 from servicekit import audit
 from servicekit.audit import AuditLogMixin
 from servicekit.caller import Principal
 from servicekit.chain import ChainHeadMixin
 from servicekit.cursors import newest_first
-from servicekit.db import as_utc
+from servicekit.db import as_utc, core_table
 from servicekit.governance_models import GovernanceModels
 from servicekit.holds import LegalHoldMixin, not_held
 from servicekit.outbox import InboxMixin, OutboxMixin
@@ -36,7 +36,6 @@ from sqlalchemy import (
     MetaData,
     Select,
     String,
-    Table,
     Text,
     UniqueConstraint,
     bindparam,
@@ -230,12 +229,9 @@ class Holds(NamedTuple):
 
 
 # --- statements of the erasure path, built once (building a statement cost more than running it) ------
-def _table(model: type[Base]) -> Table:
-    return cast(Table, model.__table__)
 
-
-_TICKETS, _REPLIES, _HOLDS = _table(Ticket), _table(Reply), _table(LegalHold)
-_RESTRICTIONS, _AUDIT, _NOTICES = _table(Restriction), _table(AuditLog), _table(RecipientNotice)
+_TICKETS, _REPLIES, _HOLDS = core_table(Ticket), core_table(Reply), core_table(LegalHold)
+_RESTRICTIONS, _AUDIT, _NOTICES = core_table(Restriction), core_table(AuditLog), core_table(RecipientNotice)
 # The hand-made search tables, as far as these statements need them (SQLite's FTS5 rowid is `rowid`).
 _SEARCH = table(SEARCH_TABLE, column("ticket_id"), column("rowid"))
 _SEARCH_ROWS = table(SEARCH_ROWS, column("ticket_id"), column("fts_rowid"))
