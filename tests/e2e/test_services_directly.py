@@ -131,6 +131,39 @@ def test_erasure_by_the_rights_service_ends_the_subjects_sessions_at_once(stack:
                                                       "password": body["password"]}).status_code == 401
 
 
+@pytest.mark.notice("13.1.3")
+@pytest.mark.rule("R-ERASE-1", "R-SEC-2")
+def test_every_holder_erases_a_batch_of_subjects_over_grpc_each_answered_in_order(stack: Stack) -> None:
+    api = Api(stack.gateway_url)
+    people = [sign_up_and_log_in(api) for _ in range(2)]
+    for user, _, _ in people:
+        opened = user.call("POST", "/api/v1/tickets", json={"subject": "Invoice", "body": "It is wrong."})
+        assert opened.status_code == 201
+    ids = [created["id"] for _, created, _ in people] + [uuid.uuid4().hex]  # the last is nobody
+    asked = personal_data_pb2.EraseManyRequest(erasures=[
+        personal_data_pb2.EraseRequest(subject_id=i, request_id=uuid.uuid4().hex) for i in ids])
+    secret = generate_secrets(stack.var / "kaseum.env")["KASEUM_SERVICE_SECRET"].encode()
+    rights = ((caller.SERVICE_HEADER, caller.mint_service_token(secret, "rights")),)
+    erased: dict[str, list[int]] = {}
+    for service in ("tickets", "consent", "analytics", "rights", "identity"):  # identity last, as the orchestrator
+        with grpc.insecure_channel(stack.grpc_addr(service)) as channel:
+            stub = personal_data_pb2_grpc.PersonalDataStub(channel)
+            if service == "identity":
+                with pytest.raises(grpc.RpcError) as refused:  # a person may not drive the contract
+                    stub.EraseMany(asked, metadata=caller.person_metadata(people[0][0].token), timeout=5)
+                assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            answer = stub.EraseMany(asked, metadata=rights, timeout=30)
+        assert [(r.subject_id, r.error, r.erased.service) for r in answer.results] == [(i, "", service) for i in ids]
+        erased[service] = [r.erased.erased_rows for r in answer.results]
+    assert all(rows >= 1 for rows in erased["tickets"][:2])  # each one's ticket
+    assert all(rows >= 3 for rows in erased["identity"][:2])  # the account, its session, its sign-in
+    assert [rows[2] for rows in erased.values()] == [0] * 5  # nobody: nothing anywhere
+    for user, _, body in people:
+        assert user.call("GET", "/api/v1/me").status_code == 401
+        assert api.call("POST", "/api/v1/sessions", json={"login": body["username"],
+                                                          "password": body["password"]}).status_code == 401
+
+
 def test_every_service_has_health_and_reflection(stack: Stack) -> None:
     for name in SERVICES:
         with grpc.insecure_channel(stack.grpc_addr(name)) as channel:

@@ -57,6 +57,19 @@ def status_of(error: DomainError) -> grpc.StatusCode:
     return grpc.StatusCode.FAILED_PRECONDITION
 
 
+def failure_of(exc: Exception, method: str) -> tuple[grpc.StatusCode, str, str]:
+    """What a call that raised `exc` ends with: (status, machine code, message for the client). An error
+    that is not a domain error is a bug: logged here (with the traceback; messages are redacted), and the
+    client learns only that it was internal."""
+    if isinstance(exc, IntegrityError):
+        # Two requests raced on a unique key: the loser is told to try again, not "internal".
+        return grpc.StatusCode.ABORTED, "conflict", RACE_MESSAGE
+    if isinstance(exc, DomainError):
+        return status_of(exc), exc.code, exc.message
+    log.exception("unhandled error", method=method)
+    return grpc.StatusCode.INTERNAL, "internal", "internal error"
+
+
 class CallerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     """Authenticates every call (deny by default) and turns domain errors into statuses."""
 
@@ -123,16 +136,9 @@ class CallerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     @staticmethod
     def _abort(context: grpc.ServicerContext, method: str, exc: Exception) -> NoReturn:
         trailers: list[tuple[str, str]] = []
-        if isinstance(exc, IntegrityError):
-            # Two requests raced on a unique key: the loser is told to try again, not "internal".
-            code, machine, message = grpc.StatusCode.ABORTED, "conflict", RACE_MESSAGE
-        elif isinstance(exc, DomainError):
-            code, machine, message = status_of(exc), exc.code, exc.message
-            if isinstance(exc, Throttled):
-                trailers.append((RETRY_AFTER_KEY, str(exc.retry_after)))
-        else:
-            log.exception("unhandled error", method=method)
-            code, machine, message = grpc.StatusCode.INTERNAL, "internal", "internal error"
+        code, machine, message = failure_of(exc, method)
+        if isinstance(exc, Throttled):
+            trailers.append((RETRY_AFTER_KEY, str(exc.retry_after)))
         context.set_trailing_metadata(((ERROR_CODE_KEY, machine), *trailers))
         context.abort(code, message)
         raise AssertionError("context.abort always raises")

@@ -9,7 +9,9 @@ from kaseum.privacy.v1 import personal_data_pb2 as pd
 from kaseum.privacy.v1 import personal_data_pb2_grpc
 
 from . import caller
-from .subject_data import Export, SubjectDataRules, TableRows
+from .errors import InvalidArgument
+from .grpc_server import failure_of
+from .subject_data import Erasure, Export, SubjectDataRules, TableRows
 
 FULL_NAME = "kaseum.privacy.v1.PersonalData"
 # Only the rights service drives the contract; the operator CLI may too.
@@ -19,6 +21,8 @@ CALLERS = ("rights", "cli")
 # memory during a download grows with the piece (measured: 3.6 MiB with 256 KiB pieces, 6.4 with 1 MiB).
 PIECE_ROWS = 1000
 PIECE_BYTES = 256 * 1024
+# The most subjects one EraseMany takes (the contract's bound; the orchestrator sends far fewer).
+MAX_ERASURES = 500
 
 
 def pieces(service: str, export: Export, max_rows: int = PIECE_ROWS,
@@ -111,6 +115,28 @@ class PersonalDataApi(personal_data_pb2_grpc.PersonalDataServicer):
         erasure = self.rules.erase(request.subject_id)
         if self.after_erase is not None and erasure.erased:
             self.after_erase()
+        return self._erased(erasure)
+
+    def EraseMany(self, request: pd.EraseManyRequest, context: Any) -> pd.EraseManyResponse:
+        caller.require_service(*CALLERS)
+        if len(request.erasures) > MAX_ERASURES:
+            raise InvalidArgument(f"at most {MAX_ERASURES} erasures per call", "too_many")
+        results, erased = [], False
+        for asked in request.erasures:
+            # Each on its own, as Erase: one that fails (identity away for consent) leaves the others done.
+            try:
+                erasure = self.rules.erase(asked.subject_id)
+            except Exception as exc:
+                code, _, _ = failure_of(exc, "EraseMany")
+                results.append(pd.EraseResult(subject_id=asked.subject_id, error=code.name))
+                continue
+            erased = erased or bool(erasure.erased)
+            results.append(pd.EraseResult(subject_id=asked.subject_id, erased=self._erased(erasure)))
+        if self.after_erase is not None and erased:
+            self.after_erase()  # one scrub for the batch
+        return pd.EraseManyResponse(results=results)
+
+    def _erased(self, erasure: Erasure) -> pd.EraseResponse:
         return pd.EraseResponse(service=self.service, erased_rows=erasure.erased,
                                 kept=[pd.Kept(what=w, reason=r) for w, r in erasure.kept])
 

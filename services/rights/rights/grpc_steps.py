@@ -25,7 +25,8 @@ from .plans import HOLDERS
 
 T = TypeVar("T")
 # An export of a large history takes longer than the other calls; all stay below the step lease.
-DEADLINES = {"export": 60.0}
+# A batch of erasures is done one subject after another in the service.
+DEADLINES = {"export": 60.0, "erase_many": 60.0}
 DEFAULT_DEADLINE = 20.0
 
 
@@ -48,10 +49,10 @@ class GrpcStepRunner:
         if op == "export":
             return self._export(call, stub, meta, deadline)
         if op == "erase":
-            erased = _call(lambda: stub.Erase(pd.EraseRequest(subject_id=call.subject_id, request_id=call.request_id),
-                                              metadata=meta, timeout=deadline))
-            return StepResult(f"erased {erased.erased_rows} rows", [f"{k.what}: {k.reason}" for k in erased.kept],
-                              rows=erased.erased_rows)
+            answer = self.run_many([call])[0]
+            if isinstance(answer, StepFailed):
+                raise answer
+            return answer
         if op == "rectify":
             fixed = _call(lambda: stub.Rectify(pd.RectifyRequest(
                 subject_id=call.subject_id, request_id=call.request_id, corrections=call.corrections),
@@ -78,6 +79,31 @@ class GrpcStepRunner:
                 return StepResult("no marketing preferences held: nothing to stop")
             return StepResult("objection to direct marketing recorded" if objection else "every consent withdrawn")
         raise StepFailed("UNKNOWN_OPERATION")
+
+    def run_many(self, calls: list[StepCall]) -> list[StepResult | StepFailed]:
+        """Erasures of one service in one EraseMany; a service that does not serve it yet (a rolling
+        upgrade) is asked one Erase at a time."""
+        stub = self.personal_data[calls[0].service]
+        asked = [pd.EraseRequest(subject_id=c.subject_id, request_id=c.request_id) for c in calls]
+        meta = self.credentials.metadata()
+        try:
+            answer = _call(lambda: stub.EraseMany(pd.EraseManyRequest(erasures=asked), metadata=meta,
+                                                  timeout=DEADLINES["erase_many"]))
+        except StepFailed as failed:
+            if failed.code != "UNIMPLEMENTED":
+                raise
+            return [self._erase_one(stub, one, meta) for one in asked]
+        if [r.subject_id for r in answer.results] != [c.subject_id for c in calls]:
+            raise StepFailed("MISMATCHED_ANSWER")
+        return [StepFailed(r.error) if r.error else _erased(r.erased) for r in answer.results]
+
+    @staticmethod
+    def _erase_one(stub: personal_data_pb2_grpc.PersonalDataStub, asked: pd.EraseRequest,
+                   meta: Any) -> StepResult | StepFailed:
+        try:
+            return _erased(_call(lambda: stub.Erase(asked, metadata=meta, timeout=DEFAULT_DEADLINE)))
+        except StepFailed as failed:
+            return failed
 
     def _export(self, call: StepCall, stub: personal_data_pb2_grpc.PersonalDataStub, meta: Any,
                 deadline: float) -> StepResult:
@@ -120,6 +146,11 @@ class GrpcStepRunner:
                 return b""  # a service that does not declare yet: the report says so
             raise StepFailed(_code(exc)) from exc
         return bytes(declared.SerializeToString())
+
+
+def _erased(erased: pd.EraseResponse) -> StepResult:
+    return StepResult(f"erased {erased.erased_rows} rows", [f"{k.what}: {k.reason}" for k in erased.kept],
+                      rows=erased.erased_rows)
 
 
 def _code(exc: grpc.RpcError) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from kaseum.events.v1 import objection_events_pb2 as objection
 from kaseum.events.v1 import rights_events_pb2 as ev
@@ -71,6 +71,18 @@ class StepFailed(Exception):
 
 class StepRunner(Protocol):
     def run(self, call: StepCall) -> StepResult: ...
+
+
+# Operations a runner may take for many subjects in one call (the contract's EraseMany): a burst of
+# erasures costs one round trip per service and batch, not one per subject.
+BATCHED = frozenset({"erase"})
+
+
+@runtime_checkable
+class BatchRunner(Protocol):
+    def run_many(self, calls: list[StepCall]) -> list[StepResult | StepFailed]:
+        """`calls` (one service, one operation of BATCHED) in one call: an answer for each, in order."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -158,7 +170,7 @@ class Orchestrator:
             lease_id, calls = self._lease()
             if not calls:
                 return total
-            outcomes = list(self.pool.map(self._run, calls))
+            outcomes = self._run_all(calls)
             try:
                 self._record(lease_id, outcomes)
             except Exception:
@@ -192,6 +204,31 @@ class Orchestrator:
                                       json.loads(request.corrections or "{}"), lease_id))
             uow.commit()
         return lease_id, calls
+
+    def _run_all(self, calls: list[StepCall]) -> list[Outcome]:
+        """Every leased call, in parallel: those of a batched operation one call per service, the rest one each."""
+        groups: dict[tuple[str, str], list[StepCall]] = {}
+        singles: list[StepCall] = []
+        for call in calls:
+            if call.operation in BATCHED and isinstance(self.runner, BatchRunner):
+                groups.setdefault((call.service, call.operation), []).append(call)
+            else:
+                singles.append(call)
+        running = [self.pool.submit(self._run_group, group) for group in groups.values()]
+        running += [self.pool.submit(lambda c: [self._run(c)], call) for call in singles]
+        return [outcome for done in running for outcome in done.result()]
+
+    def _run_group(self, calls: list[StepCall]) -> list[Outcome]:
+        assert isinstance(self.runner, BatchRunner)
+        try:
+            answers = self.runner.run_many(calls)
+        except StepFailed as failure:
+            return [Outcome(call, error=failure.code) for call in calls]
+        except Exception:  # a bug must not wedge the steps: they are retried and shown to the DPO
+            log.exception("rights steps crashed", service=calls[0].service, operation=calls[0].operation)
+            return [Outcome(call, error="INTERNAL") for call in calls]
+        return [Outcome(call, error=answer.code) if isinstance(answer, StepFailed) else Outcome(call, answer)
+                for call, answer in zip(calls, answers, strict=True)]
 
     def _run(self, call: StepCall) -> Outcome:
         try:

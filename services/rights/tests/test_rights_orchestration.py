@@ -48,6 +48,30 @@ class FakeServices:
         return StepResult(f"{call.operation} done", rows=2)
 
 
+class BatchingServices(FakeServices):
+    """As FakeServices, taking erasures in batches as the gRPC runner does (EraseMany); `refuse` names the
+    subjects whose erasure fails in their batch (a service answering that one UNAVAILABLE)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[tuple[str, int]] = []
+        self.refuse: set[tuple[str, str]] = set()
+
+    def run_many(self, calls: list[StepCall]) -> list[StepResult | StepFailed]:
+        with self.lock:
+            self.batches.append((calls[0].service, len(calls)))
+        answers: list[StepResult | StepFailed] = []
+        for call in calls:
+            if (call.service, call.subject_id) in self.refuse:
+                answers.append(StepFailed("UNAVAILABLE"))
+                continue
+            try:
+                answers.append(self.run(call))
+            except StepFailed as failed:
+                answers.append(failed)
+        return answers
+
+
 @pytest.fixture
 def services() -> FakeServices:
     return FakeServices()
@@ -338,3 +362,33 @@ def test_answers_that_cannot_be_recorded_release_their_steps_to_run_again(
     assert {(s.status, s.lease_id, s.attempts) for s in steps} == {("pending", "", 0)}  # free at once
     flaky.run_once()
     assert rights.get_request(customer, filed.id).status == "completed"
+
+
+@pytest.mark.notice("13.1.3")
+@pytest.mark.rule("R-ERASE-1")
+def test_erasures_go_to_each_service_in_one_batch_and_a_refused_subject_alone_is_tried_again(
+        rights: RightsService, uow: UnitOfWorkFactory[Repository], clock: Clock,
+        person: Callable[..., Principal]) -> None:
+    services = BatchingServices()
+    orchestrator = Orchestrator(uow, services, clock, Backoff(first_seconds=1, max_seconds=8, max_attempts=4),
+                                batch=64)
+    customers = [person() for _ in range(10)]
+    filed = [rights.file_request(c, "erasure", "") for c in customers]
+    services.refuse = {("consent", customers[3].subject_id)}
+    orchestrator.run_once()
+    # Phase 1: one call per service for all ten; phase 2 (identity) for the nine whose phase 1 is done.
+    assert sorted(services.batches) == sorted(
+        [("analytics", 10), ("consent", 10), ("rights", 10), ("tickets", 10), ("identity", 9)])
+    dpo = person("dpo")
+    waiting = status(rights, dpo, filed[3].id)
+    step = next(s for s in waiting.steps if s.service == "consent")
+    assert (waiting.status, step.status, step.attempts, step.last_error) == ("in_progress", "pending", 1, "UNAVAILABLE")
+    assert {status(rights, dpo, f.id).status for i, f in enumerate(filed) if i != 3} == {"completed"}
+    services.refuse.clear()
+    clock.advance(seconds=1)
+    orchestrator.run_once()
+    assert status(rights, dpo, filed[3].id).status == "completed"
+    assert services.batches[-2:] == [("consent", 1), ("identity", 1)]
+    # Each erasure applied once: the refused subject's consent erasure ran on the step's second attempt only.
+    assert services.calls[(filed[3].id, "consent", "erase")] == 1
+    assert set(services.calls.values()) == {1}

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%kaseum/privacy/v1/personal_data.proto\x12\x11kaseum.privacy.v1\"7\n\rExportRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"^\n\x05Table\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\x0f\n\x07\x63olumns\x18\x03 \x03(\t\x12$\n\x04rows\x18\x04 \x03(\x0b\x32\x16.kaseum.privacy.v1.Row\"\x15\n\x03Row\x12\x0e\n\x06values\x18\x01 \x03(\t\"Y\n\x0e\x45xportResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12(\n\x06tables\x18\x02 \x03(\x0b\x32\x18.kaseum.privacy.v1.Table\x12\x0c\n\x04note\x18\x03 \x01(\t\"6\n\x0c\x45raseRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"$\n\x04Kept\x12\x0c\n\x04what\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\\\n\rEraseResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x13\n\x0b\x65rased_rows\x18\x02 \x01(\x03\x12%\n\x04kept\x18\x03 \x03(\x0b\x32\x17.kaseum.privacy.v1.Kept\"\xb5\x01\n\x0eRectifyRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12G\n\x0b\x63orrections\x18\x03 \x03(\x0b\x32\x32.kaseum.privacy.v1.RectifyRequest.CorrectionsEntry\x1a\x32\n\x10\x43orrectionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\")\n\x08Rejected\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"b\n\x0fRectifyResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0f\n\x07\x61pplied\x18\x02 \x03(\t\x12-\n\x08rejected\x18\x03 \x03(\x0b\x32\x1b.kaseum.privacy.v1.Rejected\"9\n\x0fRestrictRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"7\n\x10RestrictResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x12\n\nrestricted\x18\x02 \x01(\x08\"@\n\x16LiftRestrictionRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\">\n\x17LiftRestrictionResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x12\n\nrestricted\x18\x02 \x01(\x08\x32\xbc\x03\n\x0cPersonalData\x12O\n\x06\x45xport\x12 .kaseum.privacy.v1.ExportRequest\x1a!.kaseum.privacy.v1.ExportResponse0\x01\x12J\n\x05\x45rase\x12\x1f.kaseum.privacy.v1.EraseRequest\x1a .kaseum.privacy.v1.EraseResponse\x12P\n\x07Rectify\x12!.kaseum.privacy.v1.RectifyRequest\x1a\".kaseum.privacy.v1.RectifyResponse\x12S\n\x08Restrict\x12\".kaseum.privacy.v1.RestrictRequest\x1a#.kaseum.privacy.v1.RestrictResponse\x12h\n\x0fLiftRestriction\x12).kaseum.privacy.v1.LiftRestrictionRequest\x1a*.kaseum.privacy.v1.LiftRestrictionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%kaseum/privacy/v1/personal_data.proto\x12\x11kaseum.privacy.v1\"7\n\rExportRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"^\n\x05Table\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\x0f\n\x07\x63olumns\x18\x03 \x03(\t\x12$\n\x04rows\x18\x04 \x03(\x0b\x32\x16.kaseum.privacy.v1.Row\"\x15\n\x03Row\x12\x0e\n\x06values\x18\x01 \x03(\t\"Y\n\x0e\x45xportResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12(\n\x06tables\x18\x02 \x03(\x0b\x32\x18.kaseum.privacy.v1.Table\x12\x0c\n\x04note\x18\x03 \x01(\t\"6\n\x0c\x45raseRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"$\n\x04Kept\x12\x0c\n\x04what\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\\\n\rEraseResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x13\n\x0b\x65rased_rows\x18\x02 \x01(\x03\x12%\n\x04kept\x18\x03 \x03(\x0b\x32\x17.kaseum.privacy.v1.Kept\"E\n\x10\x45raseManyRequest\x12\x31\n\x08\x65rasures\x18\x01 \x03(\x0b\x32\x1f.kaseum.privacy.v1.EraseRequest\"b\n\x0b\x45raseResult\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x30\n\x06\x65rased\x18\x02 \x01(\x0b\x32 .kaseum.privacy.v1.EraseResponse\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"D\n\x11\x45raseManyResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.kaseum.privacy.v1.EraseResult\"\xb5\x01\n\x0eRectifyRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12G\n\x0b\x63orrections\x18\x03 \x03(\x0b\x32\x32.kaseum.privacy.v1.RectifyRequest.CorrectionsEntry\x1a\x32\n\x10\x43orrectionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\")\n\x08Rejected\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"b\n\x0fRectifyResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0f\n\x07\x61pplied\x18\x02 \x03(\t\x12-\n\x08rejected\x18\x03 \x03(\x0b\x32\x1b.kaseum.privacy.v1.Rejected\"9\n\x0fRestrictRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"7\n\x10RestrictResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x12\n\nrestricted\x18\x02 \x01(\x08\"@\n\x16LiftRestrictionRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\">\n\x17LiftRestrictionResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x12\n\nrestricted\x18\x02 \x01(\x08\x32\x94\x04\n\x0cPersonalData\x12O\n\x06\x45xport\x12 .kaseum.privacy.v1.ExportRequest\x1a!.kaseum.privacy.v1.ExportResponse0\x01\x12J\n\x05\x45rase\x12\x1f.kaseum.privacy.v1.EraseRequest\x1a .kaseum.privacy.v1.EraseResponse\x12V\n\tEraseMany\x12#.kaseum.privacy.v1.EraseManyRequest\x1a$.kaseum.privacy.v1.EraseManyResponse\x12P\n\x07Rectify\x12!.kaseum.privacy.v1.RectifyRequest\x1a\".kaseum.privacy.v1.RectifyResponse\x12S\n\x08Restrict\x12\".kaseum.privacy.v1.RestrictRequest\x1a#.kaseum.privacy.v1.RestrictResponse\x12h\n\x0fLiftRestriction\x12).kaseum.privacy.v1.LiftRestrictionRequest\x1a*.kaseum.privacy.v1.LiftRestrictionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,22 +47,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_KEPT']._serialized_end=419
   _globals['_ERASERESPONSE']._serialized_start=421
   _globals['_ERASERESPONSE']._serialized_end=513
-  _globals['_RECTIFYREQUEST']._serialized_start=516
-  _globals['_RECTIFYREQUEST']._serialized_end=697
-  _globals['_RECTIFYREQUEST_CORRECTIONSENTRY']._serialized_start=647
-  _globals['_RECTIFYREQUEST_CORRECTIONSENTRY']._serialized_end=697
-  _globals['_REJECTED']._serialized_start=699
-  _globals['_REJECTED']._serialized_end=740
-  _globals['_RECTIFYRESPONSE']._serialized_start=742
-  _globals['_RECTIFYRESPONSE']._serialized_end=840
-  _globals['_RESTRICTREQUEST']._serialized_start=842
-  _globals['_RESTRICTREQUEST']._serialized_end=899
-  _globals['_RESTRICTRESPONSE']._serialized_start=901
-  _globals['_RESTRICTRESPONSE']._serialized_end=956
-  _globals['_LIFTRESTRICTIONREQUEST']._serialized_start=958
-  _globals['_LIFTRESTRICTIONREQUEST']._serialized_end=1022
-  _globals['_LIFTRESTRICTIONRESPONSE']._serialized_start=1024
-  _globals['_LIFTRESTRICTIONRESPONSE']._serialized_end=1086
-  _globals['_PERSONALDATA']._serialized_start=1089
-  _globals['_PERSONALDATA']._serialized_end=1533
+  _globals['_ERASEMANYREQUEST']._serialized_start=515
+  _globals['_ERASEMANYREQUEST']._serialized_end=584
+  _globals['_ERASERESULT']._serialized_start=586
+  _globals['_ERASERESULT']._serialized_end=684
+  _globals['_ERASEMANYRESPONSE']._serialized_start=686
+  _globals['_ERASEMANYRESPONSE']._serialized_end=754
+  _globals['_RECTIFYREQUEST']._serialized_start=757
+  _globals['_RECTIFYREQUEST']._serialized_end=938
+  _globals['_RECTIFYREQUEST_CORRECTIONSENTRY']._serialized_start=888
+  _globals['_RECTIFYREQUEST_CORRECTIONSENTRY']._serialized_end=938
+  _globals['_REJECTED']._serialized_start=940
+  _globals['_REJECTED']._serialized_end=981
+  _globals['_RECTIFYRESPONSE']._serialized_start=983
+  _globals['_RECTIFYRESPONSE']._serialized_end=1081
+  _globals['_RESTRICTREQUEST']._serialized_start=1083
+  _globals['_RESTRICTREQUEST']._serialized_end=1140
+  _globals['_RESTRICTRESPONSE']._serialized_start=1142
+  _globals['_RESTRICTRESPONSE']._serialized_end=1197
+  _globals['_LIFTRESTRICTIONREQUEST']._serialized_start=1199
+  _globals['_LIFTRESTRICTIONREQUEST']._serialized_end=1263
+  _globals['_LIFTRESTRICTIONRESPONSE']._serialized_start=1265
+  _globals['_LIFTRESTRICTIONRESPONSE']._serialized_end=1327
+  _globals['_PERSONALDATA']._serialized_start=1330
+  _globals['_PERSONALDATA']._serialized_end=1862
 # @@protoc_insertion_point(module_scope)

@@ -224,6 +224,85 @@ class EraseResponse(_message.Message):
 Global___EraseResponse: _TypeAlias = EraseResponse  # noqa: Y015
 
 @_typing.final
+class EraseManyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ERASURES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def erasures(self) -> _containers.RepeatedCompositeFieldContainer[Global___EraseRequest]:
+        """The erasures to do, each as Erase takes it."""
+
+    def __init__(
+        self,
+        *,
+        erasures: _abc.Iterable[Global___EraseRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["erasures", b"erasures"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EraseManyRequest: _TypeAlias = EraseManyRequest  # noqa: Y015
+
+@_typing.final
+class EraseResult(_message.Message):
+    """What one erasure of an EraseMany came to: `erased`, or `error`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_ID_FIELD_NUMBER: _builtins.int
+    ERASED_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    subject_id: _builtins.str
+    """The subject, as asked."""
+    error: _builtins.str
+    """Why this subject was not erased: the name of the gRPC status Erase would
+    have ended with, e.g. "UNAVAILABLE" (never personal data); the caller
+    tries it again. Empty when erased.
+    """
+    @_builtins.property
+    def erased(self) -> Global___EraseResponse:
+        """The answer Erase would have given; unset when `error` is set."""
+
+    def __init__(
+        self,
+        *,
+        subject_id: _builtins.str = ...,
+        erased: Global___EraseResponse | None = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["erased", b"erased"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["erased", b"erased", "error", b"error", "subject_id", b"subject_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EraseResult: _TypeAlias = EraseResult  # noqa: Y015
+
+@_typing.final
+class EraseManyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___EraseResult]:
+        """One per erasure asked, in the same order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___EraseResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EraseManyResponse: _TypeAlias = EraseManyResponse  # noqa: Y015
+
+@_typing.final
 class RectifyRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -44,6 +44,11 @@ class PersonalDataStub:
                 request_serializer=kaseum_dot_privacy_dot_v1_dot_personal__data__pb2.EraseRequest.SerializeToString,
                 response_deserializer=kaseum_dot_privacy_dot_v1_dot_personal__data__pb2.EraseResponse.FromString,
                 _registered_method=True)
+        self.EraseMany = channel.unary_unary(
+                '/kaseum.privacy.v1.PersonalData/EraseMany',
+                request_serializer=kaseum_dot_privacy_dot_v1_dot_personal__data__pb2.EraseManyRequest.SerializeToString,
+                response_deserializer=kaseum_dot_privacy_dot_v1_dot_personal__data__pb2.EraseManyResponse.FromString,
+                _registered_method=True)
         self.Rectify = channel.unary_unary(
                 '/kaseum.privacy.v1.PersonalData/Rectify',
                 request_serializer=kaseum_dot_privacy_dot_v1_dot_personal__data__pb2.RectifyRequest.SerializeToString,
@@ -84,6 +89,17 @@ class PersonalDataServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EraseMany(self, request, context):
+        """Erase several subjects in one call: the rights service's batch, one round
+        trip per service rather than one per subject. Each subject is erased as
+        Erase would, on its own (a legal hold on one keeps only that one's data),
+        and answered in `results` in the order asked; one that fails does not stop
+        the others. At most 500 erasures per call (INVALID_ARGUMENT beyond).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Rectify(self, request, context):
         """Correct or complete fields this service owns.
         """
@@ -117,6 +133,11 @@ def add_PersonalDataServicer_to_server(servicer, server):
                     servicer.Erase,
                     request_deserializer=kaseum_dot_privacy_dot_v1_dot_personal__data__pb2.EraseRequest.FromString,
                     response_serializer=kaseum_dot_privacy_dot_v1_dot_personal__data__pb2.EraseResponse.SerializeToString,
+            ),
+            'EraseMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseMany,
+                    request_deserializer=kaseum_dot_privacy_dot_v1_dot_personal__data__pb2.EraseManyRequest.FromString,
+                    response_serializer=kaseum_dot_privacy_dot_v1_dot_personal__data__pb2.EraseManyResponse.SerializeToString,
             ),
             'Rectify': grpc.unary_unary_rpc_method_handler(
                     servicer.Rectify,
@@ -188,6 +209,33 @@ class PersonalData:
             '/kaseum.privacy.v1.PersonalData/Erase',
             kaseum_dot_privacy_dot_v1_dot_personal__data__pb2.EraseRequest.SerializeToString,
             kaseum_dot_privacy_dot_v1_dot_personal__data__pb2.EraseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.privacy.v1.PersonalData/EraseMany',
+            kaseum_dot_privacy_dot_v1_dot_personal__data__pb2.EraseManyRequest.SerializeToString,
+            kaseum_dot_privacy_dot_v1_dot_personal__data__pb2.EraseManyResponse.FromString,
             options,
             channel_credentials,
             insecure,

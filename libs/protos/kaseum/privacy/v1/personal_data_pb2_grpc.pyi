@@ -46,6 +46,13 @@ class PersonalDataStub:
     """Physically delete what this service holds about the subject, except what
     a legal obligation or a legal hold keeps (reported in `kept`).
     """
+    EraseMany: _grpc.UnaryUnaryMultiCallable[_personal_data_pb2.EraseManyRequest, _personal_data_pb2.EraseManyResponse]
+    """Erase several subjects in one call: the rights service's batch, one round
+    trip per service rather than one per subject. Each subject is erased as
+    Erase would, on its own (a legal hold on one keeps only that one's data),
+    and answered in `results` in the order asked; one that fails does not stop
+    the others. At most 500 erasures per call (INVALID_ARGUMENT beyond).
+    """
     Rectify: _grpc.UnaryUnaryMultiCallable[_personal_data_pb2.RectifyRequest, _personal_data_pb2.RectifyResponse]
     """Correct or complete fields this service owns."""
     Restrict: _grpc.UnaryUnaryMultiCallable[_personal_data_pb2.RestrictRequest, _personal_data_pb2.RestrictResponse]
@@ -67,6 +74,13 @@ class PersonalDataAsyncStub(PersonalDataStub):
     Erase: _aio.UnaryUnaryMultiCallable[_personal_data_pb2.EraseRequest, _personal_data_pb2.EraseResponse]  # type: ignore[assignment]
     """Physically delete what this service holds about the subject, except what
     a legal obligation or a legal hold keeps (reported in `kept`).
+    """
+    EraseMany: _aio.UnaryUnaryMultiCallable[_personal_data_pb2.EraseManyRequest, _personal_data_pb2.EraseManyResponse]  # type: ignore[assignment]
+    """Erase several subjects in one call: the rights service's batch, one round
+    trip per service rather than one per subject. Each subject is erased as
+    Erase would, on its own (a legal hold on one keeps only that one's data),
+    and answered in `results` in the order asked; one that fails does not stop
+    the others. At most 500 erasures per call (INVALID_ARGUMENT beyond).
     """
     Rectify: _aio.UnaryUnaryMultiCallable[_personal_data_pb2.RectifyRequest, _personal_data_pb2.RectifyResponse]  # type: ignore[assignment]
     """Correct or complete fields this service owns."""
@@ -98,6 +112,19 @@ class PersonalDataServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_personal_data_pb2.EraseResponse, _abc.Awaitable[_personal_data_pb2.EraseResponse]]:
         """Physically delete what this service holds about the subject, except what
         a legal obligation or a legal hold keeps (reported in `kept`).
+        """
+
+    @_abc_1.abstractmethod
+    def EraseMany(
+        self,
+        request: _personal_data_pb2.EraseManyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_personal_data_pb2.EraseManyResponse, _abc.Awaitable[_personal_data_pb2.EraseManyResponse]]:
+        """Erase several subjects in one call: the rights service's batch, one round
+        trip per service rather than one per subject. Each subject is erased as
+        Erase would, on its own (a legal hold on one keeps only that one's data),
+        and answered in `results` in the order asked; one that fails does not stop
+        the others. At most 500 erasures per call (INVALID_ARGUMENT beyond).
         """
 
     @_abc_1.abstractmethod
