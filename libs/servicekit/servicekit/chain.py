@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, String, bindparam, insert, select, update
+from sqlalchemy import BigInteger, String, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from .db import insert_now
 
 GENESIS = "0" * 64
 NONE = {"category": "none"}  # chain bookkeeping holds no personal data
@@ -100,11 +102,6 @@ def _statements(table: Any, dialect: str) -> _Statements:
         advance=update(table).where(table.c.name == name).values(seq=bindparam("new_seq"), hash=bindparam("new_hash")))
 
 
-@functools.cache
-def _insert_rows(table: Any) -> Any:
-    return insert(table)
-
-
 def _lock_head(session: Session, head: type[ChainHeadMixin], name: str) -> tuple[int, str]:
     """Take the chain's head for this transaction (writers queue here) and return (seq, hash): one
     statement (UPDATE … RETURNING), on the table, not through the ORM's unit of work (an append is the
@@ -124,18 +121,14 @@ def append(session: Session, head: type[ChainHeadMixin], rows: Sequence[ChainedM
     if not rows:
         return
     name = rows[0].CHAIN
-    table = type(rows[0]).__table__  # type: ignore[attr-defined]
-    columns = [c.key for c in table.columns]
     seq, prev = _lock_head(session, head, name)
-    values = []
     for row in rows:
         seq += 1
         row.seq = seq
         row.prev_hash = prev
         row.hash = digest(row)
         prev = row.hash
-        values.append({c: getattr(row, c) for c in columns})
-    session.execute(_insert_rows(table), values)
+    insert_now(session, rows)
     built = _statements(head.__table__, session.get_bind().dialect.name)  # type: ignore[attr-defined]
     session.execute(built.advance, {"chain_name": name, "new_seq": seq, "new_hash": prev})
 
