@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -102,24 +102,27 @@ def new_steps(request_id: str, planned: list[PlannedStep], now: datetime | None)
                         lease_id="", lease_until=None, updated_at=now or utcnow()) for p in planned]
 
 
-def publish_change(uow: UnitOfWork[Repository], request: RightsRequest, change: str, step: str = "",
+def publish_change(uow: UnitOfWork[Repository], request: RightsRequest, change: str, steps: Sequence[str] = (),
                    trail: list[audit.Access] | None = None) -> None:
     """Every state change of a request, its steps' included: an event for the other services and an audit
-    record. With `trail`, the record is added to it for the caller to append with the others of its
-    transaction (one append to the chain for a batch of steps, not one each)."""
+    record. Steps of one request recorded together make one event naming each (one audit record each).
+    With `trail`, the records are added to it for the caller to append with the others of its transaction
+    (one append to the chain for a batch of steps, not one each)."""
     event = ev.RequestStatusChanged(request_id=request.id, kind=request.kind, status=request.status, change=change,
-                                    step=step, due_at=to_timestamp(as_utc(request.due_at)))
+                                    step=steps[0] if steps else "", steps=steps,
+                                    due_at=to_timestamp(as_utc(request.due_at)))
     if change == "lift_announced" and request.lift_at is not None:
         event.lift_at.CopyFrom(to_timestamp(as_utc(request.lift_at)))
     # A step's progress has a subject of its own: consent (which tells the subject of request changes)
-    # need not take five events per erasure only to ignore them.
+    # need not take events per erasure only to ignore them.
     name = "rights.request.step_changed" if change.startswith("step_") else "rights.request.status_changed"
     uow.events.publish(name, request.subject_id, event)
-    record = audit.Access(request.subject_id, f"request.{change}", f"{request.id}/{step}" if step else request.id)
+    records = [audit.Access(request.subject_id, f"request.{change}", f"{request.id}/{step}") for step in steps] or [
+        audit.Access(request.subject_id, f"request.{change}", request.id)]
     if trail is None:
-        uow.repo.audit(ORCHESTRATOR, [record])
+        uow.repo.audit(ORCHESTRATOR, records)
     else:
-        trail.append(record)
+        trail.extend(records)
 
 
 @dataclass(frozen=True)
@@ -261,7 +264,7 @@ class Orchestrator:
             steps_of = uow.repo.steps_of(sorted(requests))
             for request_id, request in requests.items():
                 steps = {(s.service, s.operation): s for s in steps_of[request_id]}
-                recorded = False
+                changed: dict[str, list[str]] = {"step_done": [], "step_failed": []}
                 for outcome in by_request[request_id]:
                     call = outcome.call
                     step = steps.get((call.service, call.operation))
@@ -269,12 +272,14 @@ class Orchestrator:
                     # (a refusal settles every step it stops).
                     if step is None or step.lease_id != lease_id or step.status != "pending":
                         continue
-                    recorded = True
-                    if outcome.result is not None:
-                        self._done(uow, step, request, outcome.result, now, trail)
-                    else:
-                        self._failed(uow, step, request, outcome.error, now, trail)
-                if recorded and all(s.status == "done" for s in steps.values()):
+                    change = (self._done(uow, step, request, outcome.result, now) if outcome.result is not None
+                              else self._failed(step, outcome.error, now))
+                    if change:
+                        changed[change].append(f"{step.service}/{step.operation}")
+                for change, names in changed.items():
+                    if names:
+                        publish_change(uow, request, change, names, trail)
+                if changed["step_done"] and all(s.status == "done" for s in steps.values()):
                     if request.status == "completed":  # the lift of a completed restriction
                         publish_change(uow, request, "lifted", trail=trail)
                     elif request.status != "refused":
@@ -284,7 +289,7 @@ class Orchestrator:
             uow.commit()
 
     def _done(self, uow: UnitOfWork[Repository], step: RequestStep, request: RightsRequest, result: StepResult,
-              now: datetime, trail: list[audit.Access]) -> None:
+              now: datetime) -> str:
         step.status, step.attempts, step.updated_at = "done", step.attempts + 1, now
         step.lease_id, step.lease_until, step.next_attempt_at, step.last_error = "", None, None, ""
         step.outcome, step.kept = result.outcome[:200], json.dumps(result.kept)
@@ -296,19 +301,19 @@ class Orchestrator:
         if step.operation == "notify":
             uow.events.publish("rights.processing.objected", request.subject_id, objection.ProcessingObjected(
                 subject_id=request.subject_id, purpose="analytics", objected=True))
-        publish_change(uow, request, "step_done", f"{step.service}/{step.operation}", trail)
+        return "step_done"
 
-    def _failed(self, uow: UnitOfWork[Repository], step: RequestStep, request: RightsRequest, code: str,
-                now: datetime, trail: list[audit.Access]) -> None:
+    def _failed(self, step: RequestStep, code: str, now: datetime) -> str:
+        """The change to tell ("step_failed" once it failed for good), or "" while it is retried."""
         step.attempts += 1
         step.last_error, step.lease_id, step.lease_until, step.updated_at = code[:40], "", None, now
         if step.attempts >= self.backoff.max_attempts:
             step.status, step.next_attempt_at = "failed", None
             log.warning("rights step failed for good", service=step.service, operation=step.operation,
                         attempts=step.attempts, error=code)
-            publish_change(uow, request, "step_failed", f"{step.service}/{step.operation}", trail)
-        else:
-            step.next_attempt_at = now + self.backoff.delay(step.attempts)
+            return "step_failed"
+        step.next_attempt_at = now + self.backoff.delay(step.attempts)
+        return ""
 
     def _complete(self, uow: UnitOfWork[Repository], request: RightsRequest, now: datetime,
                   trail: list[audit.Access]) -> None:

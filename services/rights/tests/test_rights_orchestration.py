@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 from consent import events as consent_events
+from kaseum.events.v1 import envelope_pb2
 from kaseum.events.v1 import identity_events_pb2 as identity_events
+from kaseum.events.v1 import rights_events_pb2 as rights_pb
 from rights import events as rights_events
 from rights.models import AuditLog, ChainHead, Inbox, Repository, RightsRequest
 from rights.orchestration import Backoff, Orchestrator, StepCall, StepFailed, StepResult
@@ -72,6 +74,13 @@ class BatchingServices(FakeServices):
         return answers
 
 
+def unpacked(data: bytes) -> rights_pb.RequestStatusChanged:
+    env = envelope_pb2.Envelope.FromString(data)
+    event = rights_pb.RequestStatusChanged()
+    env.payload.Unpack(event)
+    return event
+
+
 @pytest.fixture
 def services() -> FakeServices:
     return FakeServices()
@@ -109,8 +118,14 @@ def test_an_erasure_runs_every_service_once_and_identity_last(
     with uow() as u:
         assert [e.subject_id for e in u.repo.erasure_ledger()] == [customer.subject_id]
         subjects = Counter(u.session.scalars(text("SELECT subject FROM outbox")))
-    # Each step's progress is an event of its own kind, which consent (telling the subject) does not take.
-    assert subjects[f"{REGION}.rights.request.step_changed"] == 5
+        step_events = [unpacked(data) for data in u.session.scalars(
+            text("SELECT data FROM outbox WHERE subject = :s ORDER BY created_at"),
+            {"s": f"{REGION}.rights.request.step_changed"})]
+    # The steps' progress is an event of its own kind, which consent (telling the subject) does not take: one
+    # per request and recording, naming every step it covers (here phase 1's four, then identity's).
+    assert [(e.change, sorted(e.steps), e.step) for e in step_events] == [
+        ("step_done", ["analytics/erase", "consent/erase", "rights/erase", "tickets/erase"], step_events[0].steps[0]),
+        ("step_done", ["identity/erase"], "identity/erase")]
     assert subjects[f"{REGION}.rights.request.status_changed"] == 2  # filed, completed
     assert all("step_changed" not in s for s in consent_events.SUBJECTS)
     # Every change is an audit record too, the steps' included, on an intact chain.

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$kaseum/events/v1/rights_events.proto\x12\x10kaseum.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"s\n\x0fRequestReceived\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x12\n\nsubject_id\x18\x03 \x01(\t\x12*\n\x06\x64ue_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"H\n\x0eRequestStepDue\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x11\n\toperation\x18\x03 \x01(\t\"D\n\x10RequestCompleted\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\"\xbf\x01\n\x14RequestStatusChanged\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0e\n\x06\x63hange\x18\x04 \x01(\t\x12\x0c\n\x04step\x18\x05 \x01(\t\x12*\n\x06\x64ue_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07lift_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"9\n\x15VerificationRequested\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\"\x83\x01\n\nHoldPlaced\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\r\n\x05scope\x18\x02 \x01(\t\x12\x11\n\ttarget_id\x18\x03 \x01(\t\x12\x13\n\x0breason_code\x18\x04 \x01(\t\x12-\n\treview_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"A\n\x0cHoldReleased\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\r\n\x05scope\x18\x02 \x01(\t\x12\x11\n\ttarget_id\x18\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$kaseum/events/v1/rights_events.proto\x12\x10kaseum.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"s\n\x0fRequestReceived\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x12\n\nsubject_id\x18\x03 \x01(\t\x12*\n\x06\x64ue_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"H\n\x0eRequestStepDue\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x11\n\toperation\x18\x03 \x01(\t\"D\n\x10RequestCompleted\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\"\xce\x01\n\x14RequestStatusChanged\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0e\n\x06\x63hange\x18\x04 \x01(\t\x12\x0c\n\x04step\x18\x05 \x01(\t\x12*\n\x06\x64ue_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07lift_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05steps\x18\x08 \x03(\t\"9\n\x15VerificationRequested\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\"\x83\x01\n\nHoldPlaced\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\r\n\x05scope\x18\x02 \x01(\t\x12\x11\n\ttarget_id\x18\x03 \x01(\t\x12\x13\n\x0breason_code\x18\x04 \x01(\t\x12-\n\treview_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"A\n\x0cHoldReleased\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\r\n\x05scope\x18\x02 \x01(\t\x12\x11\n\ttarget_id\x18\x03 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,11 +39,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REQUESTCOMPLETED']._serialized_start=282
   _globals['_REQUESTCOMPLETED']._serialized_end=350
   _globals['_REQUESTSTATUSCHANGED']._serialized_start=353
-  _globals['_REQUESTSTATUSCHANGED']._serialized_end=544
-  _globals['_VERIFICATIONREQUESTED']._serialized_start=546
-  _globals['_VERIFICATIONREQUESTED']._serialized_end=603
-  _globals['_HOLDPLACED']._serialized_start=606
-  _globals['_HOLDPLACED']._serialized_end=737
-  _globals['_HOLDRELEASED']._serialized_start=739
-  _globals['_HOLDRELEASED']._serialized_end=804
+  _globals['_REQUESTSTATUSCHANGED']._serialized_end=559
+  _globals['_VERIFICATIONREQUESTED']._serialized_start=561
+  _globals['_VERIFICATIONREQUESTED']._serialized_end=618
+  _globals['_HOLDPLACED']._serialized_start=621
+  _globals['_HOLDPLACED']._serialized_end=752
+  _globals['_HOLDRELEASED']._serialized_start=754
+  _globals['_HOLDRELEASED']._serialized_end=819
 # @@protoc_insertion_point(module_scope)

@@ -3,9 +3,11 @@
 isort:skip_file
 Events published by the rights service."""
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -140,6 +142,7 @@ class RequestStatusChanged(_message.Message):
     STEP_FIELD_NUMBER: _builtins.int
     DUE_AT_FIELD_NUMBER: _builtins.int
     LIFT_AT_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Opaque rights request id."""
     kind: _builtins.str
@@ -151,7 +154,9 @@ class RequestStatusChanged(_message.Message):
     completed.
     """
     step: _builtins.str
-    """For a step change: the service and operation, e.g. "tickets/erase"."""
+    """For a step change: the service and operation, e.g. "tickets/erase" (the
+    first of `steps` when one event covers several).
+    """
     @_builtins.property
     def due_at(self) -> _timestamp_pb2.Timestamp:
         """The request's legal due date after the change (an extension moves it)."""
@@ -160,6 +165,14 @@ class RequestStatusChanged(_message.Message):
     def lift_at(self) -> _timestamp_pb2.Timestamp:
         """For lift_announced: when the restriction is lifted (the subject is told
         before); unset otherwise.
+        """
+
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """For a step change: every step it covers, e.g. ["tickets/erase",
+        "consent/erase"]. The steps of one request whose answers the rights
+        service records together (its batch) make one event, each step named
+        here (and each still one audit record).
         """
 
     def __init__(
@@ -172,10 +185,11 @@ class RequestStatusChanged(_message.Message):
         step: _builtins.str = ...,
         due_at: _timestamp_pb2.Timestamp | None = ...,
         lift_at: _timestamp_pb2.Timestamp | None = ...,
+        steps: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at", "lift_at", b"lift_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "due_at", b"due_at", "kind", b"kind", "lift_at", b"lift_at", "request_id", b"request_id", "status", b"status", "step", b"step"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "due_at", b"due_at", "kind", b"kind", "lift_at", b"lift_at", "request_id", b"request_id", "status", b"status", "step", b"step", "steps", b"steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
