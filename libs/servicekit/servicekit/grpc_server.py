@@ -66,7 +66,7 @@ def failure_of(exc: Exception, method: str) -> tuple[grpc.StatusCode, str, str]:
         return grpc.StatusCode.ABORTED, "conflict", RACE_MESSAGE
     if isinstance(exc, DomainError):
         return status_of(exc), exc.code, exc.message
-    log.exception("unhandled error", method=method)
+    log.error("unhandled error", method=method, exc_info=exc)
     return grpc.StatusCode.INTERNAL, "internal", "internal error"
 
 

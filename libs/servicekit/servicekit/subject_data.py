@@ -6,7 +6,7 @@ servicer (personal_data.py) translates for all of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 # (table name, category of notice §3.2, column names, rows of text values). The rows may be any
@@ -43,6 +43,17 @@ class SubjectDataRules:
 
     def erase(self, subject_id: str) -> Erasure:
         raise NotImplementedError
+
+    def erase_many(self, subject_ids: Sequence[str]) -> list[Erasure | Exception]:
+        """Each subject as `erase` would, on its own, in order; what one raised stands in its place (the
+        others go on). A service overrides it when a batch can share work (one read for all subjects)."""
+        results: list[Erasure | Exception] = []
+        for subject_id in subject_ids:
+            try:
+                results.append(self.erase(subject_id))
+            except Exception as exc:
+                results.append(exc)
+        return results
 
     def rectify(self, subject_id: str, corrections: dict[str, str]) -> Rectification:
         # Most services hold no Identity or Contact fields: identity owns them.

@@ -137,7 +137,7 @@ class Outcome:
 class Orchestrator:
     def __init__(self, uow: UnitOfWorkFactory[Repository], runner: StepRunner,
                  clock: Callable[[], datetime] = utcnow, backoff: Backoff = Backoff(),
-                 lease_seconds: float = 120.0, batch: int = 64, workers: int = 8,
+                 lease_seconds: float = 120.0, batch: int = 256, workers: int = 8,
                  pusher: StepRunner | None = None) -> None:
         self.uow = uow
         self.runner = runner
