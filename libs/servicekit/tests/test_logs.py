@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-import structlog
 from servicekit.db import make_engine
-from servicekit.logs import setup_logging
+from servicekit.logs import processors
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
@@ -16,15 +16,16 @@ ADDRESS = "ada.lovelace@example.com"
 
 
 @pytest.mark.notice("11")
-def test_a_logged_exception_has_its_addresses_redacted(capsys: pytest.CaptureFixture[str]) -> None:
-    setup_logging("test")
+def test_a_logged_exception_has_its_addresses_redacted() -> None:
     try:
         raise RuntimeError(f"no account for {ADDRESS}")
     except RuntimeError as exc:
-        structlog.get_logger("test").error("unhandled error", exc_info=exc)
-    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+        event: Any = {"event": "unhandled error", "exc_info": exc}
+    for step in processors():  # what setup_logging configures, run on one line here
+        event = step(None, "error", event)
+    line = json.loads(event)
     assert "RuntimeError" in line["exception"] and "[redacted-email]" in line["exception"]
-    assert ADDRESS not in json.dumps(line)
+    assert ADDRESS not in event
 
 
 @pytest.mark.notice("11")
