@@ -807,7 +807,7 @@ def run(var: Path, erasures: int = 200, tickets: int = 1000, replies: int = 10_0
         say(f"  stack up in {time.monotonic() - began:.1f} s at {stack.gateway_url} (databases: "
             f"{stack.database_url('rights').split(':', 1)[0]}); orchestrator: every "
             f"{os.environ.get('ORCHESTRATOR_INTERVAL_SECONDS', '0.5')} s (the default), 8 workers, "
-            "batches of 64, woken by each filing")
+            f"batches of {lease_batch()}, woken by each filing")
         say(f"erasure: {erasures} customers, each with a ticket, file an erasure at once:")
         erasure = bench_erasure(stack, erasures, say)
         say(f"access export: one subject with {tickets:,} tickets and {replies:,} replies:")
@@ -819,6 +819,12 @@ def run(var: Path, erasures: int = 200, tickets: int = 1000, replies: int = 10_0
 
             bench_run.STARTED.extend(stack.procs.values())
         stack.stop()
+
+
+def lease_batch() -> int:
+    from rights.orchestration import LEASE_BATCH
+
+    return LEASE_BATCH
 
 
 def _lock_line(waits: dict[str, list[float]]) -> str:
@@ -836,8 +842,9 @@ def _limits(e: ErasureResult) -> Iterator[str]:
     direct = sum(e.direct_ms.values())
     per_request = e.steps // max(e.count, 1)
     yield (f"the orchestrator settled {e.steps} steps ({e.count} requests × {per_request}) at {e.steps_per_s:.0f} "
-           f"steps/s, {e.steps / e.steps_per_s if e.steps_per_s else 0:.1f} s to drain the queue; it leases up to 64 "
-           f"due steps at a time and sends a batch's erasures to each service in one call (PersonalData.EraseMany), "
+           f"steps/s, {e.steps / e.steps_per_s if e.steps_per_s else 0:.1f} s to drain the queue; it leases up to "
+           f"{lease_batch()} due steps at a time and sends a batch's erasures to each service in one call "
+           "(PersonalData.EraseMany), "
            f"so a step costs no round trip of its own (one Erase called alone: {direct / len(e.direct_ms):.0f} ms, "
            "mean over the services)")
     need = e.steps / ERASURE_P99_TARGET_S
