@@ -9,9 +9,10 @@ from kaseum.identity.v1 import identity_pb2 as pb
 from kaseum.identity.v1 import identity_pb2_grpc
 from servicekit import caller
 from servicekit.errors import PermissionDenied
+from servicekit.grpc_server import status_of
 from servicekit.timestamps import to_timestamp
 
-from .models import Account
+from .models import Account, Contact
 from .service import IdentityService, NewStaff, SignUp, Tokens
 
 SERVICE = "kaseum.identity.v1.Identity"
@@ -138,3 +139,12 @@ class IdentityApi(identity_pb2_grpc.IdentityServicer):
         account = self.service.get_contact(request.subject_id, principal)
         return pb.GetContactResponse(email=account.email, phone=account.phone,
                                      restricted=account.restricted)
+
+    def GetContacts(self, request: pb.GetContactsRequest, context: Any) -> pb.GetContactsResponse:
+        principal = caller.require_service("consent", "rights")
+        answers = self.service.get_contacts(list(request.subject_ids), principal)
+        return pb.GetContactsResponse(results=[
+            pb.ContactResult(subject_id=subject_id, contact=pb.GetContactResponse(
+                email=answer.email, phone=answer.phone, restricted=answer.restricted))
+            if isinstance(answer, Contact) else pb.ContactResult(subject_id=subject_id, error=status_of(answer).name)
+            for subject_id, answer in zip(request.subject_ids, answers, strict=True)])

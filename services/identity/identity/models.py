@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -393,6 +394,9 @@ _SUBJECT = bindparam("subject", type_=String)
 _ACCOUNTS, _SESSIONS, _HOLDS = core_table(Account), core_table(SessionRecord), core_table(LegalHold)
 CONTACT_OF = (select(_ACCOUNTS.c.email, _ACCOUNTS.c.phone, _ACCOUNTS.c.restricted, _ACCOUNTS.c.region)
               .where(_ACCOUNTS.c.id == _SUBJECT))
+CONTACTS_OF = (select(_ACCOUNTS.c.id, _ACCOUNTS.c.email, _ACCOUNTS.c.phone, _ACCOUNTS.c.restricted,
+                      _ACCOUNTS.c.region)
+               .where(_ACCOUNTS.c.id.in_(bindparam("subjects", type_=String, expanding=True))))
 # What servicekit.holds.active_holds selects, as plain rows.
 SUBJECT_HOLDS = (select(_HOLDS.c.hold_id, _HOLDS.c.reason_code, _HOLDS.c.review_at)
                  .where(_HOLDS.c.target_id == _SUBJECT, _HOLDS.c.scope == "subject", _HOLDS.c.released_at.is_(None)))
@@ -442,6 +446,11 @@ class Repository(OrganisationRepository):
         """The subject's address, telephone, restriction and region, by one plain statement."""
         row = self.session.connection().execute(CONTACT_OF, {"subject": account_id}).first()
         return Contact(row[0], row[1], bool(row[2]), row[3]) if row is not None else None
+
+    def contacts(self, account_ids: Collection[str]) -> dict[str, Contact]:
+        """`contact` of each subject found among `account_ids` (at most a few hundred), by one statement."""
+        rows = self.session.connection().execute(CONTACTS_OF, {"subjects": list(account_ids)})
+        return {row[0]: Contact(row[1], row[2], bool(row[3]), row[4]) for row in rows}
 
     def account_by_login(self, login_key: str) -> Account | None:
         return self.session.scalars(

@@ -3,20 +3,22 @@ real gRPC servicers (the caller as servicekit's request context carries it), on 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 from identity.grpc_api import IdentityApi
-from identity.models import AuditLog, ChainHead
+from identity.models import Account, AuditLog, ChainHead
 from identity.service import IdentityService
 from kaseum.identity.v1 import identity_pb2 as pb
 from kaseum.privacy.v1 import personal_data_pb2 as pd
 from servicekit import caller, chain
 from servicekit.caller import Principal
+from servicekit.errors import InvalidArgument, PermissionDenied, WrongRegion
 from servicekit.personal_data import PersonalDataApi, joined
 from servicekit.testing import person
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 
 from .conftest import signup
 
@@ -105,3 +107,76 @@ def test_the_access_log_outlives_an_erasure(service: IdentityService) -> None:
     assert not tables["accounts"].rows
     assert [r.values[list(tables["access_log"].columns).index("action")] for r in tables["access_log"].rows] == [
         "account.erased", "account.exported"]
+
+
+def contacts(api: IdentityApi, *subject_ids: str) -> list[tuple[str, str, str]]:
+    """GetContacts' answers as (id, address, error)."""
+    answer = api.GetContacts(pb.GetContactsRequest(subject_ids=subject_ids), None)
+    return [(r.subject_id, r.contact.email, r.error) for r in answer.results]
+
+
+@pytest.mark.notice("11")
+@pytest.mark.rule("R-SEC-1", "R-XFER-2")
+def test_a_service_reads_several_addresses_at_once_each_as_getcontact_would_answer(service: IdentityService) -> None:
+    ada, bob, eve = (service.sign_up(signup(username=n, email=f"{n}@example.com")) for n in ("ada", "bob", "eve"))
+    with service.uow() as uow:  # a subject homed elsewhere (sign-up refuses one: set it behind the rules' back)
+        uow.session.execute(update(Account).where(Account.id == eve.id).values(region="eu"))
+        uow.commit()
+    nobody = uuid.uuid4().hex
+    api = IdentityApi(service)
+    with calling_as(CONSENT):
+        answers = contacts(api, bob.id, nobody, ada.id, eve.id, bob.id)
+        with pytest.raises(WrongRegion):
+            api.GetContact(pb.GetContactRequest(subject_id=eve.id), None)
+    # In the order asked; an unknown id and one of another region refused as GetContact refuses them.
+    assert answers == [(bob.id, "bob@example.com", ""), (nobody, "", "NOT_FOUND"), (ada.id, "ada@example.com", ""),
+                       (eve.id, "", "FAILED_PRECONDITION"), (bob.id, "bob@example.com", "")]
+    # Only the subjects read are on the trail, once each, with the purpose GetContact records.
+    assert trail(service) == [("consent", "service", bob.id, "contact.read", "4.1.5"),
+                              ("consent", "service", ada.id, "contact.read", "4.1.5")]
+    with calling_as(RIGHTS):
+        assert contacts(api, ada.id) == [(ada.id, "ada@example.com", "")]
+    assert trail(service)[-1] == ("rights", "service", ada.id, "contact.read", "13")
+
+
+@pytest.mark.notice("11")
+@pytest.mark.rule("R-SEC-1")
+def test_getcontacts_reads_and_audits_a_batch_by_the_statements_of_one(service: IdentityService) -> None:
+    """One query for every subject and one append to the audit chain (a record each), one commit."""
+    subjects = [service.sign_up(signup(username=f"person{i}", email=f"person{i}@example.com")).id for i in range(4)]
+    api = IdentityApi(service)
+    engine = service.uow.session_factory.kw["bind"]
+    with calling_as(CONSENT):  # the audit chain's head made (the first append to it makes it)
+        api.GetContact(pb.GetContactRequest(subject_id=subjects[0]), None)
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with calling_as(CONSENT):
+            contacts(api, subjects[0])
+            one = len(statements)
+            contacts(api, *subjects[1:])
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(statements) == 2 * one
+    with service.uow() as uow:
+        records = list(uow.session.scalars(select(AuditLog).order_by(AuditLog.seq)))
+    assert [r.subject_id for r in records] == [subjects[0], *subjects]
+    assert len({r.at for r in records[2:]}) == 1  # the batch's records: one append
+
+
+@pytest.mark.rule("R-SEC-1")
+def test_getcontacts_is_for_consent_and_rights_only_and_bounded(service: IdentityService) -> None:
+    ada = service.sign_up(signup())
+    api = IdentityApi(service)
+    for someone in (person(ada.id), person("a" * 32, "admin"), Principal("service", "tickets", "service")):
+        with calling_as(someone), pytest.raises(PermissionDenied):
+            api.GetContacts(pb.GetContactsRequest(subject_ids=[ada.id]), None)
+    with calling_as(CONSENT), pytest.raises(InvalidArgument):
+        api.GetContacts(pb.GetContactsRequest(subject_ids=[ada.id] * 501), None)
+    with calling_as(CONSENT):
+        assert len(contacts(api, *[ada.id] * 500)) == 500
+    assert trail(service) == [("consent", "service", ada.id, "contact.read", "4.1.5")]

@@ -624,6 +624,85 @@ class GetContactResponse(_message.Message):
 Global___GetContactResponse: _TypeAlias = GetContactResponse  # noqa: Y015
 
 @_typing.final
+class GetContactsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def subject_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Opaque account ids, at most 500; an id may be asked more than once (answered each time)."""
+
+    def __init__(
+        self,
+        *,
+        subject_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["subject_ids", b"subject_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetContactsRequest: _TypeAlias = GetContactsRequest  # noqa: Y015
+
+@_typing.final
+class ContactResult(_message.Message):
+    """The answer for one id of a GetContacts: `contact`, or `error`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_ID_FIELD_NUMBER: _builtins.int
+    CONTACT_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    subject_id: _builtins.str
+    """The id, as asked."""
+    error: _builtins.str
+    """Why there is no contact: the name of the gRPC status GetContact would have ended with,
+    "NOT_FOUND" (no such account, e.g. erased) or "FAILED_PRECONDITION" (the subject's home
+    region is not this deployment's). Empty when `contact` is set. Never personal data.
+    """
+    @_builtins.property
+    def contact(self) -> Global___GetContactResponse:
+        """What GetContact would answer for this id; unset when `error` is set."""
+
+    def __init__(
+        self,
+        *,
+        subject_id: _builtins.str = ...,
+        contact: Global___GetContactResponse | None = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "error", b"error", "subject_id", b"subject_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContactResult: _TypeAlias = ContactResult  # noqa: Y015
+
+@_typing.final
+class GetContactsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContactResult]:
+        """One per id asked, in the same order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___ContactResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetContactsResponse: _TypeAlias = GetContactsResponse  # noqa: Y015
+
+@_typing.final
 class FindAccountRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -79,6 +79,11 @@ class IdentityStub:
                 request_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactRequest.SerializeToString,
                 response_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactResponse.FromString,
                 _registered_method=True)
+        self.GetContacts = channel.unary_unary(
+                '/kaseum.identity.v1.Identity/GetContacts',
+                request_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactsRequest.SerializeToString,
+                response_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactsResponse.FromString,
+                _registered_method=True)
         self.FindAccount = channel.unary_unary(
                 '/kaseum.identity.v1.Identity/FindAccount',
                 request_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.FindAccountRequest.SerializeToString,
@@ -192,6 +197,15 @@ class IdentityServicer:
 
     def GetContact(self, request, context):
         """A subject's contact address at send time (services only; never copied).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetContacts(self, request, context):
+        """The contact addresses of several subjects in one call, each answered as GetContact would
+        answer it, in order (services consent and rights only; at most 500 ids, INVALID_ARGUMENT
+        beyond). Every subject read is on the audit trail, as with GetContact.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -316,6 +330,11 @@ def add_IdentityServicer_to_server(servicer, server):
                     servicer.GetContact,
                     request_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactRequest.FromString,
                     response_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactResponse.SerializeToString,
+            ),
+            'GetContacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetContacts,
+                    request_deserializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactsRequest.FromString,
+                    response_serializer=kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactsResponse.SerializeToString,
             ),
             'FindAccount': grpc.unary_unary_rpc_method_handler(
                     servicer.FindAccount,
@@ -611,6 +630,33 @@ class Identity:
             '/kaseum.identity.v1.Identity/GetContact',
             kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactRequest.SerializeToString,
             kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetContacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kaseum.identity.v1.Identity/GetContacts',
+            kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactsRequest.SerializeToString,
+            kaseum_dot_identity_dot_v1_dot_identity__pb2.GetContactsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -55,6 +55,11 @@ class IdentityStub:
     """Create a staff account (admin or the operator CLI only)."""
     GetContact: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetContactRequest, _identity_pb2.GetContactResponse]
     """A subject's contact address at send time (services only; never copied)."""
+    GetContacts: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetContactsRequest, _identity_pb2.GetContactsResponse]
+    """The contact addresses of several subjects in one call, each answered as GetContact would
+    answer it, in order (services consent and rights only; at most 500 ids, INVALID_ARGUMENT
+    beyond). Every subject read is on the audit trail, as with GetContact.
+    """
     FindAccount: _grpc.UnaryUnaryMultiCallable[_identity_pb2.FindAccountRequest, _identity_pb2.FindAccountResponse]
     """The account that owns a business e-mail address (the rights service only,
     for a request that arrived by e-mail; audited). NOT_FOUND when none.
@@ -101,6 +106,11 @@ class IdentityAsyncStub(IdentityStub):
     """Create a staff account (admin or the operator CLI only)."""
     GetContact: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetContactRequest, _identity_pb2.GetContactResponse]  # type: ignore[assignment]
     """A subject's contact address at send time (services only; never copied)."""
+    GetContacts: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetContactsRequest, _identity_pb2.GetContactsResponse]  # type: ignore[assignment]
+    """The contact addresses of several subjects in one call, each answered as GetContact would
+    answer it, in order (services consent and rights only; at most 500 ids, INVALID_ARGUMENT
+    beyond). Every subject read is on the audit trail, as with GetContact.
+    """
     FindAccount: _aio.UnaryUnaryMultiCallable[_identity_pb2.FindAccountRequest, _identity_pb2.FindAccountResponse]  # type: ignore[assignment]
     """The account that owns a business e-mail address (the rights service only,
     for a request that arrived by e-mail; audited). NOT_FOUND when none.
@@ -198,6 +208,17 @@ class IdentityServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.GetContactResponse, _abc.Awaitable[_identity_pb2.GetContactResponse]]:
         """A subject's contact address at send time (services only; never copied)."""
+
+    @_abc_1.abstractmethod
+    def GetContacts(
+        self,
+        request: _identity_pb2.GetContactsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.GetContactsResponse, _abc.Awaitable[_identity_pb2.GetContactsResponse]]:
+        """The contact addresses of several subjects in one call, each answered as GetContact would
+        answer it, in order (services consent and rights only; at most 500 ids, INVALID_ARGUMENT
+        beyond). Every subject read is on the audit trail, as with GetContact.
+        """
 
     @_abc_1.abstractmethod
     def FindAccount(
