@@ -5,6 +5,7 @@ The gRPC implementation is identity_client.py; a unit test of one rule may pass 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,6 +36,10 @@ class DirectoryUnavailable(Exception):
 class Directory(Protocol):
     def contact(self, subject_id: str) -> Contact | None:
         """The subject's addresses now, or None when there is no such account (erased)."""
+
+    def contacts(self, subject_ids: Sequence[str]) -> list[Contact | DirectoryUnavailable | None]:
+        """`contact` of each subject, in order, read at once: what `contact` would raise for one stands
+        in its place; raises DirectoryUnavailable when identity cannot answer at all."""
 
     def claim_token(self, token_id: str) -> ClaimedToken:
         """The one-time link token; works once (TokenGone after)."""

@@ -1,6 +1,8 @@
-"""Directory over gRPC: identity's GetContact and ClaimMessageToken, called with consent's credentials."""
+"""Directory over gRPC: identity's GetContact(s) and ClaimMessageToken, called with consent's credentials."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import grpc
 from kaseum.identity.v1 import identity_pb2, identity_pb2_grpc
@@ -10,6 +12,7 @@ from .directory import ClaimedToken, Contact, DirectoryUnavailable, TokenGone
 
 _GONE = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.ABORTED,
          grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT)
+MAX_CONTACTS = 500  # ids per GetContacts (identity's bound)
 
 
 def _code(error: grpc.RpcError) -> grpc.StatusCode | None:
@@ -18,9 +21,9 @@ def _code(error: grpc.RpcError) -> grpc.StatusCode | None:
 
 class IdentityDirectory:
     def __init__(self, addr: str, credentials: caller.ServiceCredentials) -> None:
-        # GetContact is a read (retried); ClaimMessageToken works once, so it is never retried blindly.
+        # GetContact(s) are reads (retried); ClaimMessageToken works once, so it is never retried blindly.
         self._stub = identity_pb2_grpc.IdentityStub(
-            clients.channel(addr, "kaseum.identity.v1.Identity", ["GetContact"], deadline=5))
+            clients.channel(addr, "kaseum.identity.v1.Identity", ["GetContact", "GetContacts"], deadline=5))
         self._credentials = credentials
 
     def contact(self, subject_id: str) -> Contact | None:
@@ -32,6 +35,22 @@ class IdentityDirectory:
                 return None
             raise DirectoryUnavailable(str(_code(exc))) from exc
         return Contact(found.email, found.phone, found.restricted)
+
+    def contacts(self, subject_ids: Sequence[str]) -> list[Contact | DirectoryUnavailable | None]:
+        answers: list[Contact | DirectoryUnavailable | None] = []
+        for start in range(0, len(subject_ids), MAX_CONTACTS):
+            chunk = subject_ids[start:start + MAX_CONTACTS]
+            try:
+                found = self._stub.GetContacts(identity_pb2.GetContactsRequest(subject_ids=chunk),
+                                               metadata=self._credentials.metadata())
+            except grpc.RpcError as exc:
+                raise DirectoryUnavailable(str(_code(exc))) from exc
+            # An id refused is taken as `contact` takes GetContact's refusal: NOT_FOUND is no account; any
+            # other (a subject homed in another region) cannot be answered now.
+            answers += [Contact(r.contact.email, r.contact.phone, r.contact.restricted) if not r.error
+                        else None if r.error == grpc.StatusCode.NOT_FOUND.name else DirectoryUnavailable(r.error)
+                        for r in found.results]
+        return answers
 
     def claim_token(self, token_id: str) -> ClaimedToken:
         try:

@@ -5,7 +5,7 @@ Knows nothing of gRPC, NATS or SQL: it works through a unit of work and a Direct
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,7 +21,7 @@ from servicekit.subject_data import Erasure, Export, SubjectDataRules
 
 from . import unsubscribe
 from .decisions import Decision, check_question, decide, latest
-from .directory import Directory, DirectoryUnavailable
+from .directory import Contact, Directory, DirectoryUnavailable
 from .keys import Keys
 from .ledger import MARKETING_CHANNELS, SOURCES, apply_changes, entry_hash, record_objection
 from .models import GENESIS, LedgerEntry, OutgoingMessage, Preferences, ProductHolding, Repository
@@ -36,6 +36,7 @@ KEPT_SUPPRESSION = ("suppression_list", "keyed hash of the e-mail address and te
 KEPT_ACCESS_LOG = ("access_log", "kept as the record of who accessed the data (UK GDPR Art. 5(1)(f), 32, 33)")
 MAX_BATCH = 10_000
 CHUNK = 500  # ids per IN (...) query: well under SQLite's parameter limit
+IDENTITY_AWAY = "cannot reach identity to record the suppression; try again"
 
 
 @dataclass(frozen=True)
@@ -249,12 +250,29 @@ class ConsentService(SubjectDataRules):
 
         The caller records the time on the subject's row as well (so CanContact and campaigns refuse older
         consent without the address), unless the row is about to go."""
+        return self._list(uow, self._contact(subject_id), reason, now)
+
+    def _contact(self, subject_id: str) -> Contact | None:
+        """The subject's addresses from identity (None: no account, or no directory)."""
         if self.directory is None:
-            return False
+            return None
         try:
-            contact = self.directory.contact(subject_id)
+            return self.directory.contact(subject_id)
         except DirectoryUnavailable as exc:
-            raise Unavailable("cannot reach identity to record the suppression; try again") from exc
+            raise Unavailable(IDENTITY_AWAY) from exc
+
+    def _contacts(self, subject_ids: Sequence[str]) -> list[Contact | Unavailable | None]:
+        """`_contact` of each subject by one call to identity: what `_contact` would raise for one stands in
+        its place; raises it if identity cannot answer at all."""
+        if self.directory is None:
+            return [None] * len(subject_ids)
+        try:
+            found = self.directory.contacts(subject_ids)
+        except DirectoryUnavailable as exc:
+            raise Unavailable(IDENTITY_AWAY) from exc
+        return [Unavailable(IDENTITY_AWAY) if isinstance(c, DirectoryUnavailable) else c for c in found]
+
+    def _list(self, uow: UnitOfWork[Repository], contact: Contact | None, reason: str, now: datetime) -> bool:
         if contact is None:
             return False
         uow.repo.suppress(address_hashes(self.keys.suppression, contact.email, contact.phone), reason, now)
@@ -362,10 +380,33 @@ class ConsentService(SubjectDataRules):
         A legal hold on the subject (12.1) keeps everything, reported as kept with why; the data is
         then only stored for the claim: the subject is restricted, so no marketing goes out.
         """
+        # Identity is asked before the transaction, so no database lock waits on the call.
+        return self._erase(subject_id, self._contact(subject_id))
+
+    def erase_many(self, subject_ids: Sequence[str]) -> list[Erasure | Exception]:
+        """Each subject erased on its own as `erase` does (its own transaction; one failing leaves the others
+        done), their addresses read from identity by one call for the batch, not one each."""
+        try:
+            contacts = self._contacts(subject_ids)
+        except Unavailable:
+            # Identity away: every subject answers as `erase` would (retried), none is erased unlisted.
+            return [Unavailable(IDENTITY_AWAY) for _ in subject_ids]
+        results: list[Erasure | Exception] = []
+        for subject_id, contact in zip(subject_ids, contacts, strict=True):
+            if isinstance(contact, Unavailable):  # this one's address cannot be read now: not erased unlisted
+                results.append(contact)
+                continue
+            try:
+                results.append(self._erase(subject_id, contact))
+            except Exception as exc:  # as SubjectDataRules.erase_many: it stands in the subject's place
+                results.append(exc)
+        return results
+
+    def _erase(self, subject_id: str, contact: Contact | None) -> Erasure:
+        """`erase` with the subject's addresses as identity gave them."""
         with self.uow() as uow:
             now = self.clock()
-            # Identity is asked before the first statement, so no database lock waits on the call.
-            suppressed = self._suppress(uow, subject_id, "erasure", now)
+            suppressed = self._list(uow, contact, "erasure", now)
             held = uow.repo.subject_holds(subject_id)
             if held:
                 if uow.repo.has_preferences(subject_id):

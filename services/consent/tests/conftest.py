@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -29,17 +29,27 @@ BASE = "https://portal.example"
 
 @dataclass
 class FakeDirectory:
-    """Identity's two answers (a fake is fine in a unit test of the sender's rules): claims work once."""
+    """Identity's answers (a fake is fine in a unit test of the sender's rules): claims work once."""
 
-    contacts: dict[str, Contact] = field(default_factory=dict)
+    people: dict[str, Contact] = field(default_factory=dict)  # identity's accounts' addresses
     tokens: dict[str, ClaimedToken] = field(default_factory=dict)
     claimed: list[str] = field(default_factory=list)
     down: bool = False
+    elsewhere: set[str] = field(default_factory=set)  # subjects homed in another region: refused
+    calls: list[str] = field(default_factory=list)  # the calls made, by name
 
     def contact(self, subject_id: str) -> Contact | None:
+        self.calls.append("contact")
+        if self.down or subject_id in self.elsewhere:
+            raise DirectoryUnavailable("down" if self.down else "FAILED_PRECONDITION")
+        return self.people.get(subject_id)
+
+    def contacts(self, subject_ids: Sequence[str]) -> list[Contact | DirectoryUnavailable | None]:
+        self.calls.append("contacts")
         if self.down:
             raise DirectoryUnavailable("down")
-        return self.contacts.get(subject_id)
+        return [DirectoryUnavailable("FAILED_PRECONDITION") if s in self.elsewhere else self.people.get(s)
+                for s in subject_ids]
 
     def claim_token(self, token_id: str) -> ClaimedToken:
         if self.down:
@@ -102,14 +112,32 @@ def mailbox(tmp_path: Path) -> Iterator[Mailbox]:
 
 
 @pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def backend(request: pytest.FixtureRequest) -> str:
     """SQLite always; PostgreSQL too when KASEUM_TEST_POSTGRES names a server (as .ci/run does)."""
-    with fresh_database(request.param, tmp_path, "consent") as url:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    with fresh_database(backend, tmp_path, "consent") as url:
         yield url
 
 
 @pytest.fixture
 def world(database_url: str, mailbox: Mailbox) -> Iterator[World]:
+    yield from make_world(database_url, mailbox)
+
+
+@pytest.fixture
+def twin(backend: str, tmp_path: Path, mailbox: Mailbox) -> Iterator[World]:
+    """A second world on its own database (same backend, clock and keys as `world`), to compare two ways of
+    doing the same thing."""
+    (tmp_path / "twin").mkdir()
+    with fresh_database(backend, tmp_path / "twin", "consent") as url:
+        yield from make_world(url, mailbox)
+
+
+def make_world(database_url: str, mailbox: Mailbox) -> Iterator[World]:
     uow = migrated_uow(MIGRATIONS, database_url, Outbox, Repository)
     clock = Clock(datetime(2025, 3, 1, 12, 0, tzinfo=UTC))
     directory = FakeDirectory()

@@ -19,7 +19,7 @@ PHONES = {s: f"+4420794600{n:02d}" for n, s in enumerate((ADA, BOB, CAROL, DAN, 
 
 
 def customer(world: World, subject: str, **choices: bool) -> None:
-    world.directory.contacts[subject] = Contact(f"{subject[0]}@example.com", PHONES.get(subject, ""), False)
+    world.directory.people[subject] = Contact(f"{subject[0]}@example.com", PHONES.get(subject, ""), False)
     with world.uow() as uow:
         world.consent.create_defaults(uow, subject, "uk", {**NO, **choices}, "2024-01")
         uow.commit()
@@ -45,7 +45,7 @@ def test_the_call_list_holds_only_people_who_consented_to_calls_and_marks_a_tps_
     with world.uow() as uow:  # erasure requested: the number is on the suppression list
         world.consent.on_rights_request(uow, GUS, "erasure")
         uow.commit()
-    world.directory.contacts[IVY] = Contact("i@example.com", PHONES[IVY], True)  # restricted at identity
+    world.directory.people[IVY] = Contact("i@example.com", PHONES[IVY], True)  # restricted at identity
     before = len(audit_rows(world))
 
     # The register extract as the operator gives it: BOB's number, written with a space, and a stranger's.

@@ -31,7 +31,7 @@ EXPIRES = datetime(2025, 3, 8, 12, 0, tzinfo=UTC)
 
 def sign_up(world: World, subject: str = ADA, address: str = ADDRESS) -> None:
     """A customer who refused all marketing: service messages reach them all the same (8.2)."""
-    world.directory.contacts[subject] = Contact(address, "", False)
+    world.directory.people[subject] = Contact(address, "", False)
     with world.uow() as uow:
         world.consent.create_defaults(uow, subject, "uk", NO, "2024-01")
         uow.commit()
@@ -151,7 +151,7 @@ def test_an_erased_subject_gets_no_code_and_none_is_claimed(world: World) -> Non
     sign_up(world)
     world.codes.codes[REQUEST] = ClaimedCode(ADA, "777888", EXPIRES)
     verification_requested(world)
-    del world.directory.contacts[ADA]  # identity answers NOT_FOUND at send time
+    del world.directory.people[ADA]  # identity answers NOT_FOUND at send time
     world.sender.drain()
     assert (rows(world)[0].state, rows(world)[0].reason) == ("failed", "no_recipient")
     assert world.codes.claimed == [] and world.mailbox.messages() == []

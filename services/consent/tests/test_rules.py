@@ -95,7 +95,7 @@ def state_moved_to_a_suppressed_address(world: World) -> None:
     sign_up(world, CAROL, "carol@example.com")
     world.consent.erase(CAROL)
     world.clock.advance(days=1)
-    world.directory.contacts[ADA] = Contact("Carol@example.com", "+442079460999", False)
+    world.directory.people[ADA] = Contact("Carol@example.com", "+442079460999", False)
     env = envelope("identity.account.rectified", "uk", ADA, ev.AccountRectified(account_id=ADA, fields=["email"]))
     with world.uow() as uow:
         events.handlers(world.consent)["identity.account.rectified"](uow, env)
@@ -290,7 +290,7 @@ def test_gpc_opts_out_of_sharing_and_marketing_cookies_and_wins_over_the_same_re
 @pytest.mark.notice("6.1", "7", "9")
 @pytest.mark.rule("R-COOKIE-1", "R-MKT-3")
 def test_gpc_at_sign_up_wins_over_the_forms_third_party_opt_in(world: World) -> None:
-    world.directory.contacts[ADA] = Contact("ada@example.com", "", False)
+    world.directory.people[ADA] = Contact("ada@example.com", "", False)
     env = envelope("identity.account.created", "uk", ADA, ev.AccountCreated(
         account_id=ADA, role="customer", home_region="uk", marketing_email=True, third_party_marketing=True,
         notice_version="2024-01", gpc=True))
@@ -345,7 +345,7 @@ def test_only_admins_and_the_cli_send_campaigns_publish_notices_or_record_holdin
 def test_a_campaign_enqueues_only_the_allowed_and_an_opt_out_before_the_send_still_counts(world: World) -> None:
     sign_up(world, email=True)
     sign_up(world, BOB, "bob@example.com")
-    world.directory.contacts[BOB] = Contact("bob@example.com", "", False)
+    world.directory.people[BOB] = Contact("bob@example.com", "", False)
     result = world.campaigns.send(ADMIN, "Offer", "Buy", "email", "marketing", "")
     assert (result.audience, result.eligible, result.suppressed) == (2, 1, 1)
     world.consent.update(person(ADA), {"email": False}, "preference_page")  # after queueing, before sending
@@ -524,7 +524,7 @@ def test_offers_chosen_from_product_holdings_reach_only_holders_who_have_not_obj
     sign_up(world, email=True)
     sign_up(world, BOB, "bob@example.com", email=True)
     sign_up(world, "c" * 32, "carol@example.com", email=True)  # does not hold the product
-    world.directory.contacts[BOB] = Contact("bob@example.com", "+442079460999", False)  # his own phone
+    world.directory.people[BOB] = Contact("bob@example.com", "+442079460999", False)  # his own phone
     with world.uow() as uow:
         for holder in (ADA, BOB):
             world.consent.record_product(uow, holder, "widget")

@@ -22,7 +22,7 @@ NO = {"email": False, "telephone": False, "third_party": False}
 
 
 def sign_up(world: World, subject: str = ADA, address: str = "ada@example.com", **choices: bool) -> None:
-    world.directory.contacts[subject] = Contact(address, "+442079460018", False)
+    world.directory.people[subject] = Contact(address, "+442079460018", False)
     with world.uow() as uow:
         world.consent.create_defaults(uow, subject, "uk", {**NO, **choices}, "2024-01")
         uow.commit()
@@ -193,7 +193,7 @@ def test_a_live_lease_keeps_other_workers_off(world: World) -> None:
 def test_an_erased_subject_gets_nothing(world: World) -> None:
     sign_up(world)
     request_message(world, ADA, "signup_existing")
-    del world.directory.contacts[ADA]
+    del world.directory.people[ADA]
     world.sender.drain()
     assert (rows(world)[0].state, rows(world)[0].reason) == ("failed", "no_recipient")
 
