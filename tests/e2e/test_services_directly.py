@@ -9,13 +9,18 @@ from collections.abc import Iterator
 import grpc
 import jwt
 import pytest
+from consent.keys import Keys
+from consent.models import SuppressionEntry
+from consent.suppression import address_hashes
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from kaseum.identity.v1 import identity_pb2, identity_pb2_grpc
 from kaseum.privacy.v1 import personal_data_pb2, personal_data_pb2_grpc
 from kaseum.tickets.v1 import tickets_pb2, tickets_pb2_grpc
 from servicekit import caller
+from servicekit.db import make_engine
 from servicekit.personal_data import joined
+from sqlalchemy import select
 
 from tests.support.api import PASSWORD, Api, sign_up_and_log_in
 from tools.stack import SERVICES, Stack, generate_secrets
@@ -131,8 +136,22 @@ def test_erasure_by_the_rights_service_ends_the_subjects_sessions_at_once(stack:
                                                       "password": body["password"]}).status_code == 401
 
 
+def listed(stack: Stack, emails: list[str]) -> set[str]:
+    """Which of `emails` are on consent's suppression list (as their keyed hashes, reason erasure)."""
+    keys = Keys.from_secret(generate_secrets(stack.var / "kaseum.env")["KASEUM_SERVICE_SECRET"].encode())
+    by_hash = {h: e for e in emails for _, h in address_hashes(keys.suppression, e, "")}
+    engine = make_engine(stack.database_url("consent"))
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(select(SuppressionEntry.hash).where(
+                SuppressionEntry.hash.in_(by_hash), SuppressionEntry.reason == "erasure")).scalars()
+            return {by_hash[h] for h in found}
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.notice("13.1.3")
-@pytest.mark.rule("R-ERASE-1", "R-SEC-2")
+@pytest.mark.rule("R-ERASE-1", "R-SEC-2", "R-MKT-6")
 def test_every_holder_erases_a_batch_of_subjects_over_grpc_each_answered_in_order(stack: Stack) -> None:
     api = Api(stack.gateway_url)
     people = [sign_up_and_log_in(api) for _ in range(2)]
@@ -140,6 +159,8 @@ def test_every_holder_erases_a_batch_of_subjects_over_grpc_each_answered_in_orde
         opened = user.call("POST", "/api/v1/tickets", json={"subject": "Invoice", "body": "It is wrong."})
         assert opened.status_code == 201
     ids = [created["id"] for _, created, _ in people] + [uuid.uuid4().hex]  # the last is nobody
+    emails = [body["email"] for _, _, body in people]
+    assert listed(stack, emails) == set()
     asked = personal_data_pb2.EraseManyRequest(erasures=[
         personal_data_pb2.EraseRequest(subject_id=i, request_id=uuid.uuid4().hex) for i in ids])
     secret = generate_secrets(stack.var / "kaseum.env")["KASEUM_SERVICE_SECRET"].encode()
@@ -155,6 +176,8 @@ def test_every_holder_erases_a_batch_of_subjects_over_grpc_each_answered_in_orde
             answer = stub.EraseMany(asked, metadata=rights, timeout=30)
         assert [(r.subject_id, r.error, r.erased.service) for r in answer.results] == [(i, "", service) for i in ids]
         erased[service] = [r.erased.erased_rows for r in answer.results]
+        if service == "consent":  # before identity's: consent read both addresses (GetContacts) and listed them
+            assert listed(stack, emails) == set(emails)
     assert all(rows >= 1 for rows in erased["tickets"][:2])  # each one's ticket
     assert all(rows >= 3 for rows in erased["identity"][:2])  # the account, its session, its sign-in
     assert [rows[2] for rows in erased.values()] == [0] * 5  # nobody: nothing anywhere
