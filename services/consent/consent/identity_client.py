@@ -44,6 +44,9 @@ class IdentityDirectory:
                 found = self._stub.GetContacts(identity_pb2.GetContactsRequest(subject_ids=chunk),
                                                metadata=self._credentials.metadata())
             except grpc.RpcError as exc:
+                if _code(exc) == grpc.StatusCode.UNIMPLEMENTED:  # identity not upgraded yet (a rolling upgrade)
+                    answers += [self._one(subject_id) for subject_id in chunk]
+                    continue
                 raise DirectoryUnavailable(str(_code(exc))) from exc
             # An id refused is taken as `contact` takes GetContact's refusal: NOT_FOUND is no account; any
             # other (a subject homed in another region) cannot be answered now.
@@ -51,6 +54,12 @@ class IdentityDirectory:
                         else None if r.error == grpc.StatusCode.NOT_FOUND.name else DirectoryUnavailable(r.error)
                         for r in found.results]
         return answers
+
+    def _one(self, subject_id: str) -> Contact | DirectoryUnavailable | None:
+        try:
+            return self.contact(subject_id)
+        except DirectoryUnavailable as refused:
+            return refused
 
     def claim_token(self, token_id: str) -> ClaimedToken:
         try:
