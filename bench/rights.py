@@ -228,16 +228,15 @@ def cpu_by_process(stack: Stack) -> dict[str, float]:
     return {name: sum(process_cpu_s(p) for p in descendants(proc.pid, tree)) for name, proc in stack.procs.items()}
 
 
-def settle(stack: Stack, quiet: float = 0.05, window: float = 0.5, limit: float = 60.0) -> float:
-    """Wait until our processes are quiet (together under `quiet` of one CPU over `window`): what the set-up
-    started (the sign-ups' verification mails, their events) is done before a burst is measured, so the
-    figure is the burst's alone. Seconds waited."""
-    began = time.monotonic()
-    while time.monotonic() - began < limit:
+def settle(stack: Stack, quiet: float = 0.15, window: float = 0.5, windows: int = 3, limit: float = 90.0) -> float:
+    """Wait until our processes are quiet (together under `quiet` of one CPU over `windows` windows in a
+    row): what the set-up started (the sign-ups' verification mails, their events) is done before a burst
+    is measured, so the figure is the burst's alone. Seconds waited."""
+    began, calm = time.monotonic(), 0
+    while time.monotonic() - began < limit and calm < windows:
         before = sum(cpu_by_process(stack).values())
         time.sleep(window)
-        if sum(cpu_by_process(stack).values()) - before < quiet * window:
-            break
+        calm = calm + 1 if sum(cpu_by_process(stack).values()) - before < quiet * window else 0
     return time.monotonic() - began
 
 
