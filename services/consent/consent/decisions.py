@@ -43,19 +43,30 @@ def decide(prefs: Preferences | None, channel: str, purpose: str, restricted: bo
         return Decision(False, "objected")
     if restricted:
         return Decision(False, "restricted")
-    if purpose == "third_party_marketing":
-        granted = prefs.third_party_marketing
-    else:
-        granted = prefs.marketing_email if channel == "email" else prefs.marketing_telephone
-    if not granted:
+    # Consent is specific (sections 6.1, 7): each channel, and third-party sharing, counts on its own grant.
+    consent = "third_party" if purpose == "third_party_marketing" else channel
+    if not granted(prefs, consent):
         return Decision(False, "no_consent")
-    if prefs.basis_seq < purpose_floor:
+    granted_at, basis_seq = prefs.grant(consent)
+    if basis_seq < purpose_floor:
         return Decision(False, "reconsent_required")
+    # Any of the subject's addresses suppressed after this grant blocks it (the row does not say which).
     suppressed = latest(prefs.address_suppressed_at, suppressed_since)
-    if suppressed is not None and (
-            prefs.marketing_granted_at is None or suppressed >= as_utc(prefs.marketing_granted_at)):
+    if suppressed is not None and (granted_at is None or suppressed >= as_utc(granted_at)):
         return Decision(False, "suppressed")
     return Decision(True, "consented")
+
+
+def granted(prefs: Preferences, consent: str) -> bool:
+    """Is this marketing consent (email, telephone, third_party) on?"""
+    return bool({"email": prefs.marketing_email, "telephone": prefs.marketing_telephone,
+                 "third_party": prefs.third_party_marketing}.get(consent, False))
+
+
+def stale(prefs: Preferences, purpose_floor: int) -> list[str]:
+    """The marketing consents that are on but were given before the latest purpose change."""
+    return [c for c in ("email", "telephone", "third_party")
+            if granted(prefs, c) and prefs.grant(c)[1] < purpose_floor]
 
 
 def latest(*moments: datetime | None) -> datetime | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from datetime import datetime
 
 from kaseum.events.v1 import consent_events_pb2 as ev
@@ -55,26 +56,27 @@ def _append(uow: UnitOfWork[Repository], prefs: Preferences, purpose: str, chann
 
 def apply_changes(uow: UnitOfWork[Repository], prefs: Preferences, changes: dict[str, bool], source: str,
                   notice_version: str, notice_seq: int, now: datetime, record_unchanged: bool = False,
-                  recorded_by: str = "", regrant: bool = False) -> bool:
+                  recorded_by: str = "", regrant: Collection[str] = ()) -> bool:
     """Append a record per change and update the current row; publish the events. False if nothing changed.
 
-    `regrant`: a marketing grant of a channel already on is recorded anyway, as the fresh consent
-    that a purpose change asks for (the person confirms under the new notice in one action).
+    `regrant`: marketing channels whose grant, when already on, is recorded anyway, as the fresh consent
+    that a purpose change asks for (the person confirms that channel under the new notice in one action).
     """
     withdrawn: list[tuple[str, str]] = []
     changed = False
     for channel, granted in changes.items():
         purpose, field = CHANNELS[channel]
-        fresh_grant = regrant and granted and purpose in MARKETING_PURPOSES
+        fresh_grant = channel in regrant and granted and purpose in MARKETING_PURPOSES
         if getattr(prefs, field) == granted and not record_unchanged and not fresh_grant:
             continue
         setattr(prefs, field, granted)
         _append(uow, prefs, purpose, channel, granted, source, notice_version, now, recorded_by)
         changed = True
         if granted and purpose in MARKETING_PURPOSES:
-            # A fresh opt-in: given under this notice, newer than any suppression, and it ends an objection
-            # (express consent to third-party sharing too: without it, that consent could never count).
-            prefs.marketing_granted_at, prefs.basis_seq, prefs.objected_at = now, notice_seq, None
+            # A fresh opt-in of this channel only: given under this notice, newer than any suppression, and it
+            # ends an objection (express consent to third-party sharing too: without it, it could never count).
+            prefs.stamp(channel, now, notice_seq)
+            prefs.objected_at = None
         if not granted:
             withdrawn.append((purpose, channel))
     if not changed:

@@ -106,11 +106,18 @@ class Preferences(Base):
     # Objection to direct marketing (Art. 21(2)): absolute, every channel, until fresh consent.
     objected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True,
                                                          info=MARKETING)
-    # When a marketing channel was last granted, and the notice sequence it was granted under: a
-    # suppression entry newer than the grant, or a purpose change after it, blocks marketing.
-    marketing_granted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True,
+    # When each marketing channel was last granted, and the notice sequence it was granted under: a
+    # suppression entry newer than that channel's grant, or a purpose change after it, blocks that channel.
+    # Per channel, since consent is specific: renewing one does not renew another (see granted/stamp).
+    email_granted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True,
+                                                              info=MARKETING)
+    email_basis_seq: Mapped[int] = mapped_column(Integer, default=0, info=MARKETING)
+    telephone_granted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True,
                                                                   info=MARKETING)
-    basis_seq: Mapped[int] = mapped_column(Integer, default=0, info=MARKETING)
+    telephone_basis_seq: Mapped[int] = mapped_column(Integer, default=0, info=MARKETING)
+    third_party_granted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True,
+                                                                    info=MARKETING)
+    third_party_basis_seq: Mapped[int] = mapped_column(Integer, default=0, info=MARKETING)
     # When one of the subject's addresses went on the suppression list (their own objection or erasure
     # request, or an entry found for the address at sign-up or when it changed): consent older than this
     # does not count, so CanContact, batches and campaigns need no address (the sender still checks live).
@@ -118,6 +125,27 @@ class Preferences(Base):
                                                                    info=MARKETING)
     # Version of the notice the subject was last sent (section 4.1.2).
     last_notice_seen: Mapped[str] = mapped_column(String(20), default="", info=MARKETING)
+
+    def grant(self, channel: str) -> tuple[datetime | None, int]:
+        """(when, under which notice seq) the marketing channel (email, telephone, third_party) was last granted."""
+        if channel == "email":
+            return self.email_granted_at, self.email_basis_seq
+        if channel == "telephone":
+            return self.telephone_granted_at, self.telephone_basis_seq
+        if channel == "third_party":
+            return self.third_party_granted_at, self.third_party_basis_seq
+        raise ValueError(f"not a marketing channel: {channel}")
+
+    def stamp(self, channel: str, at: datetime, notice_seq: int) -> None:
+        """Record a fresh grant of one marketing channel; the others keep theirs."""
+        if channel == "email":
+            self.email_granted_at, self.email_basis_seq = at, notice_seq
+        elif channel == "telephone":
+            self.telephone_granted_at, self.telephone_basis_seq = at, notice_seq
+        elif channel == "third_party":
+            self.third_party_granted_at, self.third_party_basis_seq = at, notice_seq
+        else:
+            raise ValueError(f"not a marketing channel: {channel}")
 
 
 class LedgerEntry(Base):

@@ -20,7 +20,7 @@ from servicekit.region import RegionGuard
 from servicekit.subject_data import Erasure, Export, SubjectDataRules
 
 from . import unsubscribe
-from .decisions import Decision, check_question, decide, latest
+from .decisions import Decision, check_question, decide, granted, latest, stale
 from .directory import Contact, Directory, DirectoryUnavailable
 from .keys import Keys
 from .ledger import MARKETING_CHANNELS, SOURCES, apply_changes, entry_hash, record_objection
@@ -87,7 +87,9 @@ class ConsentService(SubjectDataRules):
         prefs = Preferences(subject_id=subject_id, marketing_email=False, marketing_telephone=False,
                             third_party_marketing=False, cookies_analytics=False, cookies_marketing=False,
                             notice_version=notice_version, updated_at=self.clock(), objected_at=None,
-                            marketing_granted_at=None, basis_seq=0, last_notice_seen="")
+                            email_granted_at=None, email_basis_seq=0, telephone_granted_at=None,
+                            telephone_basis_seq=0, third_party_granted_at=None, third_party_basis_seq=0,
+                            last_notice_seen="")
         uow.repo.add(prefs)
         seq, now = self.seq_of(uow, notice_version), self.clock()
         if gpc:
@@ -128,21 +130,21 @@ class ConsentService(SubjectDataRules):
             prefs = self._prefs(uow, principal.subject_id, lock=True)
             version, seq = self.current_notice(uow)
             now = self.clock()
-            # Consent given before a purpose change: a grant now is the fresh consent asked for, and is
-            # recorded even where the channel is already on, so one action ends reconsent_required.
-            stale = prefs.basis_seq < uow.repo.purpose_floor()
+            # Consent given before a purpose change: a grant now of such a channel is the fresh consent asked
+            # for, and is recorded even where the channel is already on, so one action renews that channel.
+            before_change = stale(prefs, uow.repo.purpose_floor())
             if gpc:
                 # Global Privacy Control: an opt-out of sale/sharing and marketing cookies that the
                 # same request cannot override (R-COOKIE-1).
                 changes = {k: v for k, v in changes.items() if k not in ("third_party", "cookies_marketing")}
                 apply_changes(uow, prefs, {"third_party": False, "cookies_marketing": False}, "gpc", version, seq, now)
-            apply_changes(uow, prefs, changes, source, version, seq, now, regrant=stale)
+            apply_changes(uow, prefs, changes, source, version, seq, now, regrant=before_change)
             uow.commit()
             return self._view(uow, prefs)
 
     def _view(self, uow: UnitOfWork[Repository], prefs: Preferences) -> PreferencesView:
-        granted = prefs.marketing_email or prefs.marketing_telephone or prefs.third_party_marketing
-        return PreferencesView(prefs, granted and prefs.basis_seq < uow.repo.purpose_floor())
+        # While any consent that is on predates the latest purpose change.
+        return PreferencesView(prefs, bool(stale(prefs, uow.repo.purpose_floor())))
 
     def _target(self, principal: Principal, subject_id: str) -> str:
         if principal.is_service:
@@ -227,8 +229,7 @@ class ConsentService(SubjectDataRules):
 
     @staticmethod
     def _granted(prefs: Preferences, channel: str) -> bool:
-        return bool({"email": prefs.marketing_email, "telephone": prefs.marketing_telephone,
-                     "third_party": prefs.third_party_marketing}.get(channel, False))
+        return granted(prefs, channel)
 
     def on_rights_request(self, uow: UnitOfWork[Repository], subject_id: str, kind: str) -> None:
         """React at once to a rights request (rights.request.received), before any step runs:

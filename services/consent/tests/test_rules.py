@@ -158,7 +158,7 @@ def test_a_suppressed_address_is_not_marketed_to_until_fresh_consent(world: Worl
     with world.uow() as uow:
         prefs = uow.repo.preferences(BOB)
         assert prefs is not None
-        prefs.marketing_email, prefs.marketing_granted_at = True, world.clock() - timedelta(days=400)
+        prefs.marketing_email, prefs.email_granted_at = True, world.clock() - timedelta(days=400)
         uow.commit()
     world.clock.advance(minutes=1)
     # Known at sign-up (keyed hashes compared): the campaign does not count BOB, and nothing is queued.
@@ -190,7 +190,7 @@ def test_an_erasure_stamps_an_address_already_listed_anew(world: World) -> None:
     with world.uow() as uow:
         prefs = uow.repo.preferences(BOB)
         assert prefs is not None
-        prefs.marketing_email, prefs.marketing_granted_at = True, between
+        prefs.marketing_email, prefs.email_granted_at = True, between
         uow.commit()
     assert decision(world, BOB) == (False, "suppressed")
 
