@@ -75,7 +75,7 @@ def populate(url: str, subjects: int, opted_out: int) -> tuple[list[str], set[st
     rows = [{"subject_id": s, "marketing_email": s not in out, "marketing_telephone": False,
              "third_party_marketing": False, "cookies_analytics": False, "cookies_marketing": False,
              "notice_version": "2024-01", "updated_at": now, "objected_at": None,
-             "marketing_granted_at": None if s in out else now, "basis_seq": 0, "last_notice_seen": ""}
+             "email_granted_at": None if s in out else now, "email_basis_seq": 0, "last_notice_seen": ""}
             for s in ids]
     engine = make_engine(url)
     with engine.begin() as conn:
