@@ -12,7 +12,8 @@ To adopt governance in a service (tickets and rights show every step):
    kaseum.privacy.v1.Governance, subscribes the legal-hold projection, schedules the purge, checks
    the hosting providers and gives `runtime.transfers` (the transfer gate).
 5. The rules: `audit.record(...)` in the unit of work of every staff/reseller/service access to
-   personal data; `audit.export_table(...)` in Export; `holds.active_holds(...)` in Erase (report kept).
+   personal data; `audit.export_table(...)` in Export; `holds.subject_holds(...)` in Erase
+   (report what was kept with `holds.kept_for`).
 6. Tests: add the service to SERVICES in tools/tests/test_declarations.py and to WIRED in
    tests/e2e/test_governance_dpo.py.
 

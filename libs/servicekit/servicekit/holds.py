@@ -11,21 +11,22 @@ To adopt in a service:
 1. in models.py `class LegalHold(LegalHoldMixin, Base): pass` (part of `GovernanceModels`);
 2. `runtime.governance(...)` subscribes `handlers(LegalHold)` to `SUBJECTS` through the inbox;
 3. in purge queries add `not_held(LegalHold, "subject", Table.subject_column)` (and "ticket", …);
-   in Erase call `active_holds(session, LegalHold, subject_id)` and report what was kept.
+   in Erase call `subject_holds(session, LegalHold, subject_id)` and report what was kept (`kept_for`).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from kaseum.events.v1 import envelope_pb2
 from kaseum.events.v1 import rights_events_pb2 as ev
-from sqlalchemy import ColumnElement, DateTime, Index, String, exists, select
+from sqlalchemy import ColumnElement, DateTime, Index, String, Table, bindparam, exists, select
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
-from .db import utcnow
+from .db import core_table, utcnow
 
 SCOPES = ("subject", "ticket")
 PLACED = "rights.hold.placed"
@@ -65,6 +66,34 @@ def active_holds(session: Session, model: type[LegalHoldMixin], target_ids: Iter
     if scope:
         query = query.where(model.scope == scope)
     return list(session.scalars(query))
+
+
+class Hold(NamedTuple):
+    """An active legal hold as an erasure reports it: plain values read by one statement, no ORM object."""
+
+    hold_id: str
+    target_id: str
+    reason_code: str
+    review_at: datetime
+
+
+def kept_for(hold: Hold) -> str:
+    """Why an erasure kept what `hold` covers, as the subject is told."""
+    return (f"legal hold {hold.hold_id} ({hold.reason_code}; UK GDPR Art. 17(3)(e)), review on "
+            f"{hold.review_at:%Y-%m-%d}")
+
+
+def subject_holds(session: Session, model: type[LegalHoldMixin], subject_id: str) -> list[Hold]:
+    """The active holds on the subject (an erasure's first read: its statement built once per table)."""
+    rows = session.connection().execute(_subject_holds_of(core_table(model)), {"subject": subject_id})
+    return [Hold(*row) for row in rows]
+
+
+@functools.cache
+def _subject_holds_of(table: Table) -> Any:
+    return (select(table.c.hold_id, table.c.target_id, table.c.reason_code, table.c.review_at)
+            .where(table.c.target_id == bindparam("subject", type_=String), table.c.scope == "subject",
+                   table.c.released_at.is_(None)))
 
 
 def placed(session: Session, model: type[LegalHoldMixin], hold_id: str, scope: str, target_id: str,

@@ -11,7 +11,7 @@ from servicekit.chain import ChainHeadMixin
 from servicekit.db import core_table
 from servicekit.errors import Collision
 from servicekit.governance_models import GovernanceModels
-from servicekit.holds import LegalHoldMixin, active_holds, not_held
+from servicekit.holds import Hold, LegalHoldMixin, not_held, subject_holds
 from servicekit.outbox import InboxMixin, OutboxMixin
 from servicekit.restrictions import RestrictionMixin, is_restricted, set_restricted
 from servicekit.retention import Batch, Key, PurgeRunMixin
@@ -511,8 +511,8 @@ class Repository:
         return count
 
     # --- governance: holds, audit, retention -------------------------------------------
-    def subject_holds(self, subject_id: str) -> list[LegalHoldMixin]:
-        return active_holds(self.session, LegalHold, [subject_id], "subject")
+    def subject_holds(self, subject_id: str) -> list[Hold]:
+        return subject_holds(self.session, LegalHold, subject_id)
 
     def audit(self, principal: Principal, accesses: list[audit.Access], purpose: str, at: datetime) -> None:
         audit.record(self.session, AuditLog, ChainHead, principal, accesses, purpose=purpose, at=at)

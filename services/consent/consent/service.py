@@ -13,7 +13,7 @@ from servicekit.audit import SUPPORT, Access
 from servicekit.caller import Principal
 from servicekit.db import UnitOfWork, UnitOfWorkFactory, utcnow
 from servicekit.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, Unavailable
-from servicekit.holds import LegalHoldMixin
+from servicekit.holds import kept_for
 from servicekit.logs import get_logger
 from servicekit.personal_data import table_of
 from servicekit.region import RegionGuard
@@ -419,7 +419,7 @@ class ConsentService(SubjectDataRules):
                 # Set-based deletes; the row's suppression time is not written first, as the row goes.
                 count = uow.repo.erase(subject_id)
             uow.commit()
-        kept = [("preferences, consent ledger and communications", _held(h)) for h in held]
+        kept = [("preferences, consent ledger and communications", kept_for(h)) for h in held]
         if suppressed:
             kept.append(KEPT_SUPPRESSION)
         return Erasure(count, [*kept, KEPT_ACCESS_LOG])
@@ -430,7 +430,3 @@ class ConsentService(SubjectDataRules):
             uow.commit()
             return restricted
 
-
-def _held(hold: LegalHoldMixin) -> str:
-    return (f"legal hold {hold.hold_id} ({hold.reason_code}; UK GDPR Art. 17(3)(e)), review on "
-            f"{hold.review_at:%Y-%m-%d}")

@@ -14,7 +14,7 @@ from servicekit.chain import ChainHeadMixin
 from servicekit.cursors import newest_first
 from servicekit.db import core_table
 from servicekit.governance_models import GovernanceModels
-from servicekit.holds import LegalHoldMixin, not_held
+from servicekit.holds import Hold, LegalHoldMixin, not_held, subject_holds
 from servicekit.outbox import InboxMixin, OutboxMixin
 from servicekit.personal_data import table_of
 from servicekit.retention import Batch, Key, PurgeRunMixin
@@ -165,15 +165,6 @@ class Contact:
     phone: str
     restricted: bool
     region: str
-
-
-@dataclass(frozen=True)
-class SubjectHold:
-    """An active legal hold on a subject, as an erasure reports it (`Repository.subject_holds`)."""
-
-    hold_id: str
-    reason_code: str
-    review_at: datetime
 
 
 
@@ -391,15 +382,12 @@ class OrganisationRepository:
 # Hot paths' statements, built once: on SQLite, building a statement and its cache key costs more than
 # running it. An erasure's are one plain DELETE per table, no read first.
 _SUBJECT = bindparam("subject", type_=String)
-_ACCOUNTS, _SESSIONS, _HOLDS = core_table(Account), core_table(SessionRecord), core_table(LegalHold)
+_ACCOUNTS, _SESSIONS = core_table(Account), core_table(SessionRecord)
 CONTACT_OF = (select(_ACCOUNTS.c.email, _ACCOUNTS.c.phone, _ACCOUNTS.c.restricted, _ACCOUNTS.c.region)
               .where(_ACCOUNTS.c.id == _SUBJECT))
 CONTACTS_OF = (select(_ACCOUNTS.c.id, _ACCOUNTS.c.email, _ACCOUNTS.c.phone, _ACCOUNTS.c.restricted,
                       _ACCOUNTS.c.region)
                .where(_ACCOUNTS.c.id.in_(bindparam("subjects", type_=String, expanding=True))))
-# What servicekit.holds.active_holds selects, as plain rows.
-SUBJECT_HOLDS = (select(_HOLDS.c.hold_id, _HOLDS.c.reason_code, _HOLDS.c.review_at)
-                 .where(_HOLDS.c.target_id == _SUBJECT, _HOLDS.c.scope == "subject", _HOLDS.c.released_at.is_(None)))
 # Erase takes the account's row first: a sign-in (which updates that row before it inserts its session)
 # then either finished before, and its session is deleted and revoked with the others, or waits and finds
 # the account gone; without it, on PostgreSQL a session started between the two deletes would go with the
@@ -584,10 +572,9 @@ class Repository(OrganisationRepository):
         organisation = principal.organisation_id if principal.role == "reseller" else ""
         audit.record(self.session, AuditLog, ChainHead, principal, accesses, purpose, organisation)
 
-    def subject_holds(self, account_id: str) -> list[SubjectHold]:
+    def subject_holds(self, account_id: str) -> list[Hold]:
         """Active legal holds on the subject (the rights service's, projected here through the inbox)."""
-        rows = self.session.connection().execute(SUBJECT_HOLDS, {"subject": account_id})
-        return [SubjectHold(hold_id, reason, review_at) for hold_id, reason, review_at in rows]
+        return subject_holds(self.session, LegalHold, account_id)
 
     def erase(self, account_id: str) -> tuple[int, list[str]]:
         """Delete the account, its sessions and technical data. Returns the rows deleted and the ids of

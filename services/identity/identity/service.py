@@ -23,6 +23,7 @@ from servicekit.errors import (
     Unauthenticated,
     WrongRegion,
 )
+from servicekit.holds import kept_for
 from servicekit.region import RegionGuard, home_region
 from servicekit.subject_data import Erasure, Export, Rectification, SubjectDataRules
 from servicekit.timestamps import to_timestamp
@@ -37,7 +38,6 @@ from .models import (
     SessionRecord,
     SignInAccount,
     StartedSession,
-    SubjectHold,
 )
 from .passwords import Passwords
 from .recovery import (
@@ -612,7 +612,7 @@ class IdentityService(SubjectDataRules):
             self._audit_contract(uow, subject_id, "account.erase_refused" if holds else "account.erased")
             if holds:
                 uow.commit()
-                return Erasure(0, [(HELD_DATA, _held(h)) for h in holds] + [KEPT_ACCESS_LOG])
+                return Erasure(0, [(HELD_DATA, kept_for(h)) for h in holds] + [KEPT_ACCESS_LOG])
             erased, sessions = uow.repo.erase(subject_id)
             self.announce(sessions)  # before the commit: if the gateways cannot be told, nothing is erased
             if erased:
@@ -666,7 +666,3 @@ class IdentityService(SubjectDataRules):
 
 
 
-
-def _held(hold: SubjectHold) -> str:
-    return (f"legal hold {hold.hold_id} ({hold.reason_code}; UK GDPR Art. 17(3)(e)), review on "
-            f"{hold.review_at:%Y-%m-%d}")

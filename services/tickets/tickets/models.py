@@ -19,7 +19,7 @@ from servicekit.chain import ChainHeadMixin
 from servicekit.cursors import newest_first
 from servicekit.db import as_utc, core_table
 from servicekit.governance_models import GovernanceModels
-from servicekit.holds import LegalHoldMixin, not_held
+from servicekit.holds import Hold, LegalHoldMixin, not_held
 from servicekit.outbox import InboxMixin, OutboxMixin
 from servicekit.restrictions import RestrictionMixin, is_restricted, set_restricted
 from servicekit.retention import Batch, Key, PurgeRunMixin
@@ -210,15 +210,6 @@ class RecipientNotice(Base):
 def search_terms(query: str) -> list[str]:
     """The words of a search, lower-cased (letters and digits only: no query syntax reaches SQL)."""
     return re.findall(r"\w+", query.casefold())[:20]
-
-
-class Hold(NamedTuple):
-    """An active legal hold, as an erasure or a rectification reports it."""
-
-    hold_id: str
-    target_id: str
-    reason_code: str
-    review_at: datetime
 
 
 class Holds(NamedTuple):

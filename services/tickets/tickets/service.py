@@ -23,12 +23,13 @@ from servicekit import audit, cursors
 from servicekit.caller import Principal
 from servicekit.db import UnitOfWork, UnitOfWorkFactory, new_id, utcnow
 from servicekit.errors import InvalidArgument, NotFound, PermissionDenied
+from servicekit.holds import kept_for
 from servicekit.personal_data import table_of
 from servicekit.region import RegionGuard
 from servicekit.subject_data import Erasure, Export, Rectification, SubjectDataRules
 from servicekit.transfers import TransferGate, uk_adequacy
 
-from .models import Hold, RecipientNotice, Reply, Repository, Ticket, search_terms
+from .models import RecipientNotice, Reply, Repository, Ticket, search_terms
 from .scopes import ResellerScopes
 from .visibility import Scope, Viewer
 
@@ -426,10 +427,10 @@ class TicketsService(SubjectDataRules):
         with self.uow() as uow:
             holds = uow.repo.holds_on(subject_id)
             if holds.on_subject:
-                return Erasure(0, [("tickets and replies", _held(h)) for h in holds.on_subject] + [KEPT_ACCESS_LOG])
+                return Erasure(0, [("tickets and replies", kept_for(h)) for h in holds.on_subject] + [KEPT_ACCESS_LOG])
             count = uow.repo.erase(subject_id, keep_ticket_ids={h.target_id for h in holds.on_tickets})
             uow.commit()
-            return Erasure(count, [(f"ticket {h.target_id} and its replies", _held(h)) for h in holds.on_tickets]
+            return Erasure(count, [(f"ticket {h.target_id} and its replies", kept_for(h)) for h in holds.on_tickets]
                            + [KEPT_ACCESS_LOG])
 
     def rectify(self, subject_id: str, corrections: dict[str, str]) -> Rectification:
@@ -501,7 +502,3 @@ class TicketsService(SubjectDataRules):
             uow.commit()
             return restricted
 
-
-def _held(hold: Hold) -> str:
-    return (f"legal hold {hold.hold_id} ({hold.reason_code}; UK GDPR Art. 17(3)(e)), review on "
-            f"{hold.review_at:%Y-%m-%d}")
