@@ -28,7 +28,7 @@ from nats.js import api
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 from opentelemetry import trace
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,6 +36,7 @@ from . import telemetry
 from .errors import Collision
 from .logs import get_logger
 from .outbox import InboxMixin, OutboxMixin
+from .statements import core_table, insert_values
 
 log = get_logger(__name__)
 _tracer = trace.get_tracer("servicekit.bus")
@@ -97,8 +98,8 @@ def apply_once(sub: Subscription, env: envelope_pb2.Envelope) -> bool:
             handler(uow, env)
         try:
             # By one statement, not an ORM row: every event every consumer takes writes one.
-            session.execute(insert(sub.inbox_model.__table__).values(  # type: ignore[attr-defined]
-                consumer=sub.durable, event_id=env.id, handled_at=datetime.now(UTC)))
+            insert_values(session, core_table(sub.inbox_model),
+                          [{"consumer": sub.durable, "event_id": env.id, "handled_at": datetime.now(UTC)}])
             uow.commit()
         except (Collision, IntegrityError):
             # Another replica handled the same delivery concurrently.

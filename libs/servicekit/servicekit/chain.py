@@ -25,7 +25,7 @@ from sqlalchemy import BigInteger, String, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .db import insert_now
+from .statements import insert_now
 
 GENESIS = "0" * 64
 NONE = {"category": "none"}  # chain bookkeeping holds no personal data

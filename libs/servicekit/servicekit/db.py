@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Engine, Table, create_engine, event, insert
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -23,43 +22,6 @@ from .outbox import OutboxWriter
 def new_id() -> str:
     """Opaque, unguessable id (no sequence that leaks counts)."""
     return uuid.uuid4().hex
-
-
-def core_table(model: type[Any]) -> Table:
-    """A mapped class's table, for plain Core statements built once on a hot path: building a statement
-    costs more than running it on SQLite, and the ORM's unit of work more again."""
-    return cast(Table, model.__table__)
-
-
-def insert_now(session: Session, rows: Sequence[Any]) -> None:
-    """Insert `rows` (new objects of one mapped class, every column set) by one statement, at once, in the
-    session's transaction: not through the unit of work, which costs several times the statement on a
-    hot path. The objects stay outside the session: read them back by query to change them later."""
-    if not rows:
-        return
-    table = core_table(type(rows[0]))
-    values = []
-    for row in rows:
-        value = {}
-        for column in table.columns:
-            given = getattr(row, column.key)
-            if given is None and column.default is not None and column.default.is_scalar:
-                # What the unit of work would have filled in, on the object too (it stays readable).
-                given = column.default.arg  # type: ignore[attr-defined]
-                setattr(row, column.key, given)
-            if given is not None or (column.default is None and column.server_default is None):
-                value[column.key] = given
-        values.append(value)
-    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for value in values:  # rows leaving different columns to the database's defaults go separately
-        shapes.setdefault(tuple(value), []).append(value)
-    for same in shapes.values():
-        session.execute(_insert_of(table), same)
-
-
-@functools.cache
-def _insert_of(table: Table) -> Any:
-    return insert(table)
 
 
 def utcnow() -> datetime:

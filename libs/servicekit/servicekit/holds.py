@@ -26,7 +26,8 @@ from kaseum.events.v1 import rights_events_pb2 as ev
 from sqlalchemy import ColumnElement, DateTime, Index, String, Table, bindparam, exists, select
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
-from .db import core_table, utcnow
+from .db import utcnow
+from .statements import core_table
 
 SCOPES = ("subject", "ticket")
 PLACED = "rights.hold.placed"

@@ -16,10 +16,11 @@ from google.protobuf.any_pb2 import Any as AnyPb
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from kaseum.events.v1 import envelope_pb2
-from sqlalchemy import DateTime, Index, LargeBinary, String, Text, insert
+from sqlalchemy import DateTime, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from . import telemetry
+from .statements import core_table, insert_values
 
 NONE = {"category": "none"}  # processing declarations (declarations.py): no personal data
 
@@ -86,14 +87,12 @@ class EventRecorder:
         ORM object flushed at the commit (an erasure publishes about ten events; each ORM row costs several
         times the statement). Rolled back with the transaction, like everything else in it."""
         env = envelope(event_type, self._region, subject_id, payload)
-        self._session.connection().execute(insert(self._model.__table__), [{  # type: ignore[attr-defined]
+        insert_values(self._session, core_table(self._model), [{
             "id": env.id, "subject": subject_for(self._region, event_type), "data": env.SerializeToString(),
             "headers": json.dumps(telemetry.current_trace_headers()), "created_at": datetime.now(UTC),
             "published_at": None,
         }])
         return env.id
-
-    publish_now = publish  # the name a hot path used when only it wrote this way
 
 
 class OutboxWriter:

@@ -8,13 +8,13 @@ from servicekit import audit
 from servicekit.audit import AuditLogMixin
 from servicekit.caller import Principal
 from servicekit.chain import ChainHeadMixin
-from servicekit.db import core_table
 from servicekit.errors import Collision
 from servicekit.governance_models import GovernanceModels
 from servicekit.holds import Hold, LegalHoldMixin, not_held, subject_holds
 from servicekit.outbox import InboxMixin, OutboxMixin
 from servicekit.restrictions import RestrictionMixin, is_restricted, set_restricted
 from servicekit.retention import Batch, Key, PurgeRunMixin
+from servicekit.statements import core_table
 from servicekit.subject_data import TableRows
 from servicekit.transfers import TransferLogMixin
 from sqlalchemy import (

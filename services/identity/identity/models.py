@@ -12,12 +12,12 @@ from servicekit.audit import AuditLogMixin
 from servicekit.caller import Principal
 from servicekit.chain import ChainHeadMixin
 from servicekit.cursors import newest_first
-from servicekit.db import core_table
 from servicekit.governance_models import GovernanceModels
 from servicekit.holds import Hold, LegalHoldMixin, not_held, subject_holds
 from servicekit.outbox import InboxMixin, OutboxMixin
 from servicekit.personal_data import table_of
 from servicekit.retention import Batch, Key, PurgeRunMixin
+from servicekit.statements import core_table
 from servicekit.subject_data import TableRows
 from servicekit.transfers import TransferLogMixin
 from sqlalchemy import (

@@ -281,7 +281,7 @@ class IdentityService(SubjectDataRules):
             if past is not None and (past.failures or past.blocked_until is not None):
                 self.throttle.succeeded(uow.repo.throttles(keys[:1]), keys[0])
             account_id = ready.session.account_id
-            uow.events.publish_now("identity.session.started", account_id,
+            uow.events.publish("identity.session.started", account_id,
                                    ev.SessionStarted(account_id=account_id, session_id=ready.session.id))
             uow.commit()
         return ready.tokens
@@ -616,7 +616,7 @@ class IdentityService(SubjectDataRules):
             erased, sessions = uow.repo.erase(subject_id)
             self.announce(sessions)  # before the commit: if the gateways cannot be told, nothing is erased
             if erased:
-                uow.events.publish_now("identity.account.erased", subject_id,
+                uow.events.publish("identity.account.erased", subject_id,
                                        ev.AccountErased(account_id=subject_id))
             uow.commit()
         return Erasure(erased, [KEPT_ACCESS_LOG])

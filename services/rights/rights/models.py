@@ -8,13 +8,13 @@ from servicekit import audit
 from servicekit.audit import AuditLogMixin
 from servicekit.caller import Principal
 from servicekit.chain import ChainHeadMixin
-from servicekit.db import core_table, insert_now
 from servicekit.governance_models import GovernanceModels
 from servicekit.holds import LegalHoldMixin, not_held
 from servicekit.outbox import InboxMixin, OutboxMixin
 from servicekit.personal_data import table_of
 from servicekit.restrictions import RestrictionMixin, is_restricted, set_restricted
 from servicekit.retention import Batch, Key, PurgeRunMixin
+from servicekit.statements import core_table, insert_now
 from servicekit.subject_data import TableRows
 from servicekit.transfers import TransferLogMixin
 from sqlalchemy import (
