@@ -80,11 +80,14 @@ class _Bucket:
         self.enforce_ttl = enforce_ttl
         self._kv: KeyValue | None = None
 
+    def js(self) -> Any:
+        if self.bus.js is None:
+            raise Unavailable("NATS is not connected")
+        return self.bus.js
+
     async def store(self) -> KeyValue:
         if self._kv is None:
-            js = self.bus.js
-            if js is None:
-                raise Unavailable("NATS is not connected")
+            js = self.js()
             try:
                 kv = await js.key_value(self.name)
             except NotFoundError:
@@ -184,16 +187,10 @@ class Exclusions:
         if excluded:
             await kv.put(f"{reason}.{subject_id}", b"1")
             return
-        js = self._js()
+        js = self._bucket.js()
         # Every message of the key goes, and no purge marker is left behind: a marker would keep the
         # subject's id in the stream, with no expiry, after the account was erased (notice 13.1.3).
         await js.purge_stream(f"KV_{self._bucket.name}", subject=f"$KV.{self._bucket.name}.{reason}.{subject_id}")
-
-    def _js(self) -> Any:
-        js = self._bucket.bus.js
-        if js is None:
-            raise Unavailable("NATS is not connected")
-        return js
 
     # --- blocking forms ---
     def set(self, subject_id: str, reason: str, excluded: bool) -> None:

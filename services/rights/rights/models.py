@@ -252,10 +252,11 @@ class Repository:
         return True
 
     def request(self, request_id: str, lock: bool = False) -> RightsRequest | None:
-        """`lock`: hold the row until commit (PostgreSQL's FOR UPDATE), so the orchestrator and the DPO's
+        """`lock`: hold the row until commit, as `requests_by_id` does, so the orchestrator and the DPO's
         actions change a request one after the other, each seeing the other's result."""
-        return self.session.get(RightsRequest, request_id, with_for_update=lock or None,
-                                populate_existing=lock)
+        if lock:
+            return self.requests_by_id([request_id], lock=True).get(request_id)
+        return self.session.get(RightsRequest, request_id)
 
     def requests_by_id(self, request_ids: list[str], lock: bool = False) -> dict[str, RightsRequest]:
         """The requests, in id order; `lock`: each row held until commit (FOR UPDATE, taken in id order, so
