@@ -136,15 +136,16 @@ class IdentityApi(identity_pb2_grpc.IdentityServicer):
 
     def GetContact(self, request: pb.GetContactRequest, context: Any) -> pb.GetContactResponse:
         principal = caller.require_service("consent", "rights")
-        account = self.service.get_contact(request.subject_id, principal)
-        return pb.GetContactResponse(email=account.email, phone=account.phone,
-                                     restricted=account.restricted)
+        return _contact_message(self.service.get_contact(request.subject_id, principal))
 
     def GetContacts(self, request: pb.GetContactsRequest, context: Any) -> pb.GetContactsResponse:
         principal = caller.require_service("consent", "rights")
         answers = self.service.get_contacts(list(request.subject_ids), principal)
         return pb.GetContactsResponse(results=[
-            pb.ContactResult(subject_id=subject_id, contact=pb.GetContactResponse(
-                email=answer.email, phone=answer.phone, restricted=answer.restricted))
+            pb.ContactResult(subject_id=subject_id, contact=_contact_message(answer))
             if isinstance(answer, Contact) else pb.ContactResult(subject_id=subject_id, error=status_of(answer).name)
             for subject_id, answer in zip(request.subject_ids, answers, strict=True)])
+
+
+def _contact_message(contact: Contact) -> pb.GetContactResponse:
+    return pb.GetContactResponse(email=contact.email, phone=contact.phone, restricted=contact.restricted)

@@ -383,8 +383,6 @@ class OrganisationRepository:
 # running it. An erasure's are one plain DELETE per table, no read first.
 _SUBJECT = bindparam("subject", type_=String)
 _ACCOUNTS, _SESSIONS = core_table(Account), core_table(SessionRecord)
-CONTACT_OF = (select(_ACCOUNTS.c.email, _ACCOUNTS.c.phone, _ACCOUNTS.c.restricted, _ACCOUNTS.c.region)
-              .where(_ACCOUNTS.c.id == _SUBJECT))
 CONTACTS_OF = (select(_ACCOUNTS.c.id, _ACCOUNTS.c.email, _ACCOUNTS.c.phone, _ACCOUNTS.c.restricted,
                       _ACCOUNTS.c.region)
                .where(_ACCOUNTS.c.id.in_(bindparam("subjects", type_=String, expanding=True))))
@@ -430,13 +428,9 @@ class Repository(OrganisationRepository):
     def account(self, account_id: str) -> Account | None:
         return self.session.get(Account, account_id)
 
-    def contact(self, account_id: str) -> Contact | None:
-        """The subject's address, telephone, restriction and region, by one plain statement."""
-        row = self.session.connection().execute(CONTACT_OF, {"subject": account_id}).first()
-        return Contact(row[0], row[1], bool(row[2]), row[3]) if row is not None else None
-
     def contacts(self, account_ids: Collection[str]) -> dict[str, Contact]:
-        """`contact` of each subject found among `account_ids` (at most a few hundred), by one statement."""
+        """The address, telephone, restriction and region of each subject found among `account_ids` (at most
+        a few hundred), by one plain statement."""
         rows = self.session.connection().execute(CONTACTS_OF, {"subjects": list(account_ids)})
         return {row[0]: Contact(row[1], row[2], bool(row[3]), row[4]) for row in rows}
 

@@ -550,15 +550,10 @@ class IdentityService(SubjectDataRules):
     def get_contact(self, subject_id: str, by: Principal) -> Contact:
         """The subject's address and telephone for a service (`by`) that must reach them; every
         read is on the audit trail with the purpose it serves."""
-        with self.uow() as uow:
-            contact = uow.repo.contact(subject_id)
-            if contact is None:
-                raise NotFound("subject not found")
-            self.guard.check(contact.region)
-            uow.repo.audit(by, [audit.Access(subject_id, "contact.read", subject_id)],
-                           CONTACT_PURPOSES.get(by.subject_id, audit.SUPPORT))
-            uow.commit()
-            return contact
+        answer = self.get_contacts([subject_id], by)[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
     def get_contacts(self, subject_ids: Sequence[str], by: Principal) -> list[Contact | NotFound | WrongRegion]:
         """`get_contact` of several subjects in one read, answered in order: the contact, or what
