@@ -69,6 +69,8 @@ class ExclusionList(Protocol):
 
     def reasons(self, subject_id: str) -> list[str]: ...
 
+    def forget(self, subject_id: str) -> None: ...
+
 
 @dataclass(frozen=True)
 class Use:
@@ -265,10 +267,8 @@ class AnalyticsService(SubjectDataRules):
     def account_erased(self, subject_id: str, uow: UnitOfWork[Repository] | None = None) -> None:
         """The account is gone: its un-rolled events and its exclusion entries go too."""
         self._drop_unrolled(subject_id, remember=False, uow=uow)
-        # Only the entries there are purged (one read; most accounts have none): a purge writes a
-        # marker under the entry's name, which holds the subject id, into the bucket's stream.
-        for reason in self.exclusions.reasons(subject_id):
-            self.exclusions.set(subject_id, reason, False)
+        # Its entries go with every message of them (servicekit's Exclusions: no marker naming it is left).
+        self.exclusions.forget(subject_id)
 
     # --- roll-up ---------------------------------------------------------------------------
     def last_due_day(self) -> date:
