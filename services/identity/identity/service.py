@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 import ua_parser
 from kaseum.events.v1 import identity_events_pb2 as ev
@@ -256,7 +257,7 @@ class IdentityService(SubjectDataRules):
         zone = v.time_zone(time_zone)
         now = utcnow()
         # A short read, then the hash with no transaction open (a database connection is not held
-        # for the ~15 ms of argon2id), then a short write.
+        # for the ~20 ms of argon2id), then a short write.
         with self.uow() as uow:
             found = uow.repo.sign_in_account(key) if key else None
             # Back-off per account, whichever of its logins is typed (username and address share it);
@@ -264,12 +265,13 @@ class IdentityService(SubjectDataRules):
             keys = [self._login_key(found.id if found else "", key)]
             keys += [self.throttle.key("ip", ip_address)] if ip_address else []
             throttles = self.throttle.check(uow.repo, keys, now)
-        ok = self.passwords.verify(found.password_hash if found else None, password)
+        # The session and its signed tokens are built while argon2id runs; nothing of them leaves this call
+        # (no row, no token) unless the password is right.
+        prepare = None if found is None else partial(self._new_session, found, ip_address, user_agent, zone, now)
+        _, ready = self.passwords.verify_alongside(found.password_hash if found else None, password, prepare)
         with self.uow() as uow:
-            ready = None
-            if found is not None and ok:
+            if found is not None and ready is not None:
                 self.guard.check(found.region)
-                ready = self._new_session(found, ip_address, user_agent, zone, now)
                 rehashed = self.passwords.hash(password) if self.passwords.needs_rehash(found.password_hash) else None
                 if not uow.repo.record_sign_in(found, ready.session, now, rehashed):
                     ready = None  # the password was changed meanwhile: this one is wrong after all

@@ -1,0 +1,42 @@
+"""Unit tests of identity's password hashing (R-SEC-2): the work a sign-in prepares while argon2id runs."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from identity.passwords import Passwords
+
+
+@pytest.fixture
+def passwords() -> Passwords:
+    return Passwords(1024, 1, 1)
+
+
+@pytest.mark.rule("R-SEC-2")
+def test_a_right_password_gets_the_work_done_on_another_thread_meanwhile(passwords: Passwords) -> None:
+    stored = passwords.hash("correct horse battery")
+    ok, made = passwords.verify_alongside(stored, "correct horse battery", threading.get_ident)
+    assert ok is True and made is not None and made != threading.get_ident()
+
+
+@pytest.mark.rule("R-SEC-2")
+@pytest.mark.parametrize("stored", ["right", "garbage", None])
+def test_a_wrong_password_or_no_account_gets_nothing_of_the_work(passwords: Passwords, stored: str | None) -> None:
+    hashed = {"right": passwords.hash("correct horse battery"), "garbage": "$argon2id$nonsense", None: None}[stored]
+    assert passwords.verify_alongside(hashed, "wrong password!!", lambda: "tokens") == (False, None)
+    assert passwords.verify_alongside(None, "correct horse battery", lambda: "tokens") == (False, None)
+
+
+@pytest.mark.rule("R-SEC-2")
+def test_the_works_failure_reaches_the_caller_only_when_the_password_is_right(passwords: Passwords) -> None:
+    stored = passwords.hash("correct horse battery")
+
+    def broken() -> str:
+        raise RuntimeError("signing key unavailable")
+
+    assert passwords.verify_alongside(stored, "wrong password!!", broken) == (False, None)
+    with pytest.raises(RuntimeError, match="signing key unavailable"):
+        passwords.verify_alongside(stored, "correct horse battery", broken)
+    # Without work it is a plain verify.
+    assert passwords.verify_alongside(stored, "correct horse battery", None) == (True, None)
