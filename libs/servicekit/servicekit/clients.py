@@ -11,6 +11,8 @@ import grpc
 from opentelemetry.instrumentation.grpc import client_interceptor
 from opentelemetry.instrumentation.grpc.grpcext import intercept_channel as traced
 
+from . import telemetry
+
 DEFAULT_DEADLINE = 5.0
 
 
@@ -70,4 +72,7 @@ def channel(addr: str, service: str = "", idempotent_methods: Iterable[str] = ()
         ("grpc.max_reconnect_backoff_ms", 1000),
     ]
     raw = grpc.insecure_channel(addr, options=options)
-    return traced(grpc.intercept_channel(raw, DefaultDeadline(deadline)), client_interceptor())  # type: ignore[no-any-return,no-untyped-call]
+    deadlined = grpc.intercept_channel(raw, DefaultDeadline(deadline))
+    if not telemetry.enabled():
+        return deadlined  # no span to make or context to carry: spans would go nowhere
+    return traced(deadlined, client_interceptor())  # type: ignore[no-any-return,no-untyped-call]

@@ -15,7 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import server_interceptor
 from sqlalchemy.exc import IntegrityError
 
-from . import caller
+from . import caller, telemetry
 from .errors import (
     Conflict,
     DomainError,
@@ -204,10 +204,13 @@ class GrpcServer:
 
     def __init__(self, bind: str, verifier: caller.TokenVerifier, public_methods: Iterable[str],
                  workers: int = 16, session_check: SessionCheck | None = None) -> None:
-        interceptor = CallerInterceptor(verifier, public_methods, session_check)
+        interceptors: list[grpc.ServerInterceptor] = [CallerInterceptor(verifier, public_methods, session_check)]
+        if telemetry.enabled():
+            # A span per call only when spans go somewhere (telemetry.enabled).
+            interceptors.insert(0, server_interceptor())  # type: ignore[no-untyped-call]
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
-            interceptors=[server_interceptor(), interceptor],  # type: ignore[no-untyped-call]
+            interceptors=interceptors,
             options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)],
         )
         self.health = health.HealthServicer(experimental_non_blocking=True)

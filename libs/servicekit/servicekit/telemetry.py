@@ -30,8 +30,10 @@ def setup_tracing(service_name: str, otlp_endpoint: str = "", exporter: SpanExpo
             _provider.add_span_processor(SimpleSpanProcessor(exporter))
         return
     if not otlp_endpoint and exporter is None:
-        # Nowhere to send spans: keep OpenTelemetry's no-op tracer, which still carries an
-        # incoming trace context along, instead of building spans that would be dropped.
+        # Nowhere to send spans: keep OpenTelemetry's no-op tracer instead of building spans that would
+        # be dropped. The request instrumentations (Flask, gRPC, SQLAlchemy) are then not installed at
+        # all (`enabled()`): a deployment exports from every service or from none (one setting of the
+        # chart), so a trace context carried through would reach no span either.
         return
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     if otlp_endpoint:

@@ -42,8 +42,10 @@ def create_app(settings: GatewaySettings | None = None, backends: Backends | Non
     setup_logging("gateway", settings.log_level)
     telemetry.setup_tracing("gateway", settings.otel_exporter_otlp_endpoint)
     app = Flask(__name__)
-    # First, so its request hooks wrap ours (a span exists even for early error answers).
-    FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz")  # type: ignore[no-untyped-call]
+    if telemetry.enabled():
+        # First, so its request hooks wrap ours (a span exists even for early error answers). Only when spans
+        # go somewhere: with the no-op tracer it still read every request's URL and headers (~0.15 ms).
+        FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz")  # type: ignore[no-untyped-call]
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if settings.trusted_proxies:
