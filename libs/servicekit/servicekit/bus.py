@@ -93,13 +93,14 @@ def apply_once(sub: Subscription, env: envelope_pb2.Envelope) -> bool:
     handler = sub.handlers.get(env.type)
     with sub.uow_factory() as uow:
         session: Session = uow.session
-        if session.get(sub.inbox_model, (sub.durable, env.id)) is not None:
+        inbox = core_table(sub.inbox_model)
+        if session.connection().execute(_seen_of(inbox), {"consumer": sub.durable, "event": env.id}).first():
             return False
         if handler is not None:
             handler(uow, env)
         try:
             # By one statement, not an ORM row: every event every consumer takes writes one.
-            insert_values(session, core_table(sub.inbox_model),
+            insert_values(session, inbox,
                           [{"consumer": sub.durable, "event_id": env.id, "handled_at": datetime.now(UTC)}])
             uow.commit()
         except (Collision, IntegrityError):
@@ -337,6 +338,13 @@ class Bus:
                         "Kaseum-Consumer": sub.durable})
         await self.js.publish(dlq_subject(self.region, sub.durable), msg.data, headers=headers)
         await msg.term()
+
+
+@functools.cache
+def _seen_of(table: Table) -> Any:
+    """Whether the inbox holds :event for :consumer (handled before)."""
+    return select(table.c.event_id).where(table.c.consumer == bindparam("consumer"),
+                                          table.c.event_id == bindparam("event"))
 
 
 @functools.cache
