@@ -36,6 +36,39 @@ def test_identity_down_stops_sign_in_but_not_signed_in_work(make_stack) -> None:
     assert login.status_code == 503 and login.json()["error"]["code"] == "service_unavailable"
 
 
+def test_a_service_started_while_identity_is_down_is_not_ready_and_answers_503_until_it_returns(
+        make_stack) -> None:  # type: ignore[no-untyped-def]
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    stack: Stack = make_stack()
+    stack.start()
+    api = Api(stack.gateway_url)
+    user, _, _ = sign_up_and_log_in(api)
+    stack.stop_process("identity")
+    stack.stop_process("tickets")
+    stack.start_service("tickets")  # it cannot fetch identity's public keys
+
+    def health(service: str) -> int:
+        try:
+            with grpc.insecure_channel(stack.grpc_addr("tickets")) as channel:
+                return int(health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=service), timeout=2).status)
+        except grpc.RpcError:
+            return -1  # not listening yet
+
+    not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+    eventually(lambda: health("kaseum.dependency.identity_keys") == not_serving, what="tickets to report no keys")
+    assert health("") == not_serving  # not ready: it could check no person's token
+    # Asked all the same (a client that ignores readiness): try again later, never "signed out".
+    response = user.call("GET", "/api/v1/tickets")
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1", response.text
+    assert response.json()["error"]["code"] == "service_unavailable"
+    stack.start_service("identity")
+    eventually(lambda: health("") == health_pb2.HealthCheckResponse.SERVING, timeout=60, what="tickets ready")
+    assert user.call("GET", "/api/v1/tickets").status_code == 200
+
+
 def test_with_nats_down_the_gateway_asks_identity_and_logout_waits(make_stack) -> None:  # type: ignore[no-untyped-def]
     stack: Stack = make_stack()
     stack.start()

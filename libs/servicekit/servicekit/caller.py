@@ -18,7 +18,7 @@ from typing import Any
 
 import jwt
 
-from .errors import PermissionDenied, Unauthenticated
+from .errors import PermissionDenied, Unauthenticated, Unavailable
 
 USER_AUDIENCE = "kaseum"
 SERVICE_AUDIENCE = "kaseum-internal"
@@ -127,32 +127,47 @@ class TokenVerifier:
         self._last_fetch = 0.0
         self._lock = threading.Lock()
 
-    def warm_up(self, attempts: int = 120) -> None:
-        """Fetch the keys in the background now (retrying while identity starts), so that
-        tokens can be checked later even while identity is away."""
+    def warm_up(self) -> None:
+        """Fetch the keys in the background now, retrying (0.25 s, doubling to 5 s) until identity answers,
+        so that tokens can be checked later even while identity is away. Until then `has_keys()` is False:
+        a service reports itself not ready (runtime.py), since it could check no person's token."""
         def fetch() -> None:
-            for _ in range(attempts):
+            wait = 0.25
+            while True:
                 try:
                     jwks = self._jwks_source()
                 except Exception:  # identity not up yet: try again shortly
-                    time.sleep(1)
+                    time.sleep(wait)
+                    wait = min(wait * 2, 5.0)
                     continue
                 with self._lock:
-                    self._keys = {k["kid"]: jwt.PyJWK.from_dict(k).key for k in jwks.get("keys", []) if "kid" in k}
-                    self._last_fetch = time.monotonic()
+                    if not self._keys:  # a fetch on demand may have been first
+                        self._keys = _keys_of(jwks)
+                        self._last_fetch = time.monotonic()
                 return
 
         threading.Thread(target=fetch, name="jwks", daemon=True).start()
 
+    def has_keys(self) -> bool:
+        """Whether identity's public keys are held (person tokens can be checked)."""
+        with self._lock:
+            return bool(self._keys)
+
     def _key(self, kid: str) -> Any:
+        """The key `kid` names, None if identity has no such key; Unavailable when that cannot be told now
+        (no keys fetched yet, or identity unreachable for a key not seen before): a 503, not a 401 that
+        would tell a signed-in person their token is bad."""
         with self._lock:
             # Refetch on an unknown kid (key rotation), at most every 5 s.
             if kid not in self._keys and time.monotonic() - self._last_fetch > 5:
                 self._last_fetch = time.monotonic()
-                jwks = self._jwks_source()
-                self._keys = {
-                    k["kid"]: jwt.PyJWK.from_dict(k).key for k in jwks.get("keys", []) if "kid" in k
-                }
+                try:
+                    jwks = self._jwks_source()
+                except Exception as exc:
+                    raise Unavailable("the keys that check sign-in tokens cannot be fetched now") from exc
+                self._keys = _keys_of(jwks)
+            if not self._keys:
+                raise Unavailable("the keys that check sign-in tokens are not fetched yet")
             return self._keys.get(kid)
 
     def verify_person(self, token: str) -> Principal:
@@ -195,6 +210,10 @@ class TokenVerifier:
 
 def person_metadata(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
+
+
+def _keys_of(jwks: dict[str, Any]) -> dict[str, Any]:
+    return {k["kid"]: jwt.PyJWK.from_dict(k).key for k in jwks.get("keys", []) if "kid" in k}
 
 
 def jwks_from_json(text: str) -> dict[str, Any]:

@@ -200,6 +200,10 @@ class ServiceRuntime(Generic[R]):
         self.bus.start()
         checks: dict[str, Callable[[], bool]] = {"database": self.database_ok, "nats": lambda: self.bus.connected}
         critical = ["database"]
+        if self.jwks_source is None:
+            # Until identity's public keys are held, no person's token can be checked here: not ready
+            # (once held, they outlive an identity outage).
+            checks["identity_keys"], critical = self.verifier.has_keys, [*critical, "identity_keys"]
         if self.hosting is not None:
             checks["hosting"], critical = self.hosting.serving, [*critical, "hosting"]
         # What start-up made (modules, settings, engine, stubs) lives as long as the process: out of the

@@ -19,7 +19,7 @@ from servicekit.caller import TokenVerifier, person_metadata
 from servicekit.revocations import RevocationList
 
 from .backends import Backends
-from .errors import fail
+from .errors import ApiError, fail
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,8 @@ def require_caller() -> Caller:
             revocations().refuse_revoked(p.session_id, ask_identity)
         except errors.Unauthenticated as exc:
             fail(401, exc.code, exc.message)
+        except errors.Unavailable as exc:  # identity's keys cannot be had now: try again, not "signed out"
+            raise ApiError(503, exc.code, exc.message, retry_after=1) from exc
         g.caller = Caller(p.subject_id, p.role, p.region, p.session_id, token, p.organisation_id)
     return g.caller  # type: ignore[no-any-return]
 
