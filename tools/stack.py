@@ -28,7 +28,22 @@ BIN = Path(sys.executable).parent
 
 # Below Linux's ephemeral range (32768–60999): a port picked there could be taken by any outgoing
 # connection (a database or NATS client) between the pick and the server binding it.
-PORTS = range(20000, 32000)
+ALL_PORTS = range(20000, 32000)
+
+
+def _ports_of_this_process() -> range:
+    """Under pytest-xdist each worker picks from its own slice of ALL_PORTS: two workers' stacks picking
+    the same free port a moment apart made one server fail to bind (seen in CI)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or not worker[2:].isdigit() or count < 2:
+        return ALL_PORTS
+    size = len(ALL_PORTS) // count
+    start = ALL_PORTS.start + int(worker[2:]) % count * size
+    return range(start, start + size)
+
+
+PORTS = _ports_of_this_process()
 _handed_out: set[int] = set()  # never the same port twice from one process (e.g. within one stack)
 
 

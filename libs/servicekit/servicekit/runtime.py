@@ -47,15 +47,16 @@ log = get_logger(__name__)
 R = TypeVar("R")
 
 
-def identity_jwks_source(settings: ServiceSettings, credentials: caller.ServiceCredentials
-                         ) -> caller.JwksSource:
-    """Fetches identity's public keys over gRPC (used by every service but identity)."""
+def identity_jwks_source(settings: ServiceSettings) -> caller.JwksSource:
+    """Fetches identity's public keys over gRPC (used by every service but identity). GetJwks is public and
+    asked without credentials, as the gateway asks it: public keys need none, and a service's readiness
+    waits for them (serve), so nothing about its own secret should stand in the way."""
     stub = identity_pb2_grpc.IdentityStub(
         clients.channel(settings.identity_addr, "kaseum.identity.v1.Identity", ["GetJwks"], deadline=3)
     )
 
     def fetch() -> dict[str, Any]:
-        response = stub.GetJwks(identity_pb2.GetJwksRequest(), metadata=credentials.metadata())
+        response = stub.GetJwks(identity_pb2.GetJwksRequest())
         return caller.jwks_from_json(response.jwks_json)
 
     return fetch
@@ -86,7 +87,7 @@ class ServiceRuntime(Generic[R]):
         self.outbox = OutboxWriter(self.outbox_model, s.region)
         self.uow: UnitOfWorkFactory[R] = UnitOfWorkFactory(self.session_factory, self.repo_factory, self.outbox)
         self.credentials = caller.ServiceCredentials(s.service_secret(), s.service_name)
-        source = self.jwks_source or identity_jwks_source(s, self.credentials)
+        source = self.jwks_source or identity_jwks_source(s)
         self.verifier = caller.TokenVerifier(source, s.service_secret())
         if self.jwks_source is None:
             self.verifier.warm_up()
