@@ -128,17 +128,19 @@ class TokenVerifier:
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
-        """Fetch the keys in the background now, retrying (0.25 s, doubling to 5 s) until identity answers,
-        so that tokens can be checked later even while identity is away. Until then `has_keys()` is False:
-        a service reports itself not ready (runtime.py), since it could check no person's token."""
+        """Fetch the keys in the background now, retrying until identity answers (every 0.2 s while the
+        system starts, then backing off to 5 s), so that tokens can be checked later even while identity is
+        away. Until then `has_keys()` is False: a service reports itself not ready (runtime.py), since it
+        could check no person's token."""
         def fetch() -> None:
-            wait = 0.25
+            began, wait = time.monotonic(), 0.2
             while True:
                 try:
                     jwks = self._jwks_source()
                 except Exception:  # identity not up yet: try again shortly
                     time.sleep(wait)
-                    wait = min(wait * 2, 5.0)
+                    if time.monotonic() - began > 10:
+                        wait = min(wait * 2, 5.0)
                     continue
                 with self._lock:
                     if not self._keys:  # a fetch on demand may have been first
