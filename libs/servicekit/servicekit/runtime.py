@@ -47,19 +47,19 @@ log = get_logger(__name__)
 R = TypeVar("R")
 
 
-def identity_jwks_source(settings: ServiceSettings) -> caller.JwksSource:
-    """Fetches identity's public keys over gRPC (used by every service but identity). GetJwks is public and
-    asked without credentials, as the gateway asks it: public keys need none, and a service's readiness
+def jwks_source(identity: identity_pb2_grpc.IdentityStub) -> caller.JwksSource:
+    """Fetches identity's public keys over gRPC, for every service but identity and for the gateway.
+    GetJwks is public and asked without credentials: public keys need none, and a service's readiness
     waits for them (serve), so nothing about its own secret should stand in the way."""
-    stub = identity_pb2_grpc.IdentityStub(
-        clients.channel(settings.identity_addr, "kaseum.identity.v1.Identity", ["GetJwks"], deadline=3)
-    )
-
     def fetch() -> dict[str, Any]:
-        response = stub.GetJwks(identity_pb2.GetJwksRequest())
-        return caller.jwks_from_json(response.jwks_json)
+        return caller.jwks_from_json(identity.GetJwks(identity_pb2.GetJwksRequest()).jwks_json)
 
     return fetch
+
+
+def identity_jwks_source(settings: ServiceSettings) -> caller.JwksSource:
+    return jwks_source(identity_pb2_grpc.IdentityStub(
+        clients.channel(settings.identity_addr, "kaseum.identity.v1.Identity", ["GetJwks"], deadline=3)))
 
 
 @dataclass

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from grpc_health.v1 import health_pb2_grpc
 from kaseum.analytics.v1 import analytics_pb2_grpc
 from kaseum.consent.v1 import consent_pb2_grpc
-from kaseum.identity.v1 import identity_pb2, identity_pb2_grpc, organisations_pb2_grpc
+from kaseum.identity.v1 import identity_pb2_grpc, organisations_pb2_grpc
 from kaseum.privacy.v1 import governance_pb2_grpc
 from kaseum.rights.v1 import holds_pb2_grpc, rights_pb2_grpc
 from kaseum.tickets.v1 import tickets_pb2_grpc
 from servicekit import clients, governance_client
-from servicekit.caller import TokenVerifier, jwks_from_json
+from servicekit.caller import TokenVerifier
+from servicekit.runtime import jwks_source
 from servicekit.settings import SERVICES
 
 from .config import GatewaySettings
@@ -56,11 +56,8 @@ class Backends:
 
 def jwks_verifier(backends: Backends) -> TokenVerifier:
     """Verifies person tokens with identity's public keys (GetJwks is public: no secret here)."""
-    def fetch() -> dict[str, Any]:
-        return jwks_from_json(backends.identity.GetJwks(identity_pb2.GetJwksRequest()).jwks_json)
-
     # The gateway holds no service secret: it never verifies service tokens.
-    return TokenVerifier(fetch, service_secret=b"")
+    return TokenVerifier(jwks_source(backends.identity), service_secret=b"")
 
 
 def connect(settings: GatewaySettings) -> Backends:
