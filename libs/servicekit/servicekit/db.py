@@ -136,6 +136,12 @@ class UnitOfWorkFactory(Generic[R]):
     def __call__(self) -> UnitOfWork[R]:
         return UnitOfWork(self.session_factory, self.repo_factory, self.outbox)
 
+    @property
+    def concurrent_writers(self) -> bool:
+        """Whether transactions that write different rows go side by side (PostgreSQL's row locks), rather than
+        one at a time for the whole database (SQLite): may a transaction stay open while the rules wait?"""
+        return bool(self.session_factory.kw["bind"].dialect.name != "sqlite")
+
     @contextmanager
     def pinned(self) -> Iterator[UnitOfWorkFactory[R]]:
         """Units of work that all use one connection, held for the block (each still its own

@@ -35,7 +35,9 @@ def bootstrap(base: ServiceSettings) -> tuple[ServiceRuntime[Repository], Identi
         raise SystemExit(f"TOKEN_TTL_SECONDS must be at most {ENTRY_TTL_SECONDS:.0f}: revocations are kept that long")
     signer = TokenSigner(settings.identity_signing_key.get_secret_value(), settings.token_ttl_seconds)
     runtime = ServiceRuntime(settings, Outbox, Inbox, Repository, jwks_source=signer.jwks)
-    passwords = Passwords(settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism)
+    # One helper per gRPC worker: each sign-in in progress may need one.
+    passwords = Passwords(settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism,
+                          helpers=settings.grpc_workers)
     service = IdentityService(runtime.uow, passwords, signer, runtime.verifier, settings.region,
                               settings.notice_version, throttle_key=settings.service_secret(),
                               session_lifetime=timedelta(days=settings.session_lifetime_days))

@@ -407,8 +407,7 @@ _SIGNED_IN = (update(_ACCOUNTS)
               .where(_ACCOUNTS.c.id == bindparam("b_id", type_=String),
                      _ACCOUNTS.c.password_hash == bindparam("b_verified", type_=String)))
 SIGNED_IN = _SIGNED_IN.values(last_active_at=bindparam("b_when"), inactivity_warned_at=None)
-SIGNED_IN_REHASHED = _SIGNED_IN.values(last_active_at=bindparam("b_when"), inactivity_warned_at=None,
-                                       password_hash=bindparam("b_hash"))
+REHASHED = _SIGNED_IN.values(password_hash=bindparam("b_hash"))
 INSERT_SESSION, INSERT_SIGN_IN = insert(_SESSIONS), insert(core_table(SignIn))
 
 
@@ -445,19 +444,13 @@ class Repository(OrganisationRepository):
         row = self.session.connection().execute(SIGN_IN_ACCOUNT, {"login": login_key}).first()
         return SignInAccount(row[0], row[1], row[2], row[3], row[4] or "", row[5]) if row is not None else None
 
-    def record_sign_in(self, account: SignInAccount, session: StartedSession, when: datetime,
-                       new_hash: str | None = None) -> bool:
-        """Store a sign-in: its session and technical data, the account's last activity (an inactivity
-        warning is answered) and its re-hashed password if given, provided the account's password is
-        still the one verified. Plain statements built once, no read first (a sign-in's write runs right
-        after argon2id has emptied the CPU caches, where every line of ORM machinery costs thrice).
-        False, with nothing written, if the account is gone or its password changed."""
+    def record_sign_in(self, account: SignInAccount, session: StartedSession, when: datetime) -> bool:
+        """Store a sign-in: its session and technical data, and the account's last activity (an inactivity
+        warning is answered), provided the account's password is still the one read. Plain statements built
+        once, no read first: this is the hot path of every sign-in. False, with nothing written, if the
+        account is gone or its password changed."""
         conn = self.session.connection()
-        keys = {"b_id": account.id, "b_verified": account.password_hash, "b_when": when}
-        if new_hash is None:
-            changed = conn.execute(SIGNED_IN, keys)
-        else:
-            changed = conn.execute(SIGNED_IN_REHASHED, {**keys, "b_hash": new_hash})
+        changed = conn.execute(SIGNED_IN, {"b_id": account.id, "b_verified": account.password_hash, "b_when": when})
         if changed.rowcount != 1:
             return False
         conn.execute(INSERT_SESSION, {
@@ -469,6 +462,11 @@ class Repository(OrganisationRepository):
             "ip_address": session.ip_address, "user_agent": session.user_agent, "browser": session.browser,
             "os": session.os, "time_zone": session.time_zone, "created_at": session.created_at})
         return True
+
+    def rehash(self, account: SignInAccount, new_hash: str) -> None:
+        """Replace the password hash just verified by one made with the current parameters."""
+        self.session.connection().execute(REHASHED, {"b_id": account.id, "b_verified": account.password_hash,
+                                                     "b_hash": new_hash})
 
     def account_by_email(self, email_key: str) -> Account | None:
         return self.session.scalars(select(Account).where(Account.email_key == email_key)).first()

@@ -13,13 +13,14 @@ T = TypeVar("T")
 
 
 class Passwords:
-    def __init__(self, memory_kib: int, time_cost: int, parallelism: int) -> None:
+    def __init__(self, memory_kib: int, time_cost: int, parallelism: int, helpers: int = 8) -> None:
         self._hasher = PasswordHasher(memory_cost=memory_kib, time_cost=time_cost,
                                       parallelism=parallelism)
         # Verified against when the login is unknown, so both paths cost one hash.
         self._dummy = self._hasher.hash("kaseum-dummy-password-for-timing")
-        # Runs a sign-in's preparation while argon2id hashes (verify_alongside); its thread starts on first use.
-        self._helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sign-in")
+        # Runs sign-ins' preparation while argon2id hashes (verify_alongside), one thread per sign-in at once
+        # (a preparation may wait on a row another holds); threads start on first use.
+        self._helper = ThreadPoolExecutor(max_workers=helpers, thread_name_prefix="sign-in")
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
@@ -30,18 +31,24 @@ class Passwords:
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
-    def verify_alongside(self, stored: str | None, password: str,
-                         work: Callable[[], T] | None) -> tuple[bool, T | None]:
+    def verify_alongside(self, stored: str | None, password: str, work: Callable[[], T],
+                         discard: Callable[[T], None] | None = None) -> tuple[bool, T | None]:
         """`verify(stored, password)`, with `work` run on a helper thread meanwhile: argon2-cffi releases the
-        GIL while it hashes, so what a right password needs next (a session, its tokens) is ready when the
-        verdict is, instead of being built after ~20 ms of hashing has left the CPU caches cold.
+        GIL while it hashes, so what a right password needs next (a session, its tokens, its rows) is ready
+        when the verdict is, instead of being made after ~20 ms of hashing has left the CPU caches cold.
 
-        Returns the verdict and, only when it is True, `work`'s result (its exception is raised then). A
-        wrong password's `work` is dropped unseen, so the caller must not let it change anything.
+        Returns the verdict and, only when it is True, `work`'s result (its exception is raised then). When
+        the password is wrong, or the verify fails, `work`'s result is handed to `discard` (if given), after
+        `work` ends, and never returned: the caller must make `work` change nothing that `discard` does not undo.
         """
-        pending = self._helper.submit(work) if work is not None else None
-        ok = self.verify(stored, password)
-        return (True, pending.result() if pending is not None else None) if ok else (False, None)
+        pending = self._helper.submit(work)
+        ok = False
+        try:
+            ok = self.verify(stored, password)
+        finally:
+            if not ok and discard is not None and pending.exception() is None:
+                discard(pending.result())
+        return (True, pending.result()) if ok else (False, None)
 
     def needs_rehash(self, stored: str) -> bool:
         return self._hasher.check_needs_rehash(stored)

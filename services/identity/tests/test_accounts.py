@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,7 +29,7 @@ from servicekit.retention import Purger
 from servicekit.testing import Clock
 from sqlalchemy import select
 
-from .conftest import rectified, requested, signup
+from .conftest import outbox_events, rectified, requested, signup
 
 
 @pytest.mark.notice("4.1.1")
@@ -399,24 +402,55 @@ def test_unknown_login_costs_one_hash_like_a_wrong_password(service: IdentitySer
 def test_a_password_changed_while_a_login_verifies_the_old_one_signs_nobody_in(service: IdentityService) -> None:
     account = service.sign_up(signup())
     me = service.authenticate(service.login("ada", "correct horse battery", "", "").access)
+    other_request = ThreadPoolExecutor(1)
+    plain = service.passwords
 
     class ChangedMeanwhile(Passwords):
-        """Verifies as ever, then the password changes before the login's write."""
+        """Verifies as ever, while another request changes the password."""
 
         def verify(self, stored: str | None, password: str) -> bool:
             ok = super().verify(stored, password)
             service.passwords = plain
-            service.change_password(me, "correct horse battery", "another fine passphrase")
+            change = other_request.submit(service.change_password, me, "correct horse battery",
+                                          "another fine passphrase")
+            # On PostgreSQL the change waits for the row the login has written (uncommitted) meanwhile.
+            with suppress(FutureTimeout):
+                change.result(timeout=1)
             return ok
 
-    plain = service.passwords
     service.passwords = ChangedMeanwhile(1024, 1, 1)
-    with pytest.raises(Unauthenticated):
-        service.login("ada", "correct horse battery", "", "")
+    if service.uow.concurrent_writers:
+        # The login commits first; the change then ends its session with the others.
+        tokens = service.login("ada", "correct horse battery", "", "")
+        other_request.shutdown(wait=True)
+        with pytest.raises(Unauthenticated):
+            service.authenticate(tokens.access)
+    else:
+        # The change commits first; the login's write finds another password and is a failure.
+        with pytest.raises(Unauthenticated):
+            service.login("ada", "correct horse battery", "", "")
+        other_request.shutdown(wait=True)
+        with service.uow() as uow:
+            assert {row.key.split(":")[0]: row.failures for row in uow.session.scalars(select(LoginThrottle))} == {
+                "login": 1}
     with service.uow() as uow:
         assert [s.id for s in uow.repo.live_sessions(account.id, utcnow())] == [me.session_id]
-        assert {row.key.split(":")[0]: row.failures for row in uow.session.scalars(select(LoginThrottle))} == {
-            "login": 1}
+
+
+@pytest.mark.rule("R-SEC-2")
+def test_a_wrong_password_leaves_no_row_and_no_connection_behind(service: IdentityService) -> None:
+    account = service.sign_up(signup())
+    engine = service.uow.session_factory.kw["bind"]
+    for _ in range(3):
+        with pytest.raises(Unauthenticated):
+            service.login("ada", "wrong password!!", "", "")
+    assert engine.pool.checkedout() == 0
+    with service.uow() as uow:
+        assert uow.repo.live_sessions(account.id, utcnow()) == []
+    assert outbox_events(service, "identity.session.started", identity_events_pb2.SessionStarted) == []
+    service.login("ada", "correct horse battery", "", "")
+    assert engine.pool.checkedout() == 0
+    assert len(outbox_events(service, "identity.session.started", identity_events_pb2.SessionStarted)) == 1
 
 
 @pytest.mark.notice("3.2.1")
@@ -433,7 +467,6 @@ def test_a_sign_up_that_clashes_costs_one_hash_like_a_new_account(service: Ident
 @pytest.mark.notice("11")
 @pytest.mark.rule("R-SEC-2")
 def test_concurrent_first_failures_on_one_key_all_count(service: IdentityService) -> None:
-    from concurrent.futures import ThreadPoolExecutor
 
     def fail_once(_: int) -> str:
         try:

@@ -38,5 +38,33 @@ def test_the_works_failure_reaches_the_caller_only_when_the_password_is_right(pa
     assert passwords.verify_alongside(stored, "wrong password!!", broken) == (False, None)
     with pytest.raises(RuntimeError, match="signing key unavailable"):
         passwords.verify_alongside(stored, "correct horse battery", broken)
-    # Without work it is a plain verify.
-    assert passwords.verify_alongside(stored, "correct horse battery", None) == (True, None)
+
+
+@pytest.mark.rule("R-SEC-2")
+def test_a_wrong_passwords_work_is_discarded_once_it_has_ended(passwords: Passwords) -> None:
+    stored = passwords.hash("correct horse battery")
+    discarded: list[str] = []
+    ended = threading.Event()
+
+    def slow() -> str:
+        ended.wait(0.2)  # still running when the verdict comes
+        return "open transaction"
+
+    assert passwords.verify_alongside(stored, "wrong password!!", slow, discard=discarded.append) == (False, None)
+    assert discarded == ["open transaction"]
+    ok, made = passwords.verify_alongside(stored, "correct horse battery", slow, discard=discarded.append)
+    assert (ok, made, discarded) == (True, "open transaction", ["open transaction"])
+
+
+@pytest.mark.rule("R-SEC-2")
+def test_the_work_is_discarded_when_the_verify_itself_fails(passwords: Passwords,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    discarded: list[str] = []
+
+    def out_of_memory(stored: str | None, password: str) -> bool:
+        raise MemoryError
+
+    monkeypatch.setattr(passwords, "verify", out_of_memory)
+    with pytest.raises(MemoryError):
+        passwords.verify_alongside("stored", "correct horse battery", lambda: "rows", discard=discarded.append)
+    assert discarded == ["rows"]
