@@ -31,8 +31,9 @@ def _bin() -> str:
 
 
 @contextlib.contextmanager
-def server() -> Iterator[str]:
-    """An admin URL of a PostgreSQL server for the length of the block."""
+def server(durable: bool = False) -> Iterator[str]:
+    """An admin URL of a PostgreSQL server for the length of the block. Unless `durable`, commits skip the
+    disk (fsync off: bulk loads); `durable` keeps production's setting, a commit waits for its WAL flush."""
     given = os.environ.get("KASEUM_BENCH_POSTGRES", "")
     if given:
         yield given
@@ -47,7 +48,8 @@ def server() -> Iterator[str]:
     subprocess.run([*as_postgres, f"{pg}/initdb", "-A", "trust", "-U", "postgres", "-D", data],
                    check=True, capture_output=True)
     subprocess.run([*as_postgres, f"{pg}/pg_ctl", "-D", data, "-l", os.path.join(root, "log"), "-w", "-o",
-                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c shared_buffers=256MB",
+                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c shared_buffers=256MB"
+                    + ("" if durable else " -c fsync=off"),
                     "start"], check=True, capture_output=True)
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"

@@ -115,14 +115,21 @@ class SignInDraft:
     ready: NewSession
     uow: UnitOfWork[Repository]
     recorded: bool | None = None  # None until written
-    opened: bool = False
+    opened: bool = False  # the unit of work is open: close() must end it
+
+    def open(self) -> None:
+        """Start the draft's unit of work and take its connection; nothing is locked until it writes."""
+        if not self.opened:
+            self.uow.__enter__()
+            self.opened = True
+            self.uow.session.connection()
 
     def write(self) -> bool:
         """Write the sign-in (once) in the draft's transaction, uncommitted. False, with nothing written, if
         the account's password changed since it was read (or the account is gone)."""
         if self.recorded is None:
-            uow = self.uow.__enter__()
-            self.opened = True
+            self.open()
+            uow = self.uow
             self.recorded = uow.repo.record_sign_in(self.account, self.ready.session, self.when)
             if self.recorded:
                 if self.clear is not None:
@@ -338,15 +345,18 @@ class IdentityService(SubjectDataRules):
 
     def _draft_sign_in(self, account: SignInAccount, ip_address: str, user_agent: str, zone: str, now: datetime,
                        clear: str | None, write: bool) -> SignInDraft:
-        """A sign-in's session and tokens, and its rows written (uncommitted) if `write`."""
+        """A sign-in's session and tokens, and its rows written (uncommitted) if `write`, else its unit of work
+        opened with a connection."""
         draft = SignInDraft(account, now, clear, self._new_session(account, ip_address, user_agent, zone, now),
                             self.uow())
-        if write:
-            try:
+        try:
+            if write:
                 draft.write()
-            except BaseException:
-                draft.close()
-                raise
+            else:
+                draft.open()  # SQLite: what the write after the verdict can have ready without a lock
+        except BaseException:
+            draft.close()
+            raise
         return draft
 
     @staticmethod
