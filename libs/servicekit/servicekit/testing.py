@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -67,6 +68,14 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+
+def eventually(check: Callable[[], bool], seconds: float = 10) -> None:
+    """Wait until `check()` holds, for work another thread finishes after the call under test returns."""
+    end = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < end, f"not within {seconds} s"
+        time.sleep(0.02)
 
 
 def person(subject_id: str, role: str = "customer", region: str = "uk") -> Principal:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -13,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from servicekit import caller
 from servicekit.errors import Unauthenticated, Unavailable
+from servicekit.testing import eventually
 
 KEY = Ed25519PrivateKey.generate()
 JWKS = {"keys": [{**json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(KEY.public_key())), "kid": "k1"}]}
@@ -37,13 +37,6 @@ class Identity:
         if not self.up:
             raise ConnectionError("identity is down")
         return JWKS
-
-
-def eventually(check: Callable[[], bool], seconds: float = 10) -> None:
-    end = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < end, "not within 10 s"
-        time.sleep(0.05)
 
 
 def test_without_keys_a_good_token_is_unavailable_not_refused() -> None:

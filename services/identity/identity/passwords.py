@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from argon2 import PasswordHasher
@@ -38,17 +38,23 @@ class Passwords:
         when the verdict is, instead of being made after ~20 ms of hashing has left the CPU caches cold.
 
         Returns the verdict and, only when it is True, `work`'s result (its exception is raised then). When
-        the password is wrong, or the verify fails, `work`'s result is handed to `discard` (if given), after
-        `work` ends, and never returned: the caller must make `work` change nothing that `discard` does not undo.
+        the password is wrong, or the verify fails, `work`'s result is never returned: it goes to `discard`
+        (if given) on a helper thread once `work` ends, so a wrong password answers as soon as an unknown
+        login does. The caller must make `work` change nothing that `discard` does not undo.
         """
         pending = self._helper.submit(work)
         ok = False
         try:
             ok = self.verify(stored, password)
         finally:
-            if not ok and discard is not None and pending.exception() is None:
-                discard(pending.result())
+            if not ok and discard is not None:
+                self._helper.submit(_discard, pending, discard)
         return (True, pending.result()) if ok else (False, None)
 
     def needs_rehash(self, stored: str) -> bool:
         return self._hasher.check_needs_rehash(stored)
+
+
+def _discard(pending: Future[T], discard: Callable[[T], None]) -> None:
+    if pending.exception() is None:
+        discard(pending.result())
