@@ -851,7 +851,6 @@ def bench_identity(stack: Stack, servers: dict[str, int], var: Path, plan: Plan)
     paired = paired_login(stack, logins, plan.serial_logins)
     say(f"  paired: {paired.samples} × (one hash here, then one login): login p50 {paired.login_ms:.1f} ms, "
         f"hash p50 {paired.hash_ms:.1f} ms → {paired.ratio:.2f}×")
-    paired_postgres = paired_login_on_postgres(var, plan)
 
     with ThreadPoolExecutor(4) as pool:
         tokens = list(pool.map(lambda name: log_in(base, name), logins))
@@ -878,6 +877,8 @@ def bench_identity(stack: Stack, servers: dict[str, int], var: Path, plan: Plan)
     answers = ", ".join(f"{k}×{v}" for k, v in revocation.answers.items())
     say(f"  revocation: {revocation.ok_before}/{revocation.checks_before} × 200 before the logout, DELETE → "
         f"{revocation.logout_status}, then [{answers}] on {revocation.probes} fresh connections")
+    # Last: a second stack and a PostgreSQL server must not disturb the runs above.
+    paired_postgres = paired_login_on_postgres(var, plan)
     return IdentityResult(len(logins), hashing, login_one, login_saturation, healthz, no_token, token,
                           no_token_saturation, token_saturation, service_call, grpc, revocation, paired,
                           paired_postgres)
