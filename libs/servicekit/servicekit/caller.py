@@ -117,6 +117,49 @@ class ServiceCredentials:
 JwksSource = Callable[[], dict[str, Any]]
 
 
+# Person tokens remembered as verified (VerifiedTokens): a few MiB at most per process.
+VERIFIED_TOKENS_KEPT = 4096
+
+
+class VerifiedTokens:
+    """Person tokens whose signature and claims were checked, with who they speak for, until they expire.
+
+    A person sends the same token with every request for its life (minutes), and its signature check was a
+    third of what an authenticated request costs at the gateway; each service checks it again. Only a
+    verified token is kept, keyed by its whole text, so a changed byte is checked afresh; its expiry is
+    checked on every use. Revocation is not a property of the token: the gateway asks the revoked-session
+    bucket on every request, cached or not. Bounded: past `kept` tokens the oldest is forgotten.
+    """
+
+    def __init__(self, kept: int = VERIFIED_TOKENS_KEPT) -> None:
+        self._kept = kept
+        self._tokens: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> Principal | None:
+        found = self._tokens.get(token)
+        if found is None:
+            return None
+        if time.time() < found[1]:  # PyJWT's rule with no leeway: expired from `exp` on
+            return found[0]
+        with self._lock:
+            self._tokens.pop(token, None)
+        return None
+
+    def add(self, token: str, principal: Principal, expires: float) -> None:
+        with self._lock:
+            if len(self._tokens) >= self._kept:
+                del self._tokens[next(iter(self._tokens))]  # the oldest kept (dicts keep insertion order)
+            self._tokens[token] = (principal, expires)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+
 class TokenVerifier:
     """Verifies person and service tokens; person keys come from identity's JWKS."""
 
@@ -126,6 +169,8 @@ class TokenVerifier:
         self._keys: dict[str, Any] = {}
         self._last_fetch = 0.0
         self._lock = threading.Lock()
+        self._published: dict[str, dict[str, Any]] = {}  # the JWKs behind `_keys`, by kid
+        self.verified = VerifiedTokens()
 
     def warm_up(self) -> None:
         """Fetch the keys in the background now, retrying until identity answers (every 0.2 s while the
@@ -144,8 +189,7 @@ class TokenVerifier:
                     continue
                 with self._lock:
                     if not self._keys:  # a fetch on demand may have been first
-                        self._keys = _keys_of(jwks)
-                        self._last_fetch = time.monotonic()
+                        self._set_keys(jwks)
                 return
 
         threading.Thread(target=fetch, name="jwks", daemon=True).start()
@@ -167,12 +211,25 @@ class TokenVerifier:
                     jwks = self._jwks_source()
                 except Exception as exc:
                     raise Unavailable("the keys that check sign-in tokens cannot be fetched now") from exc
-                self._keys = _keys_of(jwks)
+                self._set_keys(jwks)
             if not self._keys:
                 raise Unavailable("the keys that check sign-in tokens are not fetched yet")
             return self._keys.get(kid)
 
+    def _set_keys(self, jwks: dict[str, Any]) -> None:
+        """Hold a fresh key set (under the lock). If a key held before is gone or changed, the tokens
+        remembered as verified are checked again, so a key identity has withdrawn stops working at once."""
+        published = {k["kid"]: k for k in jwks.get("keys", []) if "kid" in k}
+        if any(published.get(kid) != jwk for kid, jwk in self._published.items()):
+            self.verified.clear()
+        self._published = published
+        self._keys = _keys_of(jwks)
+        self._last_fetch = time.monotonic()
+
     def verify_person(self, token: str) -> Principal:
+        known = self.verified.get(token)
+        if known is not None:
+            return known
         try:
             header = jwt.get_unverified_header(token)
             key = self._key(str(header.get("kid", "")))
@@ -184,8 +241,10 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise Unauthenticated("invalid or expired token") from exc
-        return Principal("person", str(claims["sub"]), str(claims["role"]), str(claims["region"]),
-                         str(claims["sid"]), str(claims.get("org", "")), str(claims.get("cty", "")))
+        principal = Principal("person", str(claims["sub"]), str(claims["role"]), str(claims["region"]),
+                              str(claims["sid"]), str(claims.get("org", "")), str(claims.get("cty", "")))
+        self.verified.add(token, principal, float(claims["exp"]))
+        return principal
 
     def verify_service(self, token: str) -> Principal:
         if len(self._service_secret) < 32:
