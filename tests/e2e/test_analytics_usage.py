@@ -16,11 +16,11 @@ from kaseum.events.v1 import envelope_pb2
 from kaseum.events.v1 import gateway_events_pb2 as gw
 from kaseum.events.v1 import identity_events_pb2 as identity
 from servicekit.db import make_engine
+from servicekit.testing import eventually
 from sqlalchemy import func, select
 
 from tests.support import jetstream
 from tests.support.api import PASSWORD, Api, sign_up_and_log_in
-from tests.support.waiting import eventually
 from tools.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,10 +19,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from servicekit.db import make_engine
+from servicekit.testing import eventually
 from sqlalchemy import text
 
 from tests.support.api import PASSWORD, Api, log_in, sign_up_and_log_in, signup_body
-from tests.support.waiting import eventually
 from tools.stack import Stack
 
 KASEUM = str(Path(sys.executable).parent / "kaseum")

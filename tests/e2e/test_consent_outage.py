@@ -7,13 +7,13 @@ import uuid
 import pytest
 from consent.models import OutgoingMessage
 from servicekit.db import make_engine
+from servicekit.testing import eventually
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tests.e2e.test_consent_mail import campaign, cli, customer, mails, wait_mail
 from tests.support import jetstream
 from tests.support.api import PASSWORD, Api
-from tests.support.waiting import eventually
 from tools.stack import Stack
 
 SENT = "uk.consent.communication.sent"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from servicekit.testing import eventually
 
 from tests.support.api import Api, sign_up_and_log_in
-from tests.support.waiting import eventually
 from tools.stack import Stack
 
 

@@ -15,11 +15,11 @@ from kaseum.events.v1 import identity_events_pb2 as ev
 from nats.js import api as js_api
 from servicekit.bus import ensure_consumer
 from servicekit.db import make_engine
+from servicekit.testing import eventually
 from sqlalchemy import func, select, text
 
 from tests.support import jetstream
 from tests.support.api import Api, sign_up_and_log_in, signup_body
-from tests.support.waiting import eventually
 from tools.stack import SERVICES, Stack
 
 STREAM = "KASEUM_UK"

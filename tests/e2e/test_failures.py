@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from servicekit.testing import eventually
+
 from tests.support.api import Api, sign_up_and_log_in
-from tests.support.waiting import eventually
 from tools.stack import Stack
 
 

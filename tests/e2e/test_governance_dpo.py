@@ -13,10 +13,10 @@ import pytest
 from kaseum.privacy.v1 import governance_pb2, governance_pb2_grpc, personal_data_pb2, personal_data_pb2_grpc
 from servicekit import caller
 from servicekit.personal_data import joined
+from servicekit.testing import eventually
 
 from tests.support.api import Api, sign_up_and_log_in, staff
 from tests.support.databases import count_rows
-from tests.support.waiting import eventually
 from tools.stack import Stack, generate_secrets
 
 KASEUM = str(Path(sys.executable).parent / "kaseum")

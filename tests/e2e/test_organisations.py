@@ -10,11 +10,11 @@ import grpc
 import pytest
 from kaseum.identity.v1 import organisations_pb2, organisations_pb2_grpc
 from servicekit import caller
+from servicekit.testing import eventually
 
 from tests.e2e.test_staff import cli, log_in
 from tests.support import jetstream
 from tests.support.api import PASSWORD, Api, sign_up_and_log_in
-from tests.support.waiting import eventually
 from tools.stack import Stack, generate_secrets
 
 pytestmark = [pytest.mark.notice("5.1.1"), pytest.mark.rule("R-SHARE-1")]

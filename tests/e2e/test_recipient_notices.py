@@ -8,9 +8,9 @@ import uuid
 from typing import Any
 
 import pytest
+from servicekit.testing import eventually
 
 from tests.support.api import PASSWORD, Api, log_in, sign_up_and_log_in
-from tests.support.waiting import eventually
 
 ORGS = "/api/v1/admin/organisations"
 NOTICES = "/api/v1/reseller/notices"

@@ -13,9 +13,9 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
+from servicekit.testing import eventually
 
 from tests.support.api import Api, sign_up_and_log_in
-from tests.support.waiting import eventually
 from tools.stack import Stack
 
 

@@ -26,11 +26,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from rights.plans import HOLDERS
+from servicekit.testing import eventually
 
 from tests.support import jetstream
 from tests.support.api import PASSWORD, Api, sign_up_and_log_in, staff
 from tests.support.databases import count_rows
-from tests.support.waiting import eventually
 from tools.stack import Stack
 
 from .conftest import KASEUM

@@ -20,10 +20,10 @@ import pytest
 from flask import Blueprint, Flask
 from kaseum.tickets.v1 import tickets_pb2, tickets_pb2_grpc
 from servicekit import caller
+from servicekit.testing import eventually
 
 from tests.e2e.test_staff import cli, log_in
 from tests.support.api import PASSWORD, Api, signup_body
-from tests.support.waiting import eventually
 from tools.stack import Stack
 
 pytestmark = [pytest.mark.notice("5.1.1"), pytest.mark.notice("11"), pytest.mark.rule("R-SEC-1"),

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from servicekit.testing import eventually
 
 from tests.support.api import Api, signup_body
 from tests.support.otlp import Collector, Span
-from tests.support.waiting import eventually
 
 
 @pytest.fixture

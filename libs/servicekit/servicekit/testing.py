@@ -20,6 +20,7 @@ from .db import UnitOfWorkFactory, make_engine
 from .outbox import OutboxMixin, OutboxWriter
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 # A service's tests run on SQLite always and on PostgreSQL too when KASEUM_TEST_POSTGRES names a
 # server (as .ci/run does): parametrise the database fixture with BACKENDS.
@@ -70,12 +71,22 @@ class Clock:
         self.now += timedelta(**delta)
 
 
-def eventually(check: Callable[[], bool], seconds: float = 10) -> None:
-    """Wait until `check()` holds, for work another thread finishes after the call under test returns."""
-    end = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < end, f"not within {seconds} s"
-        time.sleep(0.02)
+def eventually(probe: Callable[[], T], timeout: float = 20.0, interval: float = 0.05,
+               what: str = "condition") -> T:
+    """Call `probe` until it returns a truthy value (returned) or raises no AssertionError: for work another
+    thread, process or consumer finishes after the call under test returns. Retries instead of sleeping a
+    fixed time."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = probe()
+            if value:
+                return value
+        except AssertionError as exc:
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}" + (f": {last}" if last else ""))
 
 
 def person(subject_id: str, role: str = "customer", region: str = "uk") -> Principal:
