@@ -223,7 +223,7 @@ class TokenVerifier:
         if any(published.get(kid) != jwk for kid, jwk in self._published.items()):
             self.verified.clear()
         self._published = published
-        self._keys = _keys_of(jwks)
+        self._keys = {kid: jwt.PyJWK.from_dict(jwk).key for kid, jwk in published.items()}
         self._last_fetch = time.monotonic()
 
     def verify_person(self, token: str) -> Principal:
@@ -271,10 +271,6 @@ class TokenVerifier:
 
 def person_metadata(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
-
-
-def _keys_of(jwks: dict[str, Any]) -> dict[str, Any]:
-    return {k["kid"]: jwt.PyJWK.from_dict(k).key for k in jwks.get("keys", []) if "kid" in k}
 
 
 def jwks_from_json(text: str) -> dict[str, Any]:
