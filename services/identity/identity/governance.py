@@ -58,7 +58,8 @@ def retention(technical_days: int = 90) -> tuple[RetentionRule, ...]:
         RetentionRule(
             "sign_in_throttle",
             "3.2.3",
-            "failed sign-in counters under keyed hashes of login and address",
+            "failed sign-in counters per account (by its id) and under keyed hashes of other logins typed and of "
+            "addresses",
             "the last failed attempt",
             "slowing password guessing (4.1.3)",
             days=90,

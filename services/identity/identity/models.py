@@ -30,6 +30,7 @@ from sqlalchemy import (
     delete,
     false,
     insert,
+    literal,
     or_,
     select,
     tuple_,
@@ -139,7 +140,7 @@ class Account(Base):
 
 @dataclass(frozen=True)
 class SignInAccount:
-    """The columns of an account a sign-in reads (`Repository.sign_in_account`)."""
+    """The columns of an account a sign-in reads (`Repository.sign_in_read`)."""
 
     id: str
     password_hash: str
@@ -151,10 +152,20 @@ class SignInAccount:
 
 @dataclass(frozen=True)
 class ThrottleState:
-    """What a key of `login_throttle` has counted (`Repository.throttle_states`)."""
+    """What a key of `login_throttle` has counted (`Repository.throttle_states`, `Repository.sign_in_read`)."""
 
     failures: int
     blocked_until: datetime | None
+
+
+@dataclass(frozen=True)
+class SignInRead:
+    """What a sign-in reads before the hash (`Repository.sign_in_read`): None where no row exists."""
+
+    account: SignInAccount | None
+    account_throttle: ThrottleState | None  # the account's back-off
+    typed_throttle: ThrottleState | None  # the back-off of the text typed (used when it names no account)
+    ip_throttle: ThrottleState | None  # the client address's back-off
 
 
 @dataclass(frozen=True)
@@ -255,7 +266,8 @@ class AddressMessage(Base):
 
 
 class LoginThrottle(Base):
-    """Failed sign-ins per login name and per client address (keyed hashes, never the values)."""
+    """Failed sign-ins per account (by its id), per other login typed and per client address (keyed hashes,
+    never the values)."""
 
     __tablename__ = "login_throttle"
 
@@ -397,12 +409,28 @@ ERASE_REST = [delete(core_table(m)).where(core_table(m).c.account_id == _SUBJECT
 # A sign-in's: the account a login names, the keys' back-off, and the write after the verify (the
 # account's activity, re-hashed password if given, provided the password verified is still the one stored).
 _LOGIN = bindparam("login", type_=String)
-SIGN_IN_ACCOUNT = (select(_ACCOUNTS.c.id, _ACCOUNTS.c.password_hash, _ACCOUNTS.c.role, _ACCOUNTS.c.region,
-                          _ACCOUNTS.c.organisation_id, _ACCOUNTS.c.country)
-                   .where(or_(_ACCOUNTS.c.username_key == _LOGIN, _ACCOUNTS.c.email_key == _LOGIN)).limit(1))
 _THROTTLES = core_table(LoginThrottle)
 THROTTLE_STATES = (select(_THROTTLES.c.key, _THROTTLES.c.failures, _THROTTLES.c.blocked_until)
                    .where(_THROTTLES.c.key.in_(bindparam("keys", expanding=True))))
+# An account's sign-in back-off is keyed by its id (not a personal value, so not hashed): the read below
+# finds it by a join, and an erasure deletes it with the account.
+ACCOUNT_THROTTLE_PREFIX = "login:account:"
+_OWN, _IP, _TYPED = (_THROTTLES.alias(name) for name in ("own_throttle", "ip_throttle", "typed_throttle"))
+# One statement, one row, whether or not the login names an account: on PostgreSQL each statement is a
+# round trip, and a sign-in waits for this read before argon2id can start.
+SIGN_IN_READ = (
+    select(_ACCOUNTS.c.id, _ACCOUNTS.c.password_hash, _ACCOUNTS.c.role, _ACCOUNTS.c.region,
+           _ACCOUNTS.c.organisation_id, _ACCOUNTS.c.country, _OWN.c.failures, _OWN.c.blocked_until,
+           _TYPED.c.failures, _TYPED.c.blocked_until, _IP.c.failures, _IP.c.blocked_until)
+    .select_from(
+        select(literal(1).label("one")).subquery("one")
+        .outerjoin(_ACCOUNTS, or_(_ACCOUNTS.c.username_key == _LOGIN, _ACCOUNTS.c.email_key == _LOGIN))
+        .outerjoin(_OWN, _OWN.c.key == literal(ACCOUNT_THROTTLE_PREFIX, String) + _ACCOUNTS.c.id)
+        .outerjoin(_TYPED, _TYPED.c.key == bindparam("typed_key", type_=String))
+        .outerjoin(_IP, _IP.c.key == bindparam("ip_key", type_=String)))
+    .limit(1))
+_ACCOUNT_THROTTLE = _THROTTLES.c.key == literal(ACCOUNT_THROTTLE_PREFIX, String) + _SUBJECT
+ERASE_REST.insert(0, delete(_THROTTLES).where(_ACCOUNT_THROTTLE))
 _SIGNED_IN = (update(_ACCOUNTS)
               .where(_ACCOUNTS.c.id == bindparam("b_id", type_=String),
                      _ACCOUNTS.c.password_hash == bindparam("b_verified", type_=String)))
@@ -438,11 +466,19 @@ class Repository(OrganisationRepository):
             select(Account).where(or_(Account.username_key == login_key, Account.email_key == login_key))
         ).first()
 
-    def sign_in_account(self, login_key: str) -> SignInAccount | None:
-        """What a sign-in needs of the account `login_key` (a username or address key) names, read by
-        one plain statement: no ORM object to build on this hot path."""
-        row = self.session.connection().execute(SIGN_IN_ACCOUNT, {"login": login_key}).first()
-        return SignInAccount(row[0], row[1], row[2], row[3], row[4] or "", row[5]) if row is not None else None
+    def sign_in_read(self, login_key: str, typed_key: str, ip_key: str | None) -> SignInRead:
+        """What a sign-in reads before the hash, by one plain statement (no ORM object on this hot path): the
+        account `login_key` (a username or address key) names, with its back-off, and the back-off of the
+        typed login's key and of the client's address."""
+        row = self.session.connection().execute(SIGN_IN_READ, {"login": login_key or None, "typed_key": typed_key,
+                                                                "ip_key": ip_key}).one()
+        account = (SignInAccount(row[0], row[1], row[2], row[3], row[4] or "", row[5])
+                   if row[0] is not None else None)
+
+        def state(failures: int | None, blocked_until: datetime | None) -> ThrottleState | None:
+            return ThrottleState(failures, blocked_until) if failures is not None else None
+
+        return SignInRead(account, state(row[6], row[7]), state(row[8], row[9]), state(row[10], row[11]))
 
     def record_sign_in(self, account: SignInAccount, session: StartedSession, when: datetime) -> bool:
         """Store a sign-in: its session and technical data, and the account's last activity (an inactivity
@@ -551,11 +587,14 @@ class Repository(OrganisationRepository):
         sessions = self.session.scalars(select(SessionRecord).where(SessionRecord.account_id == account_id)).all()
         sign_ins = self.session.scalars(select(SignIn).where(SignIn.account_id == account_id)).all()
         tokens = self.session.scalars(select(AccountToken).where(AccountToken.account_id == account_id)).all()
+        back_off = self.session.scalars(select(LoginThrottle).where(_ACCOUNT_THROTTLE)
+                                        .params(subject=account_id)).all()
         return [
             table_of("accounts", "identity", Account, account, exclude=("password_hash", "username_key", "email_key")),
             table_of("sessions", "technical", SessionRecord, sessions, exclude=("refresh_hash",)),
             table_of("sign_ins", "technical", SignIn, sign_ins),
             table_of("account_tokens", "profile", AccountToken, tokens, exclude=("secret_hash",)),
+            table_of("login_throttle", "technical", LoginThrottle, back_off),
             audit.export_table(self.session, AuditLog, account_id),
         ]
 
@@ -608,7 +647,7 @@ def purge_ended_sessions(session: Session, cutoff: datetime, limit: int, after: 
 
 
 def purge_throttles(session: Session, cutoff: datetime, limit: int, after: Key | None) -> Batch:
-    """Failed-sign-in counters (keyed hashes), from their last update."""
+    """Failed-sign-in counters, from their last update."""
     return _older(session, LoginThrottle, LoginThrottle.updated_at, cutoff, limit, after)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
@@ -42,7 +43,8 @@ class Passwords:
         (if given) on a helper thread once `work` ends, so a wrong password answers as soon as an unknown
         login does. The caller must make `work` change nothing that `discard` does not undo.
         """
-        pending = self._helper.submit(work)
+        # In the caller's context: the trace the sign-in's outbox row carries is the request's.
+        pending = self._helper.submit(contextvars.copy_context().run, work)
         ok = False
         try:
             ok = self.verify(stored, password)

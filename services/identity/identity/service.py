@@ -302,15 +302,18 @@ class IdentityService(SubjectDataRules):
         key = login.strip().casefold()
         zone = v.time_zone(time_zone)
         now = utcnow()
-        # A short read in its own transaction, then the hash.
+        typed = self._typed_key(key)
+        ip = self.throttle.key("ip", ip_address) if ip_address else None
+        # One statement outside a transaction, then the hash.
         with self.uow() as uow:
-            found = uow.repo.sign_in_account(key) if key else None
-            # Back-off per account, whichever of its logins is typed (username and address share it);
-            # an unknown login backs off per text typed, with the same free failures and waits.
-            keys = [self._login_key(found.id if found else "", key)]
-            keys += [self.throttle.key("ip", ip_address)] if ip_address else []
-            throttles = self.throttle.check(uow.repo, keys, now)
-        past = throttles.get(keys[0])
+            uow.autocommit()
+            read = uow.repo.sign_in_read(key, typed, ip)
+        found = read.account
+        # Back-off per account, whichever of its logins is typed (username and address share it);
+        # an unknown login backs off per text typed, with the same free failures and waits.
+        keys = [Throttle.account_key(found.id) if found else typed] + ([ip] if ip else [])
+        past = read.account_throttle if found else read.typed_throttle
+        Throttle.refuse_blocked((past, read.ip_throttle), now)
         clear = keys[0] if past is not None and (past.failures or past.blocked_until is not None) else None
         # The session and its signed tokens are made while argon2id runs. Where writers work side by side
         # (PostgreSQL's row locks) the sign-in is written then too, in a transaction committed only if the
@@ -376,9 +379,10 @@ class IdentityService(SubjectDataRules):
                                  time_zone=zone)
         return NewSession(session, self._tokens(account, session))
 
-    def _login_key(self, account_id: str, typed: str) -> str:
-        # Distinct prefixes: no text typed can share an account's key.
-        return self.throttle.key("login", "account:" + account_id if account_id else "typed:" + typed)
+    def _typed_key(self, typed: str) -> str:
+        """The back-off key of a login that names no account. Its keyed hash never has the shape of an
+        account's key (`Throttle.account_key`)."""
+        return self.throttle.key("login", "typed:" + typed)
 
     def _issue(self, account: Account, session: SessionRecord, now: datetime) -> Tokens:
         """A short-lived access token and a new single-use refresh token for the session."""
@@ -436,7 +440,7 @@ class IdentityService(SubjectDataRules):
                                ev.SessionsRevoked(account_id=account_id, session_ids=ids))
 
     def change_password(self, principal: Principal, current: str, new: str) -> None:
-        keys = [self._login_key(principal.subject_id, "")]  # the account's sign-in back-off: one guess is one guess
+        keys = [Throttle.account_key(principal.subject_id)]  # the account's sign-in back-off: one guess is one guess
         now = utcnow()
         with self.uow() as uow:
             self.throttle.check(uow.repo, keys, now)

@@ -287,6 +287,25 @@ def test_the_throttle_table_holds_no_login_or_address(service: IdentityService) 
     assert len(keys) == 2 and not any("ada@example.com" in k or "198.51.100.7" in k for k in keys)
 
 
+@pytest.mark.notice("3.2.3", "13.1.1", "13.1.3")
+@pytest.mark.rule("R-ERASE-1", "R-SEC-2")
+def test_the_accounts_failed_sign_ins_are_exported_and_erased_with_it(service: IdentityService) -> None:
+    account = service.sign_up(signup())
+    other = service.sign_up(signup(username="grace", email="grace@example.com"))
+    for login, who in (("ada", "203.0.113.9"), ("ada@example.com", "203.0.113.9"), ("grace", "198.51.100.7")):
+        with pytest.raises(Unauthenticated):
+            service.login(login, "wrong password!!", who, "")
+    exported = {name: (columns, rows) for name, _, columns, rows in service.export(account.id).tables}
+    columns, rows = exported["login_throttle"]
+    assert [dict(zip(columns, row, strict=True))["failures"] for row in rows] == ["2"]
+    assert service.erase(account.id).erased == 3  # account, its back-off, verification token
+    with service.uow() as uow:
+        left = {row.key: row.failures for row in uow.session.scalars(select(LoginThrottle))}
+    # The other account's and the addresses' counts stay: they are not the erased subject's.
+    assert sorted(left.values()) == [1, 1, 2] and not any(account.id in key for key in left)
+    assert any(other.id in key for key in left)
+
+
 @pytest.mark.notice("3.2.3")
 @pytest.mark.rule("R-SEC-2")
 def test_sessions_are_listed_and_signed_out_everywhere(service: IdentityService) -> None:

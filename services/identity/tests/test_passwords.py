@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 
 import pytest
@@ -72,3 +73,17 @@ def test_the_work_is_discarded_when_the_verify_itself_fails(passwords: Passwords
     with pytest.raises(MemoryError):
         passwords.verify_alongside("stored", "correct horse battery", lambda: "rows", discard=discarded.append)
     eventually(lambda: discarded == ["rows"])
+
+
+_REQUEST: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="none")
+
+
+def test_the_work_runs_in_the_callers_context(passwords: Passwords) -> None:
+    """The work sees the request's context variables (its trace, which the sign-in's outbox row carries)."""
+    stored = passwords.hash("correct horse battery")
+    token = _REQUEST.set("this request")
+    try:
+        ok, seen = passwords.verify_alongside(stored, "correct horse battery", _REQUEST.get)
+    finally:
+        _REQUEST.reset(token)
+    assert ok is True and seen == "this request"
