@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -62,8 +63,26 @@ def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # hide_parameters: a statement's values (names, addresses) stay out of its errors, and so out of logs.
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_use_lifo=True,
-                         hide_parameters=True)
+    engine = create_engine(url, pool_size=10, max_overflow=10, pool_use_lifo=True, hide_parameters=True)
+    event.listen(engine, "checkout", _refuse_closed_by_server)
+    return engine
+
+
+def _refuse_closed_by_server(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection the server has closed (a restart, a failover, an idle timeout) is replaced at
+    checkout, as `pool_pre_ping` would, but without its round trip on every unit of work: a PostgreSQL
+    server that ends a session says so and closes the socket, so an idle connection's socket with anything
+    to read is a dead one. (A connection lost silently fails its first statement instead, which a ping
+    would not have prevented either: it would wait for the same TCP timeout.) SQLAlchemy discards a
+    connection this refuses and checks out another."""
+    if dbapi_conn.closed or _readable(dbapi_conn.fileno()):
+        raise DisconnectionError("the server closed this pooled connection")
+
+
+def _readable(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
 
 
 R = TypeVar("R")
