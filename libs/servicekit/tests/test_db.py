@@ -26,23 +26,22 @@ def unit(db: Db) -> UnitOfWork[Session]:
     return UnitOfWork(db.sessions, lambda session: session, OutboxWriter(cast(Any, None), "uk"))
 
 
+def outside_a_transaction(db: Db, uow: UnitOfWork[Session]) -> bool:
+    """PostgreSQL: whether a second statement runs in a transaction of its own. SQLite's driver begins no
+    transaction for a read, and its isolation must be left as it is: whether it was changed."""
+    connection = uow.session.connection()
+    if db.dialect == "postgresql":
+        connection.execute(text("SELECT pg_sleep(0.01)"))
+        return bool(connection.execute(ON_ITS_OWN).scalar())
+    return connection.connection.dbapi_connection.isolation_level != ""  # type: ignore[union-attr]
+
+
 def test_an_autocommit_read_runs_each_statement_outside_a_transaction_on_postgresql(db: Db) -> None:
     with unit(db) as uow:
         uow.autocommit()
-        connection = uow.session.connection()
-        if db.dialect == "postgresql":
-            connection.execute(text("SELECT pg_sleep(0.01)"))
-            assert connection.execute(ON_ITS_OWN).scalar() is True
-        else:
-            # SQLite's driver begins no transaction for a read: its isolation is left as it is.
-            assert connection.connection.dbapi_connection.isolation_level == ""  # type: ignore[union-attr]
+        assert outside_a_transaction(db, uow) is (db.dialect == "postgresql")
     with unit(db) as uow:  # the pooled connection is back in transactions
-        connection = uow.session.connection()
-        if db.dialect == "postgresql":
-            connection.execute(text("SELECT pg_sleep(0.01)"))
-            assert connection.execute(ON_ITS_OWN).scalar() is False
-        else:
-            assert connection.connection.dbapi_connection.isolation_level == ""  # type: ignore[union-attr]
+        assert outside_a_transaction(db, uow) is False
 
 
 @pytest.fixture
