@@ -8,13 +8,15 @@ from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from identity.__main__ import MIGRATIONS
 from identity.governance import DECLARATION
 from identity.models import Account, LegalHold, LoginThrottle, Outbox, PurgeRun
 from identity.passwords import Passwords
 from identity.recovery import ADDRESS_LIFETIME, EMAIL_CHANGE_EXISTING, USERNAME_TAKEN, VERIFY
 from identity.service import IdentityService, NewStaff
 from kaseum.events.v1 import envelope_pb2, identity_events_pb2
-from servicekit.db import utcnow
+from servicekit import migrations
+from servicekit.db import make_engine, utcnow
 from servicekit.errors import (
     Conflict,
     InvalidArgument,
@@ -27,7 +29,7 @@ from servicekit.errors import (
 from servicekit.holds import placed, released
 from servicekit.retention import Purger
 from servicekit.testing import Clock, eventually
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from .conftest import outbox_events, rectified, requested, signup
 
@@ -649,3 +651,23 @@ def test_a_country_of_the_same_region_may_be_set_but_not_one_of_another(service:
     assert result.applied == [] and [f for f, _ in result.rejected] == ["country"]
     with pytest.raises(InvalidArgument):
         service.update_me(me, {"username": "ada2"})
+
+
+@pytest.mark.notice("13.1.3")
+@pytest.mark.rule("R-ERASE-1")
+def test_the_upgrade_drops_the_back_off_rows_no_account_could_be_found_by(database_url: str) -> None:
+    """Rows of the old shape ('login:' + a keyed hash, for accounts and unknown logins alike) cannot be tied to
+    an account, so an erasure could not find them: the migration drops them, and keeps the other kinds."""
+    migrations.upgrade(MIGRATIONS, database_url, "f3b8c2d41a6e")
+    engine = make_engine(database_url)
+    rows = {"login:" + "a" * 64: 3, "ip:" + "b" * 64: 4, "reset:" + "c" * 64: 1}
+    try:
+        with engine.begin() as conn:
+            for key, failures in rows.items():
+                conn.execute(insert(LoginThrottle).values(key=key, failures=failures, updated_at=utcnow()))
+        migrations.upgrade(MIGRATIONS, database_url)
+        with engine.connect() as conn:
+            left = {row.key: row.failures for row in conn.execute(select(LoginThrottle.key, LoginThrottle.failures))}
+    finally:
+        engine.dispose()
+    assert left == {"ip:" + "b" * 64: 4, "reset:" + "c" * 64: 1}
