@@ -429,6 +429,8 @@ SIGN_IN_READ = (
         .outerjoin(_TYPED, _TYPED.c.key == bindparam("typed_key", type_=String))
         .outerjoin(_IP, _IP.c.key == bindparam("ip_key", type_=String)))
     .limit(1))
+FORGET_FAILURES = (update(_THROTTLES).where(_THROTTLES.c.key == bindparam("b_key", type_=String))
+                   .values(failures=0, blocked_until=None))
 _ACCOUNT_THROTTLE = _THROTTLES.c.key == literal(ACCOUNT_THROTTLE_PREFIX, String) + _SUBJECT
 ERASE_REST.insert(0, delete(_THROTTLES).where(_ACCOUNT_THROTTLE))
 _SIGNED_IN = (update(_ACCOUNTS)
@@ -555,10 +557,10 @@ class Repository(OrganisationRepository):
         rows = self.session.connection().execute(THROTTLE_STATES, {"keys": keys})
         return {key: ThrottleState(failures, blocked_until) for key, failures, blocked_until in rows}
 
-    def throttles(self, keys: list[str]) -> dict[str, LoginThrottle]:
-        """The rows that exist for `keys`, in one query."""
-        rows = self.session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(keys)))
-        return {row.key: row for row in rows}
+    def forget_failures(self, key: str) -> None:
+        """A right password: the failures counted against `key` are forgotten, by one plain statement (the
+        sign-in read them already)."""
+        self.session.connection().execute(FORGET_FAILURES, {"b_key": key})
 
     def throttle_row(self, key: str, now: datetime) -> LoginThrottle:
         """The row for `key`, created if absent; concurrent first uses create it once."""

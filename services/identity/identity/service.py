@@ -133,7 +133,7 @@ class SignInDraft:
             self.recorded = uow.repo.record_sign_in(self.account, self.ready.session, self.when)
             if self.recorded:
                 if self.clear is not None:
-                    Throttle.succeeded(uow.repo.throttles([self.clear]), self.clear)
+                    uow.repo.forget_failures(self.clear)
                 uow.events.publish("identity.session.started", self.account.id,
                                    ev.SessionStarted(account_id=self.account.id, session_id=self.ready.session.id))
         return self.recorded

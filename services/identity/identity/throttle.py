@@ -66,13 +66,6 @@ class Throttle:
             if row.failures >= free:
                 row.blocked_until = now + timedelta(seconds=min(2 ** (row.failures - free), MAX_BACKOFF_SECONDS))
 
-    @staticmethod
-    def succeeded(rows: dict[str, LoginThrottle], key: str) -> None:
-        """Forget the failures counted against `key` (a row that `check` returned)."""
-        row = rows.get(key)
-        if row is not None and (row.failures or row.blocked_until is not None):
-            row.failures, row.blocked_until = 0, None
-
     def count(self, repo: Repository, key: str, limit: int, window: timedelta, now: datetime) -> None:
         """Allow `limit` uses of `key` per `window`; the next one is refused until the window ends."""
         self.check(repo, [key], now)
