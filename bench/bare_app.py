@@ -1,15 +1,21 @@
-"""The baseline: a bare Flask app whose handler returns a constant, served like the gateway.
+"""The baseline: a bare Flask app whose handlers return a constant, served like the gateway.
 
     gunicorn --threads 8 --workers 2 --pythonpath bench 'bare_app:create_app()'
+
+With $KASEUM_BENCH_VERIFIER (host:port of bench/bare_verifier.py) it also answers POST /api/v1/sessions by
+sending the password to that server and saying its verdict: the login's floor on this machine.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 
 TICKET = {"id": "0" * 32, "subject": "Benchmark ticket", "status": "open"}
+VERIFY_METHOD = "/kaseum.bench.BareVerifier/Verify"  # bare_verifier.METHOD
 
 
 def create_app() -> Flask:
@@ -23,4 +29,29 @@ def create_app() -> Flask:
     def open_ticket() -> tuple[dict[str, Any], int]:
         return TICKET, 201
 
+    verifier = os.environ.get("KASEUM_BENCH_VERIFIER")
+    if verifier:
+        verify = _verifier(verifier)
+
+        @app.post("/api/v1/sessions")
+        def log_in() -> tuple[dict[str, Any], int]:
+            password = str((request.get_json(silent=True) or {}).get("password", ""))
+            if verify()(password.encode(), timeout=10) == b"1":
+                return {"ok": True}, 200
+            return {"error": "bad_credentials"}, 401
+
     return app
+
+
+def _verifier(address: str) -> Callable[[], Any]:
+    """The verifier's method, on a channel made on first use in each worker (after gunicorn forks)."""
+    import grpc
+
+    made: list[Any] = []
+
+    def method() -> Any:
+        if not made:
+            made.append(grpc.insecure_channel(address).unary_unary(VERIFY_METHOD))
+        return made[0]
+
+    return method
