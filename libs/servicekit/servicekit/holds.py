@@ -17,7 +17,6 @@ To adopt in a service:
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -56,17 +55,6 @@ class LegalHoldMixin:
 def not_held(model: type[LegalHoldMixin], scope: str, column: Any) -> ColumnElement[bool]:
     """SQL: no active hold of `scope` covers the value of `column` (for purge queries)."""
     return ~exists().where(model.scope == scope, model.target_id == column, model.released_at.is_(None))
-
-
-def active_holds(session: Session, model: type[LegalHoldMixin], target_ids: Iterable[str],
-                 scope: str = "") -> list[LegalHoldMixin]:
-    ids = list(set(target_ids))
-    if not ids:
-        return []
-    query = select(model).where(model.target_id.in_(ids), model.released_at.is_(None))
-    if scope:
-        query = query.where(model.scope == scope)
-    return list(session.scalars(query))
 
 
 class Hold(NamedTuple):

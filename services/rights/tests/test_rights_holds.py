@@ -18,7 +18,7 @@ from servicekit import chain
 from servicekit.caller import Principal
 from servicekit.db import UnitOfWorkFactory, as_utc
 from servicekit.errors import InvalidArgument, NotFound, PermissionDenied, WrongRegion
-from servicekit.holds import active_holds, handlers
+from servicekit.holds import handlers, subject_holds
 from servicekit.retention import Purger
 from servicekit.testing import Clock, migrated_uow
 from sqlalchemy import select
@@ -113,14 +113,14 @@ def test_another_services_projection_follows_the_published_events(
             apply[env.type](t, env)
             t.commit()
     with tickets() as t:
-        assert [h.hold_id for h in active_holds(t.session, TicketsHold, [SUBJECT])] == [hold.hold_id]
+        assert [h.hold_id for h in subject_holds(t.session, TicketsHold, SUBJECT)] == [hold.hold_id]
     holds.release(dpo, hold.hold_id)
     for env in events(uow)[1:]:
         with tickets() as t:
             apply[env.type](t, env)
             t.commit()
     with tickets() as t:
-        assert active_holds(t.session, TicketsHold, [SUBJECT]) == []
+        assert subject_holds(t.session, TicketsHold, SUBJECT) == []
 
 
 @pytest.mark.notice("12.1")

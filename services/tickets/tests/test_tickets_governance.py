@@ -140,7 +140,7 @@ def test_a_release_that_overtakes_its_placement_still_wins(uow: UnitOfWorkFactor
         holds.placed(u.session, LegalHold, "h3", "subject", ALICE, "complaint", NOW)
         u.commit()
     with uow() as u:
-        assert holds.active_holds(u.session, LegalHold, [ALICE]) == []
+        assert holds.subject_holds(u.session, LegalHold, ALICE) == []
 
 
 @pytest.mark.notice("12.1")
